@@ -1,0 +1,25 @@
+// swift-tools-version: 6.1
+// Berth: a storage-class provisioner for stateful containers.
+// Layout and module responsibilities: docs/architecture.md.
+import PackageDescription
+
+let package = Package(
+    name: "Berth",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Placement", targets: ["Placement"]),
+        .executable(name: "VolumeDriver", targets: ["VolumeDriver"]),
+        .executable(name: "provisionctl", targets: ["provisionctl"]),
+        .executable(name: "placement-bench", targets: ["PlacementBench"]),
+    ],
+    targets: [
+        // Pure placement logic: cluster map, rules, placement function, balancer,
+        // movement plans. Imports only the standard library.
+        .target(name: "Placement"),
+        .executableTarget(name: "VolumeDriver", dependencies: ["Placement"]),
+        .executableTarget(name: "provisionctl", dependencies: ["Placement"]),
+        .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
+        .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
