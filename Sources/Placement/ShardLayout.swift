@@ -17,7 +17,7 @@ struct ShardLayout {
     /// What the hash alone would choose; preferred on ties so overrides stay few.
     let hashSlots: [Int32]
     private(set) var load: [Int]
-    /// Weight-proportional target per device (0 for ineligible devices).
+    /// Balanced target per device (`TargetShares`; 0 for ineligible devices).
     let share: [Double]
     /// Slots held by each device, for the balancer.
     private var slotsOn: [[Int32]]
@@ -40,19 +40,9 @@ struct ShardLayout {
         self.load = load
         self.slotsOn = slotsOn
         var eligible: [Int32] = []
-        var totalWeight: UInt64 = 0
-        for i in 0..<n where topology.devices[i].isEligible {
-            eligible.append(Int32(i))
-            totalWeight += topology.nodeWeight[i]
-        }
+        for i in 0..<n where topology.devices[i].isEligible { eligible.append(Int32(i)) }
         self.eligible = eligible
-        var share = [Double](repeating: 0, count: n)
-        if totalWeight > 0 {
-            for i in eligible {
-                share[Int(i)] = Double(slots.count) * Double(topology.nodeWeight[Int(i)]) / Double(totalWeight)
-            }
-        }
-        self.share = share
+        self.share = TargetShares.compute(topology: topology, level: level, width: width, pgCount: slots.count / width)
     }
 
     var holeCount: Int { slots.reduce(0) { $0 + ($1 < 0 ? 1 : 0) } }
