@@ -16,10 +16,15 @@ let package = Package(
         // Pure placement logic: cluster map, rules, placement function, balancer,
         // movement plans. Imports only the standard library.
         .target(name: "Placement"),
+        // Intel ISA-L (libisal-dev): Reed–Solomon and CRC32C.
+        .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
+        // Pure byte codecs: Reed–Solomon erasure coding, CRC32C. No I/O.
+        .target(name: "Codec", dependencies: ["CISAL"]),
         .executableTarget(name: "VolumeDriver", dependencies: ["Placement"]),
         .executableTarget(name: "provisionctl", dependencies: ["Placement"]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
+        .testTarget(name: "CodecTests", dependencies: ["Codec"]),
     ],
     swiftLanguageModes: [.v6]
 )
