@@ -12,6 +12,9 @@ let package = Package(
         .executable(name: "provisionctl", targets: ["provisionctl"]),
         .executable(name: "placement-bench", targets: ["PlacementBench"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
     targets: [
         // Pure placement logic: cluster map, rules, placement function, balancer,
         // movement plans. Imports only the standard library.
@@ -20,11 +23,14 @@ let package = Package(
         .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
         // Pure byte codecs: Reed–Solomon erasure coding, CRC32C. No I/O.
         .target(name: "Codec", dependencies: ["CISAL"]),
+        // Storage classes: Kubernetes StorageClass manifests and CSI parameters. No I/O.
+        .target(name: "StorageClasses", dependencies: ["Placement", "Yams"]),
         .executableTarget(name: "VolumeDriver", dependencies: ["Placement"]),
         .executableTarget(name: "provisionctl", dependencies: ["Placement"]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),
+        .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,105 @@
+import Placement
+
+/// A storage class as Berth runs it: the redundancy, where members must differ, how data
+/// is cut into objects, and how many placement groups its pool has. Parsed from a
+/// Kubernetes `StorageClass` manifest (`StorageClassManifest`) or from the `parameters`
+/// of a CSI CreateVolume call (`StorageClassParameters`).
+public struct StorageClass: Sendable, Hashable, Codable {
+    public enum Redundancy: Sendable, Hashable, Codable {
+        case replicated(copies: Int)
+        case erasure(dataShards: Int, parityShards: Int)
+        /// One copy: for applications that replicate their own data.
+        case single
+    }
+
+    public enum ReclaimPolicy: String, Sendable, Hashable, Codable {
+        case delete = "Delete"
+        case retain = "Retain"
+    }
+
+    public var name: String
+    public var redundancy: Redundancy
+    /// Bucket type (`host`, `rack`, …) or `device` at which members must differ.
+    public var failureDomain: String
+    /// Largest object a file's data is cut into (a power of two).
+    public var chunkSizeBytes: Int
+    public var pgCount: Int
+    public var reclaimPolicy: ReclaimPolicy
+    public var allowVolumeExpansion: Bool
+
+    public init(name: String, redundancy: Redundancy, failureDomain: String = StorageClassParameters.defaultFailureDomain,
+                chunkSizeBytes: Int = StorageClassParameters.defaultChunkSizeBytes,
+                pgCount: Int = StorageClassParameters.defaultPGCount,
+                reclaimPolicy: ReclaimPolicy = .delete, allowVolumeExpansion: Bool = true) {
+        self.name = name
+        self.redundancy = redundancy
+        self.failureDomain = failureDomain
+        self.chunkSizeBytes = chunkSizeBytes
+        self.pgCount = pgCount
+        self.reclaimPolicy = reclaimPolicy
+        self.allowVolumeExpansion = allowVolumeExpansion
+    }
+
+    /// The placement rule of the class's pool.
+    public var rule: Rule {
+        switch redundancy {
+        case .replicated(let copies): Rule(.replicated(copies: copies), failureDomain: failureDomain)
+        case .erasure(let k, let m): Rule(.erasure(k: k, m: m), failureDomain: failureDomain)
+        case .single: Rule(.replicated(copies: 1), failureDomain: failureDomain)
+        }
+    }
+
+    /// Raw bytes per byte of data: 3.0, 1.5, 1.0.
+    public var overhead: Double { rule.overhead }
+
+    /// Checks that the cluster can hold this class: enough failure domains with capacity
+    /// for its width. Throws `StorageClassError` naming `parameters.failureDomain`.
+    public func check(against map: ClusterMap, source: String = "storage class") throws(StorageClassError) {
+        let width = rule.width
+        let available: Int
+        if failureDomain == Rule.deviceLevel {
+            available = map.devices.filter(\.isEligible).count
+        } else {
+            guard map.buckets.contains(where: { $0.type == failureDomain }) else {
+                throw StorageClassError(source: source, field: "parameters.failureDomain",
+                                        reason: "\"\(failureDomain)\" is not a level of the cluster map (levels: \(Self.levels(map)))")
+            }
+            var withCapacity = Set<String>()
+            let parentOf = Dictionary(map.buckets.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            for device in map.devices where device.isEligible {
+                var node: String? = device.parent
+                var steps = 0
+                while let id = node, let bucket = parentOf[id], steps <= map.buckets.count {
+                    if bucket.type == failureDomain { withCapacity.insert(bucket.id); break }
+                    node = bucket.parent
+                    steps += 1
+                }
+            }
+            available = withCapacity.count
+        }
+        if available < width {
+            throw StorageClassError(
+                source: source, field: "parameters",
+                reason: "\(width) members on distinct \(failureDomain)s need \(width) \(failureDomain)s with capacity; the cluster has \(available)")
+        }
+    }
+
+    private static func levels(_ map: ClusterMap) -> String {
+        ([Rule.deviceLevel] + Set(map.buckets.map(\.type)).sorted()).joined(separator: ", ")
+    }
+}
+
+/// A storage class that could not be loaded, naming the source (file) and the field.
+public struct StorageClassError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var source: String
+    public var field: String
+    public var reason: String
+
+    public init(source: String, field: String, reason: String) {
+        self.source = source
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String { "\(source): \(field): \(reason)" }
+}
