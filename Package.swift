@@ -25,11 +25,15 @@ let package = Package(
         .target(name: "Codec", dependencies: ["CISAL"]),
         // Storage classes: Kubernetes StorageClass manifests and CSI parameters. No I/O.
         .target(name: "StorageClasses", dependencies: ["Placement", "Yams"]),
+        // The storage engine: devices (shard stores), replication and erasure coding,
+        // object put/get/delete, degraded reads, recovery and rebalance.
+        .target(name: "Storage", dependencies: ["Placement", "Codec", "StorageClasses"]),
         .executableTarget(name: "VolumeDriver", dependencies: ["Placement"]),
         .executableTarget(name: "provisionctl", dependencies: ["Placement"]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,244 @@
+import Placement
+import Synchronization
+
+/// Objects in, shards out: puts an object's shards on its PG's devices, reads it back from
+/// whichever shards answer, and moves single shards for recovery and rebalance.
+///
+/// Thread-safe; every operation blocks until its device I/O is done (callers are FUSE
+/// worker threads or the mover, never the cooperative thread pool).
+public final class ObjectStore: Sendable {
+    /// Where shards live: the current epoch's placement and, while PGs move, the previous
+    /// epoch's, which reads fall back to and deletes also clean.
+    public struct Layout: Sendable {
+        public var current: Placer
+        public var previous: Placer?
+        /// Per pool, the PGs whose shards may still sit on the previous epoch's devices.
+        public var moving: [UInt32: Set<Int>]
+
+        public init(current: Placer, previous: Placer? = nil, moving: [UInt32: Set<Int>] = [:]) {
+            self.current = current
+            self.previous = previous
+            self.moving = moving
+        }
+    }
+
+    /// An object read back, with what went wrong on the way (a degraded read when non-empty).
+    public struct ReadResult: Sendable {
+        public var bytes: [UInt8]
+        /// Unreachable devices, missing shards, checksum failures met while reading.
+        public var problems: [StorageError]
+        public var isDegraded: Bool { !problems.isEmpty }
+    }
+
+    private struct State: Sendable {
+        var layout: Layout
+        var devices: [DeviceID: ShardStore]
+        var codecs: [UInt32: PoolCodec]
+    }
+
+    private let state: Mutex<State>
+    private let queues = DeviceQueues()
+
+    public init(layout: Layout, devices: [ShardStore], codecs: [PoolCodec]) {
+        state = Mutex(State(
+            layout: layout,
+            devices: Dictionary(devices.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }),
+            codecs: Dictionary(codecs.map { ($0.poolID, $0) }, uniquingKeysWith: { a, _ in a })))
+    }
+
+    public var layout: Layout {
+        get { state.withLock { $0.layout } }
+    }
+
+    public func setLayout(_ layout: Layout) { state.withLock { $0.layout = layout } }
+    public func setCodec(_ codec: PoolCodec) { state.withLock { $0.codecs[codec.poolID] = codec } }
+    public func attach(_ device: ShardStore) { state.withLock { $0.devices[device.id] = device } }
+    public func detach(_ device: DeviceID) { state.withLock { _ = $0.devices.removeValue(forKey: device) } }
+    public func device(_ id: DeviceID) -> ShardStore? { state.withLock { $0.devices[id] } }
+    public var devices: [ShardStore] { state.withLock { Array($0.devices.values) } }
+
+    private func snapshot(_ pool: UInt32) throws(StorageError) -> (State, PoolCodec) {
+        let s = state.withLock { $0 }
+        guard let codec = s.codecs[pool] else { throw .unknownClass("pool \(pool)") }
+        return (s, codec)
+    }
+
+    /// The devices of an object's PG in the current epoch, and in the previous one if the PG is moving.
+    public func placement(pool: UInt32, object: ObjectID) throws(StorageError) -> (current: [DeviceID], previous: [DeviceID]?) {
+        let (s, codec) = try snapshot(pool)
+        return try Self.placement(s, codec, object)
+    }
+
+    private static func placement(_ s: State, _ codec: PoolCodec, _ object: ObjectID) throws(StorageError)
+        -> (current: [DeviceID], previous: [DeviceID]?)
+    {
+        let pg = object.pg(count: codec.pgCount)
+        do {
+            let current = try s.layout.current.devices(pool: codec.poolID, pg: pg)
+            var previous: [DeviceID]? = nil
+            if let old = s.layout.previous, s.layout.moving[codec.poolID]?.contains(pg) == true {
+                previous = try old.devices(pool: codec.poolID, pg: pg)
+            }
+            return (current, previous)
+        } catch {
+            throw .unknownClass("pool \(codec.poolID): \(error)")
+        }
+    }
+
+    // MARK: put
+
+    /// Stores `bytes` as object `object` of `pool`: every shard written in parallel and
+    /// fsynced; returns only when all are durable. On any failure the shards already
+    /// written are removed and the error is thrown (a full device first, as `noSpace`).
+    /// Putting the same id again rewrites the same shards (a retry is idempotent).
+    public func put(pool: UInt32, object: ObjectID, bytes: [UInt8]) throws(StorageError) {
+        let (s, codec) = try snapshot(pool)
+        guard bytes.count <= codec.chunkSizeBytes else {
+            throw .objectTooLarge(sizeBytes: bytes.count, limitBytes: codec.chunkSizeBytes)
+        }
+        let targets = try Self.placement(s, codec, object).current
+        let shards = codec.encode(bytes)
+        let size = bytes.count
+        let jobs: [(device: DeviceID, work: @Sendable () -> StorageError?)] = targets.enumerated().map { position, device in
+            let store = s.devices[device]
+            let shard = shards[position]
+            return (device, {
+                guard let store else { return .deviceUnavailable(device, reason: "not attached to this node") }
+                do throws(StorageError) {
+                    try store.write(object: object, position: position, objectSize: size, bytes: shard)
+                    return nil
+                } catch { return error }
+            })
+        }
+        let errors = queues.run(jobs)
+        let failed = errors.compactMap { $0 }
+        guard !failed.isEmpty else { return }
+        for (position, device) in targets.enumerated() where errors[position] == nil {
+            try? s.devices[device]?.delete(object: object, position: position)
+        }
+        throw failed.first { if case .noSpace = $0 { true } else { false } } ?? failed[0]
+    }
+
+    // MARK: get
+
+    /// Reads the object back. Replicated: the first copy that reads and verifies.
+    /// Erasure coded: the k data shards in parallel, then parity (reconstructing) for any
+    /// that fail. A PG still moving also looks on its previous epoch's devices.
+    public func get(pool: UInt32, object: ObjectID) throws(StorageError) -> ReadResult {
+        let (s, codec) = try snapshot(pool)
+        let (current, previous) = try Self.placement(s, codec, object)
+        var candidates: [(position: Int, device: DeviceID)] = current.enumerated().map { ($0.offset, $0.element) }
+        if let previous {
+            for (position, device) in previous.enumerated() where device != current[position] {
+                candidates.append((position, device))
+            }
+        }
+        let (shards, objectSize, problems) = readShards(s, codec, object, candidates: candidates, need: codec.needed,
+                                                        moving: previous != nil)
+        guard shards.count >= codec.needed, let objectSize else {
+            throw .unreadable(object: "\(object)", reason: "\(shards.count) of \(codec.needed) needed shards readable; "
+                + problems.map { "\($0)" }.joined(separator: "; "))
+        }
+        return ReadResult(bytes: try codec.decode(shards, objectSize: objectSize, object: object), problems: problems)
+    }
+
+    /// Reads shards from `candidates` until `need` distinct positions verified. Positions
+    /// are tried in order: the first `need` in parallel, then the rest in parallel.
+    private func readShards(_ s: State, _ codec: PoolCodec, _ object: ObjectID,
+                            candidates: [(position: Int, device: DeviceID)], need: Int, moving: Bool)
+        -> (shards: [Int: [UInt8]], objectSize: Int?, problems: [StorageError])
+    {
+        var shards: [Int: [UInt8]] = [:]
+        var objectSize: Int? = nil
+        var problems: [StorageError] = []
+        var remaining = candidates[...]
+        while shards.count < need && !remaining.isEmpty {
+            // Replicated reads go one copy at a time; EC reads the missing count at once.
+            let width = codec.needed == 1 ? 1 : max(1, need - shards.count)
+            var batch: [(position: Int, device: DeviceID)] = []
+            while batch.count < width, let next = remaining.first {
+                remaining = remaining.dropFirst()
+                if shards[next.position] == nil && !batch.contains(where: { $0.position == next.position }) { batch.append(next) }
+            }
+            if batch.isEmpty { continue }
+            let results = queues.run(batch.map { candidate in
+                let store = s.devices[candidate.device]
+                return (candidate.device, { @Sendable () -> Result<ShardStore.Shard, StorageError> in
+                    guard let store else { return .failure(.deviceUnavailable(candidate.device, reason: "not attached to this node")) }
+                    do throws(StorageError) { return .success(try store.read(object: object, position: candidate.position)) } catch {
+                        return .failure(error)
+                    }
+                })
+            })
+            for (candidate, result) in zip(batch, results) {
+                switch result {
+                case .success(let shard):
+                    shards[candidate.position] = shard.payload
+                    objectSize = objectSize ?? shard.objectSize
+                case .failure(let error):
+                    // A shard not yet copied to its new device is expected while its PG moves.
+                    if moving, case .shardNotFound = error { continue }
+                    problems.append(error)
+                }
+            }
+        }
+        return (shards, objectSize, problems)
+    }
+
+    // MARK: delete
+
+    /// Removes every shard of the object, on the current devices and (while its PG moves)
+    /// the previous ones. Returns the devices that could not be reached: their shards are
+    /// orphans for garbage collection.
+    @discardableResult
+    public func delete(pool: UInt32, object: ObjectID) throws(StorageError) -> [StorageError] {
+        let (s, codec) = try snapshot(pool)
+        let (current, previous) = try Self.placement(s, codec, object)
+        var targets = current.enumerated().map { (position: $0.offset, device: $0.element) }
+        if let previous {
+            for (position, device) in previous.enumerated() where device != current[position] { targets.append((position, device)) }
+        }
+        let results = queues.run(targets.map { target in
+            let store = s.devices[target.device]
+            return (target.device, { @Sendable () -> StorageError? in
+                guard let store else { return .deviceUnavailable(target.device, reason: "not attached to this node") }
+                do throws(StorageError) { try store.delete(object: object, position: target.position); return nil } catch { return error }
+            })
+        })
+        return results.compactMap { $0 }
+    }
+
+    // MARK: moving one shard
+
+    /// Puts shard `position` of the object on device `to`: copied from `from` when that
+    /// device still answers and its copy verifies, otherwise rebuilt from the object's
+    /// other shards (any copy, or any k for EC) on the current and previous devices.
+    /// Idempotent: a verified shard already on `to` is kept. Returns the bytes written.
+    @discardableResult
+    public func moveShard(pool: UInt32, object: ObjectID, position: Int, from: DeviceID?, to: DeviceID) throws(StorageError) -> Int {
+        let (s, codec) = try snapshot(pool)
+        guard let target = s.devices[to] else { throw .deviceUnavailable(to, reason: "not attached to this node") }
+        if (try? target.read(object: object, position: position)) != nil { return 0 }
+        var payload: [UInt8]
+        var objectSize: Int
+        if let from, let source = s.devices[from], let shard = try? source.read(object: object, position: position) {
+            payload = shard.payload
+            objectSize = shard.objectSize
+        } else {
+            let (current, previous) = try Self.placement(s, codec, object)
+            var candidates: [(position: Int, device: DeviceID)] = []
+            for (p, d) in current.enumerated() where !(p == position && d == to) { candidates.append((p, d)) }
+            for (p, d) in (previous ?? []).enumerated() where d != current[p] && d != to { candidates.append((p, d)) }
+            if let from { candidates.append((position, from)) }
+            let (shards, size, problems) = readShards(s, codec, object, candidates: candidates, need: codec.needed, moving: true)
+            guard shards.count >= codec.needed, let size else {
+                throw .unreadable(object: "\(object)", reason: "cannot rebuild shard \(position): "
+                    + problems.map { "\($0)" }.joined(separator: "; "))
+            }
+            payload = try codec.rebuild(position: position, from: shards, object: object)
+            objectSize = size
+        }
+        try target.write(object: object, position: position, objectSize: objectSize, bytes: payload)
+        return payload.count
+    }
+}

@@ -1,0 +1,96 @@
+import Codec
+import Placement
+import StorageClasses
+
+/// How one pool turns an object into the shards its PG's devices store, and back.
+public struct PoolCodec: Sendable {
+    public enum Scheme: Sendable {
+        /// `copies` identical shards (a single copy is `copies == 1`).
+        case replicated(copies: Int)
+        case erasure(ReedSolomon)
+    }
+
+    public let poolID: UInt32
+    public let pgCount: Int
+    public let scheme: Scheme
+    public let chunkSizeBytes: Int
+
+    public init(poolID: UInt32, pgCount: Int, scheme: Scheme, chunkSizeBytes: Int) {
+        self.poolID = poolID
+        self.pgCount = pgCount
+        self.scheme = scheme
+        self.chunkSizeBytes = chunkSizeBytes
+    }
+
+    /// The codec of a storage class's pool.
+    public init(poolID: UInt32, storageClass: StorageClass) throws(StorageError) {
+        let scheme: Scheme
+        switch storageClass.redundancy {
+        case .replicated(let copies): scheme = .replicated(copies: copies)
+        case .single: scheme = .replicated(copies: 1)
+        case .erasure(let k, let m):
+            do { scheme = .erasure(try ReedSolomon(k: k, m: m)) } catch {
+                throw .unknownClass("\(storageClass.name): \(error)")
+            }
+        }
+        self.init(poolID: poolID, pgCount: storageClass.pgCount, scheme: scheme, chunkSizeBytes: storageClass.chunkSizeBytes)
+    }
+
+    public var width: Int {
+        switch scheme {
+        case .replicated(let copies): copies
+        case .erasure(let rs): rs.k + rs.m
+        }
+    }
+
+    /// Shards needed to read the object back.
+    public var needed: Int {
+        switch scheme {
+        case .replicated: 1
+        case .erasure(let rs): rs.k
+        }
+    }
+
+    /// Bytes stored on one device for an object of `size` bytes (payload, without header).
+    public func shardPayloadBytes(objectSize size: Int) -> Int {
+        switch scheme {
+        case .replicated: size
+        case .erasure(let rs): rs.shardLength(objectSize: size)
+        }
+    }
+
+    /// The shards of `object`, in position order.
+    func encode(_ object: [UInt8]) -> [[UInt8]] {
+        switch scheme {
+        case .replicated(let copies): Array(repeating: object, count: copies)  // copy-on-write: one buffer
+        case .erasure(let rs): rs.encode(object)
+        }
+    }
+
+    /// The object from the shards read (position → payload).
+    func decode(_ shards: [Int: [UInt8]], objectSize: Int, object: ObjectID) throws(StorageError) -> [UInt8] {
+        switch scheme {
+        case .replicated:
+            guard let any = shards.values.first else { throw .unreadable(object: "\(object)", reason: "no replica could be read") }
+            return any
+        case .erasure(let rs):
+            do { return try rs.decode(available: shards, objectSize: objectSize) } catch {
+                throw .unreadable(object: "\(object)", reason: "\(error)")
+            }
+        }
+    }
+
+    /// One position's shard rebuilt from the others read (position → payload).
+    func rebuild(position: Int, from shards: [Int: [UInt8]], object: ObjectID) throws(StorageError) -> [UInt8] {
+        if let own = shards[position] { return own }
+        switch scheme {
+        case .replicated:
+            guard let any = shards.values.first else { throw .unreadable(object: "\(object)", reason: "no replica could be read") }
+            return any
+        case .erasure(let rs):
+            do { return try rs.reconstruct(available: shards, wanted: [position])[position]! } catch {
+                throw .unreadable(object: "\(object)", reason: "\(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,315 @@
+import Codec
+import Glibc
+import Placement
+import Synchronization
+
+/// One device: a directory of shard files with a capacity.
+///
+/// Layout under `root`: `device-id` (which device this directory is), `tmp/` (writes in
+/// flight), `shards/xx/yy/<object>.<position>` where `xx`, `yy` are the top two bytes of
+/// `mix64(high ^ low)` of the object id in hex — 65,536 leaf directories, so a device with
+/// millions of shards keeps small directories.
+///
+/// Write protocol (crash-safe): write header + payload to a new file in `tmp/`, fsync it,
+/// rename it over the final name (atomic), fsync the directory. A crash leaves either no
+/// shard or the whole shard; `tmp/` leftovers are removed when the device opens.
+public final class ShardStore: Sendable {
+    public let id: DeviceID
+    public let root: String
+    public let capacityBytes: Int
+    private let used: Mutex<Int>
+
+    static let identityFile = "device-id"
+
+    /// Opens (or with `create`, initializes) the device directory. Refuses a directory
+    /// that belongs to another device. Counts the bytes already stored.
+    public init(id: DeviceID, root: String, capacityBytes: Int, create: Bool = true) throws(StorageError) {
+        guard capacityBytes > 0 else { throw .invalidDevice("device \(id): capacity must be positive") }
+        self.id = id
+        self.root = root
+        self.capacityBytes = capacityBytes
+        let identity = root + "/" + Self.identityFile
+        if let existing = Self.readSmallFile(identity) {
+            if existing != id.rawValue {
+                throw .invalidDevice("directory \(root) belongs to device \"\(existing)\", not \"\(id)\"")
+            }
+        } else {
+            guard create else { throw .deviceUnavailable(id, reason: "\(root) is not an initialized device") }
+            try Self.makeDirectory(root, id: id)
+            try Self.makeDirectory(root + "/tmp", id: id)
+            try Self.makeDirectory(root + "/shards", id: id)
+            for top in 0..<256 { try Self.makeDirectory(root + "/shards/" + Self.hex2(top), id: id) }
+            try Self.writeSmallFile(identity, contents: id.rawValue, id: id)
+            try Self.syncDirectory(root, id: id)
+        }
+        // Writes that were in flight when the process died never got renamed: drop them.
+        Self.removeContents(of: root + "/tmp")
+        self.used = Mutex(Self.directoryBytes(root + "/shards"))
+    }
+
+    public var usedBytes: Int { used.withLock { $0 } }
+    public var freeBytes: Int { max(0, capacityBytes - usedBytes) }
+
+    /// Whether the device directory is still there and answering.
+    public var isReachable: Bool { access(root + "/" + Self.identityFile, R_OK) == 0 }
+
+    // MARK: paths
+
+    static func hex2(_ v: Int) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: [digits[v >> 4], digits[v & 15]], as: UTF8.self)
+    }
+
+    static func name(_ object: ObjectID, _ position: Int) -> String { "\(object).\(position)" }
+
+    func directory(for object: ObjectID) -> String {
+        let h = StableHash.mix64(object.high ^ object.low)
+        return root + "/shards/" + Self.hex2(Int(h >> 56)) + "/" + Self.hex2(Int((h >> 48) & 0xff))
+    }
+
+    func path(_ object: ObjectID, _ position: Int) -> String { directory(for: object) + "/" + Self.name(object, position) }
+
+    // MARK: write
+
+    /// Stores one shard durably: returns only after the data and the directory entry are
+    /// on disk. Replaces an existing shard of the same object and position (a retry).
+    public func write(object: ObjectID, position: Int, objectSize: Int, payload: UnsafeRawBufferPointer) throws(StorageError) {
+        let fileBytes = ShardHeader.size + payload.count
+        try reserve(fileBytes)
+        var committed = false
+        defer { if !committed { release(fileBytes) } }
+        guard isReachable else { throw .deviceUnavailable(id, reason: "\(root) is gone") }
+
+        let header = ShardHeader(payloadLength: UInt64(payload.count), payloadCRC: CRC32C.checksum(payload),
+                                 position: UInt32(position), objectSize: UInt64(objectSize), object: object).encoded()
+        let tmp = root + "/tmp/" + Self.name(object, position) + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw error("create \(tmp)") }
+        var renamed = false
+        defer { if !renamed { unlink(tmp) } }
+        do {
+            defer { close(fd) }
+            // withUnsafeBytes rethrows untyped errors: carry ours out as a value.
+            let headerError = header.withUnsafeBytes { b -> StorageError? in
+                do throws(StorageError) { try writeAll(fd, b, what: tmp); return nil } catch { return error }
+            }
+            if let headerError { throw headerError }
+            try writeAll(fd, payload, what: tmp)
+            if fsync(fd) != 0 { throw error("fsync \(tmp)") }
+        }
+        let directory = directory(for: object)
+        if mkdir(directory, 0o755) == 0 {
+            // A new directory entry is durable only once its parent is synced.
+            try Self.syncDirectory(String(directory[..<directory.lastIndex(of: "/")!]), id: id)
+        } else if errno != EEXIST {
+            throw error("mkdir \(directory)")
+        }
+        let final = directory + "/" + Self.name(object, position)
+        var old = stat()
+        let replaced = stat(final, &old) == 0 ? Int(old.st_size) : 0
+        guard rename(tmp, final) == 0 else { throw error("rename to \(final)") }
+        renamed = true
+        try Self.syncDirectory(directory, id: id)
+        committed = true
+        if replaced > 0 { release(replaced) }
+    }
+
+    /// `write(object:position:objectSize:payload:)` for an array.
+    public func write(object: ObjectID, position: Int, objectSize: Int, bytes: [UInt8]) throws(StorageError) {
+        // withUnsafeBytes rethrows untyped errors: carry ours out as a value.
+        let failure = bytes.withUnsafeBytes { buffer -> StorageError? in
+            do throws(StorageError) {
+                try write(object: object, position: position, objectSize: objectSize, payload: buffer)
+                return nil
+            } catch { return error }
+        }
+        if let failure { throw failure }
+    }
+
+    private func reserve(_ bytes: Int) throws(StorageError) {
+        let free: Int? = used.withLock { value in
+            if value + bytes > capacityBytes { return max(0, capacityBytes - value) }
+            value += bytes
+            return nil
+        }
+        if let free { throw .noSpace(device: id, neededBytes: bytes, freeBytes: free) }
+    }
+
+    private func release(_ bytes: Int) { used.withLock { $0 -= bytes } }
+
+    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, what: String) throws(StorageError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == ENOSPC || errno == EDQUOT { throw .noSpace(device: id, neededBytes: bytes.count - offset, freeBytes: 0) }
+                throw error("write \(what)")
+            }
+            offset += n
+        }
+    }
+
+    private func error(_ operation: String) -> StorageError {
+        let e = errno
+        if e == ENOENT && !isReachable { return .deviceUnavailable(id, reason: "\(root) is gone") }
+        if e == ENOSPC || e == EDQUOT { return .noSpace(device: id, neededBytes: 0, freeBytes: 0) }
+        return .io(device: id, operation: operation, errno: e)
+    }
+
+    // MARK: read
+
+    /// A shard read back and verified.
+    public struct Shard: Sendable {
+        public var payload: [UInt8]
+        public var objectSize: Int
+    }
+
+    /// Reads and verifies one shard: header checksum, payload checksum, length, and that
+    /// the header names this object and position.
+    public func read(object: ObjectID, position: Int) throws(StorageError) -> Shard {
+        let file = path(object, position)
+        let shardName = Self.name(object, position)
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT {
+                if !isReachable { throw .deviceUnavailable(id, reason: "\(root) is gone") }
+                throw .shardNotFound(device: id, shard: shardName)
+            }
+            throw error("open \(file)")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw error("stat \(file)") }
+        let size = Int(info.st_size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        var offset = 0
+        var failure: Int32 = 0
+        bytes.withUnsafeMutableBytes { buffer in
+            while offset < size {
+                let n = pread(fd, buffer.baseAddress! + offset, size - offset, off_t(offset))
+                if n < 0 { if errno == EINTR { continue }; failure = errno; return }
+                if n == 0 { break }
+                offset += n
+            }
+        }
+        if failure != 0 { errno = failure; throw error("read \(file)") }
+        func corrupt(_ reason: String) -> StorageError { .corruptShard(device: id, shard: shardName, reason: reason) }
+        let decoded = bytes.withUnsafeBytes { ShardHeader.decode(UnsafeRawBufferPointer(rebasing: $0[0..<min(offset, size)])) }
+        let header: ShardHeader
+        switch decoded {
+        case .success(let h): header = h
+        case .failure(let e): throw corrupt(e.reason)
+        }
+        guard header.object == object, header.position == UInt32(position) else {
+            throw corrupt("header names \(header.object).\(header.position)")
+        }
+        guard UInt64(offset - ShardHeader.size) == header.payloadLength else {
+            throw corrupt("payload is \(offset - ShardHeader.size) bytes, header says \(header.payloadLength)")
+        }
+        let payload = Array(bytes[ShardHeader.size..<offset])
+        guard CRC32C.checksum(payload) == header.payloadCRC else { throw corrupt("payload checksum mismatch") }
+        return Shard(payload: payload, objectSize: Int(header.objectSize))
+    }
+
+    public func contains(object: ObjectID, position: Int) -> Bool {
+        access(path(object, position), F_OK) == 0
+    }
+
+    /// Removes a shard; removing one that is not there succeeds.
+    public func delete(object: ObjectID, position: Int) throws(StorageError) {
+        let file = path(object, position)
+        var info = stat()
+        guard stat(file, &info) == 0 else {
+            if errno == ENOENT {
+                if !isReachable { throw .deviceUnavailable(id, reason: "\(root) is gone") }
+                return
+            }
+            throw error("stat \(file)")
+        }
+        guard unlink(file) == 0 else {
+            if errno == ENOENT { return }
+            throw error("unlink \(file)")
+        }
+        release(Int(info.st_size))
+        try Self.syncDirectory(directory(for: object), id: id)
+    }
+
+    /// Every shard on the device, for scrubbing and garbage collection.
+    public func allShards() throws(StorageError) -> [(object: ObjectID, position: Int)] {
+        guard isReachable else { throw .deviceUnavailable(id, reason: "\(root) is gone") }
+        var result: [(ObjectID, Int)] = []
+        for top in Self.entries(root + "/shards") {
+            for leaf in Self.entries(root + "/shards/" + top) {
+                for name in Self.entries(root + "/shards/" + top + "/" + leaf) {
+                    let parts = name.split(separator: ".")
+                    if parts.count == 2, let object = ObjectID(String(parts[0])), let position = Int(parts[1]) {
+                        result.append((object, position))
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    // MARK: small file-system helpers
+
+    static func entries(_ directory: String) -> [String] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func directoryBytes(_ directory: String) -> Int {
+        var total = 0
+        for name in entries(directory) {
+            let path = directory + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            if (info.st_mode & S_IFMT) == S_IFDIR { total += directoryBytes(path) } else { total += Int(info.st_size) }
+        }
+        return total
+    }
+
+    static func removeContents(of directory: String) {
+        for name in entries(directory) { unlink(directory + "/" + name) }
+    }
+
+    static func makeDirectory(_ path: String, id: DeviceID) throws(StorageError) {
+        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .io(device: id, operation: "mkdir \(path)", errno: errno) }
+    }
+
+    static func syncDirectory(_ path: String, id: DeviceID) throws(StorageError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(device: id, operation: "open directory \(path)", errno: errno) }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw .io(device: id, operation: "fsync directory \(path)", errno: errno) }
+    }
+
+    static func readSmallFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = Glibc.read(fd, &buffer, buffer.count)
+        guard n >= 0 else { return nil }
+        return String(decoding: buffer[0..<n], as: UTF8.self)
+    }
+
+    static func writeSmallFile(_ path: String, contents: String, id: DeviceID) throws(StorageError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io(device: id, operation: "create \(path)", errno: errno) }
+        defer { close(fd) }
+        let bytes = Array(contents.utf8)
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
+            throw .io(device: id, operation: "write \(path)", errno: errno)
+        }
+    }
+}
