@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         // Pure placement logic: cluster map, rules, placement function, balancer,
@@ -28,12 +29,15 @@ let package = Package(
         // The storage engine: devices (shard stores), replication and erasure coding,
         // object put/get/delete, degraded reads, recovery and rebalance.
         .target(name: "Storage", dependencies: ["Placement", "Codec", "StorageClasses"]),
+        // SQLite metadata (GRDB): the cluster database and one database per volume. No data I/O.
+        .target(name: "Metadata", dependencies: ["Placement", .product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(name: "VolumeDriver", dependencies: ["Placement"]),
         .executableTarget(name: "provisionctl", dependencies: ["Placement"]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        .testTarget(name: "MetadataTests", dependencies: ["Metadata"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
     ],
     swiftLanguageModes: [.v6]

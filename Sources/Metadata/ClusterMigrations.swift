@@ -1,0 +1,96 @@
+import GRDB
+
+/// The cluster database's schema, as named migrations in SQL. Append only: a migration
+/// that has landed is never edited; a change is a new migration.
+enum ClusterMigrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-cluster") { db in
+            try db.execute(sql: """
+                CREATE TABLE storage_class (
+                    name TEXT PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 1 AND 253),
+                    pool_id INTEGER NOT NULL UNIQUE CHECK (pool_id > 0),
+                    definition TEXT NOT NULL,
+                    created_ms INTEGER NOT NULL
+                );
+                CREATE TABLE device (
+                    id TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 128),
+                    path TEXT NOT NULL,
+                    capacity_bytes INTEGER NOT NULL CHECK (capacity_bytes > 0),
+                    host TEXT NOT NULL,
+                    rack TEXT,
+                    zone TEXT,
+                    added_ms INTEGER NOT NULL
+                );
+                -- Every epoch of the cluster map, as its JSON form (docs/placement.md).
+                CREATE TABLE cluster_map (
+                    epoch INTEGER PRIMARY KEY NOT NULL CHECK (epoch >= 1),
+                    map TEXT NOT NULL,
+                    created_ms INTEGER NOT NULL
+                );
+                -- Where the shards of each (pool, PG, position) actually are. The mover's
+                -- work is every row whose device differs from the current map's placement.
+                CREATE TABLE shard_location (
+                    pool_id INTEGER NOT NULL REFERENCES storage_class(pool_id) ON DELETE CASCADE,
+                    pg INTEGER NOT NULL CHECK (pg >= 0),
+                    position INTEGER NOT NULL CHECK (position >= 0),
+                    device TEXT NOT NULL,
+                    PRIMARY KEY (pool_id, pg, position)
+                ) WITHOUT ROWID;
+                -- Shards left on a device after their position moved: deleted, then the row.
+                CREATE TABLE cleanup (
+                    pool_id INTEGER NOT NULL,
+                    pg INTEGER NOT NULL,
+                    position INTEGER NOT NULL,
+                    device TEXT NOT NULL,
+                    PRIMARY KEY (pool_id, pg, position, device)
+                ) WITHOUT ROWID;
+                -- One row per burst of movement, for progress: totals when it started.
+                CREATE TABLE movement (
+                    epoch INTEGER PRIMARY KEY NOT NULL REFERENCES cluster_map(epoch),
+                    total_positions INTEGER NOT NULL CHECK (total_positions >= 0),
+                    total_bytes INTEGER NOT NULL CHECK (total_bytes >= 0),
+                    done_positions INTEGER NOT NULL DEFAULT 0 CHECK (done_positions >= 0),
+                    done_bytes INTEGER NOT NULL DEFAULT 0 CHECK (done_bytes >= 0),
+                    started_ms INTEGER NOT NULL,
+                    finished_ms INTEGER
+                );
+                CREATE TABLE volume (
+                    id TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 128),
+                    name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 1024),
+                    class_name TEXT NOT NULL REFERENCES storage_class(name) ON DELETE RESTRICT,
+                    capacity_bytes INTEGER NOT NULL CHECK (capacity_bytes >= 0),
+                    state TEXT NOT NULL CHECK (state IN ('creating', 'available', 'deleting')),
+                    parameters TEXT NOT NULL DEFAULT '{}',
+                    created_ms INTEGER NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+}
+
+/// A volume database's schema: the objects holding the volume's data. The filesystem adds
+/// its namespace tables in later migrations of the same database.
+enum VolumeMigrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-objects") { db in
+            try db.execute(sql: """
+                -- 'writing': shards may be partly written; collected at start if still so.
+                -- 'live': every shard durable. 'deleting': shards being removed.
+                CREATE TABLE object (
+                    id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),
+                    pool_id INTEGER NOT NULL CHECK (pool_id > 0),
+                    pg INTEGER NOT NULL CHECK (pg >= 0),
+                    size_bytes INTEGER NOT NULL CHECK (size_bytes >= 0),
+                    state TEXT NOT NULL CHECK (state IN ('writing', 'live', 'deleting')),
+                    created_ms INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX object_by_pg ON object(pool_id, pg);
+                CREATE INDEX object_by_state ON object(state) WHERE state <> 'live';
+                """)
+        }
+        return migrator
+    }
+}
