@@ -31,6 +31,9 @@ let package = Package(
         .target(name: "Storage", dependencies: ["Placement", "Codec", "StorageClasses"]),
         // SQLite metadata (GRDB): the cluster database and one database per volume. No data I/O.
         .target(name: "Metadata", dependencies: ["Placement", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The storage engine of a node: classes, devices, epochs, volumes, objects, the
+        // mover, capacity. Wires Metadata and Storage together.
+        .target(name: "Engine", dependencies: ["Placement", "Codec", "StorageClasses", "Storage", "Metadata"]),
         .executableTarget(name: "VolumeDriver", dependencies: ["Placement"]),
         .executableTarget(name: "provisionctl", dependencies: ["Placement"]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
@@ -38,6 +41,7 @@ let package = Package(
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
     ],
     swiftLanguageModes: [.v6]

@@ -62,6 +62,16 @@ public final class VolumeDatabase: Sendable {
         try writer.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(size_bytes), 0) FROM object WHERE state = 'live'") ?? 0 }
     }
 
+    /// Bytes the live objects take on devices: per object, `width` shard files of a
+    /// header plus ⌈size / k⌉ rounded up to `alignment` (k = 1, alignment 1 for copies).
+    public func storedBytes(width: Int, k: Int, alignment: Int, headerBytes: Int) throws -> Int64 {
+        try writer.read { db in
+            try Int64.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(? * ((((size_bytes + ? - 1) / ?) + ? - 1) / ? * ? + ?)), 0) FROM object WHERE state = 'live'
+                """, arguments: [width, k, k, alignment, alignment, alignment, headerBytes]) ?? 0
+        }
+    }
+
     public func objectCount() throws -> Int {
         try writer.read { db in try ObjectRecord.fetchCount(db) }
     }

@@ -7,18 +7,17 @@ import Synchronization
 /// Thread-safe; every operation blocks until its device I/O is done (callers are FUSE
 /// worker threads or the mover, never the cooperative thread pool).
 public final class ObjectStore: Sendable {
-    /// Where shards live: the current epoch's placement and, while PGs move, the previous
-    /// epoch's, which reads fall back to and deletes also clean.
+    /// Where shards live: the current epoch's placement, and for positions whose shards
+    /// have not moved there yet, where they still are. Reads fall back to those locations,
+    /// deletes clean both, new objects go to the current placement.
     public struct Layout: Sendable {
         public var current: Placer
-        public var previous: Placer?
-        /// Per pool, the PGs whose shards may still sit on the previous epoch's devices.
-        public var moving: [UInt32: Set<Int>]
+        /// Per pool, per PG still moving: the device holding each position's shards now.
+        public var locations: [UInt32: [Int: [DeviceID]]]
 
-        public init(current: Placer, previous: Placer? = nil, moving: [UInt32: Set<Int>] = [:]) {
+        public init(current: Placer, locations: [UInt32: [Int: [DeviceID]]] = [:]) {
             self.current = current
-            self.previous = previous
-            self.moving = moving
+            self.locations = locations
         }
     }
 
@@ -63,7 +62,7 @@ public final class ObjectStore: Sendable {
         return (s, codec)
     }
 
-    /// The devices of an object's PG in the current epoch, and in the previous one if the PG is moving.
+    /// The devices of an object's PG in the current epoch, and where its shards still are if it is moving.
     public func placement(pool: UInt32, object: ObjectID) throws(StorageError) -> (current: [DeviceID], previous: [DeviceID]?) {
         let (s, codec) = try snapshot(pool)
         return try Self.placement(s, codec, object)
@@ -75,11 +74,7 @@ public final class ObjectStore: Sendable {
         let pg = object.pg(count: codec.pgCount)
         do {
             let current = try s.layout.current.devices(pool: codec.poolID, pg: pg)
-            var previous: [DeviceID]? = nil
-            if let old = s.layout.previous, s.layout.moving[codec.poolID]?.contains(pg) == true {
-                previous = try old.devices(pool: codec.poolID, pg: pg)
-            }
-            return (current, previous)
+            return (current, s.layout.locations[codec.poolID]?[pg])
         } catch {
             throw .unknownClass("pool \(codec.poolID): \(error)")
         }
@@ -123,7 +118,7 @@ public final class ObjectStore: Sendable {
 
     /// Reads the object back. Replicated: the first copy that reads and verifies.
     /// Erasure coded: the k data shards in parallel, then parity (reconstructing) for any
-    /// that fail. A PG still moving also looks on its previous epoch's devices.
+    /// that fail. A PG still moving also looks where its shards were.
     public func get(pool: UInt32, object: ObjectID) throws(StorageError) -> ReadResult {
         let (s, codec) = try snapshot(pool)
         let (current, previous) = try Self.placement(s, codec, object)
@@ -188,7 +183,7 @@ public final class ObjectStore: Sendable {
     // MARK: delete
 
     /// Removes every shard of the object, on the current devices and (while its PG moves)
-    /// the previous ones. Returns the devices that could not be reached: their shards are
+    /// where its shards still are. Returns the devices that could not be reached: their shards are
     /// orphans for garbage collection.
     @discardableResult
     public func delete(pool: UInt32, object: ObjectID) throws(StorageError) -> [StorageError] {
@@ -213,7 +208,8 @@ public final class ObjectStore: Sendable {
     /// Puts shard `position` of the object on device `to`: copied from `from` when that
     /// device still answers and its copy verifies, otherwise rebuilt from the object's
     /// other shards (any copy, or any k for EC) on the current and previous devices.
-    /// Idempotent: a verified shard already on `to` is kept. Returns the bytes written.
+    /// Idempotent: a verified shard already on `to` is kept. Returns the bytes written
+    /// (the shard file: header and payload), 0 if it was already there.
     @discardableResult
     public func moveShard(pool: UInt32, object: ObjectID, position: Int, from: DeviceID?, to: DeviceID) throws(StorageError) -> Int {
         let (s, codec) = try snapshot(pool)
@@ -239,6 +235,6 @@ public final class ObjectStore: Sendable {
             objectSize = size
         }
         try target.write(object: object, position: position, objectSize: objectSize, bytes: payload)
-        return payload.count
+        return ShardHeader.size + payload.count
     }
 }

@@ -152,9 +152,10 @@ import Testing
         let next = try old.nextEpoch(lost.map { .setState($0, .out) })
         for d in lost { try cluster.destroy(d) }
         let plan = try MovementPlan(from: old, to: next)
-        var moving: [UInt32: Set<Int>] = [:]
-        for move in plan.moves { moving[move.pool, default: []].insert(move.pg) }
-        cluster.store.setLayout(.init(current: try Placer(map: next), previous: try Placer(map: old), moving: moving))
+        var locations: [UInt32: [Int: [DeviceID]]] = [:]
+        let oldPlacer = try Placer(map: old)
+        for move in plan.moves { locations[move.pool, default: [:]][move.pg] = try oldPlacer.devices(pool: move.pool, pg: move.pg) }
+        cluster.store.setLayout(.init(current: try Placer(map: next), locations: locations))
         // While moving, everything reads (from the previous epoch or by reconstruction).
         for (pool, id, bytes) in objects { expectSame(try cluster.store.get(pool: pool, object: id).bytes, bytes) }
         var rebuilt = 0

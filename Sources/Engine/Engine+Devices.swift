@@ -1,0 +1,148 @@
+import Foundation
+import Metadata
+import Placement
+import Storage
+
+/// A device to add: where it sits in the failure-domain tree and how big it is.
+public struct DeviceSpec: Sendable, Hashable, Codable {
+    public var id: String
+    public var host: String
+    public var rack: String?
+    public var zone: String?
+    /// Directory of the shard store; default `<state>/devices/<id>`.
+    public var path: String?
+    public var capacityBytes: Int64
+    /// Placement weight; default the capacity in GiB.
+    public var weight: Double?
+
+    public init(id: String, host: String, rack: String? = nil, zone: String? = nil, path: String? = nil,
+                capacityBytes: Int64, weight: Double? = nil) {
+        self.id = id
+        self.host = host
+        self.rack = rack
+        self.zone = zone
+        self.path = path
+        self.capacityBytes = capacityBytes
+        self.weight = weight
+    }
+}
+
+/// A device as the engine sees it now.
+public struct DeviceInfo: Sendable, Hashable, Codable {
+    public var id: String
+    public var host: String
+    public var rack: String?
+    public var zone: String?
+    public var path: String
+    public var state: DeviceState
+    public var weight: Double
+    public var capacityBytes: Int64
+    public var usedBytes: Int64
+    /// Whether its directory answers on this node.
+    public var reachable: Bool
+}
+
+extension Engine {
+    public func devices() throws(EngineError) -> [DeviceInfo] {
+        let records = try EngineError.wrap { try database.devices() }
+        let map = self.map
+        return records.map { r in
+            let d = map.device(DeviceID(r.id))
+            let store = objects.device(DeviceID(r.id))
+            return DeviceInfo(id: r.id, host: r.host, rack: r.rack, zone: r.zone, path: r.path, state: d?.state ?? .out,
+                              weight: d?.weight ?? 0, capacityBytes: r.capacityBytes, usedBytes: Int64(store?.usedBytes ?? 0),
+                              reachable: store?.isReachable ?? false)
+        }
+    }
+
+    static func validName(_ name: String, _ what: String) throws(EngineError) {
+        let ok = (1...64).contains(name.utf8.count) && name != "." && name != ".."
+            && name.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x2d || $0 == 0x2e || $0 == 0x5f }
+        if !ok { throw .invalidArgument("\(what) \"\(name)\" must be 1-64 characters of A-Z a-z 0-9 . _ -") }
+    }
+
+    /// Adds devices (and any new hosts, racks, zones) in one epoch; the balancer moves their
+    /// share of shards onto them, which `move` then executes.
+    public func addDevices(_ specs: [DeviceSpec]) throws(EngineError) {
+        try adminLock.withLock { _ throws(EngineError) in
+            var s = state.withLock { $0 }
+            let changes = try deviceChanges(specs, in: s.map)
+            var records: [DeviceRecord] = []
+            var stores: [ShardStore] = []
+            for spec in specs {
+                let path = spec.path ?? devicesDirectory + "/" + spec.id
+                let store = try EngineError.wrap { try ShardStore(id: DeviceID(spec.id), root: path, capacityBytes: Int(spec.capacityBytes)) }
+                stores.append(store)
+                records.append(DeviceRecord(id: spec.id, path: path, capacityBytes: spec.capacityBytes, host: spec.host,
+                                            rack: spec.rack, zone: spec.zone, addedMs: Engine.nowMs()))
+            }
+            let next = try EngineError.wrap { try s.map.nextEpoch(changes) }
+            for store in stores { objects.attach(store) }
+            try commitEpoch(next, into: &s, extra: records.map { .saveDevice($0) })
+        }
+    }
+
+    /// Marks a device out: its shards are rebuilt elsewhere from the other members.
+    public func failDevice(_ id: String) throws(EngineError) { try changeMap([.setState(DeviceID(id), .out)]) }
+
+    /// Marks a device down (unreachable; its shards wait for it) or back up.
+    public func setDeviceState(_ id: String, _ deviceState: DeviceState) throws(EngineError) {
+        try changeMap([.setState(DeviceID(id), deviceState)])
+    }
+
+    /// Drains a device: weight 0, its shards are copied off while it stays readable.
+    public func drainDevice(_ id: String) throws(EngineError) { try changeMap([.reweight(DeviceID(id), 0)]) }
+
+    public func reweightDevice(_ id: String, weight: Double) throws(EngineError) { try changeMap([.reweight(DeviceID(id), weight)]) }
+
+    /// Forgets a device. Refused while any shard is still located on it.
+    public func removeDevice(_ id: String) throws(EngineError) {
+        try adminLock.withLock { _ throws(EngineError) in
+            var s = state.withLock { $0 }
+            guard s.map.device(DeviceID(id)) != nil else { throw .unknownDevice(id) }
+            let holding = s.locations.values.reduce(0) { $0 + $1.reduce(0) { $0 + $1.filter { $0 == DeviceID(id) }.count } }
+            let pending = try EngineError.wrap { try database.cleanups() }.contains { $0.device == id }
+            if holding > 0 || pending {
+                throw .deviceInUse("device \"\(id)\" still holds \(holding) PG positions; drain or fail it and let the mover finish first")
+            }
+            let next = try EngineError.wrap { try s.map.nextEpoch([.removeDevice(DeviceID(id))]) }
+            try commitEpoch(next, into: &s, extra: [.deleteDevice(id: id)])
+            objects.detach(DeviceID(id))
+        }
+    }
+
+    /// Applies map changes to existing devices (state, weight) as one epoch.
+    public func changeMap(_ changes: [MapChange]) throws(EngineError) {
+        try adminLock.withLock { _ throws(EngineError) in
+            var s = state.withLock { $0 }
+            for change in changes {
+                switch change {
+                case .setState(let id, _), .reweight(let id, _):
+                    if s.map.device(id) == nil { throw .unknownDevice(id.rawValue) }
+                case .rebalance: break
+                default: throw .invalidArgument("changeMap takes device state and weight changes only")
+                }
+            }
+            let next = try EngineError.wrap { try s.map.nextEpoch(changes) }
+            try commitEpoch(next, into: &s, extra: [])
+        }
+    }
+
+    /// Records a new epoch (and `extra` changes) in one transaction, with the totals of the
+    /// movement it starts, then installs it.
+    func commitEpoch(_ next: ClusterMap, into s: inout State, extra: [ClusterDatabase.Change]) throws(EngineError) {
+        s.map = next
+        s.placer = try EngineError.wrap { try Placer(map: next) }
+        s.targets = try Self.targets(of: next, placer: s.placer)
+        let pending = pendingPositions(s)
+        var changes = extra + [.insertMap(next)]
+        if !pending.isEmpty {
+            var bytes: Int64 = 0
+            for p in pending { bytes += try positionBytes(s, pool: p.pool, pg: p.pg) }
+            changes.append(.startMovement(MovementRecord(epoch: Int64(next.epoch), totalPositions: Int64(pending.count),
+                                                         totalBytes: bytes, startedMs: Engine.nowMs())))
+        }
+        try EngineError.wrap { try database.commit(changes) }
+        install(s)
+    }
+}

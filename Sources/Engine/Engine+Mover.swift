@@ -1,0 +1,170 @@
+import Dispatch
+import Foundation
+import Metadata
+import Placement
+import Storage
+import Synchronization
+
+/// One (pool, PG, position) whose shards are not where the current map places them.
+public struct PendingPosition: Sendable, Hashable {
+    public var pool: UInt32
+    public var pg: Int
+    public var position: Int
+    public var from: DeviceID
+    public var to: DeviceID
+    /// The shards must be rebuilt (their device is not up) rather than copied.
+    public var recovery: Bool
+}
+
+/// What one `move` call did.
+public struct MoveResult: Sendable, Equatable {
+    public var positions: Int
+    public var bytes: Int64
+    public var failures: [String]
+    /// Positions still pending when it returned.
+    public var remaining: Int
+}
+
+extension Engine {
+    /// Every position to move, recovery (lost redundancy) first, then balance moves.
+    func pendingPositions(_ s: State) -> [PendingPosition] {
+        var recovery: [PendingPosition] = [], balance: [PendingPosition] = []
+        for pool in s.locations.keys.sorted() {
+            guard let locations = s.locations[pool], let targets = s.targets[pool] else { continue }
+            for (pg, devices) in locations.enumerated() where pg < targets.count {
+                for (position, from) in devices.enumerated() where position < targets[pg].count && from != targets[pg][position] {
+                    let up = s.map.device(from)?.state == .up && (objects.device(from)?.isReachable ?? false)
+                    let p = PendingPosition(pool: pool, pg: pg, position: position, from: from, to: targets[pg][position], recovery: !up)
+                    if up { balance.append(p) } else { recovery.append(p) }
+                }
+            }
+        }
+        return recovery + balance
+    }
+
+    public func pendingPositions() -> [PendingPosition] { pendingPositions(state.withLock { $0 }) }
+
+    /// The live objects of one PG, over every volume of its class.
+    func objectsIn(_ s: State, pool: UInt32, pg: Int) throws(EngineError) -> [ObjectRecord] {
+        guard let entry = s.entry(pool: pool) else { return [] }
+        var result: [ObjectRecord] = []
+        for volume in try EngineError.wrap({ try database.volumes() }) where volume.className == entry.storageClass.name {
+            let vdb = try volumeDatabase(volume.id)
+            result += try EngineError.wrap { try vdb.objects(poolID: pool, pg: pg) }
+        }
+        return result
+    }
+
+    /// Bytes one position of a PG holds (shard files, headers included).
+    func positionBytes(_ s: State, pool: UInt32, pg: Int) throws(EngineError) -> Int64 {
+        guard let codec = s.entry(pool: pool)?.codec else { return 0 }
+        var total: Int64 = 0
+        for object in try objectsIn(s, pool: pool, pg: pg) {
+            total += Int64(codec.shardPayloadBytes(objectSize: Int(object.sizeBytes)) + ShardHeader.size)
+        }
+        return total
+    }
+
+    /// Executes pending movement under the node's budget (`moverBytesPerSecond`,
+    /// `moverConcurrency`): for each position, every live object's shard is copied or
+    /// rebuilt on the new device and verified, then the position's location switches in
+    /// one transaction and the old shards are deleted. Safe to interrupt at any point
+    /// (a crash included): the next call redoes at most the positions not yet switched,
+    /// and copies already made are kept. Stops after `maxPositions` if given.
+    @discardableResult
+    public func move(maxPositions: Int? = nil) -> MoveResult {
+        moverLock.withLock { _ in
+            let s = state.withLock { $0 }
+            let all = pendingPositions(s)
+            let jobs = maxPositions.map { Array(all.prefix($0)) } ?? all
+            let epoch = Int64(s.map.epoch)
+            let next = Mutex(0)
+            let results = Mutex(MoveResult(positions: 0, bytes: 0, failures: [], remaining: 0))
+            let group = DispatchGroup()
+            let queue = DispatchQueue(label: "berth.mover", attributes: .concurrent)
+            for _ in 0..<min(configuration.moverConcurrency, max(1, jobs.count)) {
+                queue.async(group: group) {
+                    while true {
+                        let index = next.withLock { i -> Int in defer { i += 1 }; return i }
+                        guard index < jobs.count else { return }
+                        do throws(EngineError) {
+                            let bytes = try self.moveOne(jobs[index], epoch: epoch)
+                            results.withLock { $0.positions += 1; $0.bytes += bytes }
+                        } catch {
+                            let job = jobs[index]
+                            results.withLock { $0.failures.append("pool \(job.pool) pg \(job.pg) position \(job.position): \(error)") }
+                        }
+                    }
+                }
+            }
+            group.wait()
+            try? processCleanups()
+            var result = results.withLock { $0 }
+            result.remaining = pendingPositions().count
+            if result.remaining == 0, let movement = try? database.latestMovement(), movement.finishedMs == nil {
+                try? database.recordProgress(epoch: movement.epoch, positions: 0, bytes: 0, finished: true)
+            }
+            return result
+        }
+    }
+
+    private func moveOne(_ job: PendingPosition, epoch: Int64) throws(EngineError) -> Int64 {
+        let s = state.withLock { $0 }
+        var bytes: Int64 = 0
+        for object in try objectsIn(s, pool: job.pool, pg: job.pg) {
+            guard let id = ObjectID(object.id) else { continue }
+            if let codec = s.entry(pool: job.pool)?.codec {
+                throttle.acquire(codec.shardPayloadBytes(objectSize: Int(object.sizeBytes)) + ShardHeader.size)
+            }
+            do {
+                bytes += Int64(try objects.moveShard(pool: job.pool, object: id, position: job.position, from: job.from, to: job.to))
+            } catch {
+                // Deleted while we moved it: nothing to keep.
+                if case .unreadable = error, (try? objectExists(s, id: object.id, pool: job.pool)) == false { continue }
+                throw .storage(error)
+            }
+        }
+        try EngineError.wrap {
+            try database.switchLocation(poolID: job.pool, pg: job.pg, position: job.position, from: job.from, to: job.to,
+                                        movedBytes: bytes, epoch: epoch)
+        }
+        // Under the state lock so concurrent workers install layouts in order.
+        state.withLock { st in
+            st.locations[job.pool]?[job.pg][job.position] = job.to
+            objects.setLayout(Self.layout(st))
+        }
+        return bytes
+    }
+
+    private func objectExists(_ s: State, id: String, pool: UInt32) throws(EngineError) -> Bool {
+        guard let entry = s.entry(pool: pool) else { return false }
+        for volume in try EngineError.wrap({ try database.volumes() }) where volume.className == entry.storageClass.name {
+            if try EngineError.wrap({ try volumeDatabase(volume.id).object(id: id) }) != nil { return true }
+        }
+        return false
+    }
+
+    /// Deletes shards left on devices by finished moves, then forgets each cleanup row.
+    /// A device that cannot be reached keeps its row until it can (or is removed).
+    func processCleanups() throws(EngineError) {
+        let s = state.withLock { $0 }
+        for cleanup in try EngineError.wrap({ try database.cleanups() }) {
+            let device = DeviceID(cleanup.device)
+            let stillLocated = s.locations[UInt32(cleanup.poolID)]?[Int(cleanup.pg)][Int(cleanup.position)] == device
+            if !stillLocated {
+                if let store = objects.device(device) {
+                    guard store.isReachable else { continue }
+                    for object in try objectsIn(s, pool: UInt32(cleanup.poolID), pg: Int(cleanup.pg)) {
+                        guard let id = ObjectID(object.id) else { continue }
+                        // Keep it if the device holds this position again in the current placement.
+                        if s.targets[UInt32(cleanup.poolID)]?[Int(cleanup.pg)][Int(cleanup.position)] == device { break }
+                        try? store.delete(object: id, position: Int(cleanup.position))
+                    }
+                } else if s.map.device(device) != nil {
+                    continue  // known but not attached here: wait for it
+                }
+            }
+            try EngineError.wrap { try database.commit([.removeCleanup(cleanup)]) }
+        }
+    }
+}

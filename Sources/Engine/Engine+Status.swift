@@ -1,0 +1,88 @@
+import Foundation
+import Metadata
+import Placement
+
+/// Cluster health: devices by state, PGs by state, movement progress.
+public struct ClusterStatus: Sendable, Codable, Hashable {
+    public struct Movement: Sendable, Codable, Hashable {
+        public var epoch: Int64
+        public var totalPositions: Int64
+        public var donePositions: Int64
+        public var remainingPositions: Int
+        public var totalBytes: Int64
+        public var doneBytes: Int64
+        public var bytesPerSecond: Double
+        /// nil when nothing is moving or no rate is known yet.
+        public var etaSeconds: Double?
+        public var finished: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case epoch, finished
+            case totalPositions = "total_positions"
+            case donePositions = "done_positions"
+            case remainingPositions = "remaining_positions"
+            case totalBytes = "total_bytes"
+            case doneBytes = "done_bytes"
+            case bytesPerSecond = "bytes_per_second"
+            case etaSeconds = "eta_seconds"
+        }
+    }
+
+    public var epoch: UInt64
+    public var devicesUp: Int
+    public var devicesDown: Int
+    public var devicesOut: Int
+    public var devicesUnreachable: Int
+    public var pgsClean: Int
+    public var pgsMoving: Int
+    public var pgsDegraded: Int
+    public var movement: Movement?
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, movement
+        case devicesUp = "devices_up"
+        case devicesDown = "devices_down"
+        case devicesOut = "devices_out"
+        case devicesUnreachable = "devices_unreachable"
+        case pgsClean = "pgs_clean"
+        case pgsMoving = "pgs_moving"
+        case pgsDegraded = "pgs_degraded"
+    }
+}
+
+extension Engine {
+    public func status() throws(EngineError) -> ClusterStatus {
+        let s = state.withLock { $0 }
+        var up = 0, down = 0, out = 0, unreachable = 0
+        for d in s.map.devices {
+            switch d.state {
+            case .up: up += 1
+            case .down: down += 1
+            case .out: out += 1
+            }
+            if d.state != .out && !(objects.device(d.id)?.isReachable ?? false) { unreachable += 1 }
+        }
+        var clean = 0, moving = 0, degraded = 0
+        for (pool, locations) in s.locations {
+            guard let targets = s.targets[pool] else { continue }
+            for (pg, devices) in locations.enumerated() where pg < targets.count {
+                let lost = devices.contains { s.map.device($0)?.state != .up || !(objects.device($0)?.isReachable ?? false) }
+                if lost { degraded += 1 } else if devices != targets[pg] { moving += 1 } else { clean += 1 }
+            }
+        }
+        var movement: ClusterStatus.Movement? = nil
+        if let m = try EngineError.wrap({ try database.latestMovement() }) {
+            let end = m.finishedMs ?? Engine.nowMs()
+            let seconds = max(0.001, Double(end - m.startedMs) / 1000)
+            let rate = Double(m.doneBytes) / seconds
+            let remaining = pendingPositions(s).count
+            let leftBytes = Double(max(0, m.totalBytes - m.doneBytes))
+            movement = .init(epoch: m.epoch, totalPositions: m.totalPositions, donePositions: m.donePositions,
+                             remainingPositions: remaining, totalBytes: m.totalBytes, doneBytes: m.doneBytes,
+                             bytesPerSecond: rate, etaSeconds: remaining == 0 ? 0 : (rate > 0 ? leftBytes / rate : nil),
+                             finished: m.finishedMs != nil || remaining == 0)
+        }
+        return ClusterStatus(epoch: s.map.epoch, devicesUp: up, devicesDown: down, devicesOut: out, devicesUnreachable: unreachable,
+                             pgsClean: clean, pgsMoving: moving, pgsDegraded: degraded, movement: movement)
+    }
+}

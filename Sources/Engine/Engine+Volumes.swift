@@ -1,0 +1,137 @@
+import Foundation
+import Metadata
+import Placement
+import Storage
+import StorageClasses
+
+extension Engine {
+    public func volumes() throws(EngineError) -> [VolumeRecord] { try EngineError.wrap { try database.volumes() } }
+
+    public func volume(id: String) throws(EngineError) -> VolumeRecord? { try EngineError.wrap { try database.volume(id: id) } }
+
+    public func volume(named name: String) throws(EngineError) -> VolumeRecord? { try EngineError.wrap { try database.volume(named: name) } }
+
+    /// Creates an empty volume of a class. Admission control: refused when the class's
+    /// promised-but-unwritten space (provisioned − written, this volume included) would
+    /// exceed what it can still store (`usable`), so nothing is accepted that cannot be kept.
+    public func createVolume(name: String, className: String, capacityBytes: Int64,
+                             parameters: [String: String] = [:]) throws(EngineError) -> VolumeRecord {
+        try adminLock.withLock { _ throws(EngineError) -> VolumeRecord in
+            guard !name.isEmpty, name.utf8.count <= 1024 else { throw .invalidArgument("volume name must be 1-1024 bytes") }
+            guard capacityBytes >= 0 else { throw .invalidArgument("capacity must not be negative") }
+            guard storageClass(named: className) != nil else { throw .unknownClass(className) }
+            if try EngineError.wrap({ try database.volume(named: name) }) != nil {
+                throw .invalidArgument("a volume named \"\(name)\" exists")
+            }
+            try admit(className: className, additionalBytes: capacityBytes)
+            let id = "vol-" + (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+            let json = try EngineError.wrap {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                return String(decoding: try encoder.encode(parameters), as: UTF8.self)
+            }
+            let record = VolumeRecord(id: id, name: name, className: className, capacityBytes: capacityBytes,
+                                      state: .available, parameters: json, createdMs: Engine.nowMs())
+            _ = try volumeDatabase(id)  // the file exists before the volume is visible
+            try EngineError.wrap { try database.commit([.saveVolume(record)]) }
+            return record
+        }
+    }
+
+    /// Grows a volume (never shrinks), under the same admission rule.
+    public func expandVolume(id: String, capacityBytes: Int64) throws(EngineError) -> VolumeRecord {
+        try adminLock.withLock { _ throws(EngineError) -> VolumeRecord in
+            guard var record = try EngineError.wrap({ try database.volume(id: id) }) else { throw .unknownVolume(id) }
+            if capacityBytes <= record.capacityBytes { return record }
+            try admit(className: record.className, additionalBytes: capacityBytes - record.capacityBytes)
+            record.capacityBytes = capacityBytes
+            try EngineError.wrap { try database.commit([.saveVolume(record)]) }
+            return record
+        }
+    }
+
+    func admit(className: String, additionalBytes: Int64) throws(EngineError) {
+        guard let report = try capacity().classes.first(where: { $0.name == className }) else { throw .unknownClass(className) }
+        let promised = max(0, report.provisionedBytes - report.dataBytes) + additionalBytes
+        if promised > report.usableBytes {
+            throw .insufficientCapacity(className: className, requestedBytes: additionalBytes,
+                                        availableBytes: max(0, report.usableBytes - max(0, report.provisionedBytes - report.dataBytes)))
+        }
+    }
+
+    /// Deletes a volume and all its data. Idempotent: an unknown id succeeds. The volume is
+    /// marked 'deleting' first, so a crash midway finishes the job at the next start.
+    public func deleteVolume(id: String) throws(EngineError) {
+        try adminLock.withLock { _ throws(EngineError) in
+            guard var record = try EngineError.wrap({ try database.volume(id: id) }) else { return }
+            record.state = .deleting
+            try EngineError.wrap { try database.commit([.saveVolume(record)]) }
+            try deleteVolumeData(record)
+        }
+    }
+
+    func deleteVolumeData(_ record: VolumeRecord) throws(EngineError) {
+        let vdb = try volumeDatabase(record.id)
+        guard let entry = state.withLock({ $0.classes[record.className] }) else { throw .unknownClass(record.className) }
+        for state in [ObjectRecord.State.live, .writing, .deleting] {
+            for object in try EngineError.wrap({ try vdb.objects(state: state) }) {
+                if let id = ObjectID(object.id) { _ = try? objects.delete(pool: entry.poolID, object: id) }
+                try EngineError.wrap { try vdb.removeObject(id: object.id) }
+            }
+        }
+        volumeDatabases.withLock { _ = $0.removeValue(forKey: record.id) }
+        let base = volumesDirectory + "/" + record.id + ".sqlite"
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: base + suffix) }
+        try EngineError.wrap { try database.commit([.deleteVolume(id: record.id)]) }
+    }
+
+    // MARK: objects
+
+    /// Writes `bytes` as a new object of the volume and returns its id once every shard is
+    /// durable. The object is recorded as 'writing' before any shard exists and 'live' after
+    /// all are: a crash in between leaves a row that start-up collects, never unknown shards.
+    public func writeObject(volume: String, bytes: [UInt8]) throws(EngineError) -> ObjectID {
+        let (vdb, entry) = try volumeAndClass(volume)
+        let id = generator.next()
+        let record = ObjectRecord(id: id.description, poolID: Int64(entry.poolID), pg: Int64(id.pg(count: entry.codec.pgCount)),
+                                  sizeBytes: Int64(bytes.count), state: .writing, createdMs: Engine.nowMs())
+        try EngineError.wrap { try vdb.beginObject(record) }
+        do {
+            try objects.put(pool: entry.poolID, object: id, bytes: bytes)
+        } catch {
+            try? vdb.removeObject(id: record.id)
+            throw .storage(error)
+        }
+        try EngineError.wrap { try vdb.setState(object: record.id, .live) }
+        return id
+    }
+
+    public func readObject(volume: String, id: ObjectID) throws(EngineError) -> ObjectStore.ReadResult {
+        let (vdb, entry) = try volumeAndClass(volume)
+        guard let record = try EngineError.wrap({ try vdb.object(id: id.description) }), record.state == .live else {
+            throw .invalidArgument("volume \(volume) has no object \(id)")
+        }
+        return try EngineError.wrap { try objects.get(pool: entry.poolID, object: id) }
+    }
+
+    public func deleteObject(volume: String, id: ObjectID) throws(EngineError) {
+        let (vdb, entry) = try volumeAndClass(volume)
+        guard try EngineError.wrap({ try vdb.object(id: id.description) }) != nil else { return }
+        try EngineError.wrap { try vdb.setState(object: id.description, .deleting) }
+        _ = try EngineError.wrap { try objects.delete(pool: entry.poolID, object: id) }
+        try EngineError.wrap { try vdb.removeObject(id: id.description) }
+    }
+
+    public func objectIDs(volume: String) throws(EngineError) -> [ObjectID] {
+        let (vdb, _) = try volumeAndClass(volume)
+        return try EngineError.wrap { try vdb.objects(state: .live).compactMap { ObjectID($0.id) } }
+    }
+
+    func volumeAndClass(_ volume: String) throws(EngineError) -> (VolumeDatabase, ClassEntry) {
+        guard let record = try EngineError.wrap({ try database.volume(id: volume) }), record.state == .available else {
+            throw .unknownVolume(volume)
+        }
+        guard let entry = state.withLock({ $0.classes[record.className] }) else { throw .unknownClass(record.className) }
+        return (try volumeDatabase(volume), entry)
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import Metadata
+import Placement
+import Storage
+import StorageClasses
+import Synchronization
+
+/// The storage engine of one node: storage classes and their pools, devices and the
+/// cluster map's epochs, volumes and their objects, the mover that executes movement,
+/// and capacity. Metadata lives in SQLite under the state directory; data in shard stores.
+///
+/// Thread-safe. Admin changes (classes, devices, epochs, volumes) are serialized; object
+/// reads and writes run concurrently with them and with the mover.
+public final class Engine: Sendable {
+    public let configuration: EngineConfiguration
+    let database: ClusterDatabase
+    public let objects: ObjectStore
+    let generator: ObjectIDGenerator
+    let throttle: Throttle
+    let adminLock = Mutex<Void>(())
+    let moverLock = Mutex<Void>(())
+    let state: Mutex<State>
+    let volumeDatabases = Mutex<[String: VolumeDatabase]>([:])
+
+    struct ClassEntry: Sendable {
+        var storageClass: StorageClass
+        var poolID: UInt32
+        var codec: PoolCodec
+    }
+
+    struct State: Sendable {
+        var map: ClusterMap
+        var placer: Placer
+        var classes: [String: ClassEntry]
+        /// Per pool: where each PG's positions' shards are (`shard_location`).
+        var locations: [UInt32: [[DeviceID]]]
+        /// Per pool: the current map's placement, per PG.
+        var targets: [UInt32: [[DeviceID]]]
+
+        func entry(pool: UInt32) -> ClassEntry? { classes.values.first { $0.poolID == pool } }
+    }
+
+    var devicesDirectory: String { configuration.stateDirectory + "/devices" }
+    var volumesDirectory: String { configuration.stateDirectory + "/volumes" }
+
+    /// Opens the engine on its state directory (created if missing), then finishes what a
+    /// crash interrupted: objects still 'writing' are collected, deletions completed, and
+    /// shards left behind by finished moves removed. Movement itself resumes with `move`.
+    public init(configuration: EngineConfiguration) throws(EngineError) {
+        self.configuration = configuration
+        let fm = FileManager.default
+        do {
+            for dir in [configuration.stateDirectory, configuration.stateDirectory + "/devices", configuration.stateDirectory + "/volumes"] {
+                try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            }
+        } catch {
+            throw .io("cannot create the state directory \(configuration.stateDirectory): \(error.localizedDescription)")
+        }
+        let database = try EngineError.wrap { try ClusterDatabase(path: configuration.stateDirectory + "/cluster.sqlite") }
+        self.database = database
+        generator = ObjectIDGenerator(node: configuration.nodeID)
+        throttle = Throttle(bytesPerSecond: configuration.moverBytesPerSecond)
+
+        let map = try EngineError.wrap { try database.latestMap() } ?? ClusterMap()
+        let placer = try EngineError.wrap { try Placer(map: map) }
+        var classes: [String: ClassEntry] = [:]
+        var locations: [UInt32: [[DeviceID]]] = [:]
+        for record in try EngineError.wrap({ try database.classes() }) {
+            let storageClass = try EngineError.wrap { try JSONDecoder().decode(StorageClass.self, from: Data(record.definition.utf8)) }
+            let poolID = UInt32(record.poolID)
+            let codec = try EngineError.wrap { try PoolCodec(poolID: poolID, storageClass: storageClass) }
+            classes[record.name] = ClassEntry(storageClass: storageClass, poolID: poolID, codec: codec)
+            locations[poolID] = try EngineError.wrap { try database.locations(poolID: poolID) }
+        }
+        var stores: [ShardStore] = []
+        for record in try EngineError.wrap({ try database.devices() }) {
+            // A device whose directory is gone stays in the map (reads degrade) until failed.
+            if let store = try? ShardStore(id: DeviceID(record.id), root: record.path, capacityBytes: Int(record.capacityBytes), create: false) {
+                stores.append(store)
+            }
+        }
+        let targets = try Self.targets(of: map, placer: placer)
+        let initial = State(map: map, placer: placer, classes: classes, locations: locations, targets: targets)
+        state = Mutex(initial)
+        objects = ObjectStore(layout: Self.layout(initial), devices: stores, codecs: classes.values.map(\.codec))
+        try recoverAfterRestart()
+    }
+
+    // MARK: layout
+
+    static func targets(of map: ClusterMap, placer: Placer) throws(EngineError) -> [UInt32: [[DeviceID]]] {
+        var result: [UInt32: [[DeviceID]]] = [:]
+        for pool in map.pools {
+            let table = try EngineError.wrap { try placer.table(pool: pool.id) }
+            result[pool.id] = (0..<table.pgCount).map { Array(table[$0]) }
+        }
+        return result
+    }
+
+    static func layout(_ s: State) -> ObjectStore.Layout {
+        var moving: [UInt32: [Int: [DeviceID]]] = [:]
+        for (pool, locations) in s.locations {
+            guard let targets = s.targets[pool] else { continue }
+            for (pg, devices) in locations.enumerated() where pg < targets.count && devices != targets[pg] {
+                moving[pool, default: [:]][pg] = devices
+            }
+        }
+        return ObjectStore.Layout(current: s.placer, locations: moving)
+    }
+
+    /// Installs a new state and the object store's matching layout.
+    func install(_ s: State) {
+        state.withLock { $0 = s }
+        objects.setLayout(Self.layout(s))
+        for entry in s.classes.values { objects.setCodec(entry.codec) }
+    }
+
+    /// The map this node is serving.
+    public var map: ClusterMap { state.withLock { $0.map } }
+
+    // MARK: restart
+
+    private func recoverAfterRestart() throws(EngineError) {
+        for volume in try EngineError.wrap({ try database.volumes() }) {
+            let vdb = try volumeDatabase(volume.id)
+            let interrupted = try EngineError.wrap { try vdb.objects(state: .writing) + vdb.objects(state: .deleting) }
+            for object in interrupted {
+                // Never acknowledged ('writing') or being deleted: remove shards, then the row.
+                if let id = ObjectID(object.id) { _ = try? objects.delete(pool: UInt32(object.poolID), object: id) }
+                try EngineError.wrap { try vdb.removeObject(id: object.id) }
+            }
+            if volume.state == .deleting { try deleteVolumeData(volume) }
+        }
+        try processCleanups()
+    }
+
+    func volumeDatabase(_ id: String) throws(EngineError) -> VolumeDatabase {
+        if let open = volumeDatabases.withLock({ $0[id] }) { return open }
+        let path = volumesDirectory + "/" + id + ".sqlite"
+        let opened = try EngineError.wrap { try VolumeDatabase(path: path, volumeID: id) }
+        return volumeDatabases.withLock { dbs in
+            if let raced = dbs[id] { return raced }
+            dbs[id] = opened
+            return opened
+        }
+    }
+
+    static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+}
+
+/// Settings of one engine.
+public struct EngineConfiguration: Sendable {
+    /// Where `cluster.sqlite`, `volumes/` and (by default) `devices/` live.
+    public var stateDirectory: String
+    /// This node's id, part of every object id it makes.
+    public var nodeID: UInt16
+    /// A class is full when its first device reaches this fraction of its capacity.
+    public var fullRatio: Double
+    /// Capacity reports warn from this fraction on.
+    public var nearFullRatio: Double
+    /// The node's movement budget in bytes per second (nil: unlimited).
+    public var moverBytesPerSecond: Int64?
+    /// Movement jobs (PG positions) in flight at once.
+    public var moverConcurrency: Int
+
+    public init(stateDirectory: String, nodeID: UInt16 = 1, fullRatio: Double = 0.95, nearFullRatio: Double = 0.85,
+                moverBytesPerSecond: Int64? = nil, moverConcurrency: Int = 2) {
+        self.stateDirectory = stateDirectory
+        self.nodeID = nodeID
+        self.fullRatio = fullRatio
+        self.nearFullRatio = nearFullRatio
+        self.moverBytesPerSecond = moverBytesPerSecond
+        self.moverConcurrency = max(1, moverConcurrency)
+    }
+}

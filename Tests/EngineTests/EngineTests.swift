@@ -1,0 +1,226 @@
+import Foundation
+import Placement
+import Storage
+import StorageClasses
+import Testing
+@testable import Engine
+
+@Suite struct EngineTests {
+    let dir = TemporaryDirectory()
+
+    /// Writes objects of many sizes into a volume of each class; returns (volume, id, seed, size).
+    func fill(_ engine: Engine, perClass: Int = 12) throws -> [(String, ObjectID, UInt64, Int)] {
+        var written: [(String, ObjectID, UInt64, Int)] = []
+        for c in Fixture.classes {
+            let volume = try engine.createVolume(name: "pvc-\(c.name)", className: c.name, capacityBytes: 16 << 20)
+            for i in 0..<perClass {
+                let sizes = [0, 1, Fixture.chunk - 1, Fixture.chunk, 4097]
+                let size = i < sizes.count ? sizes[i] : 1000 * i + 7
+                let seed = UInt64(written.count)
+                written.append((volume.id, try engine.writeObject(volume: volume.id, bytes: Fixture.bytes(size, seed: seed)), seed, size))
+            }
+        }
+        return written
+    }
+
+    func verify(_ engine: Engine, _ written: [(String, ObjectID, UInt64, Int)], allowDegraded: Bool = false) throws {
+        for (volume, id, seed, size) in written {
+            let result = try engine.readObject(volume: volume, id: id)
+            expectSame(result.bytes, Fixture.bytes(size, seed: seed), "object \(id)")
+            if !allowDegraded { #expect(!result.isDegraded, "\(id): \(result.problems)") }
+        }
+    }
+
+    @Test func roundTripsForEveryClassAndSurviveRestart() throws {
+        let written: [(String, ObjectID, UInt64, Int)]
+        do {
+            let engine = try Fixture.engine(dir)
+            written = try fill(engine)
+            try verify(engine, written)
+            #expect(engine.map.epoch == 2)  // devices, then classes
+        }
+        let reopened = try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state"))
+        #expect(reopened.classes().map(\.storageClass.name) == Fixture.classes.map(\.name))
+        #expect(try reopened.volumes().count == 3)
+        try verify(reopened, written)
+    }
+
+    @Test func shippedManifestsApply() throws {
+        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state"))
+        try engine.addDevices(Fixture.devices(hosts: 0..<6))
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var classes: [StorageClass] = []
+        for name in ["replicated-3", "ec-4-2", "remote-disk"] {
+            let yaml = try String(contentsOf: root.appendingPathComponent("storageclasses/\(name).yaml"), encoding: .utf8)
+            classes += try StorageClassManifest.parse(yaml: yaml, source: name)
+        }
+        try engine.applyClasses(classes)
+        #expect(engine.classes().map(\.storageClass.overhead) == [3.0, 1.5, 1.0])
+        let v = try engine.createVolume(name: "big", className: "ec-4-2", capacityBytes: 1 << 30)
+        let bytes = Fixture.bytes(4 << 20, seed: 1)
+        let id = try engine.writeObject(volume: v.id, bytes: bytes)
+        expectSame(try engine.readObject(volume: v.id, id: id).bytes, bytes)
+    }
+
+    /// Adding a host moves shards onto it; failing a host rebuilds its shards elsewhere.
+    /// After the mover finishes, every object reads cleanly with the failed devices gone.
+    @Test func addAHostAndFailAHostWhileDataIsPresent() throws {
+        let engine = try Fixture.engine(dir)
+        let written = try fill(engine)
+        // Add a host.
+        try engine.addDevices(Fixture.devices(hosts: 7..<8))
+        let added = engine.pendingPositions()
+        #expect(!added.isEmpty && added.allSatisfy { !$0.recovery && $0.to.rawValue.hasPrefix("h7-") })
+        let firstMove = engine.move()
+        #expect(firstMove.failures.isEmpty, "\(firstMove.failures)")
+        #expect(firstMove.remaining == 0)
+        #expect(engine.objects.device("h7-d0")!.usedBytes > 0)
+        try verify(engine, written)
+        // Fail a host: its directories vanish, then it is marked out.
+        // (Single copies on it are gone for good: that is what the class promises.)
+        let lostSingles = Set(try written.filter { w in
+            guard try engine.volume(id: w.0)?.className == "remote-disk" else { return false }
+            return try engine.objects.placement(pool: 3, object: w.1).current[0].rawValue.hasPrefix("h2-")
+        }.map(\.1))
+        for d in ["h2-d0", "h2-d1"] { try FileManager.default.removeItem(atPath: dir.path + "/state/devices/\(d)") }
+        for d in ["h2-d0", "h2-d1"] { try engine.failDevice(d) }
+        let pending = engine.pendingPositions()
+        #expect(pending.allSatisfy { $0.recovery && $0.from.rawValue.hasPrefix("h2-") })
+        let survivors = written.filter { !lostSingles.contains($0.1) }
+        let second = engine.move()
+        // Positions of the single-copy class on the dead host cannot be rebuilt.
+        #expect(second.failures.allSatisfy { $0.hasPrefix("pool 3 ") }, "\(second.failures)")
+        for (volume, id, seed, size) in survivors {
+            guard try engine.volume(id: volume)?.className != "remote-disk" else { continue }
+            let result = try engine.readObject(volume: volume, id: id)
+            expectSame(result.bytes, Fixture.bytes(size, seed: seed))
+            #expect(!result.isDegraded, "\(result.problems)")
+        }
+        let status = try engine.status()
+        #expect(status.devicesOut == 2)
+        #expect(status.movement?.donePositions ?? 0 > 0)
+    }
+
+    /// `plan` predicts exactly the positions the mover then moves.
+    @Test func planPredictsTheMovement() throws {
+        let engine = try Fixture.engine(dir)
+        _ = try fill(engine)
+        let newHost = Fixture.devices(hosts: 7..<8)
+        let before = engine.map
+        let report = try engine.plan([], adding: newHost)
+        #expect(engine.map == before)  // plan changes nothing
+        try engine.addDevices(newHost)
+        let pending = engine.pendingPositions()
+        for c in report.classes {
+            let pool = engine.classes().first { $0.storageClass.name == c.name }!.poolID
+            #expect(c.movedPositions == pending.count { $0.pool == pool }, "\(c.name)")
+            #expect(c.movedPositions <= Int(Double(c.minimumPositions) * 1.05) + 1)
+        }
+        let result = engine.move()
+        #expect(result.positions == report.classes.reduce(0) { $0 + $1.movedPositions })
+        #expect(result.bytes == report.classes.reduce(Int64(0)) { $0 + $1.movedBytes })
+    }
+
+    @Test func drainThenRemove() throws {
+        let engine = try Fixture.engine(dir)
+        let written = try fill(engine)
+        #expect(throws: EngineError.self) { try engine.removeDevice("h3-d1") }
+        try engine.drainDevice("h3-d1")
+        #expect(engine.pendingPositions().allSatisfy { !$0.recovery && $0.from == "h3-d1" })
+        #expect(engine.move().failures.isEmpty)
+        #expect(engine.objects.device("h3-d1")!.usedBytes == 0)
+        try engine.removeDevice("h3-d1")
+        #expect(engine.map.device("h3-d1") == nil)
+        try verify(engine, written)
+    }
+
+    @Test func badRequestsAreRefusedAndChangeNothing() throws {
+        let engine = try Fixture.engine(dir)
+        let epoch = engine.map.epoch
+        #expect(throws: EngineError.unknownDevice("nope")) { try engine.failDevice("nope") }
+        #expect(throws: EngineError.unknownClass("gold")) { _ = try engine.createVolume(name: "x", className: "gold", capacityBytes: 1) }
+        #expect(throws: EngineError.self) { try engine.addDevices([DeviceSpec(id: "../evil", host: "h0", capacityBytes: 1 << 20)]) }
+        #expect(throws: EngineError.self) { try engine.addDevices([DeviceSpec(id: "h0-d0", host: "h0", capacityBytes: 1 << 20)]) }
+        var changed = Fixture.classes[0]
+        changed.redundancy = .replicated(copies: 2)
+        #expect(throws: EngineError.self) { try engine.applyClasses([changed]) }
+        // A class wider than the cluster is refused, and the batch with it.
+        let wide = StorageClass(name: "ec-8-3", redundancy: .erasure(dataShards: 8, parityShards: 3), chunkSizeBytes: Fixture.chunk, pgCount: 8)
+        let fine = StorageClass(name: "r2", redundancy: .replicated(copies: 2), chunkSizeBytes: Fixture.chunk, pgCount: 8)
+        #expect(throws: EngineError.self) { try engine.applyClasses([fine, wide]) }
+        #expect(engine.storageClass(named: "r2") == nil)
+        #expect(engine.map.epoch == epoch)
+        let v = try engine.createVolume(name: "pvc", className: "ec-4-2", capacityBytes: 1 << 20)
+        #expect(throws: EngineError.classInUse("ec-4-2")) { try engine.deleteClass(named: "ec-4-2") }
+        #expect(throws: EngineError.storage(.objectTooLarge(sizeBytes: Fixture.chunk + 1, limitBytes: Fixture.chunk))) {
+            _ = try engine.writeObject(volume: v.id, bytes: Fixture.bytes(Fixture.chunk + 1, seed: 0))
+        }
+        #expect(throws: EngineError.unknownVolume("vol-missing")) { _ = try engine.writeObject(volume: "vol-missing", bytes: []) }
+        try engine.deleteVolume(id: "vol-missing")  // unknown: succeeds
+    }
+
+    /// Admission control: a class never accepts more than it can store.
+    @Test func admissionControl() throws {
+        let engine = try Fixture.engine(dir)
+        let report = try engine.capacity()
+        let ec = report.classes.first { $0.name == "ec-4-2" }!
+        #expect(ec.usableBytes > 0)
+        _ = try engine.createVolume(name: "fits", className: "ec-4-2", capacityBytes: ec.usableBytes / 2)
+        #expect(throws: EngineError.self) { _ = try engine.createVolume(name: "too-big", className: "ec-4-2", capacityBytes: ec.usableBytes / 2 + (1 << 20)) }
+    }
+
+    /// With uneven failure domains the usable capacity is below raw ÷ overhead, and the
+    /// report's numbers add up.
+    @Test func capacityReflectsPlacement() throws {
+        let even = try Fixture.engine(dir)
+        let evenReport = try even.capacity()
+        let dir2 = TemporaryDirectory()
+        let uneven = try Engine(configuration: EngineConfiguration(stateDirectory: dir2.path + "/state"))
+        // Six hosts, one of them four times bigger: 3-copy cannot use most of it.
+        try uneven.addDevices(Fixture.devices(hosts: 0..<5) + [DeviceSpec(id: "big-d0", host: "big", capacityBytes: 2 << 30)])
+        try uneven.applyClasses(Fixture.classes)
+        let report = try uneven.capacity()
+        for c in report.classes {
+            #expect(Double(c.usableBytes) < Double(c.rawBytes) / c.overhead * uneven.configuration.fullRatio)
+        }
+        let r3 = report.classes.first { $0.name == "replicated-3" }!
+        #expect(r3.warnings.contains { $0.contains("big") }, "\(r3.warnings)")
+        // Even tree, empty devices of one size: the device with the most shards fills first,
+        // so usable = full ratio × capacity × pgCount × width ÷ (most shards × overhead).
+        let placer = try Placer(map: even.map)
+        for c in evenReport.classes {
+            let info = even.classes().first { $0.storageClass.name == c.name }!
+            let most = try placer.table(pool: info.poolID).counts().values.max()!
+            let expected = 0.95 * Double(256 << 20) * Double(32 * info.storageClass.rule.width) / (Double(most) * c.overhead)
+            #expect(abs(Double(c.usableBytes) - expected) <= 1, "\(c.name)")
+        }
+        // Writing data uses raw bytes at the class's overhead.
+        let v = try even.createVolume(name: "pvc", className: "replicated-3", capacityBytes: 1 << 20)
+        _ = try even.writeObject(volume: v.id, bytes: Fixture.bytes(10_000, seed: 1))
+        let after = try even.capacity().classes.first { $0.name == "replicated-3" }!
+        #expect(after.dataBytes == 10_000)
+        #expect(after.usedBytes == 3 * (10_000 + 64))
+        #expect(after.provisionedBytes == 1 << 20)
+        #expect(after.usedBytes == Int64(even.objects.devices.reduce(0) { $0 + $1.usedBytes }))
+    }
+
+    @Test func capacityModelArithmetic() {
+        // Two devices, one holding twice the shards: it fills first.
+        let usable = CapacityModel.usableBytes(
+            shardCounts: ["a": 20, "b": 10], pgCount: 10, width: 3, overhead: 3,
+            devices: [.init(id: "a", capacityBytes: 1000, usedBytes: 0), .init(id: "b", capacityBytes: 1000, usedBytes: 0)],
+            fullRatio: 1)
+        // Device a gains X × 20 × 3 / 30 = 2X: full at X = 500.
+        #expect(usable == 500)
+    }
+
+    @Test func deletingAVolumeFreesItsSpace() throws {
+        let engine = try Fixture.engine(dir)
+        _ = try fill(engine)
+        let used = engine.objects.devices.reduce(0) { $0 + $1.usedBytes }
+        #expect(used > 0)
+        for v in try engine.volumes() { try engine.deleteVolume(id: v.id) }
+        #expect(engine.objects.devices.reduce(0) { $0 + $1.usedBytes } == 0)
+        #expect(try engine.volumes().isEmpty)
+    }
+}
