@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "VolumeDriver", targets: ["VolumeDriver"]),
         .executable(name: "provisionctl", targets: ["provisionctl"]),
         .executable(name: "placement-bench", targets: ["PlacementBench"]),
+        .executable(name: "berth-engine", targets: ["EngineTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
@@ -37,11 +38,12 @@ let package = Package(
         .executableTarget(name: "VolumeDriver", dependencies: ["Placement"]),
         .executableTarget(name: "provisionctl", dependencies: ["Placement"]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
+        .executableTarget(name: "EngineTool", dependencies: ["Engine", "Placement", "StorageClasses"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineTool"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,110 @@
+// berth-engine: drives the storage engine on a state directory without the daemon.
+// For operators poking at a node, and for the crash tests, which kill it mid-operation.
+//
+//   berth-engine init STATE [--hosts N] [--devices-per-host M] [--capacity BYTES] [--chunk BYTES] [--pgs N]
+//   berth-engine write STATE --class NAME [--count N] [--size BYTES]   prints "ACK <volume> <object> <index>" per durable object
+//   berth-engine fail STATE DEVICE...
+//   berth-engine add-host STATE HOST [--devices M] [--capacity BYTES]
+//   berth-engine move STATE [--rate BYTES_PER_S] [--concurrency N]     prints "MOVED <positions> <bytes> <remaining>" per step
+//   berth-engine status STATE
+import Engine
+import Foundation
+import Placement
+import StorageClasses
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write((message + "\n").data(using: .utf8)!)
+    exit(2)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+guard arguments.count >= 2 else { fail("usage: berth-engine init|write|fail|add-host|move|status STATE [options]") }
+let command = arguments.removeFirst()
+let stateDirectory = arguments.removeFirst()
+
+@MainActor func option(_ name: String, _ fallback: Int64) -> Int64 {
+    guard let i = arguments.firstIndex(of: name) else { return fallback }
+    guard i + 1 < arguments.count, let value = Int64(arguments[i + 1]) else { fail("\(name) needs a number") }
+    arguments.removeSubrange(i...(i + 1))
+    return value
+}
+
+@MainActor func stringOption(_ name: String) -> String? {
+    guard let i = arguments.firstIndex(of: name) else { return nil }
+    guard i + 1 < arguments.count else { fail("\(name) needs a value") }
+    defer { arguments.removeSubrange(i...(i + 1)) }
+    return arguments[i + 1]
+}
+
+/// The deterministic bytes of object `index` (the crash tests recompute them).
+func content(_ index: Int, size: Int) -> [UInt8] {
+    var state = UInt64(index) &+ 0x9e37_79b9_7f4a_7c15
+    return (0..<size).map { _ in
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return UInt8(truncatingIfNeeded: state >> 33)
+    }
+}
+
+/// Unbuffered: a line is out before the next operation starts (the crash tests rely on it).
+func say(_ line: String) {
+    FileHandle.standardOutput.write((line + "\n").data(using: .utf8)!)
+}
+
+do {
+    switch command {
+    case "init":
+        let hosts = option("--hosts", 7), perHost = option("--devices-per-host", 2)
+        let capacity = option("--capacity", 1 << 30), chunk = option("--chunk", 64 << 10), pgs = option("--pgs", 32)
+        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        try engine.addDevices((0..<hosts).flatMap { h in
+            (0..<perHost).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: capacity) }
+        })
+        try engine.applyClasses([
+            StorageClass(name: "replicated-3", redundancy: .replicated(copies: 3), chunkSizeBytes: Int(chunk), pgCount: Int(pgs)),
+            StorageClass(name: "ec-4-2", redundancy: .erasure(dataShards: 4, parityShards: 2), chunkSizeBytes: Int(chunk), pgCount: Int(pgs)),
+            StorageClass(name: "remote-disk", redundancy: .single, chunkSizeBytes: Int(chunk), pgCount: Int(pgs)),
+        ])
+        say("epoch \(engine.map.epoch)")
+    case "write":
+        guard let className = stringOption("--class") else { fail("write needs --class") }
+        let count = option("--count", 100), size = option("--size", 4096)
+        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let name = "crash-\(className)"
+        let volume = try engine.volume(named: name) ?? engine.createVolume(name: name, className: className, capacityBytes: 1 << 30)
+        let start = try engine.objectIDs(volume: volume.id).count
+        for index in start..<(start + Int(count)) {
+            let id = try engine.writeObject(volume: volume.id, bytes: content(index, size: Int(size)))
+            say("ACK \(volume.id) \(id) \(index)")
+        }
+    case "fail":
+        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        for device in arguments { try engine.failDevice(device) }
+        say("epoch \(engine.map.epoch)")
+    case "add-host":
+        guard let host = arguments.first else { fail("add-host needs a host name") }
+        arguments.removeFirst()
+        let devices = option("--devices", 2), capacity = option("--capacity", 1 << 30)
+        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        try engine.addDevices((0..<devices).map { DeviceSpec(id: "\(host)-d\($0)", host: host, capacityBytes: capacity) })
+        say("epoch \(engine.map.epoch)")
+    case "move":
+        let rate = option("--rate", 0), concurrency = option("--concurrency", 2)
+        let engine = try Engine(configuration: EngineConfiguration(
+            stateDirectory: stateDirectory, moverBytesPerSecond: rate > 0 ? rate : nil, moverConcurrency: Int(concurrency)))
+        while true {
+            let result = engine.move(maxPositions: 1)
+            for failure in result.failures { say("FAILED \(failure)") }
+            say("MOVED \(result.positions) \(result.bytes) \(result.remaining)")
+            if result.remaining == 0 || result.positions == 0 { break }
+        }
+    case "status":
+        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        say(String(decoding: try encoder.encode(engine.status()), as: UTF8.self))
+    default:
+        fail("unknown command \(command)")
+    }
+} catch {
+    fail("berth-engine \(command): \(error)")
+}

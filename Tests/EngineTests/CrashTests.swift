@@ -1,0 +1,140 @@
+import Foundation
+import Placement
+import Storage
+import Testing
+@testable import Engine
+
+/// SIGKILL the engine in a child process in the middle of work, restart it in this
+/// process, and find every acknowledged object intact and nothing left over.
+@Suite(.serialized) struct CrashTests {
+    let dir = TemporaryDirectory("berth-crash")
+    var state: String { dir.path + "/state" }
+
+    static var tool: String {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("berth-engine").path,
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent(".build/debug/berth-engine").path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
+    }
+
+    /// Runs the tool to completion; returns its stdout lines.
+    @discardableResult
+    func run(_ args: [String]) throws -> [String] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.tool)
+        process.arguments = args
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "berth-engine \(args) exited \(process.terminationStatus)")
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    /// Starts the tool, reads lines until `enough` says stop, then SIGKILLs it mid-flight.
+    func runAndKill(_ args: [String], enough: ([String]) -> Bool) throws -> [String] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.tool)
+        process.arguments = args
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        var buffer = Data()
+        var lines: [String] = []
+        while !enough(lines) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }  // exited by itself
+            buffer += chunk
+            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                lines.append(String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self))
+                buffer = Data(buffer[(newline + 1)...])
+            }
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        return lines
+    }
+
+    struct Ack { let volume: String; let object: ObjectID; let index: Int }
+
+    func acks(_ lines: [String]) -> [Ack] {
+        lines.compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 4, parts[0] == "ACK", let id = ObjectID(String(parts[2])), let index = Int(parts[3]) else { return nil }
+            return Ack(volume: String(parts[1]), object: id, index: index)
+        }
+    }
+
+    func shardCount(_ engine: Engine) throws -> Int {
+        try engine.objects.devices.reduce(0) { $0 + (try $1.allShards().count) }
+    }
+
+    @Test(arguments: ["replicated-3", "ec-4-2"])
+    func killedInTheMiddleOfWrites(className: String) throws {
+        try run(["init", state])
+        let size = 60_000
+        let lines = try runAndKill(["write", state, "--class", className, "--count", "100000", "--size", "\(size)"]) {
+            $0.count >= 25
+        }
+        let acknowledged = acks(lines)
+        #expect(acknowledged.count >= 25)
+        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: state))
+        for ack in acknowledged {
+            let result = try engine.readObject(volume: ack.volume, id: ack.object)
+            expectSame(result.bytes, Fixture.bytes(size, seed: UInt64(ack.index)), "acknowledged object \(ack.index)")
+            #expect(!result.isDegraded)
+        }
+        // The object in flight was either finished or collected: no orphans.
+        let live = try engine.objectIDs(volume: acknowledged[0].volume)
+        #expect(live.count >= acknowledged.count && live.count <= acknowledged.count + 1)
+        let width = className == "replicated-3" ? 3 : 6
+        #expect(try shardCount(engine) == live.count * width)
+        for store in engine.objects.devices {
+            #expect(ShardStoreEntries.tmp(store).isEmpty, "\(store.id) has leftover temporary files")
+        }
+    }
+
+    @Test func killedInTheMiddleOfAMove() throws {
+        try run(["init", state])
+        let size = 50_000
+        var all: [Ack] = []
+        for className in ["replicated-3", "ec-4-2"] {
+            all += acks(try run(["write", state, "--class", className, "--count", "40", "--size", "\(size)"]))
+        }
+        #expect(all.count == 80)
+        try run(["fail", state, "h3-d0", "h3-d1"])
+        try FileManager.default.removeItem(atPath: state + "/devices/h3-d0")
+        try FileManager.default.removeItem(atPath: state + "/devices/h3-d1")
+        try run(["add-host", state, "h9"])
+        // Slow mover: about 1 MB/s, killed after a few positions.
+        let lines = try runAndKill(["move", state, "--rate", "1000000", "--concurrency", "2"]) {
+            $0.filter { $0.hasPrefix("MOVED 1 ") }.count >= 3
+        }
+        #expect(lines.contains { $0.hasPrefix("MOVED 1 ") })
+        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: state))
+        let before = engine.pendingPositions().count
+        #expect(before > 0)
+        let result = engine.move()
+        #expect(result.failures.isEmpty, "\(result.failures)")
+        #expect(result.remaining == 0)
+        for ack in all {
+            let read = try engine.readObject(volume: ack.volume, id: ack.object)
+            expectSame(read.bytes, Fixture.bytes(size, seed: UInt64(ack.index)), "object \(ack.index)")
+            #expect(!read.isDegraded, "\(read.problems)")
+        }
+        let status = try engine.status()
+        #expect(status.pgsClean == 64 + 32)  // every PG of the two used classes and the empty one
+        #expect(status.movement?.finished == true)
+        // Old shards of finished moves are gone: exactly width shards per live object.
+        #expect(try shardCount(engine) == 40 * 3 + 40 * 6)
+    }
+}
+
+enum ShardStoreEntries {
+    static func tmp(_ store: ShardStore) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: store.root + "/tmp")) ?? []
+    }
+}
