@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "provisionctl", targets: ["provisionctl"]),
         .executable(name: "placement-bench", targets: ["PlacementBench"]),
         .executable(name: "berth-engine", targets: ["EngineTool"]),
+        .executable(name: "storage-bench", targets: ["StorageBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
@@ -39,6 +40,7 @@ let package = Package(
         .executableTarget(name: "provisionctl", dependencies: ["Placement"]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
         .executableTarget(name: "EngineTool", dependencies: ["Engine", "Placement", "StorageClasses"]),
+        .executableTarget(name: "StorageBench", dependencies: ["Engine", "Codec", "Placement", "Storage", "StorageClasses"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),

@@ -1,3 +1,4 @@
+import Codec
 import Placement
 import Synchronization
 
@@ -37,6 +38,7 @@ public final class ObjectStore: Sendable {
 
     private let state: Mutex<State>
     private let queues = DeviceQueues()
+    private let buffers = BufferPool()
 
     public init(layout: Layout, devices: [ShardStore], codecs: [PoolCodec]) {
         state = Mutex(State(
@@ -92,26 +94,52 @@ public final class ObjectStore: Sendable {
             throw .objectTooLarge(sizeBytes: bytes.count, limitBytes: codec.chunkSizeBytes)
         }
         let targets = try Self.placement(s, codec, object).current
-        let shards = codec.encode(bytes)
-        let size = bytes.count
-        let jobs: [(device: DeviceID, work: @Sendable () -> StorageError?)] = targets.enumerated().map { position, device in
-            let store = s.devices[device]
-            let shard = shards[position]
-            return (device, {
-                guard let store else { return .deviceUnavailable(device, reason: "not attached to this node") }
-                do throws(StorageError) {
-                    try store.write(object: object, position: position, objectSize: size, bytes: shard)
-                    return nil
-                } catch { return error }
-            })
+        let errors: [StorageError?]
+        switch codec.scheme {
+        case .replicated:
+            // Every copy is the caller's buffer itself; its checksum is computed once.
+            errors = bytes.withUnsafeBytes { payload in
+                let shared = SharedBytes(payload)
+                let crc = CRC32C.checksum(payload)
+                return writeShards(s, object, targets, objectSize: bytes.count) { _ in (shared, crc) }
+            }
+        case .erasure(let rs):
+            // Encoded into a pooled stripe (no fresh pages to fault in), written from it.
+            let length = rs.shardLength(objectSize: bytes.count)
+            errors = try buffers.with(size: (rs.k + rs.m) * length) { stripe in
+                bytes.withUnsafeBytes { if $0.count > 0 { stripe.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+                // Only the padding after the data needs zeros; parity is overwritten.
+                UnsafeMutableRawBufferPointer(rebasing: stripe[bytes.count..<(rs.k * length)]).initializeMemory(as: UInt8.self, repeating: 0)
+                rs.encodeParity(stripe: stripe, shardLength: length)
+                return writeShards(s, object, targets, objectSize: bytes.count) { position in
+                    (SharedBytes(UnsafeRawBufferPointer(rebasing: stripe[(position * length)..<((position + 1) * length)])), nil)
+                }
+            }
         }
-        let errors = queues.run(jobs)
         let failed = errors.compactMap { $0 }
         guard !failed.isEmpty else { return }
         for (position, device) in targets.enumerated() where errors[position] == nil {
             try? s.devices[device]?.delete(object: object, position: position)
         }
         throw failed.first { if case .noSpace = $0 { true } else { false } } ?? failed[0]
+    }
+
+    /// Writes shard `position` (bytes given by `shard`) to each target in parallel; the
+    /// error of each position, nil where it is durable. The bytes must outlive the call.
+    private func writeShards(_ s: State, _ object: ObjectID, _ targets: [DeviceID], objectSize: Int,
+                             shard: (Int) -> (SharedBytes, UInt32?)) -> [StorageError?] {
+        let jobs: [(device: DeviceID, work: @Sendable () -> StorageError?)] = targets.enumerated().map { position, device in
+            let store = s.devices[device]
+            let (bytes, crc) = shard(position)
+            return (device, {
+                guard let store else { return .deviceUnavailable(device, reason: "not attached to this node") }
+                do throws(StorageError) {
+                    try store.write(object: object, position: position, objectSize: objectSize, payload: bytes.buffer, checksum: crc)
+                    return nil
+                } catch { return error }
+            })
+        }
+        return queues.run(jobs)
     }
 
     // MARK: get
@@ -237,4 +265,11 @@ public final class ObjectStore: Sendable {
         try target.write(object: object, position: position, objectSize: objectSize, bytes: payload)
         return ShardHeader.size + payload.count
     }
+}
+
+/// A borrowed buffer handed to device queues; `DeviceQueues.run` waits for every job, so
+/// the bytes outlive their use.
+struct SharedBytes: @unchecked Sendable {
+    let buffer: UnsafeRawBufferPointer
+    init(_ buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
 }

@@ -59,14 +59,6 @@ public struct PoolCodec: Sendable {
         }
     }
 
-    /// The shards of `object`, in position order.
-    func encode(_ object: [UInt8]) -> [[UInt8]] {
-        switch scheme {
-        case .replicated(let copies): Array(repeating: object, count: copies)  // copy-on-write: one buffer
-        case .erasure(let rs): rs.encode(object)
-        }
-    }
-
     /// The object from the shards read (position → payload).
     func decode(_ shards: [Int: [UInt8]], objectSize: Int, object: ObjectID) throws(StorageError) -> [UInt8] {
         switch scheme {

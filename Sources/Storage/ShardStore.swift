@@ -73,14 +73,17 @@ public final class ShardStore: Sendable {
 
     /// Stores one shard durably: returns only after the data and the directory entry are
     /// on disk. Replaces an existing shard of the same object and position (a retry).
-    public func write(object: ObjectID, position: Int, objectSize: Int, payload: UnsafeRawBufferPointer) throws(StorageError) {
+    /// `checksum`, when given, is the payload's CRC32C computed by the caller (one
+    /// computation for all copies of a replicated object).
+    public func write(object: ObjectID, position: Int, objectSize: Int, payload: UnsafeRawBufferPointer,
+                      checksum: UInt32? = nil) throws(StorageError) {
         let fileBytes = ShardHeader.size + payload.count
         try reserve(fileBytes)
         var committed = false
         defer { if !committed { release(fileBytes) } }
         guard isReachable else { throw .deviceUnavailable(id, reason: "\(root) is gone") }
 
-        let header = ShardHeader(payloadLength: UInt64(payload.count), payloadCRC: CRC32C.checksum(payload),
+        let header = ShardHeader(payloadLength: UInt64(payload.count), payloadCRC: checksum ?? CRC32C.checksum(payload),
                                  position: UInt32(position), objectSize: UInt64(objectSize), object: object).encoded()
         let tmp = root + "/tmp/" + Self.name(object, position) + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -182,20 +185,12 @@ public final class ShardStore: Sendable {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw error("stat \(file)") }
         let size = Int(info.st_size)
-        var bytes = [UInt8](repeating: 0, count: size)
-        var offset = 0
-        var failure: Int32 = 0
-        bytes.withUnsafeMutableBytes { buffer in
-            while offset < size {
-                let n = pread(fd, buffer.baseAddress! + offset, size - offset, off_t(offset))
-                if n < 0 { if errno == EINTR { continue }; failure = errno; return }
-                if n == 0 { break }
-                offset += n
-            }
-        }
-        if failure != 0 { errno = failure; throw error("read \(file)") }
         func corrupt(_ reason: String) -> StorageError { .corruptShard(device: id, shard: shardName, reason: reason) }
-        let decoded = bytes.withUnsafeBytes { ShardHeader.decode(UnsafeRawBufferPointer(rebasing: $0[0..<min(offset, size)])) }
+        // Header first, then the payload straight into its own (uninitialized) array.
+        var headerBytes = [UInt8](repeating: 0, count: ShardHeader.size)
+        let headerRead = headerBytes.withUnsafeMutableBytes { Self.readFully(fd, $0, at: 0) }
+        guard headerRead >= 0 else { throw error("read \(file)") }
+        let decoded = headerBytes.withUnsafeBytes { ShardHeader.decode(UnsafeRawBufferPointer(rebasing: $0[0..<headerRead])) }
         let header: ShardHeader
         switch decoded {
         case .success(let h): header = h
@@ -204,12 +199,32 @@ public final class ShardStore: Sendable {
         guard header.object == object, header.position == UInt32(position) else {
             throw corrupt("header names \(header.object).\(header.position)")
         }
-        guard UInt64(offset - ShardHeader.size) == header.payloadLength else {
-            throw corrupt("payload is \(offset - ShardHeader.size) bytes, header says \(header.payloadLength)")
+        guard UInt64(size - ShardHeader.size) == header.payloadLength else {
+            throw corrupt("payload is \(size - ShardHeader.size) bytes, header says \(header.payloadLength)")
         }
-        let payload = Array(bytes[ShardHeader.size..<offset])
+        let length = Int(header.payloadLength)
+        var readError: Int32 = 0
+        let payload = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+            let n = Self.readFully(fd, UnsafeMutableRawBufferPointer(buffer), at: ShardHeader.size)
+            if n < 0 { readError = errno }
+            count = max(0, n)
+        }
+        if readError != 0 { errno = readError; throw error("read \(file)") }
+        guard payload.count == length else { throw corrupt("payload is \(payload.count) bytes, header says \(length)") }
         guard CRC32C.checksum(payload) == header.payloadCRC else { throw corrupt("payload checksum mismatch") }
         return Shard(payload: payload, objectSize: Int(header.objectSize))
+    }
+
+    /// Reads until `buffer` is full or end of file; the bytes read, or -1 on error (errno set).
+    private static func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if n < 0 { if errno == EINTR { continue }; return -1 }
+            if n == 0 { break }
+            done += n
+        }
+        return done
     }
 
     public func contains(object: ObjectID, position: Int) -> Bool {
