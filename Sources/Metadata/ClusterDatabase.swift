@@ -14,6 +14,7 @@ public final class ClusterDatabase: Sendable {
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
         writer = try DatabasePool(path: path, configuration: configuration)
+        try Durable.makeCommitsDurable(writer)
         try ClusterMigrations.migrator.migrate(writer)
     }
 

@@ -13,6 +13,7 @@ public final class VolumeDatabase: Sendable {
         configuration.busyMode = .timeout(10)
         self.volumeID = volumeID
         writer = try DatabasePool(path: path, configuration: configuration)
+        try Durable.makeCommitsDurable(writer)
         try VolumeMigrations.migrator.migrate(writer)
     }
 
@@ -25,9 +26,27 @@ public final class VolumeDatabase: Sendable {
 
     /// Step 1 of a write: the object is known before any shard exists, so a crash leaves
     /// a 'writing' row that start-up collects rather than shards nobody knows about.
+    ///
+    /// This commit skips its own WAL fsync (synchronous=NORMAL for this one transaction):
+    /// it survives a process crash (the WAL is in the OS), and becomes durable with the
+    /// next full commit — the 'live' one. Only a power loss between the two can forget
+    /// the row; the object was not acknowledged then, and its shards are unreferenced
+    /// space, never lost data.
     public func beginObject(_ record: ObjectRecord) throws {
         precondition(record.state == .writing)
-        try writer.write { db in try record.insert(db) }
+        try writer.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+            try db.inTransaction {
+                try record.insert(db)
+                return .commit
+            }
+        }
+    }
+
+    /// The current `PRAGMA synchronous` of the writer (2 = FULL), for tests.
+    func synchronousMode() throws -> Int {
+        try writer.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     public func setState(object id: String, _ state: ObjectRecord.State) throws {

@@ -19,8 +19,10 @@ final class DeviceQueues: Sendable {
     }
 
     /// Runs each job on its device's queue and waits for all; results in job order.
-    func run<T: Sendable>(_ jobs: [(device: DeviceID, work: @Sendable () -> T)]) -> [T] {
-        if jobs.count == 1 { return [jobs[0].work()] }
+    /// `meanwhile` runs on the calling thread while the jobs do (e.g. computing a checksum
+    /// they wait for); without it a single job runs inline.
+    func run<T: Sendable>(_ jobs: [(device: DeviceID, work: @Sendable () -> T)], meanwhile: (() -> Void)? = nil) -> [T] {
+        if jobs.count == 1 && meanwhile == nil { return [jobs[0].work()] }
         let results = Mutex<[T?]>(Array(repeating: nil, count: jobs.count))
         let group = DispatchGroup()
         for (i, job) in jobs.enumerated() {
@@ -29,6 +31,7 @@ final class DeviceQueues: Sendable {
                 results.withLock { $0[i] = value }
             }
         }
+        meanwhile?()
         group.wait()
         return results.withLock { $0.map { $0! } }
     }

@@ -97,11 +97,13 @@ public final class ObjectStore: Sendable {
         let errors: [StorageError?]
         switch codec.scheme {
         case .replicated:
-            // Every copy is the caller's buffer itself; its checksum is computed once.
+            // Every copy is the caller's buffer itself; its checksum is computed once, here,
+            // while the device threads copy the payload into their files.
             errors = bytes.withUnsafeBytes { payload in
                 let shared = SharedBytes(payload)
-                let crc = CRC32C.checksum(payload)
-                return writeShards(s, object, targets, objectSize: bytes.count) { _ in (shared, crc) }
+                let promise = ChecksumPromise()
+                return writeShards(s, object, targets, objectSize: bytes.count,
+                                   meanwhile: { promise.fulfill(CRC32C.checksum(payload)) }) { _ in (shared, .promised(promise)) }
             }
         case .erasure(let rs):
             // Encoded into a pooled stripe (no fresh pages to fault in), written from it.
@@ -112,7 +114,7 @@ public final class ObjectStore: Sendable {
                 UnsafeMutableRawBufferPointer(rebasing: stripe[bytes.count..<(rs.k * length)]).initializeMemory(as: UInt8.self, repeating: 0)
                 rs.encodeParity(stripe: stripe, shardLength: length)
                 return writeShards(s, object, targets, objectSize: bytes.count) { position in
-                    (SharedBytes(UnsafeRawBufferPointer(rebasing: stripe[(position * length)..<((position + 1) * length)])), nil)
+                    (SharedBytes(UnsafeRawBufferPointer(rebasing: stripe[(position * length)..<((position + 1) * length)])), .compute)
                 }
             }
         }
@@ -127,7 +129,8 @@ public final class ObjectStore: Sendable {
     /// Writes shard `position` (bytes given by `shard`) to each target in parallel; the
     /// error of each position, nil where it is durable. The bytes must outlive the call.
     private func writeShards(_ s: State, _ object: ObjectID, _ targets: [DeviceID], objectSize: Int,
-                             shard: (Int) -> (SharedBytes, UInt32?)) -> [StorageError?] {
+                             meanwhile: (() -> Void)? = nil,
+                             shard: (Int) -> (SharedBytes, ShardStore.Checksum)) -> [StorageError?] {
         let jobs: [(device: DeviceID, work: @Sendable () -> StorageError?)] = targets.enumerated().map { position, device in
             let store = s.devices[device]
             let (bytes, crc) = shard(position)
@@ -139,7 +142,7 @@ public final class ObjectStore: Sendable {
                 } catch { return error }
             })
         }
-        return queues.run(jobs)
+        return queues.run(jobs, meanwhile: meanwhile)
     }
 
     // MARK: get

@@ -1,4 +1,5 @@
 import Codec
+import Dispatch
 import Glibc
 import Placement
 import Synchronization
@@ -73,18 +74,17 @@ public final class ShardStore: Sendable {
 
     /// Stores one shard durably: returns only after the data and the directory entry are
     /// on disk. Replaces an existing shard of the same object and position (a retry).
-    /// `checksum`, when given, is the payload's CRC32C computed by the caller (one
-    /// computation for all copies of a replicated object).
+    /// `checksum`: the payload's CRC32C if the caller has it, or a promise the caller is
+    /// computing it into while this writes the payload (one computation for all copies of
+    /// a replicated object, overlapped with the copying). The header goes in last.
     public func write(object: ObjectID, position: Int, objectSize: Int, payload: UnsafeRawBufferPointer,
-                      checksum: UInt32? = nil) throws(StorageError) {
+                      checksum: Checksum = .compute) throws(StorageError) {
         let fileBytes = ShardHeader.size + payload.count
         try reserve(fileBytes)
         var committed = false
         defer { if !committed { release(fileBytes) } }
         guard isReachable else { throw .deviceUnavailable(id, reason: "\(root) is gone") }
 
-        let header = ShardHeader(payloadLength: UInt64(payload.count), payloadCRC: checksum ?? CRC32C.checksum(payload),
-                                 position: UInt32(position), objectSize: UInt64(objectSize), object: object).encoded()
         let tmp = root + "/tmp/" + Self.name(object, position) + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw error("create \(tmp)") }
@@ -92,12 +92,20 @@ public final class ShardStore: Sendable {
         defer { if !renamed { unlink(tmp) } }
         do {
             defer { close(fd) }
+            try writeAll(fd, payload, at: ShardHeader.size, what: tmp)
+            let crc: UInt32
+            switch checksum {
+            case .compute: crc = CRC32C.checksum(payload)
+            case .known(let value): crc = value
+            case .promised(let promise): crc = promise.value()
+            }
+            let header = ShardHeader(payloadLength: UInt64(payload.count), payloadCRC: crc, position: UInt32(position),
+                                     objectSize: UInt64(objectSize), object: object).encoded()
             // withUnsafeBytes rethrows untyped errors: carry ours out as a value.
             let headerError = header.withUnsafeBytes { b -> StorageError? in
-                do throws(StorageError) { try writeAll(fd, b, what: tmp); return nil } catch { return error }
+                do throws(StorageError) { try writeAll(fd, b, at: 0, what: tmp); return nil } catch { return error }
             }
             if let headerError { throw headerError }
-            try writeAll(fd, payload, what: tmp)
             if fsync(fd) != 0 { throw error("fsync \(tmp)") }
         }
         let directory = directory(for: object)
@@ -115,6 +123,13 @@ public final class ShardStore: Sendable {
         try Self.syncDirectory(directory, id: id)
         committed = true
         if replaced > 0 { release(replaced) }
+    }
+
+    /// How `write` gets the payload's checksum.
+    public enum Checksum: Sendable {
+        case compute
+        case known(UInt32)
+        case promised(ChecksumPromise)
     }
 
     /// `write(object:position:objectSize:payload:)` for an array.
@@ -140,10 +155,10 @@ public final class ShardStore: Sendable {
 
     private func release(_ bytes: Int) { used.withLock { $0 -= bytes } }
 
-    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, what: String) throws(StorageError) {
+    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at position: Int, what: String) throws(StorageError) {
         var offset = 0
         while offset < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            let n = pwrite(fd, bytes.baseAddress! + offset, bytes.count - offset, off_t(position + offset))
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == ENOSPC || errno == EDQUOT { throw .noSpace(device: id, neededBytes: bytes.count - offset, freeBytes: 0) }
@@ -326,5 +341,26 @@ public final class ShardStore: Sendable {
         guard Glibc.write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
             throw .io(device: id, operation: "write \(path)", errno: errno)
         }
+    }
+}
+
+/// A checksum one thread computes while others wait for it (see `ShardStore.write`).
+public final class ChecksumPromise: Sendable {
+    private let state = Mutex<UInt32?>(nil)
+    private let ready = DispatchSemaphore(value: 0)
+
+    public init() {}
+
+    public func fulfill(_ value: UInt32) {
+        state.withLock { $0 = value }
+        ready.signal()
+    }
+
+    /// Waits for the value (any number of callers).
+    public func value() -> UInt32 {
+        if let v = state.withLock({ $0 }) { return v }
+        ready.wait()
+        ready.signal()  // pass the wake-up on to the next waiter
+        return state.withLock { $0 }!
     }
 }

@@ -31,6 +31,9 @@ import Testing
         #expect(applied == ["v1-cluster"])
         let journal = try reopened.writer.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         #expect(journal == "wal")
+        // Commits fsync the WAL (GRDB would leave NORMAL).
+        let synchronous = try reopened.writer.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") }
+        #expect(synchronous == 2)
     }
 
     @Test func schemaHoldsTheInvariants() throws {
@@ -96,7 +99,10 @@ import Testing
     @Test func volumeObjects() throws {
         let db = try VolumeDatabase(path: directory + "/v1.sqlite", volumeID: "v1")
         let id = String(repeating: "a", count: 32)
+        #expect(try db.synchronousMode() == 2)
         try db.beginObject(ObjectRecord(id: id, poolID: 1, pg: 3, sizeBytes: 100, state: .writing, createdMs: 0))
+        // The intent commit skips its fsync; every other commit must stay FULL.
+        #expect(try db.synchronousMode() == 2)
         #expect(try db.objects(state: .writing).map(\.id) == [id])
         #expect(try db.objects(poolID: 1, pg: 3).isEmpty)  // not live yet
         try db.setState(object: id, .live)
