@@ -36,10 +36,15 @@ let package = Package(
         // The storage engine of a node: classes, devices, epochs, volumes, objects, the
         // mover, capacity. Wires Metadata and Storage together.
         .target(name: "Engine", dependencies: ["Placement", "Codec", "StorageClasses", "Storage", "Metadata"]),
+        // libfuse3 (libfuse3-dev), low-level API.
+        .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        // A volume as a POSIX filesystem: FUSE low-level operations over the namespace
+        // (SQLite) and the engine's objects.
+        .target(name: "FileSystem", dependencies: ["CFuse3", "Engine", "Metadata", "Storage"]),
         .executableTarget(name: "VolumeDriver", dependencies: ["Placement"]),
         .executableTarget(name: "provisionctl", dependencies: ["Placement"]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
-        .executableTarget(name: "EngineTool", dependencies: ["Engine", "Placement", "StorageClasses"]),
+        .executableTarget(name: "EngineTool", dependencies: ["Engine", "FileSystem", "Placement", "StorageClasses"]),
         .executableTarget(name: "StorageBench", dependencies: ["Engine", "Codec", "Placement", "Storage", "StorageClasses"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),

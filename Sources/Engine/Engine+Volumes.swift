@@ -106,6 +106,44 @@ extension Engine {
         return id
     }
 
+    /// Writes the object's shards but leaves it 'writing': the caller makes it live in the
+    /// same transaction that makes it reachable (the filesystem's slice commit). Until
+    /// then a crash collects it at start-up.
+    public func stageObject(volume: String, bytes: [UInt8]) throws(EngineError) -> ObjectID {
+        let (vdb, entry) = try volumeAndClass(volume)
+        let id = generator.next()
+        let record = ObjectRecord(id: id.description, poolID: Int64(entry.poolID), pg: Int64(id.pg(count: entry.codec.pgCount)),
+                                  sizeBytes: Int64(bytes.count), state: .writing, createdMs: Engine.nowMs())
+        try EngineError.wrap { try vdb.beginObject(record) }
+        do {
+            try objects.put(pool: entry.poolID, object: id, bytes: bytes)
+        } catch {
+            try? vdb.removeObject(id: record.id)
+            throw .storage(error)
+        }
+        return id
+    }
+
+    /// Removes objects already marked 'deleting' (or any state): shards, then rows.
+    public func purgeObjects(volume: String, ids: [String]) throws(EngineError) {
+        let (vdb, entry) = try volumeAndClass(volume)
+        for text in ids {
+            if let id = ObjectID(text) { _ = try? objects.delete(pool: entry.poolID, object: id) }
+            try EngineError.wrap { try vdb.removeObject(id: text) }
+        }
+    }
+
+    /// The volume's own database (objects and, for the filesystem, its namespace).
+    public func namespace(volume: String) throws(EngineError) -> VolumeDatabase {
+        try volumeAndClass(volume).0
+    }
+
+    /// The class of a volume.
+    public func storageClass(ofVolume volume: String) throws(EngineError) -> StorageClass {
+        try volumeAndClass(volume).1.storageClass
+    }
+
+    /// Reads a live object of the volume.
     public func readObject(volume: String, id: ObjectID) throws(EngineError) -> ObjectStore.ReadResult {
         let (vdb, entry) = try volumeAndClass(volume)
         guard let record = try EngineError.wrap({ try vdb.object(id: id.description) }), record.state == .live else {

@@ -7,7 +7,10 @@
 //   berth-engine add-host STATE HOST [--devices M] [--capacity BYTES]
 //   berth-engine move STATE [--rate BYTES_PER_S] [--concurrency N]     prints "MOVED <positions> <bytes> <remaining>" per step
 //   berth-engine status STATE
+//   berth-engine mount STATE VOLUME MOUNTPOINT [--class NAME] [--size BYTES] [--ro]
+//                                     creates the volume if needed; serves it until SIGTERM
 import Engine
+import FileSystem
 import Foundation
 import Placement
 import StorageClasses
@@ -102,6 +105,20 @@ do {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         say(String(decoding: try encoder.encode(engine.status()), as: UTF8.self))
+    case "mount":
+        guard arguments.count >= 2 else { fail("mount needs VOLUME and MOUNTPOINT") }
+        let className = stringOption("--class") ?? "replicated-3"
+        let size = option("--size", 1 << 30)
+        let readOnly = arguments.contains("--ro")
+        arguments.removeAll { $0 == "--ro" }
+        let (name, mountpoint) = (arguments[0], arguments[1])
+        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let volume = try engine.volume(named: name) ?? engine.createVolume(name: name, className: className, capacityBytes: size)
+        let fileSystem = try VolumeFileSystem(engine: engine, volume: volume.id)
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        say("mounting \(volume.id) at \(mountpoint)")
+        try FuseMount(fileSystem: fileSystem, mountpoint: mountpoint, readOnly: readOnly).run()
+        say("unmounted")
     default:
         fail("unknown command \(command)")
     }

@@ -91,6 +91,52 @@ enum VolumeMigrations {
                 CREATE INDEX object_by_state ON object(state) WHERE state <> 'live';
                 """)
         }
+        migrator.registerMigration("v2-namespace") { db in
+            try db.execute(sql: """
+                -- One row per file, directory, symlink or special file. ino 1 is the root.
+                CREATE TABLE inode (
+                    ino INTEGER PRIMARY KEY,
+                    kind INTEGER NOT NULL CHECK (kind IN (1, 2, 4, 6, 8, 10, 12)),  -- S_IFMT >> 12
+                    mode INTEGER NOT NULL CHECK (mode BETWEEN 0 AND 4095),
+                    uid INTEGER NOT NULL,
+                    gid INTEGER NOT NULL,
+                    size INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),
+                    nlink INTEGER NOT NULL CHECK (nlink >= 0),
+                    rdev INTEGER NOT NULL DEFAULT 0,
+                    atime_ns INTEGER NOT NULL,
+                    mtime_ns INTEGER NOT NULL,
+                    ctime_ns INTEGER NOT NULL,
+                    target BLOB
+                );
+                -- Names are bytes, as POSIX has them.
+                CREATE TABLE dentry (
+                    parent INTEGER NOT NULL REFERENCES inode(ino),
+                    name BLOB NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
+                    ino INTEGER NOT NULL REFERENCES inode(ino),
+                    PRIMARY KEY (parent, name)
+                ) WITHOUT ROWID;
+                CREATE INDEX dentry_by_ino ON dentry(ino);
+                -- A file's data: per chunk, slices in id order, later ones shadowing earlier
+                -- ones. object NULL is a hole (reads as zeros), written by truncation.
+                CREATE TABLE slice (
+                    id INTEGER PRIMARY KEY,
+                    ino INTEGER NOT NULL REFERENCES inode(ino) ON DELETE CASCADE,
+                    chunk INTEGER NOT NULL CHECK (chunk >= 0),
+                    pos INTEGER NOT NULL CHECK (pos >= 0),
+                    len INTEGER NOT NULL CHECK (len > 0),
+                    object TEXT,
+                    object_off INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX slice_by_chunk ON slice(ino, chunk, id);
+                CREATE INDEX slice_by_object ON slice(object);
+                CREATE TABLE xattr (
+                    ino INTEGER NOT NULL REFERENCES inode(ino) ON DELETE CASCADE,
+                    name BLOB NOT NULL,
+                    value BLOB NOT NULL,
+                    PRIMARY KEY (ino, name)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -1,0 +1,381 @@
+import CFuse3
+import Foundation
+import Metadata
+
+/// Serves a `VolumeFileSystem` at a mount point through the libfuse3 low-level API.
+///
+/// Each operation is a capture-free closure in `fuse_lowlevel_ops`: it finds the session's
+/// context through `fuse_req_userdata`, calls the filesystem, and replies exactly once
+/// (entry, attributes, data or an errno) on every path. Mounted with `default_permissions`,
+/// so the kernel checks permissions from the attributes we return.
+public final class FuseMount: @unchecked Sendable {
+    public let fileSystem: VolumeFileSystem
+    public let mountpoint: String
+    public let readOnly: Bool
+    /// How long the kernel may cache entries and attributes (one client per volume).
+    let cacheSeconds: Double = 1.0
+    private var session: OpaquePointer?
+
+    public init(fileSystem: VolumeFileSystem, mountpoint: String, readOnly: Bool = false) {
+        self.fileSystem = fileSystem
+        self.mountpoint = mountpoint
+        self.readOnly = readOnly
+    }
+
+    public enum MountError: Error, CustomStringConvertible {
+        case failed(String)
+        public var description: String { if case .failed(let why) = self { return why }; return "" }
+    }
+
+    /// Clears a mount left behind by a crashed daemon ("Transport endpoint is not connected").
+    public static func clearStaleMount(_ path: String) {
+        var info = Glibc.stat()
+        if lstat(path, &info) != 0 && errno == ENOTCONN {
+            umount2(path, Int32(MNT_DETACH))
+        }
+    }
+
+    /// Mounts and serves until unmounted or until SIGTERM/SIGINT/SIGHUP; then commits
+    /// buffered writes and unmounts. Blocks the calling thread.
+    public func run() throws {
+        Self.clearStaleMount(mountpoint)
+        var options = "default_permissions,allow_other,fsname=berth:\(fileSystem.volume),subtype=berth"
+        if readOnly { options += ",ro" }
+        let arguments = ["berth", "-o", options]
+        var cStrings = arguments.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
+        var ops = Self.operations()
+        let context = Unmanaged.passRetained(self)
+        defer { context.release() }
+        let se: OpaquePointer? = cStrings.withUnsafeMutableBufferPointer { argv -> OpaquePointer? in
+            var args = fuse_args(argc: Int32(argv.count), argv: argv.baseAddress, allocated: 0)
+            return fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, context.toOpaque())
+        }
+        guard let se else { throw MountError.failed("fuse_session_new failed") }
+        session = se
+        defer { fuse_session_destroy(se) }
+        guard fuse_set_signal_handlers(se) == 0 else { throw MountError.failed("cannot install signal handlers") }
+        defer { fuse_remove_signal_handlers(se) }
+        guard fuse_session_mount(se, mountpoint) == 0 else { throw MountError.failed("cannot mount at \(mountpoint)") }
+        let config = fuse_loop_cfg_create()
+        fuse_loop_cfg_set_max_threads(config, 16)
+        _ = fuse_session_loop_mt(se, config)
+        fuse_loop_cfg_destroy(config)
+        fileSystem.flushAll()
+        fuse_session_unmount(se)
+    }
+
+    /// Asks a running `run()` to stop (as SIGTERM does).
+    public func stop() {
+        if let session { fuse_session_exit(session) }
+    }
+
+    static func context(_ req: fuse_req_t?) -> FuseMount {
+        Unmanaged<FuseMount>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
+    }
+
+    static func bytes(_ name: UnsafePointer<CChar>?) -> [UInt8] {
+        guard let name else { return [] }
+        return Array(UnsafeRawBufferPointer(start: name, count: strlen(name)))
+    }
+
+    func attributesStat(_ a: Attributes) -> Glibc.stat {
+        var s = Glibc.stat()
+        s.st_ino = UInt(a.ino)
+        s.st_mode = UInt32(a.kind << 12 | a.mode)
+        s.st_nlink = UInt(max(0, a.nlink))
+        s.st_uid = UInt32(truncatingIfNeeded: a.uid)
+        s.st_gid = UInt32(truncatingIfNeeded: a.gid)
+        s.st_size = Int(a.size)
+        s.st_rdev = UInt(a.rdev)
+        s.st_blksize = 4096
+        s.st_blocks = Int((a.size + 511) / 512)
+        s.st_atim = timespec(tv_sec: Int(a.atimeNs / 1_000_000_000), tv_nsec: Int(a.atimeNs % 1_000_000_000))
+        s.st_mtim = timespec(tv_sec: Int(a.mtimeNs / 1_000_000_000), tv_nsec: Int(a.mtimeNs % 1_000_000_000))
+        s.st_ctim = timespec(tv_sec: Int(a.ctimeNs / 1_000_000_000), tv_nsec: Int(a.ctimeNs % 1_000_000_000))
+        return s
+    }
+
+    func replyEntry(_ req: fuse_req_t?, _ a: Attributes) {
+        var e = fuse_entry_param()
+        e.ino = fuse_ino_t(a.ino)
+        e.generation = 1
+        e.attr = attributesStat(a)
+        e.attr_timeout = cacheSeconds
+        e.entry_timeout = cacheSeconds
+        fuse_reply_entry(req, &e)
+    }
+
+    func replyAttr(_ req: fuse_req_t?, _ a: Attributes) {
+        var s = attributesStat(a)
+        fuse_reply_attr(req, &s, cacheSeconds)
+    }
+
+    /// Runs `body`, replying with the errno it throws; `body` replies on success.
+    static func handle(_ req: fuse_req_t?, _ body: (FuseMount) throws(FSError) -> Void) {
+        let mount = context(req)
+        do { try body(mount) } catch { fuse_reply_err(req, error.code) }
+    }
+
+    static func caller(_ req: fuse_req_t?) -> (uid: Int64, gid: Int64) {
+        guard let ctx = fuse_req_ctx(req) else { return (0, 0) }
+        return (Int64(ctx.pointee.uid), Int64(ctx.pointee.gid))
+    }
+
+    func writable() throws(FSError) { if readOnly { throw FSError(EROFS) } }
+
+    // swiftlint:disable:next function_body_length
+    static func operations() -> fuse_lowlevel_ops {
+        var ops = fuse_lowlevel_ops()
+        ops.lookup = { req, parent, name in
+            FuseMount.handle(req) { m throws(FSError) in m.replyEntry(req, try m.fileSystem.lookup(parent: Int64(parent), name: FuseMount.bytes(name))) }
+        }
+        ops.forget = { req, _, _ in fuse_reply_none(req) }
+        ops.getattr = { req, ino, _ in
+            FuseMount.handle(req) { m throws(FSError) in m.replyAttr(req, try m.fileSystem.getattr(Int64(ino))) }
+        }
+        ops.setattr = { req, ino, attr, toSet, _ in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                let a = attr!.pointee
+                let set = toSet
+                func has(_ flag: Int32) -> Bool { set & flag != 0 }
+                let now = VolumeFileSystem.now()
+                let result = try m.fileSystem.setattr(
+                    Int64(ino),
+                    mode: has(FUSE_SET_ATTR_MODE) ? Int64(a.st_mode & 0o7777) : nil,
+                    uid: has(FUSE_SET_ATTR_UID) ? Int64(a.st_uid) : nil,
+                    gid: has(FUSE_SET_ATTR_GID) ? Int64(a.st_gid) : nil,
+                    size: has(FUSE_SET_ATTR_SIZE) ? Int64(a.st_size) : nil,
+                    atimeNs: has(FUSE_SET_ATTR_ATIME_NOW) ? now
+                        : has(FUSE_SET_ATTR_ATIME) ? Int64(a.st_atim.tv_sec) * 1_000_000_000 + Int64(a.st_atim.tv_nsec) : nil,
+                    mtimeNs: has(FUSE_SET_ATTR_MTIME_NOW) ? now
+                        : has(FUSE_SET_ATTR_MTIME) ? Int64(a.st_mtim.tv_sec) * 1_000_000_000 + Int64(a.st_mtim.tv_nsec) : nil)
+                m.replyAttr(req, result)
+            }
+        }
+        ops.readlink = { req, ino in
+            FuseMount.handle(req) { m throws(FSError) in
+                let target = try m.fileSystem.readlink(Int64(ino))
+                var cString = target.map { CChar(bitPattern: $0) }
+                cString.append(0)
+                fuse_reply_readlink(req, cString)
+            }
+        }
+        ops.mknod = { req, parent, name, mode, rdev in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                let kind = Int64(mode & S_IFMT) >> 12
+                guard [1, 8, 12, 2, 6].contains(kind) else { throw .invalid }
+                let who = FuseMount.caller(req)
+                m.replyEntry(req, try m.fileSystem.create(parent: Int64(parent), name: FuseMount.bytes(name), kind: kind,
+                                                          mode: Int64(mode & 0o7777), uid: who.uid, gid: who.gid, rdev: Int64(rdev)))
+            }
+        }
+        ops.mkdir = { req, parent, name, mode in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                let who = FuseMount.caller(req)
+                m.replyEntry(req, try m.fileSystem.create(parent: Int64(parent), name: FuseMount.bytes(name), kind: InodeRecord.directory,
+                                                          mode: Int64(mode & 0o7777), uid: who.uid, gid: who.gid))
+            }
+        }
+        ops.unlink = { req, parent, name in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                try m.fileSystem.unlink(parent: Int64(parent), name: FuseMount.bytes(name))
+                fuse_reply_err(req, 0)
+            }
+        }
+        ops.rmdir = { req, parent, name in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                try m.fileSystem.rmdir(parent: Int64(parent), name: FuseMount.bytes(name))
+                fuse_reply_err(req, 0)
+            }
+        }
+        ops.symlink = { req, link, parent, name in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                let who = FuseMount.caller(req)
+                m.replyEntry(req, try m.fileSystem.create(parent: Int64(parent), name: FuseMount.bytes(name), kind: InodeRecord.symlink,
+                                                          mode: 0o777, uid: who.uid, gid: who.gid, target: FuseMount.bytes(link)))
+            }
+        }
+        ops.rename = { req, parent, name, newParent, newName, flags in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                try m.fileSystem.rename(parent: Int64(parent), name: FuseMount.bytes(name), newParent: Int64(newParent),
+                                        newName: FuseMount.bytes(newName), flags: flags)
+                fuse_reply_err(req, 0)
+            }
+        }
+        ops.link = { req, ino, newParent, newName in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                m.replyEntry(req, try m.fileSystem.link(ino: Int64(ino), newParent: Int64(newParent), newName: FuseMount.bytes(newName)))
+            }
+        }
+        ops.open = { req, ino, fi in
+            FuseMount.handle(req) { m throws(FSError) in
+                let flags = fi!.pointee.flags
+                if m.readOnly && (flags & O_ACCMODE) != O_RDONLY { throw FSError(EROFS) }
+                let attributes = try m.fileSystem.getattr(Int64(ino))
+                if attributes.kind == InodeRecord.directory { throw .isDirectory }
+                if flags & O_TRUNC != 0 && (flags & O_ACCMODE) != O_RDONLY {
+                    _ = try m.fileSystem.setattr(Int64(ino), size: 0)
+                }
+                try m.fileSystem.open(Int64(ino))
+                fi!.pointee.keep_cache = 1
+                fuse_reply_open(req, fi)
+            }
+        }
+        ops.create = { req, parent, name, mode, fi in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                let who = FuseMount.caller(req)
+                let attributes = try m.fileSystem.create(parent: Int64(parent), name: FuseMount.bytes(name), kind: InodeRecord.regular,
+                                                         mode: Int64(mode & 0o7777), uid: who.uid, gid: who.gid)
+                try m.fileSystem.open(attributes.ino)
+                var e = fuse_entry_param()
+                e.ino = fuse_ino_t(attributes.ino)
+                e.generation = 1
+                e.attr = m.attributesStat(attributes)
+                e.attr_timeout = m.cacheSeconds
+                e.entry_timeout = m.cacheSeconds
+                fuse_reply_create(req, &e, fi)
+            }
+        }
+        ops.read = { req, ino, size, offset, _ in
+            FuseMount.handle(req) { m throws(FSError) in
+                let data = try m.fileSystem.read(Int64(ino), offset: Int64(offset), size: size)
+                data.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+            }
+        }
+        ops.write = { req, ino, buffer, size, offset, fi in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                var position = Int64(offset)
+                if fi!.pointee.flags & O_APPEND != 0 { position = try m.fileSystem.getattr(Int64(ino)).size }
+                let written = try m.fileSystem.write(Int64(ino), offset: position,
+                                                     bytes: UnsafeRawBufferPointer(start: buffer, count: size))
+                fuse_reply_write(req, written)
+            }
+        }
+        ops.flush = { req, ino, _ in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.fileSystem.flush(Int64(ino))
+                fuse_reply_err(req, 0)
+            }
+        }
+        ops.fsync = { req, ino, _, _ in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.fileSystem.fsync(Int64(ino))
+                fuse_reply_err(req, 0)
+            }
+        }
+        ops.release = { req, ino, _ in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.fileSystem.release(Int64(ino))
+                fuse_reply_err(req, 0)
+            }
+        }
+        ops.opendir = { req, ino, fi in
+            FuseMount.handle(req) { m throws(FSError) in
+                let attributes = try m.fileSystem.getattr(Int64(ino))
+                if attributes.kind != InodeRecord.directory { throw .notDirectory }
+                fuse_reply_open(req, fi)
+            }
+        }
+        ops.readdir = { req, ino, size, offset, _ in
+            FuseMount.handle(req) { m throws(FSError) in
+                let entries = try m.fileSystem.readdir(Int64(ino), offset: Int(offset), limit: max(1, size / 32))
+                var buffer = [CChar](repeating: 0, count: size)
+                var used = 0
+                for entry in entries {
+                    var s = Glibc.stat()
+                    s.st_ino = UInt(entry.ino)
+                    s.st_mode = UInt32(entry.kind << 12)
+                    var name = entry.name.map { CChar(bitPattern: $0) }
+                    name.append(0)
+                    let needed = buffer.withUnsafeMutableBufferPointer { b in
+                        fuse_add_direntry(req, b.baseAddress! + used, size - used, name, &s, off_t(entry.next))
+                    }
+                    if used + needed > size { break }
+                    used += needed
+                }
+                buffer.withUnsafeBufferPointer { _ = fuse_reply_buf(req, $0.baseAddress, used) }
+            }
+        }
+        ops.releasedir = { req, _, _ in fuse_reply_err(req, 0) }
+        ops.fsyncdir = { req, _, _, _ in fuse_reply_err(req, 0) }
+        ops.statfs = { req, _ in
+            FuseMount.handle(req) { m throws(FSError) in
+                let usage = try m.fileSystem.statfs()
+                var s = statvfs()
+                let block: UInt = 4096
+                s.f_bsize = block
+                s.f_frsize = block
+                s.f_blocks = UInt(usage.capacityBytes) / block
+                s.f_bfree = UInt(max(0, usage.capacityBytes - usage.usedBytes)) / block
+                s.f_bavail = s.f_bfree
+                s.f_files = UInt(max(usage.inodes, 1) + 1_000_000)
+                s.f_ffree = 1_000_000
+                s.f_favail = s.f_ffree
+                s.f_namemax = 255
+                fuse_reply_statfs(req, &s)
+            }
+        }
+        ops.setxattr = { req, ino, name, value, size, flags in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                let bytesValue = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+                try m.fileSystem.setXattr(Int64(ino), name: FuseMount.bytes(name), value: bytesValue, flags: flags)
+                fuse_reply_err(req, 0)
+            }
+        }
+        ops.getxattr = { req, ino, name, size in
+            FuseMount.handle(req) { m throws(FSError) in
+                let value = try m.fileSystem.getXattr(Int64(ino), name: FuseMount.bytes(name))
+                if size == 0 {
+                    fuse_reply_xattr(req, value.count)
+                } else if value.count > size {
+                    throw FSError(ERANGE)
+                } else {
+                    value.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+                }
+            }
+        }
+        ops.listxattr = { req, ino, size in
+            FuseMount.handle(req) { m throws(FSError) in
+                var list: [UInt8] = []
+                for name in try m.fileSystem.listXattr(Int64(ino)) { list += name + [0] }
+                if size == 0 {
+                    fuse_reply_xattr(req, list.count)
+                } else if list.count > size {
+                    throw FSError(ERANGE)
+                } else {
+                    list.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+                }
+            }
+        }
+        ops.removexattr = { req, ino, name in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                try m.fileSystem.removeXattr(Int64(ino), name: FuseMount.bytes(name))
+                fuse_reply_err(req, 0)
+            }
+        }
+        ops.fallocate = { req, ino, mode, offset, length, _ in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.writable()
+                // Plain allocation only: grow the size (space is thin; data reads as zeros).
+                guard mode == 0 else { throw FSError(EOPNOTSUPP) }
+                let end = Int64(offset) + Int64(length)
+                if end > (try m.fileSystem.getattr(Int64(ino))).size { _ = try m.fileSystem.setattr(Int64(ino), size: end) }
+                fuse_reply_err(req, 0)
+            }
+        }
+        return ops
+    }
+}

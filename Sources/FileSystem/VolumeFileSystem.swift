@@ -1,0 +1,410 @@
+import Engine
+import Foundation
+import Metadata
+import Storage
+
+/// What getattr and lookups return: the inode with any size still in write buffers.
+public struct Attributes: Sendable, Hashable {
+    public var ino: Int64
+    public var kind: Int64
+    public var mode: Int64
+    public var nlink: Int64
+    public var uid: Int64
+    public var gid: Int64
+    public var size: Int64
+    public var rdev: Int64
+    public var atimeNs: Int64
+    public var mtimeNs: Int64
+    public var ctimeNs: Int64
+}
+
+public struct DirectoryListing: Sendable {
+    public var name: [UInt8]
+    public var ino: Int64
+    public var kind: Int64
+    /// The offset to continue after this entry.
+    public var next: Int
+}
+
+/// One volume as a POSIX filesystem, independent of FUSE: every method returns data or
+/// throws an errno. Writes are buffered per file and committed (objects written, then
+/// slices, size and times in one transaction) when a chunk fills, and on flush, fsync and
+/// release. Mutations are serialized by one lock; reads of committed data run in parallel.
+public final class VolumeFileSystem: @unchecked Sendable {
+    public let engine: Engine
+    public let volume: String
+    let namespace: VolumeDatabase
+    public let chunkSize: Int64
+    let lock = NSLock()
+    private var buffers: [Int64: FileBuffer] = [:]
+    private var openHandles: [Int64: Int] = [:]
+    let cache = ObjectCache(budgetBytes: 64 << 20)
+
+    /// A chunk's bytes waiting to be written, and which ranges of it are dirty.
+    final class FileBuffer {
+        var chunks: [Int64: (data: [UInt8], ranges: [Range<Int>])] = [:]
+        var size: Int64
+        init(size: Int64) { self.size = size }
+        var dirtyChunks: Int { chunks.count }
+    }
+
+    public init(engine: Engine, volume: String) throws(FSError) {
+        self.engine = engine
+        self.volume = volume
+        do {
+            namespace = try engine.namespace(volume: volume)
+            chunkSize = Int64(try engine.storageClass(ofVolume: volume).chunkSizeBytes)
+        } catch { throw .noEntry }
+        try namespace.ensureRoot(uid: 0, gid: 0, mode: 0o755, nowNs: Self.now())
+        // Files unlinked while open when the last session ended: nobody can open them now.
+        for ino in try namespace.unlinkedInodes() { try purge(ino) }
+    }
+
+    /// Runs `body` under the filesystem's lock, keeping its typed error.
+    func locked<T>(_ body: () throws(FSError) -> T) throws(FSError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    static func now() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    var capacityBytes: Int64 { (try? engine.volume(id: volume)?.capacityBytes) ?? 0 }
+
+    func attributes(_ r: InodeRecord) -> Attributes {
+        let size = lock.withLock { buffers[r.ino].map { max($0.size, r.size) } } ?? r.size
+        return Attributes(ino: r.ino, kind: r.kind, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid, size: size,
+                          rdev: r.rdev, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs, ctimeNs: r.ctimeNs)
+    }
+
+    // MARK: namespace
+
+    public func lookup(parent: Int64, name: [UInt8]) throws(FSError) -> Attributes {
+        if name.count > 255 { throw .nameTooLong }
+        return attributes(try namespace.lookup(parent: parent, name: name))
+    }
+
+    public func getattr(_ ino: Int64) throws(FSError) -> Attributes { attributes(try namespace.inode(ino)) }
+
+    public func create(parent: Int64, name: [UInt8], kind: Int64, mode: Int64, uid: Int64, gid: Int64, rdev: Int64 = 0,
+                       target: [UInt8]? = nil) throws(FSError) -> Attributes {
+        try locked { () throws(FSError) -> Attributes in
+            attributesLocked(try namespace.create(parent: parent, name: name, kind: kind, mode: mode, uid: uid, gid: gid,
+                                                  rdev: rdev, target: target, nowNs: Self.now()))
+        }
+    }
+
+    private func attributesLocked(_ r: InodeRecord) -> Attributes {
+        let size = buffers[r.ino].map { max($0.size, r.size) } ?? r.size
+        return Attributes(ino: r.ino, kind: r.kind, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid, size: size,
+                          rdev: r.rdev, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs, ctimeNs: r.ctimeNs)
+    }
+
+    public func readlink(_ ino: Int64) throws(FSError) -> [UInt8] {
+        let r = try namespace.inode(ino)
+        guard r.kind == InodeRecord.symlink, let target = r.target else { throw .invalid }
+        return [UInt8](target)
+    }
+
+    public func link(ino: Int64, newParent: Int64, newName: [UInt8]) throws(FSError) -> Attributes {
+        try locked { () throws(FSError) -> Attributes in
+            attributesLocked(try namespace.link(ino: ino, newParent: newParent, newName: newName, nowNs: Self.now()))
+        }
+    }
+
+    public func unlink(parent: Int64, name: [UInt8]) throws(FSError) {
+        try locked { () throws(FSError) -> Void in
+            let victim = try namespace.unlink(parent: parent, name: name, nowNs: Self.now())
+            try releaseIfGoneLocked(victim)
+        }
+    }
+
+    public func rmdir(parent: Int64, name: [UInt8]) throws(FSError) {
+        try locked { () throws(FSError) -> Void in
+            let victim = try namespace.rmdir(parent: parent, name: name, nowNs: Self.now())
+            try releaseIfGoneLocked(victim)
+        }
+    }
+
+    public func rename(parent: Int64, name: [UInt8], newParent: Int64, newName: [UInt8], flags: UInt32) throws(FSError) {
+        try locked { () throws(FSError) -> Void in
+            if let replaced = try namespace.rename(parent: parent, name: name, newParent: newParent, newName: newName,
+                                                   flags: flags, nowNs: Self.now()) {
+                try releaseIfGoneLocked(replaced)
+            }
+        }
+    }
+
+    /// An inode with no links left goes once no handle holds it open.
+    private func releaseIfGoneLocked(_ r: InodeRecord) throws(FSError) {
+        if r.nlink == 0 && (openHandles[r.ino] ?? 0) == 0 {
+            buffers[r.ino] = nil
+            try purge(r.ino)
+        }
+    }
+
+    private func purge(_ ino: Int64) throws(FSError) {
+        let objects = try namespace.deleteInode(ino)
+        do { try engine.purgeObjects(volume: volume, ids: objects) } catch { throw .io }
+        for id in objects { cache.remove(id) }
+    }
+
+    public func readdir(_ ino: Int64, offset: Int, limit: Int) throws(FSError) -> [DirectoryListing] {
+        var result: [DirectoryListing] = []
+        if offset == 0 { result.append(.init(name: Array(".".utf8), ino: ino, kind: InodeRecord.directory, next: 1)) }
+        if offset <= 1 && result.count < limit {
+            result.append(.init(name: Array("..".utf8), ino: try namespace.parent(of: ino), kind: InodeRecord.directory, next: 2))
+        }
+        let skip = max(0, offset - 2)
+        var next = skip + 2
+        for entry in try namespace.readdir(ino: ino, offset: skip, limit: max(0, limit - result.count)) {
+            next += 1
+            result.append(.init(name: entry.name, ino: entry.ino, kind: entry.kind, next: next))
+        }
+        return result
+    }
+
+    public func setattr(_ ino: Int64, mode: Int64? = nil, uid: Int64? = nil, gid: Int64? = nil, size: Int64? = nil,
+                        atimeNs: Int64? = nil, mtimeNs: Int64? = nil) throws(FSError) -> Attributes {
+        try locked { () throws(FSError) -> Attributes in
+            if size != nil { try commitLocked(ino) }  // pending bytes first, then cut
+            if let size, size > capacityBytes { throw .noSpace }
+            let record = try namespace.setattr(ino: ino, mode: mode, uid: uid, gid: gid, size: size, atimeNs: atimeNs,
+                                               mtimeNs: mtimeNs, chunkSize: chunkSize, nowNs: Self.now())
+            return attributesLocked(record)
+        }
+    }
+
+    // MARK: open files
+
+    public func open(_ ino: Int64) throws(FSError) {
+        _ = try namespace.inode(ino)
+        lock.withLock { openHandles[ino, default: 0] += 1 }
+    }
+
+    /// Last close of a handle: commits, and deletes the file if it was unlinked meanwhile.
+    public func release(_ ino: Int64) throws(FSError) {
+        try locked { () throws(FSError) -> Void in
+            defer {
+                openHandles[ino, default: 1] -= 1
+                if openHandles[ino] == 0 { openHandles[ino] = nil }
+            }
+            try commitLocked(ino)
+            if (openHandles[ino] ?? 0) <= 1, let r = try? namespace.inode(ino), r.nlink == 0 {
+                buffers[ino] = nil
+                openHandles[ino] = nil
+                try purge(ino)
+            }
+        }
+    }
+
+    public func flush(_ ino: Int64) throws(FSError) { try locked { () throws(FSError) -> Void in try commitLocked(ino) } }
+
+    /// Data and namespace are durable when this returns (every commit is fsynced).
+    public func fsync(_ ino: Int64) throws(FSError) { try flush(ino) }
+
+    // MARK: data
+
+    public func write(_ ino: Int64, offset: Int64, bytes: UnsafeRawBufferPointer) throws(FSError) -> Int {
+        guard offset >= 0 else { throw .invalid }
+        if bytes.isEmpty { return 0 }
+        return try locked { () throws(FSError) -> Int in
+            let record = try namespace.inode(ino)
+            if record.isDirectory { throw .isDirectory }
+            let buffer = buffers[ino] ?? FileBuffer(size: record.size)
+            let end = offset + Int64(bytes.count)
+            if end > buffer.size, end > capacityBytes { throw .noSpace }
+            var done = 0
+            while done < bytes.count {
+                let position = offset + Int64(done)
+                let chunk = position / chunkSize
+                let within = Int(position % chunkSize)
+                let n = min(bytes.count - done, Int(chunkSize) - within)
+                var entry = buffer.chunks[chunk] ?? (data: [UInt8](repeating: 0, count: Int(chunkSize)), ranges: [])
+                entry.data.withUnsafeMutableBytes { dst in
+                    dst.baseAddress!.advanced(by: within).copyMemory(from: bytes.baseAddress!.advanced(by: done), byteCount: n)
+                }
+                entry.ranges = Self.merge(entry.ranges, within..<(within + n))
+                buffer.chunks[chunk] = entry
+                done += n
+            }
+            buffer.size = max(buffer.size, end)
+            buffers[ino] = buffer
+            // Full chunks go out now; so does everything when many chunks are dirty.
+            let full = buffer.chunks.filter { $0.value.ranges == [0..<Int(chunkSize)] }.map(\.key)
+            if !full.isEmpty || buffer.dirtyChunks > 8 {
+                try commitLocked(ino, only: buffer.dirtyChunks > 8 ? nil : Set(full))
+            }
+            return bytes.count
+        }
+    }
+
+    static func merge(_ ranges: [Range<Int>], _ new: Range<Int>) -> [Range<Int>] {
+        var result: [Range<Int>] = []
+        var current = new
+        for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if r.upperBound < current.lowerBound || r.lowerBound > current.upperBound {
+                result.append(r)
+            } else {
+                current = min(r.lowerBound, current.lowerBound)..<max(r.upperBound, current.upperBound)
+            }
+        }
+        result.append(current)
+        return result.sorted { $0.lowerBound < $1.lowerBound }
+    }
+
+    /// Writes buffered chunks as objects and commits their slices, the size and times in
+    /// one transaction. Objects written before a failure stay 'writing' and are collected.
+    private func commitLocked(_ ino: Int64, only: Set<Int64>? = nil) throws(FSError) {
+        guard let buffer = buffers[ino] else { return }
+        var slices: [SliceRecord] = []
+        var objects: [String] = []
+        for (chunk, entry) in buffer.chunks.sorted(by: { $0.key < $1.key }) where only?.contains(chunk) ?? true {
+            for range in entry.ranges {
+                let bytes = Array(entry.data[range])
+                let id: ObjectID
+                do { id = try engine.stageObject(volume: volume, bytes: bytes) } catch {
+                    if case .storage(.noSpace) = error { throw .noSpace }
+                    throw .io
+                }
+                cache.insert(id.description, bytes)
+                objects.append(id.description)
+                slices.append(SliceRecord(ino: ino, chunk: chunk, pos: Int64(range.lowerBound), len: Int64(range.count),
+                                          object: id.description))
+            }
+        }
+        try namespace.commitWrite(ino: ino, slices: slices, objects: objects, size: buffer.size, nowNs: Self.now())
+        if let only {
+            for chunk in only { buffer.chunks[chunk] = nil }
+            if buffer.chunks.isEmpty { buffers[ino] = nil }
+        } else {
+            buffers[ino] = nil
+        }
+    }
+
+    public func read(_ ino: Int64, offset: Int64, size: Int) throws(FSError) -> [UInt8] {
+        guard offset >= 0 else { throw .invalid }
+        let record = try namespace.inode(ino)
+        if record.isDirectory { throw .isDirectory }
+        // Snapshot of the pending bytes overlapping the range.
+        let (fileSize, pending) = lock.withLock { () -> (Int64, [Int64: (data: [UInt8], ranges: [Range<Int>])]) in
+            guard let b = buffers[ino] else { return (record.size, [:]) }
+            return (max(b.size, record.size), b.chunks)
+        }
+        let end = min(fileSize, offset + Int64(size))
+        if end <= offset { return [] }
+        var result = [UInt8](repeating: 0, count: Int(end - offset))
+        var position = offset
+        while position < end {
+            let chunk = position / chunkSize
+            let within = Int(position % chunkSize)
+            let n = Int(min(end - position, chunkSize - Int64(within)))
+            let window = within..<(within + n)
+            let base = Int(position - offset)
+            for slice in try namespace.slices(ino: ino, chunk: chunk) {
+                let sliceRange = Int(slice.pos)..<Int(slice.pos + slice.len)
+                let overlap = sliceRange.clamped(to: window)
+                if overlap.isEmpty { continue }
+                let destination = base + (overlap.lowerBound - within)
+                if let object = slice.object {
+                    let data = try objectBytes(object)
+                    let from = Int(slice.objectOff) + (overlap.lowerBound - sliceRange.lowerBound)
+                    guard from + overlap.count <= data.count else { throw .io }
+                    result.withUnsafeMutableBytes { dst in
+                        data.withUnsafeBytes { src in
+                            dst.baseAddress!.advanced(by: destination).copyMemory(from: src.baseAddress!.advanced(by: from), byteCount: overlap.count)
+                        }
+                    }
+                } else {
+                    for i in 0..<overlap.count { result[destination + i] = 0 }
+                }
+            }
+            if let entry = pending[chunk] {
+                for range in entry.ranges {
+                    let overlap = range.clamped(to: window)
+                    if overlap.isEmpty { continue }
+                    let destination = base + (overlap.lowerBound - within)
+                    for i in 0..<overlap.count { result[destination + i] = entry.data[overlap.lowerBound + i] }
+                }
+            }
+            position += Int64(n)
+        }
+        return result
+    }
+
+    private func objectBytes(_ id: String) throws(FSError) -> [UInt8] {
+        if let cached = cache.get(id) { return cached }
+        guard let objectID = ObjectID(id) else { throw .io }
+        do {
+            let bytes = try engine.readObject(volume: volume, id: objectID).bytes
+            cache.insert(id, bytes)
+            return bytes
+        } catch { throw .io }
+    }
+
+    // MARK: xattrs, statfs
+
+    public func getXattr(_ ino: Int64, name: [UInt8]) throws(FSError) -> [UInt8] { try namespace.getXattr(ino: ino, name: name) }
+    public func listXattr(_ ino: Int64) throws(FSError) -> [[UInt8]] { try namespace.listXattr(ino: ino) }
+    public func setXattr(_ ino: Int64, name: [UInt8], value: [UInt8], flags: Int32) throws(FSError) {
+        try namespace.setXattr(ino: ino, name: name, value: value, flags: flags, nowNs: Self.now())
+    }
+    public func removeXattr(_ ino: Int64, name: [UInt8]) throws(FSError) { try namespace.removeXattr(ino: ino, name: name, nowNs: Self.now()) }
+
+    /// Capacity and use in bytes and inodes: the volume's provisioned size.
+    public func statfs() throws(FSError) -> (capacityBytes: Int64, usedBytes: Int64, inodes: Int64) {
+        let usage = try namespace.usage()
+        let pending = lock.withLock { buffers.values.reduce(Int64(0)) { $0 + Int64($1.chunks.count) * chunkSize } }
+        return (capacityBytes, min(capacityBytes, usage.bytes + pending), usage.inodes)
+    }
+
+    /// Commits every buffer (unmount).
+    public func flushAll() {
+        lock.withLock {
+            for ino in Array(buffers.keys) { try? commitLocked(ino) }
+        }
+    }
+}
+
+/// Recently used objects' bytes, so reading a 4 MiB object in 128 KiB requests fetches it once.
+final class ObjectCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: [UInt8]] = [:]
+    private var order: [String] = []
+    private var bytes = 0
+    let budget: Int
+
+    init(budgetBytes: Int) { budget = budgetBytes }
+
+    func get(_ id: String) -> [UInt8]? {
+        lock.withLock {
+            guard let value = entries[id] else { return nil }
+            if let i = order.firstIndex(of: id) { order.remove(at: i); order.append(id) }
+            return value
+        }
+    }
+
+    func insert(_ id: String, _ value: [UInt8]) {
+        lock.withLock {
+            if entries[id] == nil { order.append(id); bytes += value.count }
+            entries[id] = value
+            while bytes > budget, let oldest = order.first {
+                order.removeFirst()
+                bytes -= entries.removeValue(forKey: oldest)?.count ?? 0
+            }
+        }
+    }
+
+    func remove(_ id: String) {
+        lock.withLock {
+            if let value = entries.removeValue(forKey: id) {
+                bytes -= value.count
+                order.removeAll { $0 == id }
+            }
+        }
+    }
+}

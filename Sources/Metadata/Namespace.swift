@@ -1,0 +1,433 @@
+import Foundation
+import GRDB
+
+/// An errno for the filesystem to return as is.
+public struct FSError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let code: Int32
+    public init(_ code: Int32) { self.code = code }
+    public var description: String { "errno \(code)" }
+    public static let noEntry = FSError(2)       // ENOENT
+    public static let exists = FSError(17)       // EEXIST
+    public static let notDirectory = FSError(20) // ENOTDIR
+    public static let isDirectory = FSError(21)  // EISDIR
+    public static let invalid = FSError(22)      // EINVAL
+    public static let notEmpty = FSError(39)     // ENOTEMPTY
+    public static let noData = FSError(61)       // ENODATA
+    public static let notPermitted = FSError(1)  // EPERM
+    public static let io = FSError(5)            // EIO
+    public static let nameTooLong = FSError(36)  // ENAMETOOLONG
+    public static let noSpace = FSError(28)      // ENOSPC
+    public static let tooManyLinks = FSError(31) // EMLINK
+}
+
+/// One inode as stored. `kind` is the S_IFMT type shifted right by 12.
+public struct InodeRecord: Codable, Hashable, Sendable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "inode"
+    public static let directory: Int64 = 4, regular: Int64 = 8, symlink: Int64 = 10
+    public var ino: Int64
+    public var kind: Int64
+    public var mode: Int64
+    public var uid: Int64
+    public var gid: Int64
+    public var size: Int64
+    public var nlink: Int64
+    public var rdev: Int64
+    public var atimeNs: Int64
+    public var mtimeNs: Int64
+    public var ctimeNs: Int64
+    public var target: Data?
+
+    public init(ino: Int64, kind: Int64, mode: Int64, uid: Int64, gid: Int64, size: Int64 = 0, nlink: Int64, rdev: Int64 = 0,
+                atimeNs: Int64, mtimeNs: Int64, ctimeNs: Int64, target: Data? = nil) {
+        self.ino = ino; self.kind = kind; self.mode = mode; self.uid = uid; self.gid = gid; self.size = size
+        self.nlink = nlink; self.rdev = rdev; self.atimeNs = atimeNs; self.mtimeNs = mtimeNs; self.ctimeNs = ctimeNs
+        self.target = target
+    }
+
+    public var isDirectory: Bool { kind == Self.directory }
+
+    enum CodingKeys: String, CodingKey {
+        case ino, kind, mode, uid, gid, size, nlink, rdev, target
+        case atimeNs = "atime_ns"
+        case mtimeNs = "mtime_ns"
+        case ctimeNs = "ctime_ns"
+    }
+}
+
+/// A piece of a file's data: bytes [pos, pos+len) of chunk `chunk` come from `object` at
+/// `objectOff` (or are zeros when `object` is nil). Later ids shadow earlier ones.
+public struct SliceRecord: Codable, Hashable, Sendable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "slice"
+    public var id: Int64?
+    public var ino: Int64
+    public var chunk: Int64
+    public var pos: Int64
+    public var len: Int64
+    public var object: String?
+    public var objectOff: Int64
+
+    public init(id: Int64? = nil, ino: Int64, chunk: Int64, pos: Int64, len: Int64, object: String?, objectOff: Int64 = 0) {
+        self.id = id; self.ino = ino; self.chunk = chunk; self.pos = pos; self.len = len; self.object = object
+        self.objectOff = objectOff
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, ino, chunk, pos, len, object
+        case objectOff = "object_off"
+    }
+}
+
+public struct DirectoryEntry: Hashable, Sendable {
+    public var name: [UInt8]
+    public var ino: Int64
+    public var kind: Int64
+}
+
+/// A volume's namespace: the queries the filesystem's operations translate into. Every
+/// change is one transaction; errors are errno values.
+extension VolumeDatabase {
+    public static let rootIno: Int64 = 1
+
+    func fs<T>(_ body: (Database) throws -> T) throws(FSError) -> T {
+        do { return try writer.write(body) } catch let e as FSError { throw e } catch { throw .io }
+    }
+
+    func fsRead<T>(_ body: (Database) throws -> T) throws(FSError) -> T {
+        do { return try writer.read(body) } catch let e as FSError { throw e } catch { throw .io }
+    }
+
+    /// Creates the root directory on first use.
+    public func ensureRoot(uid: Int64, gid: Int64, mode: Int64, nowNs: Int64) throws(FSError) {
+        try fs { db in
+            if try InodeRecord.fetchOne(db, key: Self.rootIno) == nil {
+                try InodeRecord(ino: Self.rootIno, kind: InodeRecord.directory, mode: mode, uid: uid, gid: gid, nlink: 2,
+                                atimeNs: nowNs, mtimeNs: nowNs, ctimeNs: nowNs).insert(db)
+            }
+        }
+    }
+
+    public func inode(_ ino: Int64) throws(FSError) -> InodeRecord {
+        guard let record = try fsRead({ db in try InodeRecord.fetchOne(db, key: ino) }) else { throw .noEntry }
+        return record
+    }
+
+    static func directory(_ db: Database, _ ino: Int64) throws -> InodeRecord {
+        guard let dir = try InodeRecord.fetchOne(db, key: ino) else { throw FSError.noEntry }
+        guard dir.isDirectory else { throw FSError.notDirectory }
+        return dir
+    }
+
+    static func child(_ db: Database, _ parent: Int64, _ name: [UInt8]) throws -> InodeRecord? {
+        guard let ino = try Int64.fetchOne(db, sql: "SELECT ino FROM dentry WHERE parent = ? AND name = ?",
+                                           arguments: [parent, Data(name)]) else { return nil }
+        return try InodeRecord.fetchOne(db, key: ino)
+    }
+
+    static func touchDirectory(_ db: Database, _ ino: Int64, nlinkDelta: Int64, nowNs: Int64) throws {
+        try db.execute(sql: "UPDATE inode SET nlink = nlink + ?, mtime_ns = ?, ctime_ns = ? WHERE ino = ?",
+                       arguments: [nlinkDelta, nowNs, nowNs, ino])
+    }
+
+    public func lookup(parent: Int64, name: [UInt8]) throws(FSError) -> InodeRecord {
+        try fsRead { db in
+            _ = try Self.directory(db, parent)
+            guard let found = try Self.child(db, parent, name) else { throw FSError.noEntry }
+            return found
+        }
+    }
+
+    /// A new file, directory, symlink or special file named `name` in `parent`.
+    public func create(parent: Int64, name: [UInt8], kind: Int64, mode: Int64, uid: Int64, gid: Int64, rdev: Int64 = 0,
+                       target: [UInt8]? = nil, nowNs: Int64) throws(FSError) -> InodeRecord {
+        if name.count > 255 { throw .nameTooLong }
+        return try fs { db in
+            _ = try Self.directory(db, parent)
+            if try Self.child(db, parent, name) != nil { throw FSError.exists }
+            let isDir = kind == InodeRecord.directory
+            var record = InodeRecord(ino: 0, kind: kind, mode: mode & 0o7777, uid: uid, gid: gid,
+                                     size: Int64(target?.count ?? 0), nlink: isDir ? 2 : 1, rdev: rdev,
+                                     atimeNs: nowNs, mtimeNs: nowNs, ctimeNs: nowNs, target: target.map { Data($0) })
+            try db.execute(sql: """
+                INSERT INTO inode (kind, mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, target)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [record.kind, record.mode, record.uid, record.gid, record.size, record.nlink, record.rdev,
+                                 nowNs, nowNs, nowNs, record.target])
+            record.ino = db.lastInsertedRowID
+            try db.execute(sql: "INSERT INTO dentry (parent, name, ino) VALUES (?, ?, ?)", arguments: [parent, Data(name), record.ino])
+            try Self.touchDirectory(db, parent, nlinkDelta: isDir ? 1 : 0, nowNs: nowNs)
+            return record
+        }
+    }
+
+    /// A hard link `newName` in `newParent` to `ino` (not a directory).
+    public func link(ino: Int64, newParent: Int64, newName: [UInt8], nowNs: Int64) throws(FSError) -> InodeRecord {
+        if newName.count > 255 { throw .nameTooLong }
+        return try fs { db in
+            guard var target = try InodeRecord.fetchOne(db, key: ino) else { throw FSError.noEntry }
+            if target.isDirectory { throw FSError.notPermitted }
+            _ = try Self.directory(db, newParent)
+            if try Self.child(db, newParent, newName) != nil { throw FSError.exists }
+            try db.execute(sql: "INSERT INTO dentry (parent, name, ino) VALUES (?, ?, ?)", arguments: [newParent, Data(newName), ino])
+            target.nlink += 1
+            target.ctimeNs = nowNs
+            try target.update(db)
+            try Self.touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs)
+            return target
+        }
+    }
+
+    /// Removes a name of a non-directory; returns the inode with its new link count (0:
+    /// the caller deletes it once no handle is open).
+    public func unlink(parent: Int64, name: [UInt8], nowNs: Int64) throws(FSError) -> InodeRecord {
+        try fs { db in
+            _ = try Self.directory(db, parent)
+            guard var victim = try Self.child(db, parent, name) else { throw FSError.noEntry }
+            if victim.isDirectory { throw FSError.isDirectory }
+            try db.execute(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?", arguments: [parent, Data(name)])
+            victim.nlink -= 1
+            victim.ctimeNs = nowNs
+            try victim.update(db)
+            try Self.touchDirectory(db, parent, nlinkDelta: 0, nowNs: nowNs)
+            return victim
+        }
+    }
+
+    /// Removes an empty directory; returns it (its inode is then deleted by the caller).
+    public func rmdir(parent: Int64, name: [UInt8], nowNs: Int64) throws(FSError) -> InodeRecord {
+        try fs { db in
+            _ = try Self.directory(db, parent)
+            guard var victim = try Self.child(db, parent, name) else { throw FSError.noEntry }
+            if !victim.isDirectory { throw FSError.notDirectory }
+            if try Int.fetchOne(db, sql: "SELECT count(*) FROM dentry WHERE parent = ?", arguments: [victim.ino]) ?? 0 > 0 {
+                throw FSError.notEmpty
+            }
+            try db.execute(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?", arguments: [parent, Data(name)])
+            victim.nlink = 0
+            victim.ctimeNs = nowNs
+            try victim.update(db)
+            try Self.touchDirectory(db, parent, nlinkDelta: -1, nowNs: nowNs)
+            return victim
+        }
+    }
+
+    public static let renameNoReplace: UInt32 = 1, renameExchange: UInt32 = 2
+
+    /// Renames (or with `renameExchange` swaps) a name. Returns the inode a replacing rename
+    /// unlinked, with its new link count, for the caller to delete when unused.
+    public func rename(parent: Int64, name: [UInt8], newParent: Int64, newName: [UInt8], flags: UInt32,
+                       nowNs: Int64) throws(FSError) -> InodeRecord? {
+        if newName.count > 255 { throw .nameTooLong }
+        if flags & ~(Self.renameNoReplace | Self.renameExchange) != 0
+            || flags == Self.renameNoReplace | Self.renameExchange { throw .invalid }
+        return try fs { db in
+            _ = try Self.directory(db, parent)
+            _ = try Self.directory(db, newParent)
+            guard var source = try Self.child(db, parent, name) else { throw FSError.noEntry }
+            let existing = try Self.child(db, newParent, newName)
+            if existing?.ino == source.ino { return nil }  // same file: nothing to do
+            // A directory may not move into its own subtree.
+            if source.isDirectory {
+                var node = newParent
+                while node != Self.rootIno {
+                    if node == source.ino { throw FSError.invalid }
+                    guard let up = try Int64.fetchOne(db, sql: "SELECT parent FROM dentry WHERE ino = ?", arguments: [node]) else { break }
+                    node = up
+                }
+            }
+            if flags & Self.renameExchange != 0 {
+                guard var other = existing else { throw FSError.noEntry }
+                if other.isDirectory {
+                    var node = parent
+                    while node != Self.rootIno {
+                        if node == other.ino { throw FSError.invalid }
+                        guard let up = try Int64.fetchOne(db, sql: "SELECT parent FROM dentry WHERE ino = ?", arguments: [node]) else { break }
+                        node = up
+                    }
+                }
+                try db.execute(sql: "UPDATE dentry SET ino = ? WHERE parent = ? AND name = ?", arguments: [other.ino, parent, Data(name)])
+                try db.execute(sql: "UPDATE dentry SET ino = ? WHERE parent = ? AND name = ?", arguments: [source.ino, newParent, Data(newName)])
+                if parent != newParent && source.isDirectory != other.isDirectory {
+                    let delta: Int64 = source.isDirectory ? 1 : -1
+                    try Self.touchDirectory(db, newParent, nlinkDelta: delta, nowNs: nowNs)
+                    try Self.touchDirectory(db, parent, nlinkDelta: -delta, nowNs: nowNs)
+                } else {
+                    try Self.touchDirectory(db, parent, nlinkDelta: 0, nowNs: nowNs)
+                    try Self.touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs)
+                }
+                source.ctimeNs = nowNs; other.ctimeNs = nowNs
+                try source.update(db); try other.update(db)
+                return nil
+            }
+            var replaced: InodeRecord? = nil
+            if var victim = existing {
+                if flags & Self.renameNoReplace != 0 { throw FSError.exists }
+                if source.isDirectory && !victim.isDirectory { throw FSError.notDirectory }
+                if !source.isDirectory && victim.isDirectory { throw FSError.isDirectory }
+                if victim.isDirectory {
+                    if try Int.fetchOne(db, sql: "SELECT count(*) FROM dentry WHERE parent = ?", arguments: [victim.ino]) ?? 0 > 0 {
+                        throw FSError.notEmpty
+                    }
+                    victim.nlink = 0
+                    try Self.touchDirectory(db, newParent, nlinkDelta: -1, nowNs: nowNs)
+                } else {
+                    victim.nlink -= 1
+                }
+                victim.ctimeNs = nowNs
+                try victim.update(db)
+                try db.execute(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?", arguments: [newParent, Data(newName)])
+                replaced = victim
+            }
+            try db.execute(sql: "UPDATE dentry SET parent = ?, name = ? WHERE parent = ? AND name = ?",
+                           arguments: [newParent, Data(newName), parent, Data(name)])
+            if source.isDirectory && parent != newParent {
+                try Self.touchDirectory(db, parent, nlinkDelta: -1, nowNs: nowNs)
+                try Self.touchDirectory(db, newParent, nlinkDelta: 1, nowNs: nowNs)
+            } else {
+                try Self.touchDirectory(db, parent, nlinkDelta: 0, nowNs: nowNs)
+                if newParent != parent { try Self.touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs) }
+            }
+            source.ctimeNs = nowNs
+            try source.update(db)
+            return replaced
+        }
+    }
+
+    /// Entries of a directory after the first `offset`, at most `limit`.
+    public func readdir(ino: Int64, offset: Int, limit: Int) throws(FSError) -> [DirectoryEntry] {
+        try fsRead { db in
+            _ = try Self.directory(db, ino)
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT d.name, d.ino, i.kind FROM dentry d JOIN inode i ON i.ino = d.ino
+                WHERE d.parent = ? ORDER BY d.name LIMIT ? OFFSET ?
+                """, arguments: [ino, limit, offset])
+            return rows.map { DirectoryEntry(name: [UInt8]($0["name"] as Data), ino: $0["ino"], kind: $0["kind"]) }
+        }
+    }
+
+    /// The parent of a directory (for "..").
+    public func parent(of ino: Int64) throws(FSError) -> Int64 {
+        if ino == Self.rootIno { return Self.rootIno }
+        return try fsRead { db in try Int64.fetchOne(db, sql: "SELECT parent FROM dentry WHERE ino = ? LIMIT 1", arguments: [ino]) ?? Self.rootIno }
+    }
+
+    /// Changes attributes. A smaller size drops the slices past it and writes a hole from
+    /// the new end to the end of its chunk, so growing the file again reads zeros.
+    public func setattr(ino: Int64, mode: Int64? = nil, uid: Int64? = nil, gid: Int64? = nil, size: Int64? = nil,
+                        atimeNs: Int64? = nil, mtimeNs: Int64? = nil, chunkSize: Int64, nowNs: Int64) throws(FSError) -> InodeRecord {
+        try fs { db in
+            guard var record = try InodeRecord.fetchOne(db, key: ino) else { throw FSError.noEntry }
+            if let mode { record.mode = mode & 0o7777; record.ctimeNs = nowNs }
+            if let uid { record.uid = uid; record.ctimeNs = nowNs }
+            if let gid { record.gid = gid; record.ctimeNs = nowNs }
+            if let atimeNs { record.atimeNs = atimeNs; record.ctimeNs = nowNs }
+            if let mtimeNs { record.mtimeNs = mtimeNs; record.ctimeNs = nowNs }
+            if let size, size != record.size {
+                if record.isDirectory { throw FSError.isDirectory }
+                if record.kind != InodeRecord.regular { throw FSError.invalid }
+                if size < record.size { try Self.truncate(db, ino: ino, to: size, chunkSize: chunkSize) }
+                record.size = size
+                record.mtimeNs = nowNs
+                record.ctimeNs = nowNs
+            }
+            try record.update(db)
+            return record
+        }
+    }
+
+    static func truncate(_ db: Database, ino: Int64, to size: Int64, chunkSize: Int64) throws {
+        let lastChunk = size / chunkSize
+        try db.execute(sql: "DELETE FROM slice WHERE ino = ? AND chunk > ?", arguments: [ino, size % chunkSize == 0 ? lastChunk - 1 : lastChunk])
+        let offset = size % chunkSize
+        if offset > 0 {
+            try SliceRecord(ino: ino, chunk: lastChunk, pos: offset, len: chunkSize - offset, object: nil).insert(db)
+        }
+    }
+
+    public func slices(ino: Int64, chunk: Int64) throws(FSError) -> [SliceRecord] {
+        try fsRead { db in
+            try SliceRecord.filter(Column("ino") == ino && Column("chunk") == chunk).order(Column("id")).fetchAll(db)
+        }
+    }
+
+    /// Makes written data visible, atomically: staged objects become live, their slices
+    /// are added, and the size and times move forward.
+    public func commitWrite(ino: Int64, slices: [SliceRecord], objects: [String], size: Int64, nowNs: Int64) throws(FSError) {
+        try fs { db in
+            for object in objects {
+                try db.execute(sql: "UPDATE object SET state = 'live' WHERE id = ?", arguments: [object])
+            }
+            for slice in slices { try slice.insert(db) }
+            try db.execute(sql: "UPDATE inode SET size = max(size, ?), mtime_ns = ?, ctime_ns = ? WHERE ino = ?",
+                           arguments: [size, nowNs, nowNs, ino])
+        }
+    }
+
+    /// Deletes an inode with no links left; returns the objects only it referenced (the
+    /// caller deletes their shards, then `removeObject`s them).
+    public func deleteInode(_ ino: Int64) throws(FSError) -> [String] {
+        try fs { db in
+            let objects = try String.fetchAll(db, sql: """
+                SELECT DISTINCT object FROM slice WHERE ino = ? AND object IS NOT NULL
+                AND object NOT IN (SELECT object FROM slice WHERE ino <> ? AND object IS NOT NULL)
+                """, arguments: [ino, ino])
+            try db.execute(sql: "DELETE FROM inode WHERE ino = ? AND nlink = 0", arguments: [ino])
+            for object in objects {
+                try db.execute(sql: "UPDATE object SET state = 'deleting' WHERE id = ?", arguments: [object])
+            }
+            return objects
+        }
+    }
+
+    /// Inodes with no links (unlinked while open when the process stopped).
+    public func unlinkedInodes() throws(FSError) -> [Int64] {
+        try fsRead { db in try Int64.fetchAll(db, sql: "SELECT ino FROM inode WHERE nlink = 0") }
+    }
+
+    /// Total bytes in files and the number of inodes.
+    public func usage() throws(FSError) -> (bytes: Int64, inodes: Int64) {
+        try fsRead { db in
+            let row = try Row.fetchOne(db, sql: "SELECT COALESCE(SUM(CASE WHEN kind = 8 THEN size ELSE 0 END), 0) AS b, count(*) AS n FROM inode")!
+            return (row["b"], row["n"])
+        }
+    }
+
+    // MARK: xattrs
+
+    public static let xattrCreate: Int32 = 1, xattrReplace: Int32 = 2
+
+    public func getXattr(ino: Int64, name: [UInt8]) throws(FSError) -> [UInt8] {
+        try fsRead { db in
+            guard try InodeRecord.fetchOne(db, key: ino) != nil else { throw FSError.noEntry }
+            guard let value = try Data.fetchOne(db, sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?", arguments: [ino, Data(name)]) else {
+                throw FSError.noData
+            }
+            return [UInt8](value)
+        }
+    }
+
+    public func setXattr(ino: Int64, name: [UInt8], value: [UInt8], flags: Int32, nowNs: Int64) throws(FSError) {
+        try fs { db in
+            guard try InodeRecord.fetchOne(db, key: ino) != nil else { throw FSError.noEntry }
+            let exists = try Data.fetchOne(db, sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?", arguments: [ino, Data(name)]) != nil
+            if flags & Self.xattrCreate != 0 && exists { throw FSError.exists }
+            if flags & Self.xattrReplace != 0 && !exists { throw FSError.noData }
+            try db.execute(sql: "INSERT OR REPLACE INTO xattr (ino, name, value) VALUES (?, ?, ?)", arguments: [ino, Data(name), Data(value)])
+            try db.execute(sql: "UPDATE inode SET ctime_ns = ? WHERE ino = ?", arguments: [nowNs, ino])
+        }
+    }
+
+    public func listXattr(ino: Int64) throws(FSError) -> [[UInt8]] {
+        try fsRead { db in
+            guard try InodeRecord.fetchOne(db, key: ino) != nil else { throw FSError.noEntry }
+            return try Data.fetchAll(db, sql: "SELECT name FROM xattr WHERE ino = ? ORDER BY name", arguments: [ino]).map { [UInt8]($0) }
+        }
+    }
+
+    public func removeXattr(ino: Int64, name: [UInt8], nowNs: Int64) throws(FSError) {
+        try fs { db in
+            try db.execute(sql: "DELETE FROM xattr WHERE ino = ? AND name = ?", arguments: [ino, Data(name)])
+            if db.changesCount == 0 { throw FSError.noData }
+            try db.execute(sql: "UPDATE inode SET ctime_ns = ? WHERE ino = ?", arguments: [nowNs, ino])
+        }
+    }
+}
