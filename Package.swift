@@ -51,6 +51,7 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineTool"]),
+        .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "EngineTool", "CFuse3"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
     ],
     swiftLanguageModes: [.v6]

@@ -39,6 +39,12 @@ public final class FuseMount: @unchecked Sendable {
     /// buffered writes and unmounts. Blocks the calling thread.
     public func run() throws {
         Self.clearStaleMount(mountpoint)
+        // A parent may have spawned us with these blocked (Foundation's Process does):
+        // libfuse's handlers would then never run and SIGTERM would not unmount.
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&handled, signal) }
+        pthread_sigmask(SIG_UNBLOCK, &handled, nil)
         var options = "default_permissions,allow_other,fsname=berth:\(fileSystem.volume),subtype=berth"
         if readOnly { options += ",ro" }
         let arguments = ["berth", "-o", options]

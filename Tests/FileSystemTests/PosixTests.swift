@@ -1,0 +1,184 @@
+import CFuse3
+import Foundation
+import Testing
+
+/// POSIX behaviour on a real mount, error codes included. Runs as root; permission checks
+/// are exercised as `nobody` through runuser.
+@Suite(.serialized) struct PosixTests {
+    @Test(arguments: ["replicated-3", "ec-4-2", "remote-disk"])
+    func filesAndDirectories(storageClass: String) throws {
+        let v = try MountedVolume(storageClass: storageClass)
+        // Create, write, read back; sizes above one chunk and not aligned.
+        let data = pattern(300_001, seed: 1)
+        #expect(writeFile(v.path("f"), data) == 0)
+        expectSame(readFile(v.path("f")), data)
+        // O_APPEND.
+        #expect(writeFile(v.path("f"), [1, 2, 3], flags: O_WRONLY | O_APPEND) == 0)
+        expectSame(readFile(v.path("f")), data + [1, 2, 3])
+        // O_TRUNC.
+        #expect(writeFile(v.path("f"), [9]) == 0)
+        #expect(readFile(v.path("f")) == [9])
+        // Sparse files read zeros, including above 4 GiB.
+        let fd = open(v.path("sparse"), O_WRONLY | O_CREAT, 0o644)
+        #expect(fd >= 0)
+        let far: off_t = 5 << 30
+        #expect([UInt8]([7, 7]).withUnsafeBytes { pwrite(fd, $0.baseAddress, 2, far) } == 2)
+        close(fd)
+        var st = stat()
+        #expect(stat(v.path("sparse"), &st) == 0)
+        #expect(st.st_size == Int(far) + 2)
+        let rfd = open(v.path("sparse"), O_RDONLY)
+        var buf = [UInt8](repeating: 0xFF, count: 8)
+        #expect(pread(rfd, &buf, 8, far - 6) == 8)
+        #expect(buf == [0, 0, 0, 0, 0, 0, 7, 7])
+        #expect(pread(rfd, &buf, 8, 1000) == 8)
+        #expect(buf == [UInt8](repeating: 0, count: 8))
+        close(rfd)
+        // Truncate down then up: the cut part reads as zeros.
+        #expect(writeFile(v.path("t"), pattern(200_000, seed: 2)) == 0)
+        #expect(truncate(v.path("t"), 1000) == 0)
+        #expect(truncate(v.path("t"), 150_000) == 0)
+        let t = readFile(v.path("t"))!
+        expectSame(Array(t[0..<1000]), Array(pattern(200_000, seed: 2)[0..<1000]))
+        #expect(t.count == 150_000)
+        #expect(t[1000...].allSatisfy { $0 == 0 })
+        // Directories.
+        #expect(mkdir(v.path("d"), 0o755) == 0)
+        #expect(errnoOf(mkdir(v.path("d"), 0o755)) == EEXIST)
+        #expect(writeFile(v.path("d/inner"), [1]) == 0)
+        #expect(errnoOf(rmdir(v.path("d"))) == ENOTEMPTY)
+        #expect(errnoOf(unlink(v.path("d"))) == EISDIR)
+        #expect(errnoOf(open(v.path("d"), O_WRONLY)) == EISDIR)
+        #expect(errnoOf(open(v.path("missing"), O_RDONLY)) == ENOENT)
+        #expect(errnoOf(mkdir(v.path("f/x"), 0o755)) == ENOTDIR)
+        #expect(errnoOf(open(v.path(String(repeating: "n", count: 256)), O_WRONLY | O_CREAT, 0o644)) == ENAMETOOLONG)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: v.mountpoint).sorted() == ["d", "f", "sparse", "t"])
+        // Directory link counts: 2 + subdirectories.
+        #expect(mkdir(v.path("d/sub"), 0o755) == 0)
+        #expect(stat(v.path("d"), &st) == 0 && st.st_nlink == 3)
+        // Rename: replace a file; move a directory; a directory into itself is refused.
+        #expect(writeFile(v.path("a"), [1]) == 0)
+        #expect(writeFile(v.path("b"), [2]) == 0)
+        #expect(rename(v.path("a"), v.path("b")) == 0)
+        #expect(readFile(v.path("b")) == [1] && access(v.path("a"), F_OK) != 0)
+        #expect(rename(v.path("d"), v.path("e")) == 0)
+        #expect(errnoOf(rename(v.path("e"), v.path("e/sub/x"))) == EINVAL)
+        #expect(errnoOf(rename(v.path("b"), v.path("e"))) == EISDIR)
+        // Across filesystems: EXDEV (from the kernel).
+        #expect(errnoOf(rename(v.path("b"), v.root + "/outside")) == EXDEV)
+        // Hard links and nlink; symlinks.
+        #expect(link(v.path("b"), v.path("b2")) == 0)
+        #expect(stat(v.path("b"), &st) == 0 && st.st_nlink == 2)
+        #expect(unlink(v.path("b")) == 0)
+        #expect(stat(v.path("b2"), &st) == 0 && st.st_nlink == 1)
+        #expect(readFile(v.path("b2")) == [1])
+        #expect(symlink("e/inner", v.path("s")) == 0)
+        #expect(readFile(v.path("s")) == [1])
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: v.path("s")) == "e/inner")
+        #expect(errnoOf(link(v.path("e"), v.path("e2"))) == EPERM)
+        // Unlinked while open: still readable until closed.
+        #expect(writeFile(v.path("ghost"), [4, 5, 6]) == 0)
+        let gfd = open(v.path("ghost"), O_RDONLY)
+        #expect(unlink(v.path("ghost")) == 0)
+        #expect(access(v.path("ghost"), F_OK) != 0)
+        var g = [UInt8](repeating: 0, count: 3)
+        #expect(pread(gfd, &g, 3, 0) == 3 && g == [4, 5, 6])
+        close(gfd)
+        // Attributes: chmod, chown, times.
+        #expect(chmod(v.path("b2"), 0o600) == 0)
+        #expect(stat(v.path("b2"), &st) == 0 && st.st_mode & 0o7777 == 0o600)
+        #expect(chown(v.path("b2"), 1234, 5678) == 0)
+        #expect(stat(v.path("b2"), &st) == 0 && st.st_uid == 1234 && st.st_gid == 5678)
+        var times = [timespec(tv_sec: 1_000_000, tv_nsec: 5), timespec(tv_sec: 2_000_000, tv_nsec: 7)]
+        #expect(utimensat(AT_FDCWD, v.path("b2"), &times, 0) == 0)
+        #expect(stat(v.path("b2"), &st) == 0 && st.st_mtim.tv_sec == 2_000_000 && st.st_atim.tv_sec == 1_000_000)
+        let before = st.st_mtim.tv_sec
+        #expect(writeFile(v.path("b2"), [3], flags: O_WRONLY) == 0)
+        #expect(stat(v.path("b2"), &st) == 0 && st.st_mtim.tv_sec > before)
+        // Extended attributes.
+        #expect(setxattr(v.path("b2"), "user.color", "blue", 4, 0) == 0)
+        var value = [CChar](repeating: 0, count: 16)
+        #expect(getxattr(v.path("b2"), "user.color", &value, 16) == 4)
+        #expect(Array(value.prefix(4)).map { UInt8(bitPattern: $0) } == Array("blue".utf8))
+        #expect(errnoOf(Int32(setxattr(v.path("b2"), "user.color", "red", 3, Int32(XATTR_CREATE)))) == EEXIST)
+        #expect(errnoOf(Int32(getxattr(v.path("b2"), "user.none", &value, 16))) == ENODATA)
+        #expect(listxattr(v.path("b2"), nil, 0) == 11)
+        #expect(removexattr(v.path("b2"), "user.color") == 0)
+        #expect(errnoOf(removexattr(v.path("b2"), "user.color")) == ENODATA)
+        // statfs reports the volume's provisioned size.
+        var fs = statvfs()
+        #expect(statvfs(v.mountpoint, &fs) == 0)
+        #expect(Int64(fs.f_blocks) * Int64(fs.f_frsize) == v.size)
+    }
+
+    /// Permissions are the kernel's (default_permissions) from our attributes.
+    @Test func permissionsAsAnotherUser() throws {
+        let v = try MountedVolume()
+        #expect(writeFile(v.path("secret"), [1]) == 0)
+        #expect(chmod(v.path("secret"), 0o600) == 0)
+        #expect(chmod(v.mountpoint, 0o755) == 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+        p.arguments = ["-u", "nobody", "--", "cat", v.path("secret")]
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)  // EACCES: Permission denied
+        #expect(chmod(v.path("secret"), 0o644) == 0)
+        let q = Process()
+        q.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+        q.arguments = ["-u", "nobody", "--", "cat", v.path("secret")]
+        q.standardOutput = FileHandle.nullDevice
+        try q.run()
+        q.waitUntilExit()
+        #expect(q.terminationStatus == 0)
+    }
+
+    /// Writing past the provisioned size fails with ENOSPC and leaves the volume usable.
+    @Test func fullVolumeSaysNoSpace() throws {
+        let v = try MountedVolume(size: 1 << 20)
+        #expect(writeFile(v.path("fits"), pattern(500_000, seed: 3)) == 0)
+        #expect(writeFile(v.path("too-big"), pattern(2 << 20, seed: 4)) == ENOSPC)
+        expectSame(readFile(v.path("fits")), pattern(500_000, seed: 3))
+        #expect(unlink(v.path("too-big")) == 0 || errno == ENOENT)
+        #expect(writeFile(v.path("small"), [1, 2]) == 0)
+    }
+
+    /// fsynced data and names survive a SIGKILL of the daemon and a remount, which
+    /// clears the dead mount first.
+    @Test func fsyncedDataSurvivesAKill() throws {
+        let v = try MountedVolume(storageClass: "ec-4-2")
+        #expect(mkdir(v.path("dir"), 0o755) == 0)
+        for i in 0..<5 { #expect(writeFile(v.path("dir/f\(i)"), pattern(100_000 + i, seed: i), sync: true) == 0) }
+        // Unsynced writes in flight when the daemon dies.
+        let fd = open(v.path("dir/unsynced"), O_WRONLY | O_CREAT, 0o644)
+        _ = pattern(50_000, seed: 99).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        v.crash()
+        close(fd)
+        try v.mount()
+        for i in 0..<5 { expectSame(readFile(v.path("dir/f\(i)")), pattern(100_000 + i, seed: i), "dir/f\(i)") }
+        // The unsynced file exists (its create committed) with old or new data, never garbage.
+        let unsynced = readFile(v.path("dir/unsynced")) ?? []
+        let oldOrNew = unsynced.isEmpty || unsynced == pattern(50_000, seed: 99)
+        #expect(oldOrNew, "unsynced file has \(unsynced.count) bytes of neither old nor new content")
+    }
+
+    @Test func parallelWritersOnDifferentAndTheSameFile() throws {
+        let v = try MountedVolume(storageClass: "ec-4-2")
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            _ = writeFile(v.path("p\(i)"), pattern(150_000, seed: i))
+        }
+        for i in 0..<8 { expectSame(readFile(v.path("p\(i)")), pattern(150_000, seed: i), "p\(i)") }
+        // Same file, disjoint ranges.
+        let fd = open(v.path("shared"), O_RDWR | O_CREAT, 0o644)
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            let block = pattern(40_000, seed: 100 + i)
+            _ = block.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(i * 40_000)) }
+        }
+        #expect(fsync(fd) == 0)
+        close(fd)
+        let all = readFile(v.path("shared"))!
+        #expect(all.count == 320_000)
+        for i in 0..<8 { expectSame(Array(all[(i * 40_000)..<((i + 1) * 40_000)]), pattern(40_000, seed: 100 + i)) }
+    }
+}
