@@ -102,7 +102,7 @@ extension Engine {
             try? vdb.removeObject(id: record.id)
             throw .storage(error)
         }
-        try EngineError.wrap { try vdb.setState(object: record.id, .live) }
+        try EngineError.wrap { try vdb.setState(object: record.id, .live, durable: true) }
         return id
     }
 

@@ -133,6 +133,11 @@ public final class FuseMount: @unchecked Sendable {
     // swiftlint:disable:next function_body_length
     static func operations() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
+        ops.`init` = { _, conn in
+            // 1 MiB writes and read-ahead instead of 128 KiB: fewer round trips per chunk.
+            conn?.pointee.max_write = 1 << 20
+            conn?.pointee.max_readahead = 1 << 20
+        }
         ops.lookup = { req, parent, name in
             FuseMount.handle(req) { m throws(FSError) in m.replyEntry(req, try m.fileSystem.lookup(parent: Int64(parent), name: FuseMount.bytes(name))) }
         }

@@ -137,6 +137,13 @@ enum VolumeMigrations {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v3-sync-marker") { db in
+            try db.execute(sql: """
+                -- A row a durable commit can touch, so its WAL fsync covers earlier commits.
+                CREATE TABLE sync_marker (id INTEGER PRIMARY KEY CHECK (id = 1), counter INTEGER NOT NULL);
+                INSERT INTO sync_marker (id, counter) VALUES (1, 0);
+                """)
+        }
         return migrator
     }
 }

@@ -3,6 +3,12 @@ import GRDB
 
 /// One volume's metadata in its own SQLite file, so one busy volume never waits on
 /// another's writer: the objects holding its data (and, from the filesystem, its namespace).
+///
+/// Commits here are atomic and survive a crash of the process (WAL, synchronous=NORMAL),
+/// but do not each fsync: POSIX asks a filesystem for durability at fsync, not at every
+/// create or rename. What is acknowledged as durable — an object made live through the
+/// engine, a file or directory fsynced — goes through `durably` (synchronous=FULL), whose
+/// WAL fsync also makes every earlier commit durable.
 public final class VolumeDatabase: Sendable {
     public let volumeID: String
     let writer: any DatabaseWriter
@@ -13,7 +19,6 @@ public final class VolumeDatabase: Sendable {
         configuration.busyMode = .timeout(10)
         self.volumeID = volumeID
         writer = try DatabasePool(path: path, configuration: configuration)
-        try Durable.makeCommitsDurable(writer)
         try VolumeMigrations.migrator.migrate(writer)
     }
 
@@ -26,34 +31,48 @@ public final class VolumeDatabase: Sendable {
 
     /// Step 1 of a write: the object is known before any shard exists, so a crash leaves
     /// a 'writing' row that start-up collects rather than shards nobody knows about.
-    ///
-    /// This commit skips its own WAL fsync (synchronous=NORMAL for this one transaction):
-    /// it survives a process crash (the WAL is in the OS), and becomes durable with the
-    /// next full commit — the 'live' one. Only a power loss between the two can forget
-    /// the row; the object was not acknowledged then, and its shards are unreferenced
-    /// space, never lost data.
+    /// (Not fsynced: it survives a process crash and becomes durable with the next durable
+    /// commit. Only a power loss in between can forget it; the object was not acknowledged
+    /// then, and its shards are unreferenced space, never lost data.)
     public func beginObject(_ record: ObjectRecord) throws {
         precondition(record.state == .writing)
+        try writer.write { db in try record.insert(db) }
+    }
+
+    /// Runs `body` in a transaction whose commit fsyncs the WAL (synchronous=FULL),
+    /// making it — and every commit before it — durable.
+    func durably<T>(_ body: (Database) throws -> T) throws -> T {
         try writer.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            var result: T?
             try db.inTransaction {
-                try record.insert(db)
+                result = try body(db)
                 return .commit
             }
+            return result!
         }
     }
 
-    /// The current `PRAGMA synchronous` of the writer (2 = FULL), for tests.
+    /// Makes every commit so far durable (the filesystem's fsync).
+    public func syncNamespace() throws(FSError) {
+        do { try durably { db in try db.execute(sql: "UPDATE sync_marker SET counter = counter + 1 WHERE id = 1") } } catch {
+            throw .io
+        }
+    }
+
+    /// The current `PRAGMA synchronous` of the writer (1 = NORMAL, 2 = FULL), for tests.
     func synchronousMode() throws -> Int {
         try writer.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
-    public func setState(object id: String, _ state: ObjectRecord.State) throws {
-        try writer.write { db in
+    /// `durable`: the commit fsyncs (the engine acknowledges a write after it).
+    public func setState(object id: String, _ state: ObjectRecord.State, durable: Bool = false) throws {
+        let body = { (db: Database) throws in
             try db.execute(sql: "UPDATE object SET state = ? WHERE id = ?", arguments: [state.rawValue, id])
             if db.changesCount == 0 { throw MetadataError.notFound("object \(id)") }
         }
+        if durable { try durably(body) } else { try writer.write(body) }
     }
 
     public func removeObject(id: String) throws {

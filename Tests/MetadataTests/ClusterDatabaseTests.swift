@@ -99,13 +99,15 @@ import Testing
     @Test func volumeObjects() throws {
         let db = try VolumeDatabase(path: directory + "/v1.sqlite", volumeID: "v1")
         let id = String(repeating: "a", count: 32)
-        #expect(try db.synchronousMode() == 2)
+        // Volume commits are NORMAL; durable ones switch to FULL and back.
+        #expect(try db.synchronousMode() == 1)
         try db.beginObject(ObjectRecord(id: id, poolID: 1, pg: 3, sizeBytes: 100, state: .writing, createdMs: 0))
-        // The intent commit skips its fsync; every other commit must stay FULL.
-        #expect(try db.synchronousMode() == 2)
+        try db.syncNamespace()
+        #expect(try db.synchronousMode() == 1)
         #expect(try db.objects(state: .writing).map(\.id) == [id])
         #expect(try db.objects(poolID: 1, pg: 3).isEmpty)  // not live yet
-        try db.setState(object: id, .live)
+        try db.setState(object: id, .live, durable: true)
+        #expect(try db.synchronousMode() == 1)
         #expect(try db.objects(poolID: 1, pg: 3).map(\.id) == [id])
         #expect(try db.liveBytes() == 100)
         #expect(throws: MetadataError.notFound("object nope")) { try db.setState(object: "nope", .live) }

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# fs-bench.sh — filesystem benchmark, all targets in one run on the same disk:
+#   Berth volumes (replicated-3, ec-4-2, remote-disk, shipped 4 MiB chunks), a native
+#   directory, libfuse's passthrough_ll (compiled from Debian's example source), and
+#   GlusterFS 10 replica 3 / disperse 4+2 / distribute (../shared/bench/glusterfs-peer.sh).
+# Per target: sequential write (1 MiB blocks, SIZE, fsync at end) and read (cold cache),
+# random 4 KiB read and write IOPS (fio, RUNTIME seconds each), creates / stats / deletes
+# per second for FILES files, and the time to extract a tarball of 5,000 files (1–16 KiB)
+# and stat them all. Prints a table and the ratios; JSON lines go to $OUT (default
+# fs-bench-results.jsonl in the work directory).
+#
+#   scripts/fs-bench.sh                     # SIZE=1g FILES=10000 RUNTIME=10
+#   SIZE=256m FILES=2000 RUNTIME=5 scripts/fs-bench.sh   # quicker
+#   TARGETS="berth-r3 native passthrough" scripts/fs-bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+source scripts/setup.sh
+need=()
+for p in fio glusterfs-server glusterfs-client gcc; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+SIZE=${SIZE:-1g}
+FILES=${FILES:-10000}
+RUNTIME=${RUNTIME:-10}
+TARGETS=${TARGETS:-"berth-r3 berth-ec42 berth-single native passthrough gl-r3 gl-ec42 gl-dist"}
+WORK=${WORK:-/var/tmp/berth-fs-bench}
+OUT=${OUT:-$WORK/fs-bench-results.jsonl}
+GLUSTER_SCRIPT=${GLUSTER_SCRIPT:-$REPO/../shared/bench/glusterfs-peer.sh}
+
+say() { echo "[fs-bench] $*" >&2; }
+cleanup() {
+  for m in "$WORK"/mnt/*; do mountpoint -q "$m" 2>/dev/null && { umount "$m" 2>/dev/null || umount -l "$m"; }; done
+  [ -n "${PIDS:-}" ] && kill $PIDS 2>/dev/null || true
+  [[ " $TARGETS " == *" gl-"* ]] && bash "$GLUSTER_SCRIPT" stop "$WORK/gluster" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+cleanup
+rm -rf "$WORK" && mkdir -p "$WORK"/{mnt,native,pt-src} && : > "$OUT"
+
+say "building release binaries"
+swift build -c release --product berth-engine >/dev/null
+ENGINE="$REPO/.build/release/berth-engine"
+gcc -O2 -o "$WORK/passthrough_ll" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c $(pkg-config fuse3 --cflags --libs)
+
+declare -A PATHS
+PIDS=""
+waitmount() { for _ in $(seq 100); do mountpoint -q "$1" && return 0; sleep 0.1; done; say "mount $1 failed"; exit 2; }
+for t in $TARGETS; do
+  case $t in
+    berth-*)
+      if [ ! -d "$WORK/state" ]; then "$ENGINE" init "$WORK/state" --capacity $((64 << 30)) --chunk $((4 << 20)) --pgs 256 >/dev/null; fi
+      class=${t#berth-}; class=${class/r3/replicated-3}; class=${class/ec42/ec-4-2}; class=${class/single/remote-disk}
+      mkdir -p "$WORK/mnt/$t"
+      "$ENGINE" mount "$WORK/state" "$t" "$WORK/mnt/$t" --class "$class" --size $((16 << 30)) >/dev/null &
+      PIDS="$PIDS $!"; waitmount "$WORK/mnt/$t"; PATHS[$t]="$WORK/mnt/$t" ;;
+    native) PATHS[$t]="$WORK/native" ;;
+    passthrough)
+      mkdir -p "$WORK/mnt/pt"
+      "$WORK/passthrough_ll" -f -o source="$WORK/pt-src" "$WORK/mnt/pt" &
+      PIDS="$PIDS $!"; waitmount "$WORK/mnt/pt"; PATHS[$t]="$WORK/mnt/pt" ;;
+    gl-*)
+      if [ -z "${GL_STARTED:-}" ]; then bash "$GLUSTER_SCRIPT" start "$WORK/gluster" >/dev/null; GL_STARTED=1; fi
+      PATHS[$t]="$WORK/gluster/mnt/$t" ;;
+  esac
+done
+
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+fiojson() { fio --output-format=json "$@" | python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; print(json.dumps({"rbw":j["read"]["bw_bytes"],"wbw":j["write"]["bw_bytes"],"riops":j["read"]["iops"],"wiops":j["write"]["iops"]}))'; }
+
+python3 - "$WORK/tarball.tar" <<'PY'
+import io, random, sys, tarfile
+random.seed(5)
+with tarfile.open(sys.argv[1], "w") as tar:
+    for i in range(5000):
+        data = random.randbytes(random.randint(1024, 16384))
+        info = tarfile.TarInfo(f"d{i % 50}/f{i}")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+PY
+
+for t in $TARGETS; do
+  d="${PATHS[$t]}/bench"; rm -rf "$d"; mkdir -p "$d"
+  say "$t: sequential write $SIZE"
+  sw=$(fiojson --name=sw --directory="$d" --rw=write --bs=1M --size="$SIZE" --end_fsync=1 --ioengine=psync)
+  drop
+  say "$t: sequential read (cold)"
+  sr=$(fiojson --name=sw --directory="$d" --rw=read --bs=1M --size="$SIZE" --ioengine=psync)
+  say "$t: random 4 KiB read, write"
+  rr=$(fiojson --name=sw --directory="$d" --rw=randread --bs=4k --size="$SIZE" --ioengine=psync --time_based --runtime="$RUNTIME")
+  rw=$(fiojson --name=rw --directory="$d" --rw=randwrite --bs=4k --size=256m --ioengine=psync --time_based --runtime="$RUNTIME" --end_fsync=1)
+  rm -f "$d"/sw.* "$d"/rw.*
+  say "$t: $FILES files, tarball"
+  meta=$(python3 - "$d" "$FILES" "$WORK/tarball.tar" <<'PY'
+import json, os, subprocess, sys, time
+d, n, tarball = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+os.makedirs(f"{d}/m", exist_ok=True)
+t = time.perf_counter()
+for i in range(n):
+    os.close(os.open(f"{d}/m/f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
+create = n / (time.perf_counter() - t)
+t = time.perf_counter()
+for i in range(n):
+    os.stat(f"{d}/m/f{i}")
+stat = n / (time.perf_counter() - t)
+t = time.perf_counter()
+for i in range(n):
+    os.unlink(f"{d}/m/f{i}")
+delete = n / (time.perf_counter() - t)
+os.makedirs(f"{d}/tar", exist_ok=True)
+t = time.perf_counter()
+subprocess.run(["tar", "-xf", tarball, "-C", f"{d}/tar"], check=True)
+for root, dirs, files in os.walk(f"{d}/tar"):
+    for f in files:
+        os.stat(os.path.join(root, f))
+tar = time.perf_counter() - t
+print(json.dumps({"create": create, "stat": stat, "delete": delete, "tar_s": tar}))
+PY
+)
+  rm -rf "$d"
+  python3 - "$t" "$sw" "$sr" "$rr" "$rw" "$meta" >> "$OUT" <<'PY'
+import json, sys
+t, sw, sr, rr, rw, meta = sys.argv[1], *map(json.loads, sys.argv[2:])
+print(json.dumps({"target": t, "seq_write_mb_s": sw["wbw"] / 1e6, "seq_read_mb_s": sr["rbw"] / 1e6,
+                  "rand_read_iops": rr["riops"], "rand_write_iops": rw["wiops"], "creates_per_s": meta["create"],
+                  "stats_per_s": meta["stat"], "deletes_per_s": meta["delete"], "tar_extract_stat_s": meta["tar_s"]}))
+PY
+done
+
+python3 - "$OUT" <<'PY'
+import json, sys
+rows = {r["target"]: r for r in map(json.loads, open(sys.argv[1]))}
+cols = ["seq_write_mb_s", "seq_read_mb_s", "rand_read_iops", "rand_write_iops", "creates_per_s", "stats_per_s", "deletes_per_s", "tar_extract_stat_s"]
+head = ["target", "seq W MB/s", "seq R MB/s", "rand R IOPS", "rand W IOPS", "create/s", "stat/s", "delete/s", "tar+stat s"]
+print("".join(h.ljust(13) for h in head))
+for t, r in rows.items():
+    print(t.ljust(13) + "".join(f"{r[c]:.1f}".ljust(13) for c in cols))
+def ratio(a, b, c):
+    if a not in rows or b not in rows: return None
+    x, y = rows[a][c], rows[b][c]
+    return (y / x) if c == "tar_extract_stat_s" else (x / y)  # > 1: a is better
+pairs = [("berth-single", "passthrough"), ("berth-r3", "gl-r3"), ("berth-ec42", "gl-ec42"), ("berth-single", "gl-dist")]
+print()
+print("ratios (first ÷ second; > 1 means the first is better)")
+for a, b in pairs:
+    rs = [ratio(a, b, c) for c in cols]
+    if rs[0] is None: continue
+    print(f"{a} vs {b}: " + ", ".join(f"{c.split('_')[0]}{'_' + c.split('_')[1] if c.count('_') > 1 else ''} {r:.2f}" for c, r in zip(cols, rs)))
+if "native" in rows:
+    n = rows["native"]["seq_write_mb_s"]
+    for a, over in [("berth-r3", 3.0), ("berth-ec42", 1.5)]:
+        if a in rows:
+            print(f"{a} sequential write ÷ (native ÷ {over}): {rows[a]['seq_write_mb_s'] / (n / over):.2f}")
+PY
