@@ -12,8 +12,10 @@ public final class FuseMount: @unchecked Sendable {
     public let fileSystem: VolumeFileSystem
     public let mountpoint: String
     public let readOnly: Bool
-    /// How long the kernel may cache entries and attributes (one client per volume).
-    let cacheSeconds: Double = 1.0
+    /// How long the kernel may cache entries and attributes. A volume is served by exactly
+    /// one daemon and every change passes through it (and through the kernel, which
+    /// updates its caches from our replies), so cached entries cannot go stale.
+    let cacheSeconds: Double = 3600
     private var session: OpaquePointer?
 
     public init(fileSystem: VolumeFileSystem, mountpoint: String, readOnly: Bool = false) {
@@ -139,7 +141,18 @@ public final class FuseMount: @unchecked Sendable {
             conn?.pointee.max_readahead = 1 << 20
         }
         ops.lookup = { req, parent, name in
-            FuseMount.handle(req) { m throws(FSError) in m.replyEntry(req, try m.fileSystem.lookup(parent: Int64(parent), name: FuseMount.bytes(name))) }
+            FuseMount.handle(req) { m throws(FSError) in
+                do throws(FSError) {
+                    m.replyEntry(req, try m.fileSystem.lookup(parent: Int64(parent), name: FuseMount.bytes(name)))
+                } catch {
+                    guard error == .noEntry else { throw error }
+                    // A negative entry (ino 0) the kernel caches: repeated lookups of a
+                    // missing name (every create starts with one) stay in the kernel.
+                    var e = fuse_entry_param()
+                    e.entry_timeout = m.cacheSeconds
+                    fuse_reply_entry(req, &e)
+                }
+            }
         }
         ops.forget = { req, _, _ in fuse_reply_none(req) }
         ops.getattr = { req, ino, _ in
