@@ -7,6 +7,7 @@
 //   berth-engine add-host STATE HOST [--devices M] [--capacity BYTES]
 //   berth-engine move STATE [--rate BYTES_PER_S] [--concurrency N]     prints "MOVED <positions> <bytes> <remaining>" per step
 //   berth-engine status STATE
+//   berth-engine capacity STATE                                       the capacity report (JSON)
 //   berth-engine mount STATE VOLUME MOUNTPOINT [--class NAME] [--size BYTES] [--ro]
 //                                     creates the volume if needed; serves it until SIGTERM
 import Engine
@@ -105,6 +106,11 @@ do {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         say(String(decoding: try encoder.encode(engine.status()), as: UTF8.self))
+    case "capacity":
+        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        say(String(decoding: try encoder.encode(engine.capacity()), as: UTF8.self))
     case "mount":
         guard arguments.count >= 2 else { fail("mount needs VOLUME and MOUNTPOINT") }
         let className = stringOption("--class") ?? "replicated-3"

@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+@testable import Metadata
+
+/// Namespace rules checked directly on the volume database (the mount passes flags and
+/// names through unchanged).
+@Suite struct NamespaceTests {
+    func fresh() throws -> VolumeDatabase {
+        let db = try VolumeDatabase(volumeID: "v")
+        try db.ensureRoot(uid: 0, gid: 0, mode: 0o755, nowNs: 1)
+        return db
+    }
+
+    func n(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+    @Test func renameFlags() throws {
+        let db = try fresh()
+        let a = try db.create(parent: 1, name: n("a"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        let b = try db.create(parent: 1, name: n("b"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        #expect(throws: FSError.exists) {
+            _ = try db.rename(parent: 1, name: n("a"), newParent: 1, newName: n("b"), flags: VolumeDatabase.renameNoReplace, nowNs: 3)
+        }
+        // Exchange swaps the two names atomically.
+        #expect(try db.rename(parent: 1, name: n("a"), newParent: 1, newName: n("b"), flags: VolumeDatabase.renameExchange, nowNs: 3) == nil)
+        #expect(try db.lookup(parent: 1, name: n("a")).ino == b.ino)
+        #expect(try db.lookup(parent: 1, name: n("b")).ino == a.ino)
+        // Exchange needs both names; both flags together are invalid.
+        #expect(throws: FSError.noEntry) {
+            _ = try db.rename(parent: 1, name: n("a"), newParent: 1, newName: n("zzz"), flags: VolumeDatabase.renameExchange, nowNs: 4)
+        }
+        #expect(throws: FSError.invalid) {
+            _ = try db.rename(parent: 1, name: n("a"), newParent: 1, newName: n("b"), flags: 3, nowNs: 4)
+        }
+        // Exchanging a directory and a file across directories moves the link counts.
+        let d = try db.create(parent: 1, name: n("d"), kind: InodeRecord.directory, mode: 0o755, uid: 0, gid: 0, nowNs: 5)
+        let e = try db.create(parent: 1, name: n("e"), kind: InodeRecord.directory, mode: 0o755, uid: 0, gid: 0, nowNs: 5)
+        _ = try db.create(parent: e.ino, name: n("f"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 5)
+        _ = try db.rename(parent: 1, name: n("d"), newParent: e.ino, newName: n("f"), flags: VolumeDatabase.renameExchange, nowNs: 6)
+        #expect(try db.lookup(parent: e.ino, name: n("f")).ino == d.ino)
+        #expect(try db.inode(e.ino).nlink == 3)
+        #expect(try db.inode(1).nlink == 3)  // root: 2 + e (d moved into e, the file came up)
+    }
+
+    @Test func namesAreBytes() throws {
+        let db = try fresh()
+        let odd: [UInt8] = [0xff, 0xfe, 0x41]  // not UTF-8
+        _ = try db.create(parent: 1, name: odd, kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 1)
+        #expect(try db.readdir(ino: 1, offset: 0, limit: 10).map(\.name) == [odd])
+        #expect(throws: FSError.nameTooLong) {
+            _ = try db.create(parent: 1, name: [UInt8](repeating: 0x61, count: 256), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 1)
+        }
+    }
+}
