@@ -91,18 +91,9 @@ extension Engine {
     /// durable. The object is recorded as 'writing' before any shard exists and 'live' after
     /// all are: a crash in between leaves a row that start-up collects, never unknown shards.
     public func writeObject(volume: String, bytes: [UInt8]) throws(EngineError) -> ObjectID {
-        let (vdb, entry) = try volumeAndClass(volume)
-        let id = generator.next()
-        let record = ObjectRecord(id: id.description, poolID: Int64(entry.poolID), pg: Int64(id.pg(count: entry.codec.pgCount)),
-                                  sizeBytes: Int64(bytes.count), state: .writing, createdMs: Engine.nowMs())
-        try EngineError.wrap { try vdb.beginObject(record) }
-        do {
-            try objects.put(pool: entry.poolID, object: id, bytes: bytes)
-        } catch {
-            try? vdb.removeObject(id: record.id)
-            throw .storage(error)
-        }
-        try EngineError.wrap { try vdb.setState(object: record.id, .live, durable: true) }
+        let id = try stageObject(volume: volume, bytes: bytes)
+        let (vdb, _) = try volumeAndClass(volume)
+        try EngineError.wrap { try vdb.setState(object: id.description, .live, durable: true) }
         return id
     }
 
