@@ -107,25 +107,31 @@ extension VolumeDatabase {
     }
 
     public func inode(_ ino: Int64) throws(FSError) -> InodeRecord {
-        guard let record = try fsRead({ db in try InodeRecord.fetchOne(db, key: ino) }) else { throw .noEntry }
+        guard let record = try fsRead({ db in try Self.fetchInode(db, ino) }) else { throw .noEntry }
         return record
     }
 
+    // Hot queries use cached prepared statements: compiling SQL on every call cost more
+    // than running it (75 µs per inode read, measured in release).
+    static func fetchInode(_ db: Database, _ ino: Int64) throws -> InodeRecord? {
+        try InodeRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM inode WHERE ino = ?"), arguments: [ino])
+    }
+
     static func directory(_ db: Database, _ ino: Int64) throws -> InodeRecord {
-        guard let dir = try InodeRecord.fetchOne(db, key: ino) else { throw FSError.noEntry }
+        guard let dir = try fetchInode(db, ino) else { throw FSError.noEntry }
         guard dir.isDirectory else { throw FSError.notDirectory }
         return dir
     }
 
     static func child(_ db: Database, _ parent: Int64, _ name: [UInt8]) throws -> InodeRecord? {
-        guard let ino = try Int64.fetchOne(db, sql: "SELECT ino FROM dentry WHERE parent = ? AND name = ?",
-                                           arguments: [parent, Data(name)]) else { return nil }
-        return try InodeRecord.fetchOne(db, key: ino)
+        try InodeRecord.fetchOne(
+            db.cachedStatement(sql: "SELECT i.* FROM dentry d JOIN inode i ON i.ino = d.ino WHERE d.parent = ? AND d.name = ?"),
+            arguments: [parent, Data(name)])
     }
 
     static func touchDirectory(_ db: Database, _ ino: Int64, nlinkDelta: Int64, nowNs: Int64) throws {
-        try db.execute(sql: "UPDATE inode SET nlink = nlink + ?, mtime_ns = ?, ctime_ns = ? WHERE ino = ?",
-                       arguments: [nlinkDelta, nowNs, nowNs, ino])
+        try db.cachedStatement(sql: "UPDATE inode SET nlink = nlink + ?, mtime_ns = ?, ctime_ns = ? WHERE ino = ?")
+            .execute(arguments: [nlinkDelta, nowNs, nowNs, ino])
     }
 
     public func lookup(parent: Int64, name: [UInt8]) throws(FSError) -> InodeRecord {
@@ -147,13 +153,14 @@ extension VolumeDatabase {
             var record = InodeRecord(ino: 0, kind: kind, mode: mode & 0o7777, uid: uid, gid: gid,
                                      size: Int64(target?.count ?? 0), nlink: isDir ? 2 : 1, rdev: rdev,
                                      atimeNs: nowNs, mtimeNs: nowNs, ctimeNs: nowNs, target: target.map { Data($0) })
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO inode (kind, mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, target)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [record.kind, record.mode, record.uid, record.gid, record.size, record.nlink, record.rdev,
-                                 nowNs, nowNs, nowNs, record.target])
+                """).execute(arguments: [record.kind, record.mode, record.uid, record.gid, record.size, record.nlink, record.rdev,
+                                         nowNs, nowNs, nowNs, record.target])
             record.ino = db.lastInsertedRowID
-            try db.execute(sql: "INSERT INTO dentry (parent, name, ino) VALUES (?, ?, ?)", arguments: [parent, Data(name), record.ino])
+            try db.cachedStatement(sql: "INSERT INTO dentry (parent, name, ino) VALUES (?, ?, ?)")
+                .execute(arguments: [parent, Data(name), record.ino])
             try Self.touchDirectory(db, parent, nlinkDelta: isDir ? 1 : 0, nowNs: nowNs)
             return record
         }
@@ -167,7 +174,7 @@ extension VolumeDatabase {
             if target.isDirectory { throw FSError.notPermitted }
             _ = try Self.directory(db, newParent)
             if try Self.child(db, newParent, newName) != nil { throw FSError.exists }
-            try db.execute(sql: "INSERT INTO dentry (parent, name, ino) VALUES (?, ?, ?)", arguments: [newParent, Data(newName), ino])
+            try db.cachedStatement(sql: "INSERT INTO dentry (parent, name, ino) VALUES (?, ?, ?)").execute(arguments: [newParent, Data(newName), ino])
             target.nlink += 1
             target.ctimeNs = nowNs
             try target.update(db)
@@ -183,7 +190,7 @@ extension VolumeDatabase {
             _ = try Self.directory(db, parent)
             guard var victim = try Self.child(db, parent, name) else { throw FSError.noEntry }
             if victim.isDirectory { throw FSError.isDirectory }
-            try db.execute(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?", arguments: [parent, Data(name)])
+            try db.cachedStatement(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?").execute(arguments: [parent, Data(name)])
             victim.nlink -= 1
             victim.ctimeNs = nowNs
             try victim.update(db)
@@ -198,10 +205,10 @@ extension VolumeDatabase {
             _ = try Self.directory(db, parent)
             guard var victim = try Self.child(db, parent, name) else { throw FSError.noEntry }
             if !victim.isDirectory { throw FSError.notDirectory }
-            if try Int.fetchOne(db, sql: "SELECT count(*) FROM dentry WHERE parent = ?", arguments: [victim.ino]) ?? 0 > 0 {
+            if try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM dentry WHERE parent = ?"), arguments: [victim.ino]) ?? 0 > 0 {
                 throw FSError.notEmpty
             }
-            try db.execute(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?", arguments: [parent, Data(name)])
+            try db.cachedStatement(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?").execute(arguments: [parent, Data(name)])
             victim.nlink = 0
             victim.ctimeNs = nowNs
             try victim.update(db)
@@ -230,7 +237,7 @@ extension VolumeDatabase {
                 var node = newParent
                 while node != Self.rootIno {
                     if node == source.ino { throw FSError.invalid }
-                    guard let up = try Int64.fetchOne(db, sql: "SELECT parent FROM dentry WHERE ino = ?", arguments: [node]) else { break }
+                    guard let up = try Int64.fetchOne(db.cachedStatement(sql: "SELECT parent FROM dentry WHERE ino = ?"), arguments: [node]) else { break }
                     node = up
                 }
             }
@@ -240,12 +247,12 @@ extension VolumeDatabase {
                     var node = parent
                     while node != Self.rootIno {
                         if node == other.ino { throw FSError.invalid }
-                        guard let up = try Int64.fetchOne(db, sql: "SELECT parent FROM dentry WHERE ino = ?", arguments: [node]) else { break }
+                        guard let up = try Int64.fetchOne(db.cachedStatement(sql: "SELECT parent FROM dentry WHERE ino = ?"), arguments: [node]) else { break }
                         node = up
                     }
                 }
-                try db.execute(sql: "UPDATE dentry SET ino = ? WHERE parent = ? AND name = ?", arguments: [other.ino, parent, Data(name)])
-                try db.execute(sql: "UPDATE dentry SET ino = ? WHERE parent = ? AND name = ?", arguments: [source.ino, newParent, Data(newName)])
+                try db.cachedStatement(sql: "UPDATE dentry SET ino = ? WHERE parent = ? AND name = ?").execute(arguments: [other.ino, parent, Data(name)])
+                try db.cachedStatement(sql: "UPDATE dentry SET ino = ? WHERE parent = ? AND name = ?").execute(arguments: [source.ino, newParent, Data(newName)])
                 if parent != newParent && source.isDirectory != other.isDirectory {
                     let delta: Int64 = source.isDirectory ? 1 : -1
                     try Self.touchDirectory(db, newParent, nlinkDelta: delta, nowNs: nowNs)
@@ -264,7 +271,7 @@ extension VolumeDatabase {
                 if source.isDirectory && !victim.isDirectory { throw FSError.notDirectory }
                 if !source.isDirectory && victim.isDirectory { throw FSError.isDirectory }
                 if victim.isDirectory {
-                    if try Int.fetchOne(db, sql: "SELECT count(*) FROM dentry WHERE parent = ?", arguments: [victim.ino]) ?? 0 > 0 {
+                    if try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM dentry WHERE parent = ?"), arguments: [victim.ino]) ?? 0 > 0 {
                         throw FSError.notEmpty
                     }
                     victim.nlink = 0
@@ -274,7 +281,7 @@ extension VolumeDatabase {
                 }
                 victim.ctimeNs = nowNs
                 try victim.update(db)
-                try db.execute(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?", arguments: [newParent, Data(newName)])
+                try db.cachedStatement(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?").execute(arguments: [newParent, Data(newName)])
                 replaced = victim
             }
             try db.execute(sql: "UPDATE dentry SET parent = ?, name = ? WHERE parent = ? AND name = ?",
@@ -307,7 +314,7 @@ extension VolumeDatabase {
     /// The parent of a directory (for "..").
     public func parent(of ino: Int64) throws(FSError) -> Int64 {
         if ino == Self.rootIno { return Self.rootIno }
-        return try fsRead { db in try Int64.fetchOne(db, sql: "SELECT parent FROM dentry WHERE ino = ? LIMIT 1", arguments: [ino]) ?? Self.rootIno }
+        return try fsRead { db in try Int64.fetchOne(db.cachedStatement(sql: "SELECT parent FROM dentry WHERE ino = ? LIMIT 1"), arguments: [ino]) ?? Self.rootIno }
     }
 
     /// Changes attributes. A smaller size drops the slices past it and writes a hole from
@@ -336,7 +343,7 @@ extension VolumeDatabase {
 
     static func truncate(_ db: Database, ino: Int64, to size: Int64, chunkSize: Int64) throws {
         let lastChunk = size / chunkSize
-        try db.execute(sql: "DELETE FROM slice WHERE ino = ? AND chunk > ?", arguments: [ino, size % chunkSize == 0 ? lastChunk - 1 : lastChunk])
+        try db.cachedStatement(sql: "DELETE FROM slice WHERE ino = ? AND chunk > ?").execute(arguments: [ino, size % chunkSize == 0 ? lastChunk - 1 : lastChunk])
         let offset = size % chunkSize
         if offset > 0 {
             try SliceRecord(ino: ino, chunk: lastChunk, pos: offset, len: chunkSize - offset, object: nil).insert(db)
@@ -345,7 +352,8 @@ extension VolumeDatabase {
 
     public func slices(ino: Int64, chunk: Int64) throws(FSError) -> [SliceRecord] {
         try fsRead { db in
-            try SliceRecord.filter(Column("ino") == ino && Column("chunk") == chunk).order(Column("id")).fetchAll(db)
+            try SliceRecord.fetchAll(db.cachedStatement(sql: "SELECT * FROM slice WHERE ino = ? AND chunk = ? ORDER BY id"),
+                                     arguments: [ino, chunk])
         }
     }
 
@@ -354,7 +362,7 @@ extension VolumeDatabase {
     public func commitWrite(ino: Int64, slices: [SliceRecord], objects: [String], size: Int64, nowNs: Int64) throws(FSError) {
         try fs { db in
             for object in objects {
-                try db.execute(sql: "UPDATE object SET state = 'live' WHERE id = ?", arguments: [object])
+                try db.cachedStatement(sql: "UPDATE object SET state = 'live' WHERE id = ?").execute(arguments: [object])
             }
             for slice in slices { try slice.insert(db) }
             try db.execute(sql: "UPDATE inode SET size = max(size, ?), mtime_ns = ?, ctime_ns = ? WHERE ino = ?",
@@ -370,9 +378,9 @@ extension VolumeDatabase {
                 SELECT DISTINCT object FROM slice WHERE ino = ? AND object IS NOT NULL
                 AND object NOT IN (SELECT object FROM slice WHERE ino <> ? AND object IS NOT NULL)
                 """, arguments: [ino, ino])
-            try db.execute(sql: "DELETE FROM inode WHERE ino = ? AND nlink = 0", arguments: [ino])
+            try db.cachedStatement(sql: "DELETE FROM inode WHERE ino = ? AND nlink = 0").execute(arguments: [ino])
             for object in objects {
-                try db.execute(sql: "UPDATE object SET state = 'deleting' WHERE id = ?", arguments: [object])
+                try db.cachedStatement(sql: "UPDATE object SET state = 'deleting' WHERE id = ?").execute(arguments: [object])
             }
             return objects
         }
@@ -398,7 +406,7 @@ extension VolumeDatabase {
     public func getXattr(ino: Int64, name: [UInt8]) throws(FSError) -> [UInt8] {
         try fsRead { db in
             guard try InodeRecord.fetchOne(db, key: ino) != nil else { throw FSError.noEntry }
-            guard let value = try Data.fetchOne(db, sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?", arguments: [ino, Data(name)]) else {
+            guard let value = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?"), arguments: [ino, Data(name)]) else {
                 throw FSError.noData
             }
             return [UInt8](value)
@@ -408,26 +416,26 @@ extension VolumeDatabase {
     public func setXattr(ino: Int64, name: [UInt8], value: [UInt8], flags: Int32, nowNs: Int64) throws(FSError) {
         try fs { db in
             guard try InodeRecord.fetchOne(db, key: ino) != nil else { throw FSError.noEntry }
-            let exists = try Data.fetchOne(db, sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?", arguments: [ino, Data(name)]) != nil
+            let exists = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?"), arguments: [ino, Data(name)]) != nil
             if flags & Self.xattrCreate != 0 && exists { throw FSError.exists }
             if flags & Self.xattrReplace != 0 && !exists { throw FSError.noData }
-            try db.execute(sql: "INSERT OR REPLACE INTO xattr (ino, name, value) VALUES (?, ?, ?)", arguments: [ino, Data(name), Data(value)])
-            try db.execute(sql: "UPDATE inode SET ctime_ns = ? WHERE ino = ?", arguments: [nowNs, ino])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO xattr (ino, name, value) VALUES (?, ?, ?)").execute(arguments: [ino, Data(name), Data(value)])
+            try db.cachedStatement(sql: "UPDATE inode SET ctime_ns = ? WHERE ino = ?").execute(arguments: [nowNs, ino])
         }
     }
 
     public func listXattr(ino: Int64) throws(FSError) -> [[UInt8]] {
         try fsRead { db in
             guard try InodeRecord.fetchOne(db, key: ino) != nil else { throw FSError.noEntry }
-            return try Data.fetchAll(db, sql: "SELECT name FROM xattr WHERE ino = ? ORDER BY name", arguments: [ino]).map { [UInt8]($0) }
+            return try Data.fetchAll(db.cachedStatement(sql: "SELECT name FROM xattr WHERE ino = ? ORDER BY name"), arguments: [ino]).map { [UInt8]($0) }
         }
     }
 
     public func removeXattr(ino: Int64, name: [UInt8], nowNs: Int64) throws(FSError) {
         try fs { db in
-            try db.execute(sql: "DELETE FROM xattr WHERE ino = ? AND name = ?", arguments: [ino, Data(name)])
+            try db.cachedStatement(sql: "DELETE FROM xattr WHERE ino = ? AND name = ?").execute(arguments: [ino, Data(name)])
             if db.changesCount == 0 { throw FSError.noData }
-            try db.execute(sql: "UPDATE inode SET ctime_ns = ? WHERE ino = ?", arguments: [nowNs, ino])
+            try db.cachedStatement(sql: "UPDATE inode SET ctime_ns = ? WHERE ino = ?").execute(arguments: [nowNs, ino])
         }
     }
 }
