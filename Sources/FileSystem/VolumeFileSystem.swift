@@ -39,6 +39,12 @@ public final class VolumeFileSystem: @unchecked Sendable {
     private var buffers: [Int64: FileBuffer] = [:]
     private var openHandles: [Int64: Int] = [:]
     let cache = ObjectCache(budgetBytes: 64 << 20)
+    /// Objects compaction made unreferenced, purged once reads that may still use them are
+    /// done (after `retireAfterSeconds`, or at unmount).
+    private var retired: [(ids: [String], at: Double)] = []
+    static let retireAfterSeconds = 10.0
+    /// A chunk with more slices than this is rewritten as one object at its next commit.
+    static let compactAboveSlices = 8
 
     /// A file's bytes waiting to be written: per chunk, a buffer and its dirty ranges.
     /// Reference types, so a 128 KiB write mutates the chunk in place (a value type
@@ -65,6 +71,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
         try namespace.ensureRoot(uid: 0, gid: 0, mode: 0o755, nowNs: Self.now())
         // Files unlinked while open when the last session ended: nobody can open them now.
         for ino in try namespace.unlinkedInodes() { try purge(ino) }
+        // Objects a compaction retired just before the last session ended.
+        let leftovers = try namespace.unreferencedLiveObjects()
+        if !leftovers.isEmpty { do { try engine.purgeObjects(volume: volume, ids: leftovers) } catch { throw .io } }
     }
 
     /// Runs `body` under the filesystem's lock, keeping its typed error.
@@ -305,11 +314,66 @@ public final class VolumeFileSystem: @unchecked Sendable {
             }
         }
         try namespace.commitWrite(ino: ino, slices: slices, objects: objects, size: buffer.size, nowNs: Self.now())
+        let committed = Set(pieces.map(\.chunk))
         if let only {
             for chunk in only { buffer.chunks[chunk] = nil }
             if buffer.chunks.isEmpty { buffers[ino] = nil }
         } else {
             buffers[ino] = nil
+        }
+        for chunk in committed.sorted() where try namespace.sliceCount(ino: ino, chunk: chunk) > Self.compactAboveSlices {
+            try compactLocked(ino, chunk: chunk)
+        }
+        purgeRetiredLocked(all: false)
+    }
+
+    /// Rewrites a chunk's slices as one object, so reads stay one object per chunk and
+    /// overwritten data stops holding space. The objects it frees are retired, not deleted:
+    /// a read in flight may have fetched the old slice list.
+    private func compactLocked(_ ino: Int64, chunk: Int64) throws(FSError) {
+        let record = try namespace.inode(ino)
+        let start = chunk * chunkSize
+        let length = max(0, min(chunkSize, record.size - start))
+        let slices = try namespace.slices(ino: ino, chunk: chunk)
+        guard let newest = slices.last?.id else { return }
+        let data = length > 0 ? try composedChunk(ino, chunk: chunk, length: Int(length), slices: slices) : []
+        let id: ObjectID
+        do { id = try engine.stageObject(volume: volume, bytes: data) } catch {
+            if case .storage(.noSpace) = error { return }  // compaction is an optimization: try again later
+            throw .io
+        }
+        cache.insert(id.description, data)
+        let freed = try namespace.compactChunk(ino: ino, chunk: chunk, upToSlice: newest, object: id.description, length: length)
+        if !freed.isEmpty { retired.append((freed, Double(Self.now()) / 1e9)) }
+    }
+
+    /// The committed bytes [0, length) of a chunk, slices applied in order over zeros.
+    private func composedChunk(_ ino: Int64, chunk: Int64, length: Int, slices: [SliceRecord]) throws(FSError) -> [UInt8] {
+        var result = [UInt8](repeating: 0, count: length)
+        for slice in slices {
+            let range = Int(slice.pos)..<Int(slice.pos + slice.len)
+            let overlap = range.clamped(to: 0..<length)
+            if overlap.isEmpty { continue }
+            if let object = slice.object {
+                let data = try objectBytes(object)
+                let from = Int(slice.objectOff) + (overlap.lowerBound - range.lowerBound)
+                guard from + overlap.count <= data.count else { throw .io }
+                result.replaceSubrange(overlap, with: data[from..<(from + overlap.count)])
+            } else {
+                result.replaceSubrange(overlap, with: repeatElement(0, count: overlap.count))
+            }
+        }
+        return result
+    }
+
+    private func purgeRetiredLocked(all: Bool) {
+        let now = Double(Self.now()) / 1e9
+        let due = retired.filter { all || now - $0.at >= Self.retireAfterSeconds }
+        guard !due.isEmpty else { return }
+        retired.removeAll { all || now - $0.at >= Self.retireAfterSeconds }
+        for batch in due {
+            try? engine.purgeObjects(volume: volume, ids: batch.ids)
+            for id in batch.ids { cache.remove(id) }
         }
     }
 
@@ -393,10 +457,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
         return (capacityBytes, min(capacityBytes, usage.bytes + pending), usage.inodes)
     }
 
-    /// Commits every buffer (unmount).
+    /// Commits every buffer and purges retired objects (unmount: no reads are in flight).
     public func flushAll() {
         lock.withLock {
             for ino in Array(buffers.keys) { try? commitLocked(ino) }
+            purgeRetiredLocked(all: true)
         }
     }
 }

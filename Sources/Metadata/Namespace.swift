@@ -370,6 +370,48 @@ extension VolumeDatabase {
         }
     }
 
+    /// Replaces the slices of a chunk up to `upToSlice` with one slice of `object` covering
+    /// [0, length), making the object live; returns the objects no slice references any
+    /// more (still live: the caller retires them once reads in flight are done).
+    public func compactChunk(ino: Int64, chunk: Int64, upToSlice: Int64, object: String, length: Int64) throws(FSError) -> [String] {
+        try fs { db in
+            let before = try String.fetchAll(db.cachedStatement(sql: """
+                SELECT DISTINCT object FROM slice WHERE ino = ? AND chunk = ? AND id <= ? AND object IS NOT NULL
+                """), arguments: [ino, chunk, upToSlice])
+            try db.cachedStatement(sql: "DELETE FROM slice WHERE ino = ? AND chunk = ? AND id <= ?").execute(arguments: [ino, chunk, upToSlice])
+            try db.cachedStatement(sql: "UPDATE object SET state = 'live' WHERE id = ?").execute(arguments: [object])
+            if length > 0 {
+                // Takes the id of the newest slice it replaces: free again, and older than
+                // every slice left, which must still shadow it.
+                try SliceRecord(id: upToSlice, ino: ino, chunk: chunk, pos: 0, len: length, object: object).insert(db)
+            }
+            var unreferenced: [String] = []
+            for candidate in before {
+                if try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM slice WHERE object = ?"), arguments: [candidate]) == 0 {
+                    unreferenced.append(candidate)
+                }
+            }
+            return unreferenced
+        }
+    }
+
+    public func sliceCount(ino: Int64, chunk: Int64) throws(FSError) -> Int {
+        try fsRead { db in
+            try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM slice WHERE ino = ? AND chunk = ?"), arguments: [ino, chunk]) ?? 0
+        }
+    }
+
+    /// Live objects that no slice references (a compaction's leftovers when the daemon
+    /// stopped before retiring them). Only meaningful for volumes used as filesystems.
+    public func unreferencedLiveObjects() throws(FSError) -> [String] {
+        try fsRead { db in
+            try String.fetchAll(db, sql: """
+                SELECT id FROM object WHERE state = 'live'
+                AND NOT EXISTS (SELECT 1 FROM slice WHERE slice.object = object.id)
+                """)
+        }
+    }
+
     /// Deletes an inode with no links left; returns the objects only it referenced (the
     /// caller deletes their shards, then `removeObject`s them).
     public func deleteInode(_ ino: Int64) throws(FSError) -> [String] {
