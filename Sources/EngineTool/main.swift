@@ -121,6 +121,9 @@ do {
         let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
         let volume = try engine.volume(named: name) ?? engine.createVolume(name: name, className: className, capacityBytes: size)
         let fileSystem = try VolumeFileSystem(engine: engine, volume: volume.id)
+        // A dead mount left by a crash answers ENOTCONN, so clear it before anything looks
+        // at the directory (creating it would fail with EEXIST).
+        FuseMount.clearStaleMount(mountpoint)
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         say("mounting \(volume.id) at \(mountpoint)")
         try FuseMount(fileSystem: fileSystem, mountpoint: mountpoint, readOnly: readOnly).run()

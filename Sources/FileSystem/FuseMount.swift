@@ -29,11 +29,15 @@ public final class FuseMount: @unchecked Sendable {
         public var description: String { if case .failed(let why) = self { return why }; return "" }
     }
 
-    /// Clears a mount left behind by a crashed daemon ("Transport endpoint is not connected").
+    /// Clears mounts left behind by crashed daemons ("Transport endpoint is not connected").
+    /// Asks with statfs, which always reaches the daemon: stat may be answered from the
+    /// kernel's attribute cache even when the daemon is gone.
     public static func clearStaleMount(_ path: String) {
-        var info = Glibc.stat()
-        if lstat(path, &info) != 0 && errno == ENOTCONN {
+        var info = statvfs()
+        var rounds = 0
+        while statvfs(path, &info) != 0 && errno == ENOTCONN && rounds < 16 {
             umount2(path, Int32(MNT_DETACH))
+            rounds += 1
         }
     }
 
