@@ -155,31 +155,15 @@ extension Engine {
             }
         }
         // Failure domains with capacity at the rule's level.
-        var domains = Set<String>()
-        let parents = Dictionary(map.buckets.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        for device in map.devices where device.isEligible {
-            if c.failureDomain == Rule.deviceLevel { domains.insert(device.id.rawValue); continue }
-            var node: String? = device.parent
-            while let id = node, let bucket = parents[id] {
-                if bucket.type == c.failureDomain { domains.insert(id); break }
-                node = bucket.parent
-            }
-        }
+        let domainOf = map.failureDomains(level: c.failureDomain)
+        let domains = Set(domainOf.values)
         if domains.count == c.rule.width {
             result.append("only \(domains.count) \(c.failureDomain)s for \(c.rule.width) members: after a \(c.failureDomain) failure its shards cannot be rebuilt until one is added")
         }
         // A domain the rule cannot fill (one shard per PG) wastes capacity.
         let shares = try EngineError.wrap { try placer.targetShares(pool: entry.poolID) }
         var perDomain: [String: Double] = [:]
-        for device in map.devices where device.isEligible {
-            var node: String? = device.parent
-            var domain = device.id.rawValue
-            while c.failureDomain != Rule.deviceLevel, let id = node, let bucket = parents[id] {
-                if bucket.type == c.failureDomain { domain = id; break }
-                node = bucket.parent
-            }
-            perDomain[domain, default: 0] += shares[device.id] ?? 0
-        }
+        for (device, domain) in domainOf { perDomain[domain, default: 0] += shares[device] ?? 0 }
         for (domain, share) in perDomain.sorted(by: { $0.key < $1.key }) where share >= Double(c.pgCount) - 0.5 {
             result.append("\(c.failureDomain) \(domain) holds a shard of every PG: its weight exceeds what the rule can use")
         }

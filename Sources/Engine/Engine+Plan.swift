@@ -48,13 +48,12 @@ extension Engine {
         let next = try EngineError.wrap { try s.map.nextEpoch(all) }
         let placer = try EngineError.wrap { try Placer(map: next) }
         let plan = try EngineError.wrap { try MovementPlan(from: s.map, to: next) }
-        var records = try EngineError.wrap { try database.devices() }
-        for spec in devices {
-            records.append(DeviceRecord(id: spec.id, path: "", capacityBytes: spec.capacityBytes, host: spec.host, rack: spec.rack,
-                                        zone: spec.zone, addedMs: 0))
+        let current = try EngineError.wrap { try database.devices() }
+        let proposed = current + devices.map {
+            DeviceRecord(id: $0.id, path: "", capacityBytes: $0.capacityBytes, host: $0.host, rack: $0.rack, zone: $0.zone, addedMs: 0)
         }
-        let before = try capacity(s, map: s.map, placer: s.placer, records: try EngineError.wrap { try database.devices() })
-        let after = try capacity(s, map: next, placer: placer, records: records)
+        let before = try capacity(s, map: s.map, placer: s.placer, records: current)
+        let after = try capacity(s, map: next, placer: placer, records: proposed)
         var classes: [PlanReport.ClassPlan] = []
         for entry in s.classes.values.sorted(by: { $0.poolID < $1.poolID }) {
             let moves = plan.moves(pool: entry.poolID)

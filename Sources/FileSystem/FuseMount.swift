@@ -134,6 +134,17 @@ public final class FuseMount: @unchecked Sendable {
         return (Int64(ctx.pointee.uid), Int64(ctx.pointee.gid))
     }
 
+    /// getxattr/listxattr: size 0 asks for the length; a buffer too small is ERANGE.
+    static func replyXattr(_ req: fuse_req_t?, _ bytes: [UInt8], size: Int) throws(FSError) {
+        if size == 0 {
+            fuse_reply_xattr(req, bytes.count)
+        } else if bytes.count > size {
+            throw FSError(ERANGE)
+        } else {
+            bytes.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+        }
+    }
+
     func writable() throws(FSError) { if readOnly { throw FSError(EROFS) } }
 
     // swiftlint:disable:next function_body_length
@@ -364,27 +375,14 @@ public final class FuseMount: @unchecked Sendable {
         }
         ops.getxattr = { req, ino, name, size in
             FuseMount.handle(req) { m throws(FSError) in
-                let value = try m.fileSystem.getXattr(Int64(ino), name: FuseMount.bytes(name))
-                if size == 0 {
-                    fuse_reply_xattr(req, value.count)
-                } else if value.count > size {
-                    throw FSError(ERANGE)
-                } else {
-                    value.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
-                }
+                try FuseMount.replyXattr(req, try m.fileSystem.getXattr(Int64(ino), name: FuseMount.bytes(name)), size: size)
             }
         }
         ops.listxattr = { req, ino, size in
             FuseMount.handle(req) { m throws(FSError) in
                 var list: [UInt8] = []
                 for name in try m.fileSystem.listXattr(Int64(ino)) { list += name + [0] }
-                if size == 0 {
-                    fuse_reply_xattr(req, list.count)
-                } else if list.count > size {
-                    throw FSError(ERANGE)
-                } else {
-                    list.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
-                }
+                try FuseMount.replyXattr(req, list, size: size)
             }
         }
         ops.removexattr = { req, ino, name in

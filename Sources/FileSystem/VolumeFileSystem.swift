@@ -91,11 +91,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     var capacityBytes: Int64 { (try? engine.volume(id: volume)?.capacityBytes) ?? 0 }
 
-    func attributes(_ r: InodeRecord) -> Attributes {
-        let size = lock.withLock { buffers[r.ino].map { max($0.size, r.size) } } ?? r.size
-        return Attributes(ino: r.ino, kind: r.kind, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid, size: size,
-                          rdev: r.rdev, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs, ctimeNs: r.ctimeNs)
-    }
+    func attributes(_ r: InodeRecord) -> Attributes { lock.withLock { attributesLocked(r) } }
 
     // MARK: namespace
 
@@ -350,20 +346,27 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// The committed bytes [0, length) of a chunk, slices applied in order over zeros.
     private func composedChunk(_ ino: Int64, chunk: Int64, length: Int, slices: [SliceRecord]) throws(FSError) -> [UInt8] {
         var result = [UInt8](repeating: 0, count: length)
+        try applySlices(slices, window: 0..<length, into: &result, at: 0)
+        return result
+    }
+
+    /// Writes the bytes `window` of a chunk (offsets within the chunk) into `result` at
+    /// `base`, applying `slices` in order: later ones shadow earlier ones, holes write zeros.
+    private func applySlices(_ slices: [SliceRecord], window: Range<Int>, into result: inout [UInt8], at base: Int) throws(FSError) {
         for slice in slices {
-            let range = Int(slice.pos)..<Int(slice.pos + slice.len)
-            let overlap = range.clamped(to: 0..<length)
+            let sliceRange = Int(slice.pos)..<Int(slice.pos + slice.len)
+            let overlap = sliceRange.clamped(to: window)
             if overlap.isEmpty { continue }
+            let destination = base + (overlap.lowerBound - window.lowerBound)
             if let object = slice.object {
                 let data = try objectBytes(object)
-                let from = Int(slice.objectOff) + (overlap.lowerBound - range.lowerBound)
+                let from = Int(slice.objectOff) + (overlap.lowerBound - sliceRange.lowerBound)
                 guard from + overlap.count <= data.count else { throw .io }
-                result.replaceSubrange(overlap, with: data[from..<(from + overlap.count)])
+                result.replaceSubrange(destination..<(destination + overlap.count), with: data[from..<(from + overlap.count)])
             } else {
-                result.replaceSubrange(overlap, with: repeatElement(0, count: overlap.count))
+                result.replaceSubrange(destination..<(destination + overlap.count), with: repeatElement(0, count: overlap.count))
             }
         }
-        return result
     }
 
     private func purgeRetiredLocked(all: Bool) {
@@ -381,7 +384,6 @@ public final class VolumeFileSystem: @unchecked Sendable {
         guard offset >= 0 else { throw .invalid }
         let record = try namespace.inode(ino)
         if record.isDirectory { throw .isDirectory }
-        // Snapshot of the pending bytes overlapping the range.
         // Snapshot of the pending bytes (copied: writers keep mutating the buffers).
         let (fileSize, pending) = lock.withLock { () -> (Int64, [Int64: (data: [UInt8], ranges: [Range<Int>])]) in
             guard let b = buffers[ino] else { return (record.size, [:]) }
@@ -400,24 +402,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             let n = Int(min(end - position, chunkSize - Int64(within)))
             let window = within..<(within + n)
             let base = Int(position - offset)
-            for slice in try namespace.slices(ino: ino, chunk: chunk) {
-                let sliceRange = Int(slice.pos)..<Int(slice.pos + slice.len)
-                let overlap = sliceRange.clamped(to: window)
-                if overlap.isEmpty { continue }
-                let destination = base + (overlap.lowerBound - within)
-                if let object = slice.object {
-                    let data = try objectBytes(object)
-                    let from = Int(slice.objectOff) + (overlap.lowerBound - sliceRange.lowerBound)
-                    guard from + overlap.count <= data.count else { throw .io }
-                    result.withUnsafeMutableBytes { dst in
-                        data.withUnsafeBytes { src in
-                            dst.baseAddress!.advanced(by: destination).copyMemory(from: src.baseAddress!.advanced(by: from), byteCount: overlap.count)
-                        }
-                    }
-                } else {
-                    for i in 0..<overlap.count { result[destination + i] = 0 }
-                }
-            }
+            try applySlices(try namespace.slices(ino: ino, chunk: chunk), window: window, into: &result, at: base)
             if let entry = pending[chunk] {
                 for range in entry.ranges {
                     let overlap = range.clamped(to: window)

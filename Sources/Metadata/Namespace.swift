@@ -219,6 +219,19 @@ extension VolumeDatabase {
 
     public static let renameNoReplace: UInt32 = 1, renameExchange: UInt32 = 2
 
+    /// Whether directory `ancestor` is `node` or above it (moving it there would detach a subtree).
+    static func isAncestor(_ db: Database, _ ancestor: Int64, of node: Int64) throws -> Bool {
+        var current = node
+        while current != rootIno {
+            if current == ancestor { return true }
+            guard let up = try Int64.fetchOne(db.cachedStatement(sql: "SELECT parent FROM dentry WHERE ino = ?"), arguments: [current]) else {
+                return false
+            }
+            current = up
+        }
+        return false
+    }
+
     /// Renames (or with `renameExchange` swaps) a name. Returns the inode a replacing rename
     /// unlinked, with its new link count, for the caller to delete when unused.
     public func rename(parent: Int64, name: [UInt8], newParent: Int64, newName: [UInt8], flags: UInt32,
@@ -233,24 +246,10 @@ extension VolumeDatabase {
             let existing = try Self.child(db, newParent, newName)
             if existing?.ino == source.ino { return nil }  // same file: nothing to do
             // A directory may not move into its own subtree.
-            if source.isDirectory {
-                var node = newParent
-                while node != Self.rootIno {
-                    if node == source.ino { throw FSError.invalid }
-                    guard let up = try Int64.fetchOne(db.cachedStatement(sql: "SELECT parent FROM dentry WHERE ino = ?"), arguments: [node]) else { break }
-                    node = up
-                }
-            }
+            if source.isDirectory, try Self.isAncestor(db, source.ino, of: newParent) { throw FSError.invalid }
             if flags & Self.renameExchange != 0 {
                 guard var other = existing else { throw FSError.noEntry }
-                if other.isDirectory {
-                    var node = parent
-                    while node != Self.rootIno {
-                        if node == other.ino { throw FSError.invalid }
-                        guard let up = try Int64.fetchOne(db.cachedStatement(sql: "SELECT parent FROM dentry WHERE ino = ?"), arguments: [node]) else { break }
-                        node = up
-                    }
-                }
+                if other.isDirectory, try Self.isAncestor(db, other.ino, of: parent) { throw FSError.invalid }
                 try db.cachedStatement(sql: "UPDATE dentry SET ino = ? WHERE parent = ? AND name = ?").execute(arguments: [other.ino, parent, Data(name)])
                 try db.cachedStatement(sql: "UPDATE dentry SET ino = ? WHERE parent = ? AND name = ?").execute(arguments: [source.ino, newParent, Data(newName)])
                 if parent != newParent && source.isDirectory != other.isDirectory {

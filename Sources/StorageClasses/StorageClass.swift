@@ -56,27 +56,11 @@ public struct StorageClass: Sendable, Hashable, Codable {
     /// for its width. Throws `StorageClassError` naming `parameters.failureDomain`.
     public func check(against map: ClusterMap, source: String = "storage class") throws(StorageClassError) {
         let width = rule.width
-        let available: Int
-        if failureDomain == Rule.deviceLevel {
-            available = map.devices.filter(\.isEligible).count
-        } else {
-            guard map.buckets.contains(where: { $0.type == failureDomain }) else {
-                throw StorageClassError(source: source, field: "parameters.failureDomain",
-                                        reason: "\"\(failureDomain)\" is not a level of the cluster map (levels: \(Self.levels(map)))")
-            }
-            var withCapacity = Set<String>()
-            let parentOf = Dictionary(map.buckets.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            for device in map.devices where device.isEligible {
-                var node: String? = device.parent
-                var steps = 0
-                while let id = node, let bucket = parentOf[id], steps <= map.buckets.count {
-                    if bucket.type == failureDomain { withCapacity.insert(bucket.id); break }
-                    node = bucket.parent
-                    steps += 1
-                }
-            }
-            available = withCapacity.count
+        if failureDomain != Rule.deviceLevel && !map.buckets.contains(where: { $0.type == failureDomain }) {
+            throw StorageClassError(source: source, field: "parameters.failureDomain",
+                                    reason: "\"\(failureDomain)\" is not a level of the cluster map (levels: \(Self.levels(map)))")
         }
+        let available = Set(map.failureDomains(level: failureDomain).values).count
         if available < width {
             throw StorageClassError(
                 source: source, field: "parameters",
