@@ -3,6 +3,12 @@
 // Layout and module responsibilities: docs/architecture.md.
 import PackageDescription
 
+let grpcProtobuf: [Target.Dependency] = [
+    .product(name: "GRPCCore", package: "grpc-swift-2"),
+    .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+    .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+]
+
 let package = Package(
     name: "Berth",
     platforms: [.macOS(.v15)],
@@ -13,10 +19,19 @@ let package = Package(
         .executable(name: "placement-bench", targets: ["PlacementBench"]),
         .executable(name: "berth-engine", targets: ["EngineTool"]),
         .executable(name: "storage-bench", targets: ["StorageBench"]),
+        .executable(name: "csi-bench", targets: ["CSIBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Pure placement logic: cluster map, rules, placement function, balancer,
@@ -41,8 +56,37 @@ let package = Package(
         // A volume as a POSIX filesystem: FUSE low-level operations over the namespace
         // (SQLite) and the engine's objects.
         .target(name: "FileSystem", dependencies: ["CFuse3", "Engine", "Metadata", "Storage"]),
-        .executableTarget(name: "VolumeDriver", dependencies: ["Placement"]),
-        .executableTarget(name: "provisionctl", dependencies: ["Placement"]),
+        // Generated from proto/csi.proto and proto/admin.proto by scripts/generate-protos.sh
+        // (committed: CI never builds protoc plugins).
+        .target(name: "CSIProtocol", dependencies: grpcProtobuf),
+        .target(name: "AdminProtocol", dependencies: grpcProtobuf),
+        // The CSI Identity, Controller and Node services over the engine and FUSE mounts.
+        .target(name: "CSI", dependencies: ["CSIProtocol", "Engine", "FileSystem", "StorageClasses", "Metadata",
+                                            .product(name: "GRPCCore", package: "grpc-swift-2"),
+                                            .product(name: "Logging", package: "swift-log")]),
+        // Unix-socket gRPC plumbing shared by the daemon and its clients.
+        .target(name: "SocketTransport", dependencies: [
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "VolumeDriver", dependencies: [
+            "CSI", "CSIProtocol", "AdminProtocol", "SocketTransport", "Engine", "FileSystem", "StorageClasses", "Placement",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "provisionctl", dependencies: [
+            "AdminProtocol", "SocketTransport", "StorageClasses",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "CSIBench", dependencies: ["CSIProtocol", "SocketTransport",
+                                                           .product(name: "GRPCCore", package: "grpc-swift-2")]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
         .executableTarget(name: "EngineTool", dependencies: ["Engine", "FileSystem", "Placement", "StorageClasses"]),
         .executableTarget(name: "StorageBench", dependencies: ["Engine", "Codec", "Placement", "Storage", "StorageClasses"]),
@@ -53,6 +97,8 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineTool"]),
         .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "EngineTool", "CFuse3"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
+        .testTarget(name: "CSITests", dependencies: ["CSI", "CSIProtocol", "AdminProtocol", "SocketTransport", "VolumeDriver", "provisionctl",
+                                                     .product(name: "GRPCCore", package: "grpc-swift-2")]),
     ],
     swiftLanguageModes: [.v6]
 )

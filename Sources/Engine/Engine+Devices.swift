@@ -64,9 +64,17 @@ extension Engine {
     /// Adds devices (and any new hosts, racks, zones) in one epoch; the balancer moves their
     /// share of shards onto them, which `move` then executes.
     public func addDevices(_ specs: [DeviceSpec]) throws(EngineError) {
+        try apply(adding: specs, changes: [])
+    }
+
+    /// Adds `specs` and applies state/weight `changes` together, as one epoch: exactly the
+    /// transition that `plan(changes, adding: specs)` predicts.
+    public func apply(adding specs: [DeviceSpec], changes: [MapChange]) throws(EngineError) {
         try adminLock.withLock { _ throws(EngineError) in
             var s = state.withLock { $0 }
-            let changes = try deviceChanges(specs, in: s.map)
+            let known = Set(s.map.devices.map(\.id)).union(specs.map { DeviceID($0.id) })
+            try Self.checkDeviceChanges(changes, known: known)
+            let all = try deviceChanges(specs, in: s.map) + changes
             var records: [DeviceRecord] = []
             var stores: [ShardStore] = []
             for spec in specs {
@@ -76,9 +84,20 @@ extension Engine {
                 records.append(DeviceRecord(id: spec.id, path: path, capacityBytes: spec.capacityBytes, host: spec.host,
                                             rack: spec.rack, zone: spec.zone, addedMs: Engine.nowMs()))
             }
-            let next = try EngineError.wrap { try s.map.nextEpoch(changes) }
+            let next = try EngineError.wrap { try s.map.nextEpoch(all) }
             for store in stores { objects.attach(store) }
             try commitEpoch(next, into: &s, extra: records.map { .saveDevice($0) })
+        }
+    }
+
+    static func checkDeviceChanges(_ changes: [MapChange], known: Set<DeviceID>) throws(EngineError) {
+        for change in changes {
+            switch change {
+            case .setState(let id, _), .reweight(let id, _):
+                if !known.contains(id) { throw .unknownDevice(id.rawValue) }
+            case .rebalance: break
+            default: throw .invalidArgument("only device state and weight changes can be applied this way")
+            }
         }
     }
 
@@ -115,14 +134,7 @@ extension Engine {
     public func changeMap(_ changes: [MapChange]) throws(EngineError) {
         try adminLock.withLock { _ throws(EngineError) in
             var s = state.withLock { $0 }
-            for change in changes {
-                switch change {
-                case .setState(let id, _), .reweight(let id, _):
-                    if s.map.device(id) == nil { throw .unknownDevice(id.rawValue) }
-                case .rebalance: break
-                default: throw .invalidArgument("changeMap takes device state and weight changes only")
-                }
-            }
+            try Self.checkDeviceChanges(changes, known: Set(s.map.devices.map(\.id)))
             let next = try EngineError.wrap { try s.map.nextEpoch(changes) }
             try commitEpoch(next, into: &s, extra: [])
         }

@@ -43,6 +43,7 @@ extension Engine {
     /// before and after. Changes nothing.
     public func plan(_ changes: [MapChange], adding devices: [DeviceSpec] = []) throws(EngineError) -> PlanReport {
         let s = state.withLock { $0 }
+        try Self.checkDeviceChanges(changes, known: Set(s.map.devices.map(\.id)).union(devices.map { DeviceID($0.id) }))
         var all = try deviceChanges(devices, in: s.map)
         all += changes
         let next = try EngineError.wrap { try s.map.nextEpoch(all) }

@@ -18,10 +18,20 @@ public final class FuseMount: @unchecked Sendable {
     let cacheSeconds: Double = 3600
     private var session: OpaquePointer?
 
-    public init(fileSystem: VolumeFileSystem, mountpoint: String, readOnly: Bool = false) {
+    /// Whether `run()` installs libfuse's SIGTERM/SIGINT/SIGHUP handlers. A process serving
+    /// one mount wants them; a daemon serving many handles signals itself and stops each
+    /// mount by unmounting it (libfuse's handlers know only one session per process).
+    public let handlesSignals: Bool
+    private let mounted: (@Sendable () -> Void)?
+
+    /// `mounted` is called once the kernel mount exists, before requests are served.
+    public init(fileSystem: VolumeFileSystem, mountpoint: String, readOnly: Bool = false, handlesSignals: Bool = true,
+                mounted: (@Sendable () -> Void)? = nil) {
         self.fileSystem = fileSystem
         self.mountpoint = mountpoint
         self.readOnly = readOnly
+        self.handlesSignals = handlesSignals
+        self.mounted = mounted
     }
 
     public enum MountError: Error, CustomStringConvertible {
@@ -47,10 +57,12 @@ public final class FuseMount: @unchecked Sendable {
         Self.clearStaleMount(mountpoint)
         // A parent may have spawned us with these blocked (Foundation's Process does):
         // libfuse's handlers would then never run and SIGTERM would not unmount.
-        var handled = sigset_t()
-        sigemptyset(&handled)
-        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&handled, signal) }
-        pthread_sigmask(SIG_UNBLOCK, &handled, nil)
+        if handlesSignals {
+            var handled = sigset_t()
+            sigemptyset(&handled)
+            for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&handled, signal) }
+            pthread_sigmask(SIG_UNBLOCK, &handled, nil)
+        }
         var options = "default_permissions,allow_other,fsname=berth:\(fileSystem.volume),subtype=berth"
         if readOnly { options += ",ro" }
         let arguments = ["berth", "-o", options]
@@ -66,9 +78,12 @@ public final class FuseMount: @unchecked Sendable {
         guard let se else { throw MountError.failed("fuse_session_new failed") }
         session = se
         defer { fuse_session_destroy(se) }
-        guard fuse_set_signal_handlers(se) == 0 else { throw MountError.failed("cannot install signal handlers") }
-        defer { fuse_remove_signal_handlers(se) }
+        if handlesSignals {
+            guard fuse_set_signal_handlers(se) == 0 else { throw MountError.failed("cannot install signal handlers") }
+        }
+        defer { if handlesSignals { fuse_remove_signal_handlers(se) } }
         guard fuse_session_mount(se, mountpoint) == 0 else { throw MountError.failed("cannot mount at \(mountpoint)") }
+        mounted?()
         let config = fuse_loop_cfg_create()
         fuse_loop_cfg_set_max_threads(config, 16)
         _ = fuse_session_loop_mt(se, config)

@@ -37,6 +37,10 @@ public final class ObjectStore: Sendable {
     }
 
     private let state: Mutex<State>
+    private let degradedReadCount = Atomic<Int>(0)
+
+    /// Reads that had to avoid a device or a bad shard since start (for metrics).
+    public var degradedReads: Int { degradedReadCount.load(ordering: .relaxed) }
     private let queues = DeviceQueues()
     private let buffers = BufferPool()
 
@@ -165,6 +169,7 @@ public final class ObjectStore: Sendable {
             throw .unreadable(object: "\(object)", reason: "\(shards.count) of \(codec.needed) needed shards readable; "
                 + problems.map { "\($0)" }.joined(separator: "; "))
         }
+        if !problems.isEmpty { degradedReadCount.add(1, ordering: .relaxed) }
         return ReadResult(bytes: try codec.decode(shards, objectSize: objectSize, object: object), problems: problems)
     }
 

@@ -1,0 +1,54 @@
+import CSIProtocol
+import Engine
+import Logging
+
+/// What the three CSI services share: the engine, this node's mounts, identity and
+/// topology, and the per-key locks that serialize calls for one volume.
+public final class DriverContext: Sendable {
+    /// The topology key every Berth node reports: a volume is served by the node that holds
+    /// its engine, so it is accessible where this key matches.
+    public static let nodeTopologyKey = "topology.berth.dev/node"
+
+    public let engine: Engine
+    public let mounts: NodeMounts
+    public let nodeID: String
+    /// This node's topology segments: the node key plus any configured (zone, rack…).
+    public let segments: [String: String]
+    public let defaultClass: String
+    public let defaultVolumeBytes: Int64
+    public let stateDirectory: String
+    public let vendorVersion: String
+    public let logger: Logger
+    let names = KeyedLock()
+    let volumes = KeyedLock()
+    let resolver: ClassResolver
+
+    public init(engine: Engine, mounts: NodeMounts, nodeID: String, extraSegments: [String: String] = [:],
+                defaultClass: String = "replicated-3", defaultVolumeBytes: Int64 = 1 << 30,
+                stateDirectory: String, vendorVersion: String, logger: Logger) {
+        self.engine = engine
+        self.mounts = mounts
+        self.nodeID = nodeID
+        var segments = extraSegments
+        segments[Self.nodeTopologyKey] = nodeID
+        self.segments = segments
+        self.defaultClass = defaultClass
+        self.defaultVolumeBytes = defaultVolumeBytes
+        self.stateDirectory = stateDirectory
+        self.vendorVersion = vendorVersion
+        self.logger = logger
+        resolver = ClassResolver(engine: engine, defaultClass: defaultClass)
+    }
+
+    var topology: Csi_V1_Topology {
+        var t = Csi_V1_Topology()
+        t.segments = segments
+        return t
+    }
+
+    /// Whether a topology names this node: every segment it gives must be one of ours.
+    func accepts(_ topology: Csi_V1_Topology) -> Bool {
+        topology.segments.allSatisfy { segments[$0.key] == $0.value }
+    }
+
+}

@@ -1,0 +1,289 @@
+import Engine
+import FileSystem
+import Foundation
+import Logging
+import Synchronization
+
+/// The node side of publishing: one FUSE session per volume in use on this node, mounted
+/// under the driver's own state directory, and bind mounts of it at each staging and
+/// target path the orchestrator asks for (read-only ones remounted read-only).
+///
+/// One session per volume keeps one set of caches and write buffers per volume, however
+/// many pods use it. The list of paths is kept in `STATE/node/mounts.json` (atomically
+/// replaced), so a restarted daemon re-mounts what it had published, and cleans up what
+/// no longer has a volume.
+public final class NodeMounts: Sendable {
+    public struct Target: Codable, Sendable, Hashable {
+        public enum Kind: String, Codable, Sendable { case staging, publish }
+        public var path: String
+        public var volumeID: String
+        public var kind: Kind
+        public var readOnly: Bool
+        /// Whether the driver created the directory (and so removes it at unpublish).
+        public var created: Bool
+    }
+
+    public enum Failure: Error, CustomStringConvertible {
+        case conflict(String)
+        case notStaged(String)
+        case mountFailed(String)
+        public var description: String {
+            switch self { case .conflict(let s), .notStaged(let s), .mountFailed(let s): s }
+        }
+    }
+
+    final class Session: @unchecked Sendable {
+        let mount: FuseMount
+        let path: String
+        let finished = DispatchSemaphore(value: 0)
+        init(mount: FuseMount, path: String) { self.mount = mount; self.path = path }
+    }
+
+    struct State {
+        var targets: [String: Target] = [:]
+        var sessions: [String: Session] = [:]
+    }
+
+    let engine: Engine
+    let sessionsDirectory: String
+    let recordPath: String
+    let log: Logger
+    private let state = Mutex(State())
+
+    public init(engine: Engine, stateDirectory: String, logger: Logger) throws {
+        self.engine = engine
+        sessionsDirectory = stateDirectory + "/mounts"
+        recordPath = stateDirectory + "/node/mounts.json"
+        log = logger
+        try FileManager.default.createDirectory(atPath: sessionsDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: stateDirectory + "/node", withIntermediateDirectories: true)
+        if let data = FileManager.default.contents(atPath: recordPath) {
+            let targets = try JSONDecoder().decode([Target].self, from: data)
+            state.withLock { s in for t in targets { s.targets[t.path] = t } }
+        }
+    }
+
+    // MARK: queries
+
+    public func targets(volumeID: String) -> [Target] {
+        state.withLock { $0.targets.values.filter { $0.volumeID == volumeID }.sorted { $0.path < $1.path } }
+    }
+
+    public func target(at path: String) -> Target? { state.withLock { $0.targets[Self.normalized(path)] } }
+
+    public var volumesInUse: Set<String> { state.withLock { Set($0.targets.values.map(\.volumeID)) } }
+
+    // MARK: stage / publish
+
+    /// Makes the volume available at `path` (a staging path). Idempotent for the same
+    /// volume; another volume already there is a conflict.
+    public func stage(volumeID: String, path: String) throws {
+        try attach(Target(path: Self.normalized(path), volumeID: volumeID, kind: .staging, readOnly: false, created: false))
+    }
+
+    /// Bind-mounts the volume at `target`. The volume must be staged at `stagingPath`.
+    public func publish(volumeID: String, stagingPath: String, target: String, readOnly: Bool) throws {
+        guard let staged = self.target(at: stagingPath), staged.kind == .staging, staged.volumeID == volumeID else {
+            throw Failure.notStaged("volume \(volumeID) is not staged at \(stagingPath)")
+        }
+        try attach(Target(path: Self.normalized(target), volumeID: volumeID, kind: .publish, readOnly: readOnly, created: false))
+    }
+
+    /// Removes the mount at `path` (either kind). Nothing there is success. The volume's
+    /// session ends with its last path.
+    public func detach(volumeID: String, path: String, kind: Target.Kind) throws {
+        let key = Self.normalized(path)
+        guard let existing = target(at: key) else {
+            // Not ours, or already gone: success, and nothing there is touched.
+            return
+        }
+        guard existing.volumeID == volumeID else {
+            throw Failure.conflict("\(key) holds volume \(existing.volumeID), not \(volumeID)")
+        }
+        Self.unmount(key)
+        if existing.created { rmdir(key) }
+        let last = state.withLock { s -> Bool in
+            s.targets[key] = nil
+            return !s.targets.values.contains { $0.volumeID == volumeID }
+        }
+        try save()
+        if last { stopSession(volumeID) }
+    }
+
+    private func attach(_ wanted: Target) throws {
+        let key = wanted.path
+        if let existing = target(at: key) {
+            guard existing.volumeID == wanted.volumeID, existing.kind == wanted.kind, existing.readOnly == wanted.readOnly else {
+                throw Failure.conflict("\(key) already holds volume \(existing.volumeID) (\(existing.kind.rawValue)\(existing.readOnly ? ", read-only" : ""))")
+            }
+            if Self.isMounted(key) { return }
+            // Recorded but not mounted (a crash between the two): mount again below.
+        }
+        var target = wanted
+        var st = stat()
+        if lstat(key, &st) != 0 {
+            guard wanted.kind == .publish else { throw Failure.mountFailed("staging path \(key) does not exist") }
+            guard mkdir(key, 0o750) == 0 else { throw Failure.mountFailed("cannot create \(key): \(String(cString: strerror(errno)))") }
+            target.created = true
+        } else if st.st_mode & S_IFMT != S_IFDIR {
+            throw Failure.mountFailed("\(key) is not a directory")
+        } else if let existing = self.target(at: key) {
+            target.created = existing.created
+        }
+        let source = try session(for: wanted.volumeID)
+        try Self.bind(source, key, readOnly: wanted.readOnly)
+        state.withLock { $0.targets[key] = target }
+        try save()
+        log.info("mounted", metadata: ["volume": "\(wanted.volumeID)", "path": "\(key)", "kind": "\(wanted.kind.rawValue)",
+                                       "read_only": "\(wanted.readOnly)"])
+    }
+
+    // MARK: sessions
+
+    /// The volume's FUSE mount point, starting its session if it has none.
+    private func session(for volumeID: String) throws -> String {
+        if let running = state.withLock({ $0.sessions[volumeID] }), Self.isMounted(running.path) { return running.path }
+        let path = sessionsDirectory + "/" + volumeID  // volumeID is an id the engine issued
+        FuseMount.clearStaleMount(path)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let fileSystem = try VolumeFileSystem(engine: engine, volume: volumeID)
+        let ready = DispatchSemaphore(value: 0)
+        let mount = FuseMount(fileSystem: fileSystem, mountpoint: path, handlesSignals: false, mounted: { ready.signal() })
+        let session = Session(mount: mount, path: path)
+        let failure = Mutex<String?>(nil)
+        let thread = Thread { [log] in
+            do { try mount.run() } catch {
+                failure.withLock { $0 = "\(error)" }
+                log.error("FUSE session failed", metadata: ["volume": "\(volumeID)", "error": "\(error)"])
+            }
+            ready.signal()
+            session.finished.signal()
+        }
+        thread.name = "fuse-\(volumeID.suffix(8))"
+        thread.start()
+        _ = ready.wait(timeout: .now() + 30)
+        if let why = failure.withLock({ $0 }) { throw Failure.mountFailed("cannot mount volume \(volumeID): \(why)") }
+        guard Self.isMounted(path) else { throw Failure.mountFailed("volume \(volumeID) did not mount within 30 s") }
+        state.withLock { $0.sessions[volumeID] = session }
+        return path
+    }
+
+    private func stopSession(_ volumeID: String) {
+        guard let session = state.withLock({ $0.sessions.removeValue(forKey: volumeID) }) else { return }
+        session.mount.fileSystem.flushAll()
+        // Unmounting ends the session: its /dev/fuse reads fail and the loop returns.
+        umount2(session.path, Int32(MNT_DETACH))
+        if session.finished.wait(timeout: .now() + 30) == .timedOut {
+            log.warning("FUSE session did not stop within 30 s", metadata: ["volume": "\(volumeID)"])
+        }
+        rmdir(session.path)
+    }
+
+    /// Re-mounts every recorded path after a restart; forgets paths whose volume is gone.
+    public func reconcile() {
+        let recorded = state.withLock { Array($0.targets.values) }.sorted { ($0.kind == .staging ? 0 : 1, $0.path) < ($1.kind == .staging ? 0 : 1, $1.path) }
+        for target in recorded {
+            FuseMount.clearStaleMount(target.path)
+            let exists = ((try? engine.volume(id: target.volumeID)) ?? nil) != nil
+            do {
+                guard exists else { throw Failure.conflict("volume no longer exists") }
+                if Self.isMounted(target.path) { Self.unmount(target.path) }
+                let source = try session(for: target.volumeID)
+                try Self.bind(source, target.path, readOnly: target.readOnly)
+                log.info("re-mounted after restart", metadata: ["volume": "\(target.volumeID)", "path": "\(target.path)"])
+            } catch {
+                log.warning("dropping a recorded mount", metadata: ["volume": "\(target.volumeID)", "path": "\(target.path)", "reason": "\(error)"])
+                Self.unmount(target.path)
+                if target.created { rmdir(target.path) }
+                state.withLock { $0.targets[target.path] = nil }
+            }
+        }
+        try? save()
+    }
+
+    /// Unmounts every path and ends every session, keeping the records (a restart
+    /// re-mounts them). For SIGTERM.
+    public func shutdown() {
+        let (targets, volumes) = state.withLock { (Array($0.targets.keys), Array($0.sessions.keys)) }
+        for path in targets { Self.unmount(path) }
+        for volume in volumes { stopSession(volume) }
+    }
+
+    // MARK: persistence
+
+    private func save() throws {
+        let targets = state.withLock { $0.targets.values.sorted { $0.path < $1.path } }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(targets)
+        let temporary = recordPath + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: data) else { throw Failure.mountFailed("cannot write \(temporary)") }
+        let fd = open(temporary, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+        guard rename(temporary, recordPath) == 0 else { throw Failure.mountFailed("cannot replace \(recordPath)") }
+    }
+
+    // MARK: mount(2) helpers
+
+    static func normalized(_ path: String) -> String {
+        path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+    }
+
+    static func bind(_ source: String, _ target: String, readOnly: Bool) throws {
+        guard mount(source, target, nil, UInt(MS_BIND), nil) == 0 else {
+            throw Failure.mountFailed("cannot bind-mount at \(target): \(String(cString: strerror(errno)))")
+        }
+        if readOnly, mount(source, target, nil, UInt(MS_BIND | MS_REMOUNT | MS_RDONLY), nil) != 0 {
+            let why = String(cString: strerror(errno))
+            umount2(target, Int32(MNT_DETACH))
+            throw Failure.mountFailed("cannot make \(target) read-only: \(why)")
+        }
+    }
+
+    /// Unmounts `path` (lazily when busy). Not mounted is fine.
+    static func unmount(_ path: String) {
+        var rounds = 0
+        while isMountPoint(path) && rounds < 8 {
+            if umount2(path, 0) != 0 && errno == EBUSY { umount2(path, Int32(MNT_DETACH)) }
+            rounds += 1
+        }
+    }
+
+    /// Whether `path` is a live mount point (a dead FUSE mount answers ENOTCONN: not live).
+    static func isMounted(_ path: String) -> Bool {
+        var info = statvfs()
+        return isMountPoint(path) && statvfs(path, &info) == 0
+    }
+
+    /// Whether /proc/self/mountinfo lists `path` as a mount point.
+    static func isMountPoint(_ path: String) -> Bool { mountInfo().contains { $0.mountPoint == path } }
+
+    struct MountInfo { var mountPoint: String }
+
+    static func mountInfo() -> [MountInfo] {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 5 else { return nil }
+            return MountInfo(mountPoint: unescape(fields[4]))
+        }
+    }
+
+    /// mountinfo escapes space, tab, newline and backslash as \ooo.
+    static func unescape(_ field: Substring) -> String {
+        var bytes: [UInt8] = []
+        var i = field.utf8.startIndex
+        let u = field.utf8
+        while i < u.endIndex {
+            if u[i] == UInt8(ascii: "\\"), let end = u.index(i, offsetBy: 4, limitedBy: u.endIndex),
+               let value = UInt8(String(decoding: u[u.index(after: i)..<end], as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                i = end
+            } else {
+                bytes.append(u[i])
+                i = u.index(after: i)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,1 @@
+print("csi-bench: not yet")

@@ -1,0 +1,51 @@
+import Foundation
+import Metadata
+import Placement
+
+/// One volume as an admin sees it: its record, how much of it is written, and where its
+/// data sits (`provisionctl volume show`).
+public struct VolumeSummary: Sendable, Codable, Hashable {
+    public var volume: VolumeRecord
+    /// Bytes of file data in the volume's namespace (0 for a volume never mounted).
+    public var usedBytes: Int64
+    public var files: Int64
+    public var objects: Int
+    public var objectBytes: Int64
+    /// PGs that hold its objects, and the devices those PGs are on.
+    public var pgs: Int
+    public var devices: [String]
+    /// Objects whose PG has a member that is down, out or unreachable: readable, with
+    /// less redundancy than the class promises until recovery finishes.
+    public var degradedObjects: Int
+
+    enum CodingKeys: String, CodingKey {
+        case volume, files, objects, pgs, devices
+        case usedBytes = "used_bytes"
+        case objectBytes = "object_bytes"
+        case degradedObjects = "degraded_objects"
+    }
+}
+
+extension Engine {
+    public func volumeSummary(id: String) throws(EngineError) -> VolumeSummary {
+        guard let record = try EngineError.wrap({ try database.volume(id: id) }) else { throw .unknownVolume(id) }
+        let (vdb, entry) = try volumeAndClass(id)
+        let usage = (try? vdb.usage()) ?? (bytes: 0, inodes: 0)
+        let live = try EngineError.wrap { try vdb.objects(state: .live) }
+        let s = state.withLock { $0 }
+        let locations = s.locations[entry.poolID] ?? []
+        var pgs = Set<Int>()
+        for object in live { pgs.insert(Int(object.pg)) }
+        var devices = Set<String>()
+        var degradedPGs = Set<Int>()
+        for pg in pgs where pg < locations.count {
+            for device in locations[pg] {
+                devices.insert(device.rawValue)
+                if s.map.device(device)?.state != .up || !(objects.device(device)?.isReachable ?? false) { degradedPGs.insert(pg) }
+            }
+        }
+        return VolumeSummary(volume: record, usedBytes: usage.bytes, files: max(0, usage.inodes - 1), objects: live.count,
+                             objectBytes: live.reduce(0) { $0 + $1.sizeBytes }, pgs: pgs.count, devices: devices.sorted(),
+                             degradedObjects: live.count { degradedPGs.contains(Int($0.pg)) })
+    }
+}

@@ -1,0 +1,267 @@
+import AdminProtocol
+import CSI
+import Engine
+import Foundation
+import GRPCCore
+import Metadata
+import Placement
+import StorageClasses
+
+/// The admin API behind `provisionctl`: typed requests, JSON reports (schemas in
+/// docs/provisionctl.md). Changes go through the engine, never around it.
+struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
+    let context: DriverContext
+    var engine: Engine { context.engine }
+
+    // MARK: classes
+
+    func applyClasses(request: Berth_Admin_V1_ApplyClassesRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        guard !request.manifests.isEmpty else { throw Failures.invalid("no manifests given") }
+        var parsed: [StorageClass] = []
+        for m in request.manifests {
+            do { parsed += try StorageClassManifest.parse(yaml: m.yaml, source: m.source.isEmpty ? "manifest" : m.source) } catch {
+                throw Failures.invalid(error.description)
+            }
+        }
+        let classes = parsed
+        try await run { try engine.applyClasses(classes) }
+        return try report(["applied": classes.map(\.name)])
+    }
+
+    func listClasses(request: Berth_Admin_V1_Empty, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let volumes = try await run { try engine.volumes() }
+        return try report(["classes": engine.classes().map { info in
+            ClassEntry(info, volumes: volumes.count { $0.className == info.storageClass.name })
+        }])
+    }
+
+    func deleteClass(request: Berth_Admin_V1_NameRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        try await run { try engine.deleteClass(named: request.name) }
+        return try report(["deleted": request.name])
+    }
+
+    // MARK: devices
+
+    func addDevices(request: Berth_Admin_V1_AddDevicesRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        guard !request.devices.isEmpty else { throw Failures.invalid("no devices given") }
+        let specs = try request.devices.map(Self.spec)
+        try await run { try engine.addDevices(specs) }
+        return try report(["added": specs.map(\.id)])
+    }
+
+    func listDevices(request: Berth_Admin_V1_Empty, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let devices = try await run { try engine.devices() }
+        return try report(["devices": devices.map(DeviceEntry.init)])
+    }
+
+    func changeDevice(request: Berth_Admin_V1_ChangeDeviceRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        guard !request.id.isEmpty else { throw Failures.invalid("device id is required") }
+        let id = request.id
+        guard engine.map.device(DeviceID(id)) != nil else { throw RPCError(code: .notFound, message: "no device \"\(id.prefix(128))\"") }
+        switch request.action {
+        case .drain: try await run { try engine.drainDevice(id) }
+        case .fail: try await run { try engine.failDevice(id) }
+        case .down: try await run { try engine.setDeviceState(id, .down) }
+        case .up: try await run { try engine.setDeviceState(id, .up) }
+        case .reweight:
+            guard request.weight >= 0, request.weight.isFinite else { throw Failures.invalid("weight must be a finite number ≥ 0") }
+            try await run { try engine.reweightDevice(id, weight: request.weight) }
+        case .remove: try await run { try engine.removeDevice(id) }
+        case .unknown, .UNRECOGNIZED: throw Failures.invalid("action is required (drain, fail, down, up, reweight, remove)")
+        }
+        return try report(["device": id, "action": "\(request.action)", "epoch": "\(engine.map.epoch)"])
+    }
+
+    // MARK: plan / apply
+
+    func plan(request: Berth_Admin_V1_ChangeSet, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let (changes, adding) = try changeSet(request)
+        let plan = try await run { try engine.plan(changes, adding: adding) }
+        return try report(plan)
+    }
+
+    func apply(request: Berth_Admin_V1_ChangeSet, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let (changes, adding) = try changeSet(request)
+        let plan = try await run { () throws -> PlanReport in
+            let plan = try engine.plan(changes, adding: adding)
+            try engine.apply(adding: adding, changes: changes)
+            return plan
+        }
+        return try report(plan)
+    }
+
+    /// The engine's form of a change set: devices to add, and state/weight changes.
+    func changeSet(_ set: Berth_Admin_V1_ChangeSet) throws -> ([MapChange], [DeviceSpec]) {
+        guard !set.changes.isEmpty else { throw Failures.invalid("no changes given") }
+        var changes: [MapChange] = []
+        var adding: [DeviceSpec] = []
+        let map = engine.map
+        for change in set.changes {
+            switch change.change {
+            case .addHost(let h):
+                guard h.devices > 0, h.devices <= 64 else { throw Failures.invalid("add_host.devices must be 1-64") }
+                guard h.capacityBytes > 0 else { throw Failures.invalid("add_host.capacity_bytes must be positive") }
+                for i in 1...Int(h.devices) {
+                    adding.append(DeviceSpec(id: "\(h.host)-d\(i)", host: h.host, rack: h.rack.isEmpty ? nil : h.rack,
+                                             zone: h.zone.isEmpty ? nil : h.zone, capacityBytes: h.capacityBytes))
+                }
+            case .addDevice(let d): adding.append(try Self.spec(d))
+            case .drainDevice(let id): changes.append(.reweight(DeviceID(id), 0))
+            case .failDevice(let id): changes.append(.setState(DeviceID(id), .out))
+            case .failHost(let host):
+                let devices = map.devices.filter { $0.parent == host }
+                guard !devices.isEmpty else { throw RPCError(code: .notFound, message: "no host \"\(host.prefix(128))\" with devices") }
+                changes += devices.map { .setState($0.id, .out) }
+            case .reweight(let r):
+                guard r.weight >= 0, r.weight.isFinite else { throw Failures.invalid("weight must be a finite number ≥ 0") }
+                changes.append(.reweight(DeviceID(r.id), r.weight))
+            case nil: throw Failures.invalid("a change with no kind")
+            }
+        }
+        for case .setState(let id, _) in changes where map.device(id) == nil { throw RPCError(code: .notFound, message: "no device \"\(id.rawValue.prefix(128))\"") }
+        for case .reweight(let id, _) in changes where map.device(id) == nil { throw RPCError(code: .notFound, message: "no device \"\(id.rawValue.prefix(128))\"") }
+        return (changes, adding)
+    }
+
+    // MARK: volumes
+
+    func listVolumes(request: Berth_Admin_V1_Empty, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let volumes = try await run { try engine.volumes() }
+        return try report(["volumes": volumes])
+    }
+
+    func getVolume(request: Berth_Admin_V1_NameRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let summary = try await run { () throws -> VolumeSummary in
+            guard let record = try engine.volume(id: request.name) ?? engine.volume(named: request.name) else {
+                throw RPCError(code: .notFound, message: "no volume \"\(request.name.prefix(128))\"")
+            }
+            return try engine.volumeSummary(id: record.id)
+        }
+        return try report(summary)
+    }
+
+    func createVolume(request: Berth_Admin_V1_CreateVolumeRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        guard !request.name.isEmpty, request.name.utf8.count <= 128 else { throw Failures.invalid("name must be 1-128 bytes") }
+        guard request.capacityBytes > 0 else { throw Failures.invalid("capacity_bytes must be positive") }
+        let className = request.className.isEmpty ? context.defaultClass : request.className
+        let record = try await run { try engine.createVolume(name: request.name, className: className, capacityBytes: request.capacityBytes) }
+        return try report(record)
+    }
+
+    func deleteVolume(request: Berth_Admin_V1_NameRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let ctx = context
+        try await run { () throws in
+            guard let record = try engine.volume(id: request.name) ?? engine.volume(named: request.name) else {
+                throw RPCError(code: .notFound, message: "no volume \"\(request.name.prefix(128))\"")
+            }
+            if ctx.mounts.volumesInUse.contains(record.id) {
+                throw RPCError(code: .failedPrecondition, message: "volume \(record.id) is mounted on this node; unpublish it first")
+            }
+            try engine.deleteVolume(id: record.id)
+        }
+        return try report(["deleted": request.name])
+    }
+
+    func expandVolume(request: Berth_Admin_V1_ExpandVolumeRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        guard request.capacityBytes > 0 else { throw Failures.invalid("capacity_bytes must be positive") }
+        let record = try await run { () throws -> VolumeRecord in
+            guard let record = try engine.volume(id: request.id) ?? engine.volume(named: request.id) else {
+                throw RPCError(code: .notFound, message: "no volume \"\(request.id.prefix(128))\"")
+            }
+            return try engine.expandVolume(id: record.id, capacityBytes: request.capacityBytes)
+        }
+        return try report(record)
+    }
+
+    // MARK: reports
+
+    func capacity(request: Berth_Admin_V1_Empty, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        try report(try await run { try engine.capacity() })
+    }
+
+    func status(request: Berth_Admin_V1_Empty, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        try report(try await run { try engine.status() })
+    }
+
+    // MARK: helpers
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        do { return try await blocking(body) } catch { throw Failures.map(error) }
+    }
+
+    func report<T: Encodable>(_ value: T) throws -> Berth_Admin_V1_Report {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var r = Berth_Admin_V1_Report()
+        r.json = String(decoding: try encoder.encode(value), as: UTF8.self)
+        return r
+    }
+
+    static func spec(_ d: Berth_Admin_V1_DeviceSpec) throws -> DeviceSpec {
+        guard !d.id.isEmpty, !d.host.isEmpty else { throw Failures.invalid("a device needs id and host") }
+        guard d.capacityBytes > 0 else { throw Failures.invalid("device \(d.id.prefix(64)): capacity_bytes must be positive") }
+        if !d.path.isEmpty && !d.path.hasPrefix("/") { throw Failures.invalid("device \(d.id.prefix(64)): path must be absolute") }
+        return DeviceSpec(id: d.id, host: d.host, rack: d.rack.isEmpty ? nil : d.rack, zone: d.zone.isEmpty ? nil : d.zone,
+                          path: d.path.isEmpty ? nil : d.path, capacityBytes: d.capacityBytes, weight: d.weight > 0 ? d.weight : nil)
+    }
+
+    struct ClassEntry: Encodable {
+        var name: String
+        var redundancy: String
+        var copies: Int?
+        var dataShards: Int?
+        var parityShards: Int?
+        var overhead: Double
+        var failureDomain: String
+        var chunkSizeBytes: Int
+        var pgCount: Int
+        var poolID: UInt32
+        var reclaimPolicy: String
+        var allowVolumeExpansion: Bool
+        var volumes: Int
+
+        init(_ info: ClassInfo, volumes: Int) {
+            let c = info.storageClass
+            name = c.name
+            switch c.redundancy {
+            case .replicated(let n): redundancy = "replicated"; copies = n
+            case .erasure(let k, let m): redundancy = "erasure"; dataShards = k; parityShards = m
+            case .single: redundancy = "single"
+            }
+            overhead = c.overhead
+            failureDomain = c.failureDomain
+            chunkSizeBytes = c.chunkSizeBytes
+            pgCount = c.pgCount
+            poolID = info.poolID
+            reclaimPolicy = c.reclaimPolicy.rawValue
+            allowVolumeExpansion = c.allowVolumeExpansion
+            self.volumes = volumes
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case name, redundancy, copies, overhead, volumes
+            case dataShards = "data_shards", parityShards = "parity_shards", failureDomain = "failure_domain"
+            case chunkSizeBytes = "chunk_size_bytes", pgCount = "pg_count", poolID = "pool_id"
+            case reclaimPolicy = "reclaim_policy", allowVolumeExpansion = "allow_volume_expansion"
+        }
+    }
+
+    struct DeviceEntry: Encodable {
+        var id, host: String
+        var rack, zone: String?
+        var path, state: String
+        var weight: Double
+        var capacityBytes, usedBytes: Int64
+        var reachable: Bool
+
+        init(_ d: DeviceInfo) {
+            id = d.id; host = d.host; rack = d.rack; zone = d.zone; path = d.path; state = d.state.rawValue
+            weight = d.weight; capacityBytes = d.capacityBytes; usedBytes = d.usedBytes; reachable = d.reachable
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, host, rack, zone, path, state, weight, reachable
+            case capacityBytes = "capacity_bytes", usedBytes = "used_bytes"
+        }
+    }
+}

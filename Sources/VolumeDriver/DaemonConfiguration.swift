@@ -1,0 +1,107 @@
+import Engine
+import Foundation
+import Yams
+
+/// Everything the daemon needs to start, from flags and an optional YAML file (`--config`);
+/// flags win over the file, the file over the defaults.
+///
+/// ```yaml
+/// endpoint: unix:///run/berth/csi.sock
+/// stateDir: /var/lib/berth
+/// adminSocket: /run/berth/admin.sock
+/// nodeId: node-a
+/// metricsAddress: 127.0.0.1:9810
+/// topology: {topology.kubernetes.io/zone: z1}
+/// defaultClass: replicated-3
+/// devices:                 # used only when the state directory is new
+///   - {id: d1, host: h1, rack: r1, path: /mnt/disk1, capacity: 1Ti}
+/// ```
+struct DaemonConfiguration: Sendable {
+    static let defaultEndpoint = "unix:///run/berth/csi.sock"
+    static let defaultStateDirectory = "/var/lib/berth"
+    static let defaultAdminSocket = "/run/berth/admin.sock"
+    static let defaultMetricsAddress = "127.0.0.1:9810"
+
+    var endpoint = defaultEndpoint
+    var stateDirectory = defaultStateDirectory
+    var adminSocket = defaultAdminSocket
+    var nodeID = ProcessInfo.processInfo.hostName
+    /// `host:port`; empty or `off` disables the endpoint.
+    var metricsAddress = defaultMetricsAddress
+    var topology: [String: String] = [:]
+    var defaultClass = "replicated-3"
+    /// Devices for a new state directory; empty: the embedded default cluster.
+    var devices: [DeviceSpec] = []
+    var embeddedHosts = 6
+    var embeddedDevicesPerHost = 2
+    /// nil: 4 GiB, or less when the disk under the state directory has less free space.
+    var embeddedDeviceBytes: Int64?
+    /// Users besides root allowed on the admin socket.
+    var adminAllowedUIDs: [UInt32] = []
+    /// Group that may use the CSI socket (mode 0660); nil: root's group.
+    var csiSocketGroup: UInt32?
+    var moverBytesPerSecond: Int64?
+
+    struct FileError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Reads the YAML file's keys over the defaults. Unknown keys are errors.
+    mutating func load(file path: String) throws {
+        guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+            throw FileError(description: "cannot read config file \(path)")
+        }
+        guard let root = try Yams.load(yaml: text) as? [String: Any] else { throw FileError(description: "\(path): not a YAML mapping") }
+        func string(_ key: String) throws -> String? {
+            guard let v = root[key] else { return nil }
+            guard let s = v as? String ?? (v as? Int).map(String.init) else { throw FileError(description: "\(path): \(key) must be a string") }
+            return s
+        }
+        let known: Set = ["endpoint", "stateDir", "adminSocket", "nodeId", "metricsAddress", "topology", "defaultClass", "devices",
+                          "embeddedHosts", "embeddedDevicesPerHost", "embeddedDeviceCapacity", "adminAllowUids", "csiSocketGroup", "moverBytesPerSecond"]
+        if let unknown = root.keys.sorted().first(where: { !known.contains($0) }) {
+            throw FileError(description: "\(path): unknown key \(unknown) (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        if let v = try string("endpoint") { endpoint = v }
+        if let v = try string("stateDir") { stateDirectory = v }
+        if let v = try string("adminSocket") { adminSocket = v }
+        if let v = try string("nodeId") { nodeID = v }
+        if let v = try string("metricsAddress") { metricsAddress = v }
+        if let v = try string("defaultClass") { defaultClass = v }
+        if let v = root["topology"] {
+            guard let map = v as? [String: Any] else { throw FileError(description: "\(path): topology must be a mapping") }
+            for (k, value) in map { topology[k] = "\(value)" }
+        }
+        if let v = root["embeddedHosts"] as? Int { embeddedHosts = v }
+        if let v = root["embeddedDevicesPerHost"] as? Int { embeddedDevicesPerHost = v }
+        if let v = try string("embeddedDeviceCapacity") {
+            guard let bytes = Self.size(v) else { throw FileError(description: "\(path): embeddedDeviceCapacity \"\(v)\" is not a size") }
+            embeddedDeviceBytes = bytes
+        }
+        if let v = root["adminAllowUids"] as? [Int] { adminAllowedUIDs = v.map { UInt32($0) } }
+        if let v = root["csiSocketGroup"] as? Int { csiSocketGroup = UInt32(v) }
+        if let v = root["moverBytesPerSecond"] as? Int { moverBytesPerSecond = Int64(v) }
+        if let v = root["devices"] {
+            guard let list = v as? [[String: Any]] else { throw FileError(description: "\(path): devices must be a list of mappings") }
+            devices = try list.enumerated().map { (i, d) in
+                func field(_ k: String) -> String? { d[k].map { "\($0)" } }
+                guard let id = field("id"), let host = field("host") else { throw FileError(description: "\(path): devices[\(i)] needs id and host") }
+                guard let capacity = field("capacity").flatMap(Self.size) else {
+                    throw FileError(description: "\(path): devices[\(i)].capacity must be a size such as 500Gi")
+                }
+                return DeviceSpec(id: id, host: host, rack: field("rack"), zone: field("zone"), path: field("path"), capacityBytes: capacity)
+            }
+        }
+    }
+
+    /// "4Gi" → 4294967296; plain bytes; Ki, Mi, Gi, Ti.
+    static func size(_ text: String) -> Int64? {
+        let units: [(String, Int64)] = [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            guard let n = Int64(text.dropLast(2)), n >= 0 else { return nil }
+            let (p, overflow) = n.multipliedReportingOverflow(by: factor)
+            return overflow ? nil : p
+        }
+        return Int64(text).flatMap { $0 >= 0 ? $0 : nil }
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+
+/// `VolumeDriver`: Berth's CSI driver daemon. With no flags it starts the embedded
+/// default (SQLite and local directory devices under /var/lib/berth, the shipped storage
+/// classes, the CSI socket at /run/berth/csi.sock). docs/csi.md has the details.
+@main
+struct VolumeDriverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "VolumeDriver",
+        abstract: "Berth's CSI driver: provisions and mounts volumes of Berth storage classes.")
+
+    @Option(help: "The CSI socket, unix:///PATH (default \(DaemonConfiguration.defaultEndpoint)).")
+    var endpoint: String?
+
+    @Option(name: .customLong("state-dir"), help: "State directory; empty or missing gets the embedded default cluster (default \(DaemonConfiguration.defaultStateDirectory)).")
+    var stateDir: String?
+
+    @Option(name: .customLong("admin-socket"), help: "The admin API socket for provisionctl, mode 0600 (default \(DaemonConfiguration.defaultAdminSocket)).")
+    var adminSocket: String?
+
+    @Option(name: .customLong("node-id"), help: "This node's id (default the host name).")
+    var nodeID: String?
+
+    @Option(name: .customLong("metrics-address"), help: "HOST:PORT of the Prometheus /metrics endpoint, or 'off' (default \(DaemonConfiguration.defaultMetricsAddress)).")
+    var metricsAddress: String?
+
+    @Option(name: .customLong("topology"), help: "A topology segment KEY=VALUE this node reports (repeatable), e.g. topology.kubernetes.io/zone=z1.")
+    var topology: [String] = []
+
+    @Option(name: .customLong("default-class"), help: "Storage class for CreateVolume calls without parameters (default replicated-3).")
+    var defaultClass: String?
+
+    @Option(help: "A YAML configuration file (keys in docs/csi.md); flags override it.")
+    var config: String?
+
+    @Option(name: .customLong("admin-allow-uid"), help: "A user id besides root allowed on the admin socket (repeatable).")
+    var adminAllowUID: [UInt32] = []
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    mutating func run() async throws {
+        var c = DaemonConfiguration()
+        if let config { try c.load(file: config) }
+        if let endpoint { c.endpoint = endpoint }
+        if let stateDir { c.stateDirectory = stateDir }
+        if let adminSocket { c.adminSocket = adminSocket }
+        if let nodeID { c.nodeID = nodeID }
+        if let metricsAddress { c.metricsAddress = metricsAddress }
+        if let defaultClass { c.defaultClass = defaultClass }
+        c.adminAllowedUIDs += adminAllowUID
+        for segment in topology {
+            let parts = segment.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--topology takes KEY=VALUE, not \(segment)") }
+            c.topology[String(parts[0])] = String(parts[1])
+        }
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
+        try await Daemon(configuration: c, logLevel: level).run()
+    }
+}
+
+import Logging
