@@ -96,8 +96,10 @@ extension Engine {
             let store = objects.device(id)
             let used = Int64(store?.usedBytes ?? 0)
             let mapped = map.device(id)
+            // A device proposed by a plan (no store yet, no path) is empty and answering.
+            let proposed = store == nil && record.path.isEmpty
             // A device that does not answer has no room as far as new writes are concerned.
-            let usedForRoom = (store?.isReachable ?? false) ? used : record.capacityBytes
+            let usedForRoom = (proposed || (store?.isReachable ?? false)) ? used : record.capacityBytes
             if mapped?.isEligible ?? false {
                 deviceStates.append(.init(id: id, capacityBytes: record.capacityBytes, usedBytes: usedForRoom))
             }
@@ -164,8 +166,10 @@ extension Engine {
         let shares = try EngineError.wrap { try placer.targetShares(pool: entry.poolID) }
         var perDomain: [String: Double] = [:]
         for (device, domain) in domainOf { perDomain[domain, default: 0] += shares[device] ?? 0 }
-        for (domain, share) in perDomain.sorted(by: { $0.key < $1.key }) where share >= Double(c.pgCount) - 0.5 {
-            result.append("\(c.failureDomain) \(domain) holds a shard of every PG: its weight exceeds what the rule can use")
+        let saturated = perDomain.filter { $0.value >= Double(c.pgCount) - 0.5 }.keys.sorted()
+        // With exactly `width` domains every one holds a shard of every PG: said above already.
+        if !saturated.isEmpty && domains.count != c.rule.width {
+            result.append("\(c.failureDomain)s \(saturated.joined(separator: ", ")) hold a shard of every PG: their weight exceeds what the rule can use")
         }
         return result
     }
