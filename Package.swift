@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "berth-engine", targets: ["EngineTool"]),
         .executable(name: "storage-bench", targets: ["StorageBench"]),
         .executable(name: "csi-bench", targets: ["CSIBench"]),
+        .executable(name: "berth-csi", targets: ["CSIClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
@@ -85,7 +86,13 @@ let package = Package(
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "CSIBench", dependencies: ["CSIProtocol", "SocketTransport",
+        // berth-csi: a CSI client for scripts and debugging (the README's demo drives the daemon with it).
+        .executableTarget(name: "CSIClient", dependencies: ["CSIProtocol", "SocketTransport",
+                                                            .product(name: "SwiftProtobuf", package: "swift-protobuf"), "Yams",
+                                                            .product(name: "GRPCCore", package: "grpc-swift-2"),
+                                                            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                                                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "CSIBench", dependencies: ["CSIProtocol", "SocketTransport", .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                                                            .product(name: "GRPCCore", package: "grpc-swift-2")]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
         .executableTarget(name: "EngineTool", dependencies: ["Engine", "FileSystem", "Placement", "StorageClasses"]),

@@ -1,55 +1,71 @@
 #!/usr/bin/env bash
 # Berth's main job, from a fresh Debian machine (as root: it mounts FUSE filesystems).
-# Until the CSI daemon lands (issue 6) it shows the layers that exist, end to end:
-#   1. placement: movement, balance and throughput (placement-bench);
-#   2. an embedded cluster of 7 hosts x 2 directory devices under a state directory, the
-#      three shipped storage classes, one volume of each class mounted as a FUSE
-#      filesystem, a file written, read back and checked in each;
-#   3. cluster status and the capacity report per class.
+#   1. Starts the CSI driver daemon, VolumeDriver, on a new state directory: the embedded
+#      default cluster (SQLite metadata, 6 hosts x 2 local directory devices, the shipped
+#      storage classes), the CSI socket, the admin socket, /metrics on localhost.
+#   2. Through the CSI API (berth-csi, a command-line CSI client), per shipped class:
+#      CreateVolume with the class's StorageClass parameters, NodeStageVolume,
+#      NodePublishVolume to a directory; writes a file there, reads it back and checks it.
+#   3. Prints the cluster status and the capacity per class (provisionctl), and a few metrics.
+#   4. Unpublishes, unstages and stops the daemon with SIGTERM (clean unmounts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 # One product per call: with several --product flags only the last is built.
-swift build -c release --product placement-bench
-swift build -c release --product berth-engine
-BIN=.build/release
-$BIN/placement-bench "$@"
+for product in VolumeDriver provisionctl berth-csi; do swift build -c release --product "$product"; done
+BIN=$PWD/.build/release
 
 STATE=${BERTH_STATE:-$(mktemp -d /var/tmp/berth-demo.XXXX)}
-echo
-echo "== embedded cluster under $STATE"
-$BIN/berth-engine init "$STATE/state" --hosts 7 --devices-per-host 2 --capacity $((4 << 30)) --chunk $((4 << 20)) --pgs 128
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill -TERM "$p" 2>/dev/null; done; wait 2>/dev/null || true; }
+CSI=$STATE/csi.sock ADMIN=$STATE/admin.sock METRICS=127.0.0.1:${BERTH_METRICS_PORT:-9810}
+echo "== VolumeDriver on $STATE (embedded default cluster)"
+$BIN/VolumeDriver --state-dir "$STATE/state" --endpoint "unix://$CSI" --admin-socket "$ADMIN" \
+  --metrics-address "$METRICS" --node-id "$(hostname)" > "$STATE/ready" 2> "$STATE/daemon.log" &
+daemon=$!
+cleanup() { kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true; }
 trap cleanup EXIT
-for class in replicated-3 ec-4-2 remote-disk; do
-  mnt="$STATE/mnt/$class"
-  mkdir -p "$mnt"
-  $BIN/berth-engine mount "$STATE/state" "demo-$class" "$mnt" --class "$class" --size $((1 << 30)) &
-  pids+=($!)
-  for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q READY "$STATE/ready" 2>/dev/null && break; kill -0 "$daemon" || { cat "$STATE/daemon.log"; exit 1; }; sleep 0.1; done
+cat "$STATE/ready"
+csi() { $BIN/berth-csi "$@" --endpoint "unix://$CSI"; }
+
+echo
+echo "== one volume per storage class, through the CSI API"
+for manifest in storageclasses/*.yaml; do
+  class=$(basename "$manifest" .yaml)
+  id=$(csi create "demo-$class" --size 1Gi --class-file "$manifest" | python3 -c 'import json,sys; print(json.load(sys.stdin)["volume"]["volume_id"])')
+  staging=$STATE/staging/$class target=$STATE/pods/demo/$class
+  mkdir -p "$staging" "$(dirname "$target")"
+  csi stage "$id" "$staging"
+  csi publish "$id" "$staging" "$target"
   head -c $((9 << 20)) /dev/urandom > "$STATE/payload-$class"
-  cp "$STATE/payload-$class" "$mnt/file.bin" && sync "$mnt/file.bin"
-  if cmp -s "$STATE/payload-$class" "$mnt/file.bin"; then result=ok; else result=MISMATCH; fi
-  echo "$class: wrote and read back 9 MiB at $mnt/file.bin: $result ($(df -h "$mnt" | awk 'NR==2 {print $2" provisioned, "$3" used"}'))"
+  cp "$STATE/payload-$class" "$target/file.bin" && sync "$target/file.bin"
+  if cmp -s "$STATE/payload-$class" "$target/file.bin"; then result=ok; else result=MISMATCH; fi
+  echo "$class: volume $id published at $target; wrote and read back 9 MiB: $result ($(df -h "$target" | awk 'NR==2 {print $2" provisioned, "$3" used"}'))"
   [ "$result" = ok ] || exit 1
+  echo "$id $staging $target" >> "$STATE/published"
 done
+
+echo
+echo "== provisionctl status"
+$BIN/provisionctl status --socket "$ADMIN"
+echo
+echo "== provisionctl capacity (per class)"
+$BIN/provisionctl capacity --socket "$ADMIN"
+echo
+echo "== provisionctl volume list"
+$BIN/provisionctl volume list --socket "$ADMIN"
+echo
+echo "== a few of http://$METRICS/metrics"
+python3 - "$METRICS" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics").read().decode()
+for line in text.splitlines():
+    if line.startswith(("berth_rpc_requests_total", "berth_volumes", "berth_class_usable_bytes")):
+        print(line)
+PY
+
+echo
+echo "== unpublish, unstage, stop"
+while read -r id staging target; do csi unpublish "$id" "$target"; csi unstage "$id" "$staging"; done < "$STATE/published"
 cleanup
 trap - EXIT
-echo
-echo "== status"
-$BIN/berth-engine status "$STATE/state"
-echo "== capacity per class"
-$BIN/berth-engine capacity "$STATE/state" > "$STATE/capacity.json"
-python3 - "$STATE/capacity.json" <<'PY'
-import json, sys
-report = json.load(open(sys.argv[1]))
-gib = lambda b: f"{b / 2**30:.2f} GiB"
-print(f"{'class':14}{'overhead':>9}{'raw':>12}{'used':>12}{'provisioned':>14}{'usable':>12}")
-for c in report["classes"]:
-    print(f"{c['name']:14}{c['overhead']:>9.1f}{gib(c['raw_bytes']):>12}{gib(c['used_bytes']):>12}"
-          f"{gib(c['provisioned_bytes']):>14}{gib(c['usable_bytes']):>12}")
-    for warning in c["warnings"]:
-        print("   warning:", warning)
-PY
-echo "state kept in $STATE (remove it when done)"
+echo "daemon stopped cleanly; state kept in $STATE (restart with: $BIN/VolumeDriver --state-dir $STATE/state ...; remove it when done)"

@@ -49,6 +49,8 @@ public final class NodeMounts: Sendable {
     let recordPath: String
     let log: Logger
     private let state = Mutex(State())
+    /// Saves run one at a time, each writing the state as of its start.
+    private let saving = Mutex<Void>(())
 
     public init(engine: Engine, stateDirectory: String, logger: Logger) throws {
         self.engine = engine
@@ -163,7 +165,12 @@ public final class NodeMounts: Sendable {
         thread.start()
         _ = ready.wait(timeout: .now() + 30)
         if let why = failure.withLock({ $0 }) { throw Failure.mountFailed("cannot mount volume \(volumeID): \(why)") }
-        guard Self.isMounted(path) else { throw Failure.mountFailed("volume \(volumeID) did not mount within 30 s") }
+        guard Self.isMounted(path) else {
+            var info = statvfs()
+            let listed = Self.isMountPoint(path)
+            let answer = statvfs(path, &info) == 0 ? "answers" : "statfs: \(String(cString: strerror(errno)))"
+            throw Failure.mountFailed("volume \(volumeID) did not mount (\(listed ? "listed" : "not listed") in mountinfo; \(answer))")
+        }
         state.withLock { $0.sessions[volumeID] = session }
         return path
     }
@@ -177,6 +184,7 @@ public final class NodeMounts: Sendable {
             log.warning("FUSE session did not stop within 30 s", metadata: ["volume": "\(volumeID)"])
         }
         rmdir(session.path)
+        engine.closeVolume(volumeID)
     }
 
     /// Re-mounts every recorded path after a restart; forgets paths whose volume is gone.
@@ -212,15 +220,19 @@ public final class NodeMounts: Sendable {
     // MARK: persistence
 
     private func save() throws {
-        let targets = state.withLock { $0.targets.values.sorted { $0.path < $1.path } }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(targets)
-        let temporary = recordPath + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else { throw Failure.mountFailed("cannot write \(temporary)") }
-        let fd = open(temporary, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(temporary, recordPath) == 0 else { throw Failure.mountFailed("cannot replace \(recordPath)") }
+        try saving.withLock { _ in
+            let targets = state.withLock { $0.targets.values.sorted { $0.path < $1.path } }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let data = try encoder.encode(targets)
+            let temporary = recordPath + ".tmp"
+            guard FileManager.default.createFile(atPath: temporary, contents: data) else { throw Failure.mountFailed("cannot write \(temporary)") }
+            let fd = open(temporary, O_RDONLY)
+            if fd >= 0 { fsync(fd); close(fd) }
+            guard rename(temporary, recordPath) == 0 else {
+                throw Failure.mountFailed("cannot replace \(recordPath): \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     // MARK: mount(2) helpers
@@ -261,12 +273,28 @@ public final class NodeMounts: Sendable {
     struct MountInfo { var mountPoint: String }
 
     static func mountInfo() -> [MountInfo] {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        let text = readProcFile("/proc/self/mountinfo")
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count > 5 else { return nil }
             return MountInfo(mountPoint: unescape(fields[4]))
         }
+    }
+
+    /// Reads a /proc file to its end. (/proc files report size 0, and readers that trust
+    /// the size — Foundation's among them — stop after the first page: a node with many
+    /// mounts then seems to have lost some.)
+    static func readProcFile(_ path: String) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { bytes += buffer[0..<n] } else if n < 0 && errno == EINTR { continue } else { break }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// mountinfo escapes space, tab, newline and backslash as \ooo.

@@ -34,6 +34,7 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         let ctx = context
         try await ctx.volumes.withLock(request.volumeID) {
             try await blocking {
+                try Self.requireVolumeOrRecord(ctx, request.volumeID, path: request.stagingTargetPath)
                 do { try ctx.mounts.detach(volumeID: request.volumeID, path: request.stagingTargetPath, kind: .staging) } catch { throw Self.map(error) }
             }
         }
@@ -72,6 +73,7 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         let ctx = context
         try await ctx.volumes.withLock(request.volumeID) {
             try await blocking {
+                try Self.requireVolumeOrRecord(ctx, request.volumeID, path: request.targetPath)
                 do { try ctx.mounts.detach(volumeID: request.volumeID, path: request.targetPath, kind: .publish) } catch { throw Self.map(error) }
             }
         }
@@ -152,6 +154,13 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         do { found = try ctx.engine.volume(id: id) } catch { throw Failures.map(error) }
         guard let record = found, record.state == .available else { throw Failures.notFound("no volume \"\(id.prefix(128))\"") }
         return record
+    }
+
+    /// Unmounting: a path we hold for the volume is always released; otherwise the volume
+    /// must exist (an unknown volume is NOT_FOUND, a known one not mounted there is success).
+    static func requireVolumeOrRecord(_ ctx: DriverContext, _ id: String, path: String) throws {
+        if let target = ctx.mounts.target(at: path), target.volumeID == id { return }
+        try requireVolume(ctx, id)
     }
 
     static func map(_ error: any Error) -> RPCError {

@@ -126,15 +126,11 @@ extension Engine {
             let usable = CapacityModel.usableBytes(shardCounts: counts, pgCount: c.pgCount, width: c.rule.width, overhead: c.overhead,
                                                    devices: deviceStates, fullRatio: configuration.fullRatio)
             var used: Int64 = 0, data: Int64 = 0, provisioned: Int64 = 0
-            let (k, alignment): (Int, Int) = {
-                if case .erasure(let rs) = entry.codec.scheme { return (rs.k, ReedSolomon.alignment) }
-                return (1, 1)
-            }()
             for volume in volumes where volume.className == c.name {
                 provisioned += volume.capacityBytes
-                let vdb = try volumeDatabase(volume.id)
-                used += try EngineError.wrap { try vdb.storedBytes(width: c.rule.width, k: k, alignment: alignment, headerBytes: ShardHeader.size) }
-                data += try EngineError.wrap { try vdb.liveBytes() }
+                let usage = try usage(of: volume.id, entry)
+                used += usage.storedBytes
+                data += usage.liveBytes
             }
             classes.append(.init(name: c.name, overhead: c.overhead, rawBytes: raw, usedBytes: used, dataBytes: data,
                                  provisionedBytes: provisioned, usableBytes: usable,

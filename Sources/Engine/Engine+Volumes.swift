@@ -14,28 +14,44 @@ extension Engine {
     /// Creates an empty volume of a class. Admission control: refused when the class's
     /// promised-but-unwritten space (provisioned − written, this volume included) would
     /// exceed what it can still store (`usable`), so nothing is accepted that cannot be kept.
+    ///
+    /// Admission runs under the admin lock against in-memory figures, with the volume
+    /// reserved; the durable insert is group-committed with concurrent creations, so N
+    /// parallel creates cost about one fsync. The volume's own database is created when it
+    /// is first used.
     public func createVolume(name: String, className: String, capacityBytes: Int64,
                              parameters: [String: String] = [:]) throws(EngineError) -> VolumeRecord {
-        try adminLock.withLock { _ throws(EngineError) -> VolumeRecord in
-            guard !name.isEmpty, name.utf8.count <= 1024 else { throw .invalidArgument("volume name must be 1-1024 bytes") }
-            guard capacityBytes >= 0 else { throw .invalidArgument("capacity must not be negative") }
+        guard !name.isEmpty, name.utf8.count <= 1024 else { throw .invalidArgument("volume name must be 1-1024 bytes") }
+        guard capacityBytes >= 0 else { throw .invalidArgument("capacity must not be negative") }
+        let json = try EngineError.wrap {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return String(decoding: try encoder.encode(parameters), as: UTF8.self)
+        }
+        let record = try adminLock.withLock { _ throws(EngineError) -> VolumeRecord in
             guard storageClass(named: className) != nil else { throw .unknownClass(className) }
-            if try EngineError.wrap({ try database.volume(named: name) }) != nil {
+            let exists = try EngineError.wrap { try database.volume(named: name) } != nil
+            if exists || reservations.withLock({ $0.names.contains(name) }) {
                 throw .invalidArgument("a volume named \"\(name)\" exists")
             }
             try admit(className: className, additionalBytes: capacityBytes)
-            let id = "vol-" + (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-            let json = try EngineError.wrap {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                return String(decoding: try encoder.encode(parameters), as: UTF8.self)
+            reservations.withLock {
+                $0.names.insert(name)
+                $0.bytes[className, default: 0] += capacityBytes
             }
-            let record = VolumeRecord(id: id, name: name, className: className, capacityBytes: capacityBytes,
-                                      state: .available, parameters: json, createdMs: Engine.nowMs())
-            _ = try volumeDatabase(id)  // the file exists before the volume is visible
-            try EngineError.wrap { try database.commit([.saveVolume(record)]) }
-            return record
+            let id = "vol-" + (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+            return VolumeRecord(id: id, name: name, className: className, capacityBytes: capacityBytes,
+                                state: .available, parameters: json, createdMs: Engine.nowMs())
         }
+        defer {
+            reservations.withLock {
+                $0.names.remove(name)
+                $0.bytes[className, default: 0] -= capacityBytes
+            }
+        }
+        usageCache.withLock { $0[record.id] = VolumeUsage(className: className, storedBytes: 0, liveBytes: 0) }
+        try EngineError.wrap { try volumeCommits.commit([.saveVolume(record)]) }
+        return record
     }
 
     /// Grows a volume (never shrinks), under the same admission rule.
@@ -51,12 +67,51 @@ extension Engine {
     }
 
     func admit(className: String, additionalBytes: Int64) throws(EngineError) {
-        guard let report = try capacity().classes.first(where: { $0.name == className }) else { throw .unknownClass(className) }
-        let promised = max(0, report.provisionedBytes - report.dataBytes) + additionalBytes
-        if promised > report.usableBytes {
+        let (provisioned, data, usable) = try admissionFigures(className: className)
+        let promised = max(0, provisioned - data) + additionalBytes
+        if promised > usable {
             throw .insufficientCapacity(className: className, requestedBytes: additionalBytes,
-                                        availableBytes: max(0, report.usableBytes - max(0, report.provisionedBytes - report.dataBytes)))
+                                        availableBytes: max(0, usable - max(0, provisioned - data)))
         }
+    }
+
+    /// What admission weighs for a class: provisioned bytes (committed volumes plus
+    /// reservations), data written, and usable space — from memory and one SQL query, not
+    /// the full capacity report (which also measures every domain and warning).
+    func admissionFigures(className: String) throws(EngineError) -> (provisioned: Int64, data: Int64, usable: Int64) {
+        let s = state.withLock { $0 }
+        guard let entry = s.classes[className] else { throw .unknownClass(className) }
+        let provisioned = try EngineError.wrap { try database.provisionedBytes(className: className) }
+            + reservations.withLock { $0.bytes[className, default: 0] }
+        // Mounted volumes are measured now; the others' usage cannot have changed.
+        for (id, vdb) in volumeDatabases.withLock({ $0 }) {
+            guard let known = usageCache.withLock({ $0[id]?.className }) ?? (try? database.volume(id: id))??.className,
+                  known == className, let usage = try? Self.measure(vdb, entry) else { continue }
+            usageCache.withLock { $0[id] = usage }
+        }
+        let data = usageCache.withLock { $0.values.reduce(Int64(0)) { $0 + ($1.className == className ? $1.liveBytes : 0) } }
+        let counts = try shardCounts(s, pool: entry.poolID)
+        var devices: [CapacityModel.DeviceState] = []
+        for device in s.map.devices where device.isEligible {
+            guard let store = objects.device(device.id) else { continue }
+            let used = store.isReachable ? Int64(store.usedBytes) : Int64(store.capacityBytes)
+            devices.append(.init(id: device.id, capacityBytes: Int64(store.capacityBytes), usedBytes: used))
+        }
+        let c = entry.storageClass
+        let usable = CapacityModel.usableBytes(shardCounts: counts, pgCount: c.pgCount, width: c.rule.width, overhead: c.overhead,
+                                               devices: devices, fullRatio: configuration.fullRatio)
+        return (provisioned, data, usable)
+    }
+
+    /// Shards per device of a pool's current placement, computed once per epoch.
+    func shardCounts(_ s: State, pool: UInt32) throws(EngineError) -> [DeviceID: Int] {
+        if let cached = shardCounts.withLock({ $0.epoch == s.map.epoch ? $0.counts[pool] : nil }) { return cached }
+        let counts = try EngineError.wrap { try s.placer.table(pool: pool).counts() }
+        shardCounts.withLock {
+            if $0.epoch != s.map.epoch { $0 = (s.map.epoch, [:]) }
+            $0.counts[pool] = counts
+        }
+        return counts
     }
 
     /// Deletes a volume and all its data. Idempotent: an unknown id succeeds. The volume is
@@ -71,7 +126,7 @@ extension Engine {
     }
 
     func deleteVolumeData(_ record: VolumeRecord) throws(EngineError) {
-        let vdb = try volumeDatabase(record.id)
+        let vdb = try temporaryVolumeDatabase(record.id)
         guard let entry = state.withLock({ $0.classes[record.className] }) else { throw .unknownClass(record.className) }
         for state in [ObjectRecord.State.live, .writing, .deleting] {
             for object in try EngineError.wrap({ try vdb.objects(state: state) }) {
@@ -80,6 +135,7 @@ extension Engine {
             }
         }
         volumeDatabases.withLock { _ = $0.removeValue(forKey: record.id) }
+        usageCache.withLock { _ = $0.removeValue(forKey: record.id) }
         let base = volumesDirectory + "/" + record.id + ".sqlite"
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: base + suffix) }
         try EngineError.wrap { try database.commit([.deleteVolume(id: record.id)]) }

@@ -1,3 +1,4 @@
+import Codec
 import Foundation
 import Metadata
 import Placement
@@ -21,6 +22,21 @@ public final class Engine: Sendable {
     let moverLock = Mutex<Void>(())
     let state: Mutex<State>
     let volumeDatabases = Mutex<[String: VolumeDatabase]>([:])
+    /// Per volume: bytes its live objects store on devices and their data size. Only an
+    /// open (mounted) volume's usage changes, so closed volumes' values are kept here
+    /// instead of opening every volume's database for each capacity question.
+    let usageCache = Mutex<[String: VolumeUsage]>([:])
+    let volumeCommits: GroupCommit
+    /// Volumes admitted but not yet committed: their names and, per class, their bytes.
+    let reservations = Mutex<(names: Set<String>, bytes: [String: Int64])>(([], [:]))
+    /// Per epoch and pool: shards per device of the current placement (for admission).
+    let shardCounts = Mutex<(epoch: UInt64, counts: [UInt32: [DeviceID: Int]])>((0, [:]))
+
+    struct VolumeUsage: Sendable {
+        var className: String
+        var storedBytes: Int64
+        var liveBytes: Int64
+    }
 
     struct ClassEntry: Sendable {
         var storageClass: StorageClass
@@ -58,6 +74,7 @@ public final class Engine: Sendable {
         }
         let database = try EngineError.wrap { try ClusterDatabase(path: configuration.stateDirectory + "/cluster.sqlite") }
         self.database = database
+        volumeCommits = GroupCommit(database: database)
         generator = ObjectIDGenerator(node: configuration.nodeID)
         throttle = Throttle(bytesPerSecond: configuration.moverBytesPerSecond)
 
@@ -122,14 +139,20 @@ public final class Engine: Sendable {
 
     private func recoverAfterRestart() throws(EngineError) {
         for volume in try EngineError.wrap({ try database.volumes() }) {
-            let vdb = try volumeDatabase(volume.id)
+            let vdb = try temporaryVolumeDatabase(volume.id)
             let interrupted = try EngineError.wrap { try vdb.objects(state: .writing) + vdb.objects(state: .deleting) }
             for object in interrupted {
                 // Never acknowledged ('writing') or being deleted: remove shards, then the row.
                 if let id = ObjectID(object.id) { _ = try? objects.delete(pool: UInt32(object.poolID), object: id) }
                 try EngineError.wrap { try vdb.removeObject(id: object.id) }
             }
-            if volume.state == .deleting { try deleteVolumeData(volume) }
+            if volume.state == .deleting {
+                try deleteVolumeData(volume)
+            } else if let entry = state.withLock({ $0.classes[volume.className] }) {
+                // Measured once here; afterwards only mounted volumes change.
+                let usage = try Self.measure(vdb, entry)
+                usageCache.withLock { $0[volume.id] = usage }
+            }
         }
         try processCleanups()
     }
@@ -143,6 +166,48 @@ public final class Engine: Sendable {
             dbs[id] = opened
             return opened
         }
+    }
+
+    /// The volume's database: the open one if the volume is in use, else opened for this
+    /// call only (so that thousands of idle volumes do not hold thousands of files open).
+    func temporaryVolumeDatabase(_ id: String) throws(EngineError) -> VolumeDatabase {
+        if let open = volumeDatabases.withLock({ $0[id] }) { return open }
+        return try EngineError.wrap { try VolumeDatabase(path: volumesDirectory + "/" + id + ".sqlite", volumeID: id) }
+    }
+
+    /// Lets go of a volume's open database once nothing uses it (its mount ended),
+    /// remembering its usage first.
+    public func closeVolume(_ id: String) {
+        guard let vdb = volumeDatabases.withLock({ $0.removeValue(forKey: id) }) else { return }
+        if let record = try? database.volume(id: id), let entry = state.withLock({ $0.classes[record.className] }),
+           let usage = try? Self.measure(vdb, entry) {
+            usageCache.withLock { $0[id] = usage }
+        }
+    }
+
+    static func measure(_ vdb: VolumeDatabase, _ entry: ClassEntry) throws(EngineError) -> VolumeUsage {
+        let c = entry.storageClass
+        let (k, alignment): (Int, Int) = {
+            if case .erasure(let rs) = entry.codec.scheme { return (rs.k, ReedSolomon.alignment) }
+            return (1, 1)
+        }()
+        return try EngineError.wrap {
+            VolumeUsage(className: c.name, storedBytes: try vdb.storedBytes(width: c.rule.width, k: k, alignment: alignment, headerBytes: ShardHeader.size),
+                        liveBytes: try vdb.liveBytes())
+        }
+    }
+
+    /// A volume's usage: measured fresh if it is open, else as last measured.
+    func usage(of volumeID: String, _ entry: ClassEntry) throws(EngineError) -> VolumeUsage {
+        if let open = volumeDatabases.withLock({ $0[volumeID] }) {
+            let usage = try Self.measure(open, entry)
+            usageCache.withLock { $0[volumeID] = usage }
+            return usage
+        }
+        if let known = usageCache.withLock({ $0[volumeID] }) { return known }
+        let usage = try Self.measure(try temporaryVolumeDatabase(volumeID), entry)
+        usageCache.withLock { $0[volumeID] = usage }
+        return usage
     }
 
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }

@@ -147,6 +147,13 @@ public final class ClusterDatabase: Sendable {
         try writer.read { db in try VolumeRecord.order(Column("created_ms"), Column("id")).fetchAll(db) }
     }
 
+    /// Sum of the capacities of a class's volumes.
+    public func provisionedBytes(className: String) throws -> Int64 {
+        try writer.read { db in
+            try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(capacity_bytes), 0) FROM volume WHERE class_name = ?", arguments: [className]) ?? 0
+        }
+    }
+
     public func volume(id: String) throws -> VolumeRecord? {
         try writer.read { db in try VolumeRecord.fetchOne(db, key: id) }
     }

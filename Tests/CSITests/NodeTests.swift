@@ -34,11 +34,31 @@ import Testing
             let usage = try await n.nodeGetVolumeStats(stats).usage
             let bytes = try #require(usage.first { $0.unit == .bytes })
             #expect(bytes.total == 64 << 20)
+            stats.volumePath = ""
+            await expect(.invalidArgument) { try await n.nodeGetVolumeStats(stats) }
+            stats.volumePath = target
             #expect(bytes.used >= 3 << 20)
             let inodes = try #require(usage.first { $0.unit == .inodes })
             #expect(inodes.used >= 2)
             stats.volumePath = daemon.root + "/elsewhere"
             await expect(.notFound) { try await n.nodeGetVolumeStats(stats) }
+
+            // Online expansion: the mounted filesystem sees the new size at once.
+            var grow = Csi_V1_ControllerExpandVolumeRequest()
+            grow.volumeID = volume.volumeID
+            grow.capacityRange.requiredBytes = 96 << 20
+            #expect(try await c.controllerExpandVolume(grow).capacityBytes == 96 << 20)
+            var nodeGrow = Csi_V1_NodeExpandVolumeRequest()
+            nodeGrow.volumeID = volume.volumeID
+            nodeGrow.volumePath = target
+            nodeGrow.capacityRange.requiredBytes = 96 << 20
+            #expect(try await n.nodeExpandVolume(nodeGrow).capacityBytes == 96 << 20)
+            var fs = statvfs()
+            #expect(statvfs(target, &fs) == 0 && Int64(fs.f_blocks) * Int64(fs.f_frsize) == 96 << 20)
+            nodeGrow.volumePath = daemon.root + "/elsewhere"
+            await expect(.notFound) { try await n.nodeExpandVolume(nodeGrow) }
+            nodeGrow.volumePath = ""
+            await expect(.invalidArgument) { try await n.nodeExpandVolume(nodeGrow) }
 
             // A read-only publish of the same volume at a second target.
             let readOnlyTarget = daemon.root + "/pods/p1/ro"
@@ -93,6 +113,8 @@ import Testing
             _ = try await n.nodeUnpublishVolume(Requests.unpublish(id, target: daemon.root + "/untouched"))
             #expect(FileManager.default.fileExists(atPath: daemon.root + "/untouched"))
             await expect(.invalidArgument) { try await n.nodeUnpublishVolume(Requests.unpublish("", target: daemon.root + "/t")) }
+            await expect(.notFound) { try await n.nodeUnpublishVolume(Requests.unpublish("vol-ffffffffffffffffffffffffffffffff", target: daemon.root + "/t")) }
+            await expect(.notFound) { try await n.nodeUnstageVolume(Requests.unstage("vol-ffffffffffffffffffffffffffffffff", at: staging)) }
             await expect(.invalidArgument) { try await n.nodeUnpublishVolume(Requests.unpublish(id, target: "")) }
         }
     }

@@ -45,7 +45,7 @@ final class RunningDaemon: @unchecked Sendable {
     deinit {
         stop()
         // Anything still mounted under the root (a failed test) must go before the files.
-        for line in (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8))?.split(separator: "\n") ?? [] {
+        for line in String(decoding: FileHandle(forReadingAtPath: "/proc/self/mountinfo")?.readDataToEndOfFile() ?? Data(), as: UTF8.self).split(separator: "\n") {
             let fields = line.split(separator: " ")
             if fields.count > 4, fields[4].hasPrefix(root) { umount2(String(fields[4]), Int32(MNT_DETACH)) }
         }
@@ -65,7 +65,13 @@ final class RunningDaemon: @unchecked Sendable {
         p.standardError = logHandle
         try p.run()
         process = p
-        // Wait for the READY line.
+        // Wait for the READY line (a daemon that has not said it within 120 s is killed, so
+        // a hang fails the test instead of stalling the suite).
+        let started = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            if started.wait(timeout: .now() + 120) == .timedOut { kill(p.processIdentifier, SIGKILL) }
+        }
+        defer { started.signal() }
         var line = Data()
         let handle = out.fileHandleForReading
         while !line.contains(UInt8(ascii: "\n")) {

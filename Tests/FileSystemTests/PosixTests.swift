@@ -157,7 +157,7 @@ import Testing
         close(fd)
         try v.mount()
         // The dead mount was cleared, not buried under the new one.
-        let entries = ((try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? "")
+        let entries = String(decoding: FileHandle(forReadingAtPath: "/proc/mounts")?.readDataToEndOfFile() ?? Data(), as: UTF8.self)
             .split(separator: "\n").filter { $0.contains(" \(v.mountpoint) ") }
         #expect(entries.count == 1, "\(entries.count) mounts at \(v.mountpoint)")
         for i in 0..<5 { expectSame(readFile(v.path("dir/f\(i)")), pattern(100_000 + i, seed: i), "dir/f\(i)") }
