@@ -49,8 +49,7 @@ public final class NodeMounts: Sendable {
     let recordPath: String
     let log: Logger
     private let state = Mutex(State())
-    /// Saves run one at a time, each writing the state as of its start.
-    private let saving = Mutex<Void>(())
+    private let saves = GroupedWrites()
 
     public init(engine: Engine, stateDirectory: String, logger: Logger) throws {
         self.engine = engine
@@ -167,7 +166,7 @@ public final class NodeMounts: Sendable {
         if let why = failure.withLock({ $0 }) { throw Failure.mountFailed("cannot mount volume \(volumeID): \(why)") }
         guard Self.isMounted(path) else {
             var info = statvfs()
-            let listed = Self.isMountPoint(path)
+            let listed = Self.isListed(path)
             let answer = statvfs(path, &info) == 0 ? "answers" : "statfs: \(String(cString: strerror(errno)))"
             throw Failure.mountFailed("volume \(volumeID) did not mount (\(listed ? "listed" : "not listed") in mountinfo; \(answer))")
         }
@@ -219,20 +218,23 @@ public final class NodeMounts: Sendable {
 
     // MARK: persistence
 
-    private func save() throws {
-        try saving.withLock { _ in
-            let targets = state.withLock { $0.targets.values.sorted { $0.path < $1.path } }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(targets)
-            let temporary = recordPath + ".tmp"
-            guard FileManager.default.createFile(atPath: temporary, contents: data) else { throw Failure.mountFailed("cannot write \(temporary)") }
-            let fd = open(temporary, O_RDONLY)
-            if fd >= 0 { fsync(fd); close(fd) }
-            guard rename(temporary, recordPath) == 0 else {
-                throw Failure.mountFailed("cannot replace \(recordPath): \(String(cString: strerror(errno)))")
-            }
+    private func save() throws { try saves.write { try writeRecords() } }
+
+    /// Writes every record to `mounts.json`: temporary file, fsync, rename, directory fsync.
+    private func writeRecords() throws {
+        let targets = state.withLock { $0.targets.values.sorted { $0.path < $1.path } }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(targets)
+        let temporary = recordPath + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: data) else { throw Failure.mountFailed("cannot write \(temporary)") }
+        let fd = open(temporary, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+        guard rename(temporary, recordPath) == 0 else {
+            throw Failure.mountFailed("cannot replace \(recordPath): \(String(cString: strerror(errno)))")
         }
+        let dir = open((recordPath as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY)
+        if dir >= 0 { fsync(dir); close(dir) }
     }
 
     // MARK: mount(2) helpers
@@ -267,8 +269,18 @@ public final class NodeMounts: Sendable {
         return isMountPoint(path) && statvfs(path, &info) == 0
     }
 
-    /// Whether /proc/self/mountinfo lists `path` as a mount point.
-    static func isMountPoint(_ path: String) -> Bool { mountInfo().contains { $0.mountPoint == path } }
+    /// Whether something is mounted at `path`: its device differs from its parent's (every
+    /// mount here is a FUSE session or a bind of one, never of the parent's filesystem), or
+    /// it is a dead FUSE mount (ENOTCONN). O(1), unlike scanning mountinfo.
+    static func isMountPoint(_ path: String) -> Bool {
+        var st = stat(), parent = stat()
+        if stat(path, &st) != 0 { return errno == ENOTCONN }
+        guard stat((path as NSString).deletingLastPathComponent, &parent) == 0 else { return false }
+        return st.st_dev != parent.st_dev || st.st_ino == parent.st_ino
+    }
+
+    /// Whether /proc/self/mountinfo lists `path` (for diagnostics).
+    static func isListed(_ path: String) -> Bool { mountInfo().contains { $0.mountPoint == path } }
 
     struct MountInfo { var mountPoint: String }
 

@@ -66,6 +66,10 @@ enum ClusterMigrations {
                 );
                 """)
         }
+        // Admission sums a class's provisioned bytes on every CreateVolume.
+        migrator.registerMigration("v2-volume-class-index") { db in
+            try db.execute(sql: "CREATE INDEX volume_class ON volume(class_name, capacity_bytes)")
+        }
         return migrator
     }
 }

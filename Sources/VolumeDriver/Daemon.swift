@@ -106,7 +106,9 @@ struct Daemon {
                 try? await group.waitForAll()
             }
         }
-        _ = sources
+        // A real use after the wait: without it the optimizer may release (and so cancel)
+        // the signal sources as soon as they are made, and SIGTERM would do nothing.
+        for source in sources { source.cancel() }
         mounts.shutdown()
         await metricsServer?.close()
         unlink(csiPath)
