@@ -25,9 +25,13 @@ import Testing
         let daemon = try RunningDaemon()
         chmod(daemon.adminSocket, 0o666)
         chmod(daemon.root, 0o755)
+        // A copy nobody can execute (the build directory may sit under a private directory).
+        let tool = daemon.root + "/provisionctl"
+        try FileManager.default.copyItem(atPath: RunningDaemon.binary("provisionctl"), toPath: tool)
+        chmod(tool, 0o755)
         let nobody = Process()
         nobody.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-        nobody.arguments = ["-u", "nobody", "--", RunningDaemon.binary("provisionctl"), "status", "--socket", daemon.adminSocket]
+        nobody.arguments = ["-u", "nobody", "--", tool, "status", "--socket", daemon.adminSocket]
         let err = Pipe()
         nobody.standardError = err
         nobody.standardOutput = FileHandle.nullDevice
