@@ -123,7 +123,8 @@ public final class NodeMounts: Sendable {
         var target = wanted
         var st = stat()
         if lstat(key, &st) != 0 {
-            guard wanted.kind == .publish else { throw Failure.mountFailed("staging path \(key) does not exist") }
+            // Kubernetes creates staging paths and lets the driver create targets; a
+            // missing one of either is created (in an existing parent) and removed later.
             guard mkdir(key, 0o750) == 0 else { throw Failure.mountFailed("cannot create \(key): \(String(cString: strerror(errno)))") }
             target.created = true
         } else if st.st_mode & S_IFMT != S_IFDIR {

@@ -161,6 +161,27 @@ import Testing
         #expect((show["objects"] as? Int ?? 0) > 0)
     }
 
+    /// On a terminal, a destructive command asks first; "n" changes nothing (exit 4).
+    @Test func destructiveCommandsAskOnATerminal() throws {
+        let daemon = try RunningDaemon()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        // script gives the command a pseudo-terminal; -e passes its exit status on.
+        p.arguments = ["-q", "-e", "-c", "\(RunningDaemon.binary("provisionctl")) device fail h1-d1 --socket \(daemon.adminSocket)", "/dev/null"]
+        let input = Pipe(), output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        p.standardError = output
+        try p.run()
+        input.fileHandleForWriting.write(Data("n\n".utf8))
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 4, "\(text)")
+        #expect(text.contains("[y/N]"))
+        let device = try Self.devices(daemon).first { $0["id"] as? String == "h1-d1" }
+        #expect(device?["state"] as? String == "up")
+    }
+
     @Test func aClearErrorWhenTheDaemonIsNotRunning() throws {
         let daemon = try RunningDaemon()
         daemon.stop()
