@@ -87,7 +87,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // berth-csi: a CSI client for scripts and debugging (the README's demo drives the daemon with it).
-        .executableTarget(name: "CSIClient", dependencies: ["CSIProtocol", "SocketTransport",
+        .executableTarget(name: "CSIClient", dependencies: ["CSIProtocol", "SocketTransport", "StorageClasses",
                                                             .product(name: "SwiftProtobuf", package: "swift-protobuf"), "Yams",
                                                             .product(name: "GRPCCore", package: "grpc-swift-2"),
                                                             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

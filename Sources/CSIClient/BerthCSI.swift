@@ -4,6 +4,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import SocketTransport
+import StorageClasses
 
 /// `berth-csi`: calls a CSI driver's RPCs from the command line, the way an orchestrator
 /// would (one call per invocation; results as JSON on stdout). For scripts, demos and
@@ -57,12 +58,8 @@ func parameters(_ pairs: [String]) throws -> [String: String] {
 }
 
 func parseSize(_ text: String) throws -> Int64 {
-    let units: [(String, Int64)] = [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40)]
-    for (suffix, factor) in units where text.hasSuffix(suffix) {
-        if let n = Int64(text.dropLast(2)) { return n * factor }
-    }
-    guard let n = Int64(text) else { throw ValidationError("\(text) is not a size") }
-    return n
+    guard let bytes = ByteSize.parse(text) else { throw ValidationError("\(text) is not a size") }
+    return bytes
 }
 
 struct Info: AsyncParsableCommand {

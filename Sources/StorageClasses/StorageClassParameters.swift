@@ -70,7 +70,7 @@ public enum StorageClassParameters {
 
         var chunkSize = defaultChunkSizeBytes
         if let text = parameters["chunkSize"] {
-            guard let bytes = parseSize(text) else {
+            guard let bytes = ByteSize.parse(text).flatMap({ Int(exactly: $0) }) else {
                 throw fail("chunkSize", "\"\(text)\" is not a size (bytes, or a number with Ki or Mi)")
             }
             guard bytes > 0 && bytes & (bytes - 1) == 0 else { throw fail("chunkSize", "\"\(text)\" is not a power of two") }
@@ -82,15 +82,4 @@ public enum StorageClassParameters {
                             chunkSizeBytes: chunkSize, pgCount: pgCount)
     }
 
-    /// "4Mi" → 4194304, "65536" → 65536; nil for anything else (including overflow).
-    static func parseSize(_ text: String) -> Int? {
-        let units: [(String, Int)] = [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            guard let n = Int(text.dropLast(2)), n >= 0 else { return nil }
-            let (product, overflow) = n.multipliedReportingOverflow(by: factor)
-            return overflow ? nil : product
-        }
-        guard let n = Int(text), n >= 0 else { return nil }
-        return n
-    }
 }

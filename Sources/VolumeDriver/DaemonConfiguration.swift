@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import StorageClasses
 import Yams
 
 /// Everything the daemon needs to start, from flags and an optional YAML file (`--config`);
@@ -94,14 +95,5 @@ struct DaemonConfiguration: Sendable {
         }
     }
 
-    /// "4Gi" → 4294967296; plain bytes; Ki, Mi, Gi, Ti.
-    static func size(_ text: String) -> Int64? {
-        let units: [(String, Int64)] = [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40)]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            guard let n = Int64(text.dropLast(2)), n >= 0 else { return nil }
-            let (p, overflow) = n.multipliedReportingOverflow(by: factor)
-            return overflow ? nil : p
-        }
-        return Int64(text).flatMap { $0 >= 0 ? $0 : nil }
-    }
+    static func size(_ text: String) -> Int64? { ByteSize.parse(text) }
 }

@@ -4,6 +4,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import SocketTransport
+import StorageClasses
 
 /// Options every daemon-talking subcommand takes.
 struct Common: ParsableArguments {
@@ -82,13 +83,8 @@ func confirm(_ question: String, yes: Bool) throws {
     guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else { throw Failure.declined }
 }
 
-/// "10Gi" → bytes; plain numbers are bytes; Ki, Mi, Gi, Ti, Pi.
+/// A size flag ("10Gi", bytes, Ki…Pi), or a bad-input failure.
 func parseSize(_ text: String) throws -> Int64 {
-    let units: [(String, Int64)] = [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40), ("Pi", 1 << 50)]
-    for (suffix, factor) in units where text.hasSuffix(suffix) {
-        if let n = Int64(text.dropLast(2)), n >= 0, case let (p, false) = n.multipliedReportingOverflow(by: factor) { return p }
-        throw Failure.badInput("\"\(text)\" is not a size (e.g. 500Gi)")
-    }
-    guard let n = Int64(text), n >= 0 else { throw Failure.badInput("\"\(text)\" is not a size (e.g. 500Gi)") }
-    return n
+    guard let bytes = ByteSize.parse(text) else { throw Failure.badInput("\"\(text)\" is not a size (e.g. 500Gi)") }
+    return bytes
 }

@@ -5,7 +5,7 @@ import Foundation
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Devices: add, list, drain, fail/out, down, up, remove, reweight.",
-        subcommands: [Add.self, List.self, Drain.self, Fail.self, Out.self, Down.self, Up.self, Remove.self, Reweight.self])
+        subcommands: [Add.self, List.self, Drain.self, Fail.self, Down.self, Up.self, Remove.self, Reweight.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a device (a directory on the daemon's machine).")
@@ -72,20 +72,8 @@ struct DeviceCommand: AsyncParsableCommand {
     }
 
     struct Fail: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Mark a device out: its shards are rebuilt elsewhere from the other copies.")
-        @Argument var id: String
-        @Flag(help: "Do not ask for confirmation.") var yes = false
-        @OptionGroup var common: Common
-        func run() async throws {
-            try await Self.guarded {
-                try confirm("Mark device \(id) out and rebuild its shards elsewhere?", yes: yes)
-                try await DeviceCommand.change(common, id, .fail)
-            }
-        }
-    }
-
-    struct Out: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Same as `device fail`.")
+        static let configuration = CommandConfiguration(
+            abstract: "Mark a device out: its shards are rebuilt elsewhere from the other copies.", aliases: ["out"])
         @Argument var id: String
         @Flag(help: "Do not ask for confirmation.") var yes = false
         @OptionGroup var common: Common

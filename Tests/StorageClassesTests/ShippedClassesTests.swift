@@ -15,3 +15,14 @@ import StorageClasses
         #expect(try ShippedClasses.classes().map(\.name) == ["ec-4-2", "remote-disk", "replicated-3"])
     }
 }
+
+@Suite struct ByteSizeTests {
+    @Test func parsesQuantities() {
+        #expect(ByteSize.parse("4Mi") == 4 << 20)
+        #expect(ByteSize.parse("10Gi") == 10 << 30)
+        #expect(ByteSize.parse("2Ti") == 2 << 40)
+        #expect(ByteSize.parse("65536") == 65536)
+        #expect(ByteSize.parse("0") == 0)
+        for bad in ["", "-1", "1.5Gi", "Gi", "4MiB", "9999999999Pi", "4 Mi"] { #expect(ByteSize.parse(bad) == nil, "\(bad)") }
+    }
+}
