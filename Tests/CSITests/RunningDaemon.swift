@@ -4,6 +4,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import SocketTransport
+import TestSupport
 import Testing
 
 /// A real `VolumeDriver` process on temporary sockets and a temporary state directory,
@@ -19,14 +20,7 @@ final class RunningDaemon: @unchecked Sendable {
     private(set) var metricsPort: Int?
     private var errorLog: String { root + "/daemon.log" }
 
-    static func binary(_ name: String) -> String {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name).path,
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-                .appendingPathComponent(".build/debug/\(name)").path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
-    }
+    static func binary(_ name: String) -> String { BuiltProduct.path(name) }
 
     /// Devices of 512 MiB: plenty for tests, small enough that "too big" is easy to ask for.
     init(nodeID: String = "node-a", arguments: [String] = [], deviceCapacity: String = "512Mi") throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Placement
 import Storage
+import TestSupport
 import Testing
 @testable import Engine
 
@@ -10,14 +11,7 @@ import Testing
     let dir = TemporaryDirectory("berth-crash")
     var state: String { dir.path + "/state" }
 
-    static var tool: String {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("berth-engine").path,
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-                .appendingPathComponent(".build/debug/berth-engine").path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
-    }
+    static var tool: String { BuiltProduct.path("berth-engine") }
 
     /// Runs the tool to completion; returns its stdout lines.
     @discardableResult

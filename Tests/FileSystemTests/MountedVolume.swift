@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// A volume served by a real `berth-engine mount` process at a real mount point.
@@ -11,14 +12,7 @@ final class MountedVolume: @unchecked Sendable {
     let size: Int64
     private var process: Process?
 
-    static var tool: String {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("berth-engine").path,
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-                .appendingPathComponent(".build/debug/berth-engine").path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
-    }
+    static var tool: String { BuiltProduct.path("berth-engine") }
 
     init(storageClass: String = "replicated-3", size: Int64 = 8 << 30, chunk: Int = 64 << 10) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("berth-fs-\(UUID().uuidString)").path
