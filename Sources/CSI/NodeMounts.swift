@@ -26,9 +26,10 @@ public final class NodeMounts: Sendable {
     public enum Failure: Error, CustomStringConvertible {
         case conflict(String)
         case notStaged(String)
+        case notEmpty(String)
         case mountFailed(String)
         public var description: String {
-            switch self { case .conflict(let s), .notStaged(let s), .mountFailed(let s): s }
+            switch self { case .conflict(let s), .notStaged(let s), .notEmpty(let s), .mountFailed(let s): s }
         }
     }
 
@@ -128,9 +129,13 @@ public final class NodeMounts: Sendable {
             guard mkdir(key, 0o750) == 0 else { throw Failure.mountFailed("cannot create \(key): \(String(cString: strerror(errno)))") }
             target.created = true
         } else if st.st_mode & S_IFMT != S_IFDIR {
-            throw Failure.mountFailed("\(key) is not a directory")
+            throw Failure.notEmpty("\(key) is not a directory")
         } else if let existing = self.target(at: key) {
             target.created = existing.created
+        } else if !Self.isEmptyDirectory(key) {
+            // Orchestrators hand out empty directories; mounting over anything else would
+            // hide what is there (think /etc), so it is refused and left untouched.
+            throw Failure.notEmpty("\(key) is not an empty directory; refusing to mount over it")
         }
         let source = try session(for: wanted.volumeID)
         try Self.bind(source, key, readOnly: wanted.readOnly)
@@ -239,6 +244,18 @@ public final class NodeMounts: Sendable {
     }
 
     // MARK: mount(2) helpers
+
+    static func isEmptyDirectory(_ path: String) -> Bool {
+        guard let dir = opendir(path) else { return false }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { return false }
+        }
+        return true
+    }
 
     static func normalized(_ path: String) -> String {
         path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path

@@ -169,6 +169,7 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
             switch e {
             case .conflict(let why): return RPCError(code: .alreadyExists, message: why)
             case .notStaged(let why): return RPCError(code: .failedPrecondition, message: why)
+            case .notEmpty(let why): return RPCError(code: .invalidArgument, message: why)
             case .mountFailed(let why): return RPCError(code: .internalError, message: why)
             }
         default: return Failures.map(error)

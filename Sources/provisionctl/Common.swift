@@ -62,7 +62,9 @@ enum Daemon {
             }
         } catch let error as RPCError {
             switch error.code {
-            case .unavailable: throw Failure.unreachable(path, error.message)
+            case .unavailable:
+                // The daemon hangs up on callers other than root (peer credentials).
+                throw Failure.unreachable(path, getuid() == 0 ? error.message : "\(error.message); the admin API serves root only")
             default: throw Failure.refused(error.message)
             }
         }

@@ -97,6 +97,12 @@ import Testing
                 await expect(.invalidArgument) { try await n.nodePublishVolume(Requests.publish(id, staging: staging, target: bad)) }
             }
             #expect(try FileManager.default.destinationOfSymbolicLink(atPath: daemon.root + "/link") == "/etc")
+            // Never over a directory that holds something (an orchestrator's paths are empty).
+            let occupied = daemon.root + "/occupied"
+            try FileManager.default.createDirectory(atPath: occupied, withIntermediateDirectories: true)
+            try Data("precious".utf8).write(to: URL(fileURLWithPath: occupied + "/keep"))
+            await expect(.invalidArgument) { try await n.nodeStageVolume(Requests.stage(id, at: occupied)) }
+            #expect(FileManager.default.contents(atPath: occupied + "/keep") == Data("precious".utf8))
             var noCapability = Requests.stage(id, at: staging)
             noCapability.clearVolumeCapability()
             await expect(.invalidArgument) { try await n.nodeStageVolume(noCapability) }
