@@ -63,10 +63,11 @@ extension Engine {
             if d.state != .out && !(objects.device(d.id)?.isReachable ?? false) { unreachable += 1 }
         }
         var clean = 0, moving = 0, degraded = 0
+        let degradedPGs = degradedPGs(s)
         for (pool, locations) in s.locations {
             guard let targets = s.targets[pool] else { continue }
             for (pg, devices) in locations.enumerated() where pg < targets.count {
-                let lost = devices.contains { s.map.device($0)?.state != .up || !(objects.device($0)?.isReachable ?? false) }
+                let lost = degradedPGs[pool]?.contains(pg) ?? false
                 if lost { degraded += 1 } else if devices != targets[pg] { moving += 1 } else { clean += 1 }
             }
         }
@@ -84,5 +85,35 @@ extension Engine {
         }
         return ClusterStatus(epoch: s.map.epoch, devicesUp: up, devicesDown: down, devicesOut: out, devicesUnreachable: unreachable,
                              pgsClean: clean, pgsMoving: moving, pgsDegraded: degraded, movement: movement)
+    }
+}
+
+extension Engine {
+    /// Per pool, the PGs with a member that is down, out or unreachable.
+    func degradedPGs(_ s: State) -> [UInt32: Set<Int>] {
+        var result: [UInt32: Set<Int>] = [:]
+        for (pool, locations) in s.locations {
+            for (pg, devices) in locations.enumerated()
+            where devices.contains(where: { s.map.device($0)?.state != .up || !(objects.device($0)?.isReachable ?? false) }) {
+                result[pool, default: []].insert(pg)
+            }
+        }
+        return result
+    }
+
+    /// Live objects that are readable with less redundancy than their class promises (a
+    /// member of their PG is down, out or unreachable). Counts only while PGs are degraded,
+    /// so a healthy cluster answers without touching any volume's database.
+    public func degradedObjects() throws(EngineError) -> Int {
+        let s = state.withLock { $0 }
+        let degraded = degradedPGs(s)
+        guard !degraded.isEmpty else { return 0 }
+        var count = 0
+        for volume in try EngineError.wrap({ try database.volumes() }) where volume.state == .available {
+            guard let entry = s.classes[volume.className], let pgs = degraded[entry.poolID] else { continue }
+            let vdb = try temporaryVolumeDatabase(volume.id)
+            count += try EngineError.wrap { try vdb.liveObjectCount(poolID: entry.poolID, pgs: pgs) }
+        }
+        return count
     }
 }

@@ -88,6 +88,15 @@ public final class VolumeDatabase: Sendable {
     }
 
     /// The live objects of one PG (what the mover copies).
+    /// Live objects of the pool whose PG is one of `pgs`.
+    public func liveObjectCount(poolID: UInt32, pgs: Set<Int>) throws -> Int {
+        guard !pgs.isEmpty else { return 0 }
+        return try writer.read { db in
+            try ObjectRecord.filter(Column("pool_id") == Int64(poolID) && Column("state") == "live" && pgs.map(Int64.init).contains(Column("pg")))
+                .fetchCount(db)
+        }
+    }
+
     public func objects(poolID: UInt32, pg: Int) throws -> [ObjectRecord] {
         try writer.read { db in
             try ObjectRecord.filter(Column("pool_id") == Int64(poolID) && Column("pg") == Int64(pg) && Column("state") == "live")

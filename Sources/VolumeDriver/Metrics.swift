@@ -60,6 +60,9 @@ final class DaemonMetrics: Sendable {
             gauge("movement_done", "bytes", "Bytes moved in the current movement").set(Double(m?.doneBytes ?? 0))
             gauge("movement_total", "bytes", "Bytes the current movement moves in all").set(Double(m?.totalBytes ?? 0))
         }
+        if let degraded = try? engine.degradedObjects() {
+            gauge("degraded_objects", "", "Objects readable with less redundancy than their class promises").set(Double(degraded))
+        }
         gauge("degraded_reads", "", "Object reads that avoided a lost device or a bad shard since start")
             .set(Double(engine.objects.degradedReads))
         return registry.emitToString()

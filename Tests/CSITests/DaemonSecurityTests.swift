@@ -59,5 +59,6 @@ import Testing
         #expect(text.contains("berth_rpc_duration_seconds_bucket"))
         #expect(text.contains(#"berth_volumes{class="replicated-3"} 1"#))
         #expect(text.contains("berth_class_usable_bytes"))
+        #expect(text.contains("berth_degraded_objects 0"))
     }
 }

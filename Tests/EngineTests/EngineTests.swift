@@ -45,6 +45,27 @@ import Testing
         try verify(reopened, written)
     }
 
+    /// A device going down degrades exactly the objects whose PG it serves; back up, none.
+    @Test func degradedObjectsFollowTheirPGs() throws {
+        let engine = try Fixture.engine(dir)
+        let written = try fill(engine, perClass: 6)
+        #expect(try engine.degradedObjects() == 0)
+        let device = engine.map.devices[0].id
+        try engine.setDeviceState(device.rawValue, .down)
+        var expected = 0
+        for (volume, id, _, _) in written {
+            let className = try engine.storageClass(ofVolume: volume).name
+            let entry = try #require(engine.state.withLock { $0.classes[className] })
+            let pg = id.pg(count: entry.storageClass.pgCount)
+            if engine.state.withLock({ $0.locations[entry.poolID]?[pg].contains(device) ?? false }) { expected += 1 }
+        }
+        #expect(expected > 0)
+        #expect(try engine.degradedObjects() == expected)
+        #expect(try engine.status().pgsDegraded > 0)
+        try engine.setDeviceState(device.rawValue, .up)
+        #expect(try engine.degradedObjects() == 0)
+    }
+
     @Test func shippedManifestsApply() throws {
         let engine = try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state"))
         try engine.addDevices(Fixture.devices(hosts: 0..<6))
