@@ -1,3 +1,4 @@
+import Dispatch
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -36,18 +37,31 @@ final class MetricsServer: Sendable {
             case .body: break
             case .end:
                 guard let head else { return }
-                let ok = head.method == .GET && (head.uri == "/metrics" || head.uri.hasPrefix("/metrics?"))
-                let body = ok ? render() : "not found: try /metrics\n"
-                var headers = HTTPHeaders()
-                headers.add(name: "Content-Type", value: ok ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
-                headers.add(name: "Content-Length", value: "\(body.utf8.count)")
-                headers.add(name: "Connection", value: "close")
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: ok ? .ok : .notFound, headers: headers))),
-                              promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
                 self.head = nil
+                let ok = head.method == .GET && (head.uri == "/metrics" || head.uri.hasPrefix("/metrics?"))
+                // Rendering queries the engine (SQLite): off the event loop, which the gRPC
+                // servers share, then back onto it to reply.
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let render = self.render
+                DispatchQueue.global().async {
+                    let body = ok ? render() : "not found: try /metrics\n"
+                    bound.eventLoop.execute {
+                        let (handler, context) = bound.value
+                        handler.reply(context, head: head, ok: ok, body: body)
+                    }
+                }
             }
+        }
+
+        func reply(_ context: ChannelHandlerContext, head: HTTPRequestHead, ok: Bool, body: String) {
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: ok ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
+            headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+            headers.add(name: "Connection", value: "close")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: ok ? .ok : .notFound, headers: headers))),
+                          promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
         }
     }
 }
