@@ -157,10 +157,8 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         let ctx = context
         let record = try await ctx.volumes.withLock(request.volumeID) {
             try await blocking { () throws -> VolumeRecord in
+                let record = try ctx.volume(request.volumeID)
                 do {
-                    guard let record = try ctx.engine.volume(id: request.volumeID), record.state == .available else {
-                        throw Failures.notFound("no volume \"\(request.volumeID)\"")
-                    }
                     if limit > 0 && record.capacityBytes > limit {
                         throw RPCError(code: .outOfRange, message: "volume \(record.id) has \(record.capacityBytes) bytes; volumes do not shrink")
                     }
@@ -227,11 +225,8 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
     }
 
     func existing(_ id: String) async throws -> VolumeRecord {
-        let engine = context.engine
-        return try await blocking {
-            guard let record = try? engine.volume(id: id), record.state == .available else { throw Failures.notFound("no volume \"\(id)\"") }
-            return record
-        }
+        let ctx = context
+        return try await blocking { try ctx.volume(id) }
     }
 
     func volume(_ record: VolumeRecord) -> Csi_V1_Volume {

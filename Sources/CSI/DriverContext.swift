@@ -1,5 +1,6 @@
 import CSIProtocol
 import Engine
+import Metadata
 import Logging
 
 /// What the three CSI services share: the engine, this node's mounts, identity and
@@ -51,4 +52,12 @@ public final class DriverContext: Sendable {
         topology.segments.allSatisfy { segments[$0.key] == $0.value }
     }
 
+
+    /// The available volume `id`, or NOT_FOUND (engine failures keep their own codes).
+    func volume(_ id: String) throws -> VolumeRecord {
+        let found: VolumeRecord?
+        do { found = try engine.volume(id: id) } catch { throw Failures.map(error) }
+        guard let record = found, record.state == .available else { throw Failures.notFound("no volume \"\(id.prefix(128))\"") }
+        return record
+    }
 }

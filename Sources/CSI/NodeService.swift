@@ -20,7 +20,7 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         let ctx = context
         try await ctx.volumes.withLock(request.volumeID) {
             try await blocking {
-                try Self.requireVolume(ctx, request.volumeID)
+                _ = try ctx.volume(request.volumeID)
                 do { try ctx.mounts.stage(volumeID: request.volumeID, path: request.stagingTargetPath) } catch { throw Self.map(error) }
             }
         }
@@ -56,7 +56,7 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         let ctx = context
         try await ctx.volumes.withLock(request.volumeID) {
             try await blocking {
-                try Self.requireVolume(ctx, request.volumeID)
+                _ = try ctx.volume(request.volumeID)
                 do {
                     try ctx.mounts.publish(volumeID: request.volumeID, stagingPath: request.stagingTargetPath,
                                            target: request.targetPath, readOnly: readOnly)
@@ -86,7 +86,7 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         guard !request.volumePath.isEmpty else { throw Failures.invalid("volume_path is required") }
         let ctx = context
         return try await blocking {
-            try Self.requireVolume(ctx, request.volumeID)
+            _ = try ctx.volume(request.volumeID)
             guard let target = ctx.mounts.target(at: request.volumePath), target.volumeID == request.volumeID else {
                 throw Failures.notFound("volume \(request.volumeID) is not mounted at \(request.volumePath.prefix(256))")
             }
@@ -116,7 +116,7 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         if request.hasVolumeCapability, let why = RequestChecks.unsupported(request.volumeCapability) { throw Failures.invalid(why) }
         let ctx = context
         return try await blocking {
-            let record = try Self.requireVolume(ctx, request.volumeID)
+            let record = try ctx.volume(request.volumeID)
             guard let target = ctx.mounts.target(at: request.volumePath), target.volumeID == request.volumeID else {
                 throw Failures.notFound("volume \(request.volumeID) is not mounted at \(request.volumePath.prefix(256))")
             }
@@ -148,19 +148,11 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
 
     // MARK: helpers
 
-    @discardableResult
-    static func requireVolume(_ ctx: DriverContext, _ id: String) throws -> VolumeRecord {
-        let found: VolumeRecord?
-        do { found = try ctx.engine.volume(id: id) } catch { throw Failures.map(error) }
-        guard let record = found, record.state == .available else { throw Failures.notFound("no volume \"\(id.prefix(128))\"") }
-        return record
-    }
-
     /// Unmounting: a path we hold for the volume is always released; otherwise the volume
     /// must exist (an unknown volume is NOT_FOUND, a known one not mounted there is success).
     static func requireVolumeOrRecord(_ ctx: DriverContext, _ id: String, path: String) throws {
         if let target = ctx.mounts.target(at: path), target.volumeID == id { return }
-        try requireVolume(ctx, id)
+        _ = try ctx.volume(id)
     }
 
     static func map(_ error: any Error) -> RPCError {

@@ -37,13 +37,8 @@ extension Engine {
         var pgs = Set<Int>()
         for object in live { pgs.insert(Int(object.pg)) }
         var devices = Set<String>()
-        var degradedPGs = Set<Int>()
-        for pg in pgs where pg < locations.count {
-            for device in locations[pg] {
-                devices.insert(device.rawValue)
-                if s.map.device(device)?.state != .up || !(objects.device(device)?.isReachable ?? false) { degradedPGs.insert(pg) }
-            }
-        }
+        for pg in pgs where pg < locations.count { for device in locations[pg] { devices.insert(device.rawValue) } }
+        let degradedPGs = degradedPGs(s)[entry.poolID] ?? []
         return VolumeSummary(volume: record, usedBytes: usage.bytes, files: max(0, usage.inodes - 1), objects: live.count,
                              objectBytes: live.reduce(0) { $0 + $1.sizeBytes }, pgs: pgs.count, devices: devices.sorted(),
                              degradedObjects: live.count { degradedPGs.contains(Int($0.pg)) })

@@ -84,10 +84,10 @@ extension Engine {
         let provisioned = try EngineError.wrap { try database.provisionedBytes(className: className) }
             + reservations.withLock { $0.bytes[className, default: 0] }
         // Mounted volumes are measured now; the others' usage cannot have changed.
-        for (id, vdb) in volumeDatabases.withLock({ $0 }) {
+        for id in volumeDatabases.withLock({ Array($0.keys) }) {
             guard let known = usageCache.withLock({ $0[id]?.className }) ?? (try? database.volume(id: id))??.className,
-                  known == className, let usage = try? Self.measure(vdb, entry) else { continue }
-            usageCache.withLock { $0[id] = usage }
+                  known == className else { continue }
+            _ = try? usage(of: id, entry)
         }
         let data = usageCache.withLock { $0.values.reduce(Int64(0)) { $0 + ($1.className == className ? $1.liveBytes : 0) } }
         let counts = try shardCounts(s, pool: entry.poolID)

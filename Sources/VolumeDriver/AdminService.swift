@@ -132,9 +132,7 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
 
     func getVolume(request: Berth_Admin_V1_NameRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
         let summary = try await run { () throws -> VolumeSummary in
-            guard let record = try engine.volume(id: request.name) ?? engine.volume(named: request.name) else {
-                throw RPCError(code: .notFound, message: "no volume \"\(request.name.prefix(128))\"")
-            }
+            let record = try volume(idOrName: request.name)
             return try engine.volumeSummary(id: record.id)
         }
         return try report(summary)
@@ -151,9 +149,7 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
     func deleteVolume(request: Berth_Admin_V1_NameRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
         let ctx = context
         try await run { () throws in
-            guard let record = try engine.volume(id: request.name) ?? engine.volume(named: request.name) else {
-                throw RPCError(code: .notFound, message: "no volume \"\(request.name.prefix(128))\"")
-            }
+            let record = try volume(idOrName: request.name)
             if ctx.mounts.volumesInUse.contains(record.id) {
                 throw RPCError(code: .failedPrecondition, message: "volume \(record.id) is mounted on this node; unpublish it first")
             }
@@ -165,9 +161,7 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
     func expandVolume(request: Berth_Admin_V1_ExpandVolumeRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
         guard request.capacityBytes > 0 else { throw Failures.invalid("capacity_bytes must be positive") }
         let record = try await run { () throws -> VolumeRecord in
-            guard let record = try engine.volume(id: request.id) ?? engine.volume(named: request.id) else {
-                throw RPCError(code: .notFound, message: "no volume \"\(request.id.prefix(128))\"")
-            }
+            let record = try volume(idOrName: request.id)
             return try engine.expandVolume(id: record.id, capacityBytes: request.capacityBytes)
         }
         return try report(record)
@@ -187,6 +181,14 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
 
     func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         do { return try await blocking(body) } catch { throw Failures.map(error) }
+    }
+
+    /// A volume by id or, failing that, by name; NOT_FOUND otherwise.
+    func volume(idOrName key: String) throws -> VolumeRecord {
+        guard let record = try engine.volume(id: key) ?? engine.volume(named: key) else {
+            throw RPCError(code: .notFound, message: "no volume \"\(key.prefix(128))\"")
+        }
+        return record
     }
 
     func report<T: Encodable>(_ value: T) throws -> Berth_Admin_V1_Report {

@@ -76,7 +76,7 @@ struct DaemonConfiguration: Sendable {
         if let v = root["embeddedHosts"] as? Int { embeddedHosts = v }
         if let v = root["embeddedDevicesPerHost"] as? Int { embeddedDevicesPerHost = v }
         if let v = try string("embeddedDeviceCapacity") {
-            guard let bytes = Self.size(v) else { throw FileError(description: "\(path): embeddedDeviceCapacity \"\(v)\" is not a size") }
+            guard let bytes = ByteSize.parse(v) else { throw FileError(description: "\(path): embeddedDeviceCapacity \"\(v)\" is not a size") }
             embeddedDeviceBytes = bytes
         }
         if let v = root["adminAllowUids"] as? [Int] { adminAllowedUIDs = v.map { UInt32($0) } }
@@ -87,7 +87,7 @@ struct DaemonConfiguration: Sendable {
             devices = try list.enumerated().map { (i, d) in
                 func field(_ k: String) -> String? { d[k].map { "\($0)" } }
                 guard let id = field("id"), let host = field("host") else { throw FileError(description: "\(path): devices[\(i)] needs id and host") }
-                guard let capacity = field("capacity").flatMap(Self.size) else {
+                guard let capacity = field("capacity").flatMap(ByteSize.parse) else {
                     throw FileError(description: "\(path): devices[\(i)].capacity must be a size such as 500Gi")
                 }
                 return DeviceSpec(id: id, host: host, rack: field("rack"), zone: field("zone"), path: field("path"), capacityBytes: capacity)
@@ -95,5 +95,4 @@ struct DaemonConfiguration: Sendable {
         }
     }
 
-    static func size(_ text: String) -> Int64? { ByteSize.parse(text) }
 }
