@@ -21,4 +21,23 @@ public enum CRC32C {
     public static func checksum(_ bytes: [UInt8], continuing previous: UInt32 = 0) -> UInt32 {
         bytes.withUnsafeBytes { checksum($0, continuing: previous) }
     }
+
+    /// The CRC-32C of each `blockSize`-byte block of `bytes` (the last block may be short),
+    /// written into `table` (one entry per block). Lets a reader verify any block range alone.
+    public static func blockChecksums(_ bytes: UnsafeRawBufferPointer, blockSize: Int, into table: UnsafeMutableBufferPointer<UInt32>) {
+        let blocks = (bytes.count + blockSize - 1) / blockSize
+        precondition(table.count >= blocks, "checksum table too small")
+        for block in 0..<blocks {
+            let start = block * blockSize
+            table[block] = checksum(UnsafeRawBufferPointer(rebasing: bytes[start..<min(bytes.count, start + blockSize)]))
+        }
+    }
+
+    public static func blockChecksums(_ bytes: UnsafeRawBufferPointer, blockSize: Int) -> [UInt32] {
+        let blocks = (bytes.count + blockSize - 1) / blockSize
+        return [UInt32](unsafeUninitializedCapacity: blocks) { table, count in
+            blockChecksums(bytes, blockSize: blockSize, into: table)
+            count = blocks
+        }
+    }
 }

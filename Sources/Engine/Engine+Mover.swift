@@ -60,7 +60,7 @@ extension Engine {
         guard let codec = s.entry(pool: pool)?.codec else { return 0 }
         var total: Int64 = 0
         for object in try objectsIn(s, pool: pool, pg: pg) {
-            total += Int64(codec.shardPayloadBytes(objectSize: Int(object.sizeBytes)) + ShardHeader.size)
+            total += Int64(ShardHeader.fileBytes(payloadLength: codec.shardPayloadBytes(objectSize: Int(object.sizeBytes))))
         }
         return total
     }
@@ -114,7 +114,7 @@ extension Engine {
         for object in try objectsIn(s, pool: job.pool, pg: job.pg) {
             guard let id = ObjectID(object.id) else { continue }
             if let codec = s.entry(pool: job.pool)?.codec {
-                throttle.acquire(codec.shardPayloadBytes(objectSize: Int(object.sizeBytes)) + ShardHeader.size)
+                throttle.acquire(ShardHeader.fileBytes(payloadLength: codec.shardPayloadBytes(objectSize: Int(object.sizeBytes))))
             }
             do {
                 bytes += Int64(try objects.moveShard(pool: job.pool, object: id, position: job.position, from: job.from, to: job.to))

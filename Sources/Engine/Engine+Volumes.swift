@@ -190,6 +190,11 @@ extension Engine {
         try volumeAndClass(volume).1.storageClass
     }
 
+    /// The pool holding a volume's objects (for reads that go to `objects` directly).
+    public func pool(ofVolume volume: String) throws(EngineError) -> UInt32 {
+        try volumeAndClass(volume).1.poolID
+    }
+
     /// Reads a live object of the volume.
     public func readObject(volume: String, id: ObjectID) throws(EngineError) -> ObjectStore.ReadResult {
         let (vdb, entry) = try volumeAndClass(volume)

@@ -192,7 +192,8 @@ public final class Engine: Sendable {
             return (1, 1)
         }()
         return try EngineError.wrap {
-            VolumeUsage(className: c.name, storedBytes: try vdb.storedBytes(width: c.rule.width, k: k, alignment: alignment, headerBytes: ShardHeader.size),
+            VolumeUsage(className: c.name, storedBytes: try vdb.storedBytes(width: c.rule.width, k: k, alignment: alignment, headerBytes: ShardHeader.size,
+                                                                                   blockSize: ShardHeader.blockSize),
                         liveBytes: try vdb.liveBytes())
         }
     }

@@ -35,6 +35,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public let volume: String
     let namespace: VolumeDatabase
     public let chunkSize: Int64
+    /// The pool of the volume's class: reads go straight to the object store.
+    let pool: UInt32
     let lock = NSLock()
     private var buffers: [Int64: FileBuffer] = [:]
     private var openHandles: [Int64: Int] = [:]
@@ -67,6 +69,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         do {
             namespace = try engine.namespace(volume: volume)
             chunkSize = Int64(try engine.storageClass(ofVolume: volume).chunkSizeBytes)
+            pool = try engine.pool(ofVolume: volume)
         } catch { throw .noEntry }
         try namespace.ensureRoot(uid: 0, gid: 0, mode: 0o755, nowNs: Self.now())
         // Files unlinked while open when the last session ended: nobody can open them now.
@@ -359,10 +362,10 @@ public final class VolumeFileSystem: @unchecked Sendable {
             if overlap.isEmpty { continue }
             let destination = base + (overlap.lowerBound - window.lowerBound)
             if let object = slice.object {
-                let data = try objectBytes(object)
                 let from = Int(slice.objectOff) + (overlap.lowerBound - sliceRange.lowerBound)
-                guard from + overlap.count <= data.count else { throw .io }
-                result.replaceSubrange(destination..<(destination + overlap.count), with: data[from..<(from + overlap.count)])
+                let data = try objectBytes(object, from..<(from + overlap.count), objectSize: slice.objectSize)
+                guard data.count == overlap.count else { throw .io }
+                result.replaceSubrange(destination..<(destination + overlap.count), with: data)
             } else {
                 result.replaceSubrange(destination..<(destination + overlap.count), with: repeatElement(0, count: overlap.count))
             }
@@ -416,13 +419,16 @@ public final class VolumeFileSystem: @unchecked Sendable {
         return result
     }
 
-    private func objectBytes(_ id: String) throws(FSError) -> [UInt8] {
-        if let cached = cache.get(id) { return cached }
+    /// Bytes `range` of an object: from the cache of recently written objects, or read
+    /// from the devices (only the blocks covering the range are read and verified).
+    private func objectBytes(_ id: String, _ range: Range<Int>, objectSize: Int64?) throws(FSError) -> ArraySlice<UInt8> {
+        if let cached = cache.get(id) {
+            guard range.upperBound <= cached.count else { throw .io }
+            return cached[range]
+        }
         guard let objectID = ObjectID(id) else { throw .io }
         do {
-            let bytes = try engine.readObject(volume: volume, id: objectID).bytes
-            cache.insert(id, bytes)
-            return bytes
+            return try engine.objects.get(pool: pool, object: objectID, range: range, objectSize: objectSize.map(Int.init)).bytes[...]
         } catch { throw .io }
     }
 

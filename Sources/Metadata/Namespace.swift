@@ -65,6 +65,8 @@ public struct SliceRecord: Codable, Hashable, Sendable, FetchableRecord, Persist
     public var len: Int64
     public var object: String?
     public var objectOff: Int64
+    /// The size of `object` when read with `Namespace.slices` (not stored in this table).
+    public var objectSize: Int64? = nil
 
     public init(id: Int64? = nil, ino: Int64, chunk: Int64, pos: Int64, len: Int64, object: String?, objectOff: Int64 = 0) {
         self.id = id; self.ino = ino; self.chunk = chunk; self.pos = pos; self.len = len; self.object = object
@@ -349,10 +351,17 @@ extension VolumeDatabase {
         }
     }
 
+    /// A chunk's slices, oldest first, each with its object's size.
     public func slices(ino: Int64, chunk: Int64) throws(FSError) -> [SliceRecord] {
         try fsRead { db in
-            try SliceRecord.fetchAll(db.cachedStatement(sql: "SELECT * FROM slice WHERE ino = ? AND chunk = ? ORDER BY id"),
-                                     arguments: [ino, chunk])
+            try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT slice.*, object.size_bytes AS object_size FROM slice LEFT JOIN object ON object.id = slice.object
+                WHERE slice.ino = ? AND slice.chunk = ? ORDER BY slice.id
+                """), arguments: [ino, chunk]).map { row in
+                var slice = try SliceRecord(row: row)
+                slice.objectSize = row["object_size"]
+                return slice
+            }
         }
     }
 

@@ -110,12 +110,14 @@ public final class VolumeDatabase: Sendable {
     }
 
     /// Bytes the live objects take on devices: per object, `width` shard files of a
-    /// header plus ⌈size / k⌉ rounded up to `alignment` (k = 1, alignment 1 for copies).
-    public func storedBytes(width: Int, k: Int, alignment: Int, headerBytes: Int) throws -> Int64 {
+    /// header, a 4-byte checksum per `blockSize` block of the payload, and the payload of
+    /// ⌈size / k⌉ rounded up to `alignment` (k = 1, alignment 1 for copies).
+    public func storedBytes(width: Int, k: Int, alignment: Int, headerBytes: Int, blockSize: Int) throws -> Int64 {
         try writer.read { db in
             try Int64.fetchOne(db, sql: """
-                SELECT COALESCE(SUM(? * ((((size_bytes + ? - 1) / ?) + ? - 1) / ? * ? + ?)), 0) FROM object WHERE state = 'live'
-                """, arguments: [width, k, k, alignment, alignment, alignment, headerBytes]) ?? 0
+                SELECT COALESCE(SUM(? * (p + ? + 4 * ((p + ? - 1) / ?))), 0)
+                FROM (SELECT (((size_bytes + ? - 1) / ?) + ? - 1) / ? * ? AS p FROM object WHERE state = 'live')
+                """, arguments: [width, headerBytes, blockSize, blockSize, k, k, alignment, alignment, alignment]) ?? 0
         }
     }
 

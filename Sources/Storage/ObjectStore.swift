@@ -101,13 +101,13 @@ public final class ObjectStore: Sendable {
         let errors: [StorageError?]
         switch codec.scheme {
         case .replicated:
-            // Every copy is the caller's buffer itself; its checksum is computed once, here,
+            // Every copy is the caller's buffer itself; its block checksums are computed once, here,
             // while the device threads copy the payload into their files.
             errors = bytes.withUnsafeBytes { payload in
                 let shared = SharedBytes(payload)
                 let promise = ChecksumPromise()
                 return writeShards(s, object, targets, objectSize: bytes.count,
-                                   meanwhile: { promise.fulfill(CRC32C.checksum(payload)) }) { _ in (shared, .promised(promise)) }
+                                   meanwhile: { promise.fulfill(CRC32C.blockChecksums(payload, blockSize: ShardHeader.blockSize)) }) { _ in (shared, .promised(promise)) }
             }
         case .erasure(let rs):
             // Encoded into a pooled stripe (no fresh pages to fault in), written from it.
@@ -171,6 +171,82 @@ public final class ObjectStore: Sendable {
         }
         if !problems.isEmpty { degradedReadCount.add(1, ordering: .relaxed) }
         return ReadResult(bytes: try codec.decode(shards, objectSize: objectSize, object: object), problems: problems)
+    }
+
+    /// Reads bytes `range` of the object, verifying only the blocks read: one replica's
+    /// range, or for erasure coding the range's pieces of the data shards. `objectSize`
+    /// (needed for erasure coding, where it fixes the shard length) comes from the object's
+    /// record; without it, or when a piece cannot be read, this reads the whole object the
+    /// way `get` does (reconstructing, and counting a degraded read) and cuts the range out.
+    public func get(pool: UInt32, object: ObjectID, range: Range<Int>, objectSize: Int?) throws(StorageError) -> ReadResult {
+        let (s, codec) = try snapshot(pool)
+        let (current, previous) = try Self.placement(s, codec, object)
+        func whole(_ problems: [StorageError]) throws(StorageError) -> ReadResult {
+            var result = try get(pool: pool, object: object)
+            guard range.lowerBound >= 0, range.upperBound <= result.bytes.count else {
+                throw .unreadable(object: "\(object)", reason: "range \(range) is outside the \(result.bytes.count)-byte object")
+            }
+            result.bytes = Array(result.bytes[range])
+            result.problems = problems + result.problems
+            return result
+        }
+        if range.isEmpty { return ReadResult(bytes: [], problems: []) }
+        switch codec.scheme {
+        case .replicated:
+            var candidates = current.enumerated().map { (position: $0.offset, device: $0.element) }
+            for (position, device) in (previous ?? []).enumerated() where device != current[position] {
+                candidates.append((position, device))
+            }
+            var problems: [StorageError] = []
+            for (position, device) in candidates {
+                guard let store = s.devices[device] else {
+                    problems.append(.deviceUnavailable(device, reason: "not attached to this node"))
+                    continue
+                }
+                do throws(StorageError) {
+                    let bytes = try store.read(object: object, position: position, range: range).bytes
+                    if !problems.isEmpty { degradedReadCount.add(1, ordering: .relaxed) }
+                    return ReadResult(bytes: bytes, problems: problems)
+                } catch {
+                    if previous != nil, case .shardNotFound = error { continue }
+                    problems.append(error)
+                }
+            }
+            throw .unreadable(object: "\(object)", reason: "no replica could be read: " + problems.map { "\($0)" }.joined(separator: "; "))
+        case .erasure(let rs):
+            guard let objectSize, range.upperBound <= objectSize else { return try whole([]) }
+            let length = rs.shardLength(objectSize: objectSize)
+            // The data shards the range touches, and which bytes of each.
+            var pieces: [(position: Int, within: Range<Int>)] = []
+            for position in (range.lowerBound / length)...((range.upperBound - 1) / length) {
+                let shardRange = (position * length)..<((position + 1) * length)
+                let overlap = range.clamped(to: shardRange)
+                pieces.append((position, (overlap.lowerBound - shardRange.lowerBound)..<(overlap.upperBound - shardRange.lowerBound)))
+            }
+            let results = queues.run(pieces.map { piece in
+                let device = current[piece.position]
+                let store = s.devices[device]
+                return (device, { @Sendable () -> Result<[UInt8], StorageError> in
+                    guard let store else { return .failure(.deviceUnavailable(device, reason: "not attached to this node")) }
+                    do throws(StorageError) { return .success(try store.read(object: object, position: piece.position, range: piece.within).bytes) } catch {
+                        return .failure(error)
+                    }
+                })
+            })
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(range.count)
+            var problems: [StorageError] = []
+            for result in results {
+                switch result {
+                case .success(let part): bytes += part
+                case .failure(let error):
+                    // Not yet copied to its new device while the PG moves: not a problem.
+                    if previous != nil, case .shardNotFound = error {} else { problems.append(error) }
+                }
+            }
+            if bytes.count == range.count && problems.isEmpty { return ReadResult(bytes: bytes, problems: []) }
+            return try whole(problems)
+        }
     }
 
     /// Reads shards from `candidates` until `need` distinct positions verified. Positions
@@ -271,7 +347,7 @@ public final class ObjectStore: Sendable {
             objectSize = size
         }
         try target.write(object: object, position: position, objectSize: objectSize, bytes: payload)
-        return ShardHeader.size + payload.count
+        return ShardHeader.fileBytes(payloadLength: payload.count)
     }
 }
 

@@ -74,12 +74,12 @@ public final class ShardStore: Sendable {
 
     /// Stores one shard durably: returns only after the data and the directory entry are
     /// on disk. Replaces an existing shard of the same object and position (a retry).
-    /// `checksum`: the payload's CRC32C if the caller has it, or a promise the caller is
-    /// computing it into while this writes the payload (one computation for all copies of
-    /// a replicated object, overlapped with the copying). The header goes in last.
+    /// `checksum`: the payload's block checksums if the caller has them, or a promise the
+    /// caller is computing them into while this writes the payload (one computation for all
+    /// copies of a replicated object, overlapped with the copying). Table and header go in last.
     public func write(object: ObjectID, position: Int, objectSize: Int, payload: UnsafeRawBufferPointer,
                       checksum: Checksum = .compute) throws(StorageError) {
-        let fileBytes = ShardHeader.size + payload.count
+        let fileBytes = ShardHeader.fileBytes(payloadLength: payload.count)
         try reserve(fileBytes)
         var committed = false
         defer { if !committed { release(fileBytes) } }
@@ -92,17 +92,21 @@ public final class ShardStore: Sendable {
         defer { if !renamed { unlink(tmp) } }
         do {
             defer { close(fd) }
-            try writeAll(fd, payload, at: ShardHeader.size, what: tmp)
-            let crc: UInt32
+            let blocks = ShardHeader.blockCount(payloadLength: payload.count)
+            try writeAll(fd, payload, at: ShardHeader.size + 4 * blocks, what: tmp)
+            let table: [UInt32]
             switch checksum {
-            case .compute: crc = CRC32C.checksum(payload)
-            case .known(let value): crc = value
-            case .promised(let promise): crc = promise.value()
+            case .compute: table = CRC32C.blockChecksums(payload, blockSize: ShardHeader.blockSize)
+            case .known(let value): table = value
+            case .promised(let promise): table = promise.value()
             }
-            let header = ShardHeader(payloadLength: UInt64(payload.count), payloadCRC: crc, position: UInt32(position),
-                                     objectSize: UInt64(objectSize), object: object).encoded()
+            precondition(table.count == blocks, "block table does not match the payload")
+            let little = table.map(\.littleEndian)
+            var front = ShardHeader(payloadLength: UInt64(payload.count), checksum: little.withUnsafeBytes { CRC32C.checksum($0) },
+                                    position: UInt32(position), objectSize: UInt64(objectSize), object: object).encoded()
+            little.withUnsafeBytes { front += $0 }
             // withUnsafeBytes rethrows untyped errors: carry ours out as a value.
-            let headerError = header.withUnsafeBytes { b -> StorageError? in
+            let headerError = front.withUnsafeBytes { b -> StorageError? in
                 do throws(StorageError) { try writeAll(fd, b, at: 0, what: tmp); return nil } catch { return error }
             }
             if let headerError { throw headerError }
@@ -125,10 +129,11 @@ public final class ShardStore: Sendable {
         if replaced > 0 { release(replaced) }
     }
 
-    /// How `write` gets the payload's checksum.
+    /// How `write` gets the payload's block checksums (`CRC32C.blockChecksums` with
+    /// `ShardHeader.blockSize`).
     public enum Checksum: Sendable {
         case compute
-        case known(UInt32)
+        case known([UInt32])
         case promised(ChecksumPromise)
     }
 
@@ -183,51 +188,128 @@ public final class ShardStore: Sendable {
         public var objectSize: Int
     }
 
-    /// Reads and verifies one shard: header checksum, payload checksum, length, and that
-    /// the header names this object and position.
+    /// Reads and verifies one shard: header checksum, block table, every block (v1: the
+    /// payload checksum), length, and that the header names this object and position.
     public func read(object: ObjectID, position: Int) throws(StorageError) -> Shard {
+        let opened = try openShard(object, position)
+        defer { close(opened.fd) }
+        let header = opened.header
+        func corrupt(_ reason: String) -> StorageError { .corruptShard(device: id, shard: Self.name(object, position), reason: reason) }
+        var info = stat()
+        guard fstat(opened.fd, &info) == 0 else { throw error("stat \(path(object, position))") }
+        let size = Int(info.st_size)
+        guard UInt64(size - header.payloadOffset) == header.payloadLength else {
+            throw corrupt("payload is \(size - header.payloadOffset) bytes, header says \(header.payloadLength)")
+        }
+        return Shard(payload: try readBlocks(opened, 0..<Int(header.payloadLength), object, position),
+                     objectSize: Int(header.objectSize))
+    }
+
+    /// Reads and verifies bytes `range` of one shard's payload: only the blocks covering
+    /// it are read and checked (a v1 shard is read and checked whole). Also returns the
+    /// object's size from the header.
+    public func read(object: ObjectID, position: Int, range: Range<Int>) throws(StorageError) -> (bytes: [UInt8], objectSize: Int) {
+        let opened = try openShard(object, position)
+        defer { close(opened.fd) }
+        guard range.lowerBound >= 0, range.upperBound <= Int(opened.header.payloadLength) else {
+            throw .corruptShard(device: id, shard: Self.name(object, position),
+                                reason: "range \(range) is outside the \(opened.header.payloadLength)-byte payload")
+        }
+        if !opened.header.hasBlockTable {
+            let whole = try readBlocks(opened, 0..<Int(opened.header.payloadLength), object, position)
+            return (Array(whole[range]), Int(opened.header.objectSize))
+        }
+        return (try readBlocks(opened, range, object, position), Int(opened.header.objectSize))
+    }
+
+    /// An open shard file with its header and block table read and verified.
+    private struct OpenShard {
+        var fd: Int32
+        var header: ShardHeader
+        var table: [UInt32]
+    }
+
+    private func openShard(_ object: ObjectID, _ position: Int) throws(StorageError) -> OpenShard {
         let file = path(object, position)
-        let shardName = Self.name(object, position)
         let fd = open(file, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT {
                 if !isReachable { throw .deviceUnavailable(id, reason: "\(root) is gone") }
-                throw .shardNotFound(device: id, shard: shardName)
+                throw .shardNotFound(device: id, shard: Self.name(object, position))
             }
             throw error("open \(file)")
         }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw error("stat \(file)") }
-        let size = Int(info.st_size)
-        func corrupt(_ reason: String) -> StorageError { .corruptShard(device: id, shard: shardName, reason: reason) }
-        // Header first, then the payload straight into its own (uninitialized) array.
-        var headerBytes = [UInt8](repeating: 0, count: ShardHeader.size)
-        let headerRead = headerBytes.withUnsafeMutableBytes { Self.readFully(fd, $0, at: 0) }
-        guard headerRead >= 0 else { throw error("read \(file)") }
-        let decoded = headerBytes.withUnsafeBytes { ShardHeader.decode(UnsafeRawBufferPointer(rebasing: $0[0..<headerRead])) }
+        var ok = false
+        defer { if !ok { close(fd) } }
+        func corrupt(_ reason: String) -> StorageError { .corruptShard(device: id, shard: Self.name(object, position), reason: reason) }
+        // The header and, in the same read, the table of a payload up to 4 MiB.
+        var front = [UInt8](repeating: 0, count: ShardHeader.size + 4096)
+        let got = front.withUnsafeMutableBytes { Self.readFully(fd, $0, at: 0) }
+        guard got >= 0 else { throw error("read \(file)") }
         let header: ShardHeader
-        switch decoded {
+        switch front.withUnsafeBytes({ ShardHeader.decode(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }) {
         case .success(let h): header = h
         case .failure(let e): throw corrupt(e.reason)
         }
         guard header.object == object, header.position == UInt32(position) else {
             throw corrupt("header names \(header.object).\(header.position)")
         }
-        guard UInt64(size - ShardHeader.size) == header.payloadLength else {
-            throw corrupt("payload is \(size - ShardHeader.size) bytes, header says \(header.payloadLength)")
+        var table: [UInt32] = []
+        if header.hasBlockTable {
+            let tableBytes = header.tableBytes
+            if ShardHeader.size + tableBytes > got {
+                front = [UInt8](repeating: 0, count: ShardHeader.size + tableBytes)
+                let n = front.withUnsafeMutableBytes { Self.readFully(fd, $0, at: 0) }
+                guard n >= 0 else { throw error("read \(file)") }
+                guard n == front.count else { throw corrupt("file ends inside the block table") }
+            }
+            table = front.withUnsafeBytes { b in
+                let bytes = UnsafeRawBufferPointer(rebasing: b[ShardHeader.size..<(ShardHeader.size + tableBytes)])
+                return (0..<(tableBytes / 4)).map { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
+            }
+            let tableCRC = front.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[ShardHeader.size..<(ShardHeader.size + tableBytes)])) }
+            guard tableCRC == header.checksum else { throw corrupt("block table checksum mismatch") }
         }
+        ok = true
+        return OpenShard(fd: fd, header: header, table: table)
+    }
+
+    /// Reads the payload blocks covering `range` and verifies them; returns exactly `range`.
+    /// v1 shards are read whole (`range` must then be the whole payload).
+    private func readBlocks(_ shard: OpenShard, _ range: Range<Int>, _ object: ObjectID, _ position: Int) throws(StorageError) -> [UInt8] {
+        func corrupt(_ reason: String) -> StorageError { .corruptShard(device: id, shard: Self.name(object, position), reason: reason) }
+        let header = shard.header
         let length = Int(header.payloadLength)
+        let block = ShardHeader.blockSize
+        let span = header.hasBlockTable
+            ? (range.lowerBound / block * block)..<min(length, (range.upperBound + block - 1) / block * block)
+            : 0..<length
+        if range.isEmpty { return [] }
         var readError: Int32 = 0
-        let payload = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
-            let n = Self.readFully(fd, UnsafeMutableRawBufferPointer(buffer), at: ShardHeader.size)
+        let bytes = [UInt8](unsafeUninitializedCapacity: span.count) { buffer, count in
+            let n = Self.readFully(shard.fd, UnsafeMutableRawBufferPointer(buffer), at: header.payloadOffset + span.lowerBound)
             if n < 0 { readError = errno }
             count = max(0, n)
         }
-        if readError != 0 { errno = readError; throw error("read \(file)") }
-        guard payload.count == length else { throw corrupt("payload is \(payload.count) bytes, header says \(length)") }
-        guard CRC32C.checksum(payload) == header.payloadCRC else { throw corrupt("payload checksum mismatch") }
-        return Shard(payload: payload, objectSize: Int(header.objectSize))
+        if readError != 0 { errno = readError; throw error("read \(path(object, position))") }
+        guard bytes.count == span.count else { throw corrupt("payload is shorter than the header says (\(header.payloadLength) bytes)") }
+        // withUnsafeBytes rethrows untyped errors: carry the reason out as a value.
+        let mismatch = bytes.withUnsafeBytes { b -> String? in
+            if !header.hasBlockTable { return CRC32C.checksum(b) == header.checksum ? nil : "payload checksum mismatch" }
+            var start = 0
+            while start < b.count {
+                let index = (span.lowerBound + start) / block
+                let end = min(b.count, start + block)
+                if CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[start..<end])) != shard.table[index] {
+                    return "payload checksum mismatch in block \(index)"
+                }
+                start = end
+            }
+            return nil
+        }
+        if let mismatch { throw corrupt(mismatch) }
+        if span == range { return bytes }
+        return Array(bytes[(range.lowerBound - span.lowerBound)..<(range.upperBound - span.lowerBound)])
     }
 
     /// Reads until `buffer` is full or end of file; the bytes read, or -1 on error (errno set).
@@ -344,20 +426,20 @@ public final class ShardStore: Sendable {
     }
 }
 
-/// A checksum one thread computes while others wait for it (see `ShardStore.write`).
+/// Block checksums one thread computes while others wait for them (see `ShardStore.write`).
 public final class ChecksumPromise: Sendable {
-    private let state = Mutex<UInt32?>(nil)
+    private let state = Mutex<[UInt32]?>(nil)
     private let ready = DispatchSemaphore(value: 0)
 
     public init() {}
 
-    public func fulfill(_ value: UInt32) {
+    public func fulfill(_ value: [UInt32]) {
         state.withLock { $0 = value }
         ready.signal()
     }
 
     /// Waits for the value (any number of callers).
-    public func value() -> UInt32 {
+    public func value() -> [UInt32] {
         if let v = state.withLock({ $0 }) { return v }
         ready.wait()
         ready.signal()  // pass the wake-up on to the next waiter

@@ -220,7 +220,7 @@ import Testing
         _ = try even.writeObject(volume: v.id, bytes: Fixture.bytes(10_000, seed: 1))
         let after = try even.capacity().classes.first { $0.name == "replicated-3" }!
         #expect(after.dataBytes == 10_000)
-        #expect(after.usedBytes == 3 * (10_000 + 64))
+        #expect(after.usedBytes == 3 * (10_000 + 64 + 4 * 3))  // header, 3 block checksums, payload
         #expect(after.provisionedBytes == 1 << 20)
         #expect(after.usedBytes == Int64(even.objects.devices.reduce(0) { $0 + $1.usedBytes }))
     }

@@ -1,3 +1,4 @@
+import Codec
 import Foundation
 import Placement
 import Testing
@@ -20,7 +21,7 @@ import Testing
         let shard = try store.read(object: id, position: 3)
         expectSame(shard.payload, bytes)
         #expect(shard.objectSize == size * 2)
-        #expect(store.usedBytes == ShardHeader.size + size)
+        #expect(store.usedBytes == ShardHeader.fileBytes(payloadLength: size))
         #expect(ShardStore.entries(dir.path + "/dev-a/tmp").isEmpty)
         #expect(try store.allShards().map { "\($0.object).\($0.position)" } == ["\(id).3"])
     }
@@ -38,8 +39,8 @@ import Testing
         let store = try device()
         let id = generator.next()
         try store.write(object: id, position: 0, objectSize: 100, bytes: randomBytes(100, seed: 1))
-        try corrupt(store, id, 0, at: ShardHeader.size + 50)
-        #expect(throws: StorageError.corruptShard(device: "dev-a", shard: "\(id).0", reason: "payload checksum mismatch")) {
+        try corrupt(store, id, 0, at: ShardHeader.fileBytes(payloadLength: 100) - 100 + 50)
+        #expect(throws: StorageError.corruptShard(device: "dev-a", shard: "\(id).0", reason: "payload checksum mismatch in block 0")) {
             _ = try store.read(object: id, position: 0)
         }
         try store.write(object: id, position: 1, objectSize: 100, bytes: randomBytes(100, seed: 1))
@@ -49,7 +50,7 @@ import Testing
         }
         // Truncation.
         try store.write(object: id, position: 2, objectSize: 100, bytes: randomBytes(100, seed: 1))
-        truncate(store.path(id, 2), off_t(ShardHeader.size + 10))
+        truncate(store.path(id, 2), off_t(ShardHeader.fileBytes(payloadLength: 100) - 90))
         #expect(throws: StorageError.self) { _ = try store.read(object: id, position: 2) }
         // A shard file under another name (e.g. copied by hand) is caught by the header.
         let other = generator.next()
@@ -59,6 +60,62 @@ import Testing
         try FileManager.default.copyItem(atPath: store.path(other, 0), toPath: store.path(id, 3))
         #expect(throws: StorageError.corruptShard(device: "dev-a", shard: "\(id).3", reason: "header names \(other).0")) {
             _ = try store.read(object: id, position: 3)
+        }
+    }
+
+    /// Every range of a multi-block shard reads back exactly, touching only its blocks:
+    /// a corrupt block fails the ranges that cover it and no other.
+    @Test func rangeReadsVerifyOnlyTheirBlocks() throws {
+        let store = try device(capacity: 4 << 20)
+        let id = generator.next()
+        let size = 3 * ShardHeader.blockSize + 100
+        let bytes = randomBytes(size, seed: 9)
+        try store.write(object: id, position: 1, objectSize: size, bytes: bytes)
+        let block = ShardHeader.blockSize
+        let edges = [0, 1, block - 1, block, block + 1, 2 * block, 3 * block - 1, 3 * block, size - 1, size]
+        for lower in edges {
+            for upper in edges where upper >= lower {
+                let got = try store.read(object: id, position: 1, range: lower..<upper)
+                expectSame(got.bytes, Array(bytes[lower..<upper]))
+                #expect(got.objectSize == size)
+            }
+        }
+        #expect(throws: StorageError.self) { _ = try store.read(object: id, position: 1, range: 0..<(size + 1)) }
+        // Flip a byte in block 1: ranges inside blocks 0 and 2 still read; anything over block 1 fails.
+        try corrupt(store, id, 1, at: ShardHeader.fileBytes(payloadLength: size) - size + block + 7)
+        expectSame(try store.read(object: id, position: 1, range: 0..<block).bytes, Array(bytes[0..<block]))
+        expectSame(try store.read(object: id, position: 1, range: (2 * block)..<size).bytes, Array(bytes[(2 * block)..<size]))
+        #expect(throws: StorageError.corruptShard(device: "dev-a", shard: "\(id).1", reason: "payload checksum mismatch in block 1")) {
+            _ = try store.read(object: id, position: 1, range: (block - 1)..<(block + 1))
+        }
+        #expect(throws: StorageError.self) { _ = try store.read(object: id, position: 1) }
+        // A damaged block table is caught before any block is trusted.
+        try store.write(object: id, position: 2, objectSize: size, bytes: bytes)
+        try corrupt(store, id, 2, at: ShardHeader.size + 5)
+        #expect(throws: StorageError.corruptShard(device: "dev-a", shard: "\(id).2", reason: "block table checksum mismatch")) {
+            _ = try store.read(object: id, position: 2, range: 0..<1)
+        }
+    }
+
+    /// Shards of the first format (header, then payload with one checksum) still read,
+    /// whole and by range.
+    @Test func firstFormatShardsStillRead() throws {
+        let store = try device()
+        let id = generator.next()
+        let bytes = randomBytes(10_000, seed: 11)
+        var header = Array("BERTHSH1".utf8)
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { header += $0 } }
+        put(UInt64(bytes.count)); put(CRC32C.checksum(bytes)); put(UInt32(0)); put(UInt64(bytes.count))
+        put(id.high); put(id.low)
+        header += [UInt8](repeating: 0, count: 12)
+        put(CRC32C.checksum(header))
+        try FileManager.default.createDirectory(atPath: store.directory(for: id), withIntermediateDirectories: true)
+        try Data(header + bytes).write(to: URL(fileURLWithPath: store.path(id, 0)))
+        expectSame(try store.read(object: id, position: 0).payload, bytes)
+        expectSame(try store.read(object: id, position: 0, range: 5000..<5100).bytes, Array(bytes[5000..<5100]))
+        try corrupt(store, id, 0, at: ShardHeader.size + 9000)
+        #expect(throws: StorageError.corruptShard(device: "dev-a", shard: "\(id).0", reason: "payload checksum mismatch")) {
+            _ = try store.read(object: id, position: 0, range: 0..<10)
         }
     }
 
@@ -81,11 +138,11 @@ import Testing
         let store = try device(capacity: 10_000)
         let a = generator.next(), b = generator.next()
         try store.write(object: a, position: 0, objectSize: 6000, bytes: randomBytes(6000, seed: 2))
-        #expect(throws: StorageError.noSpace(device: "dev-a", neededBytes: 6064, freeBytes: 10_000 - 6064)) {
+        #expect(throws: StorageError.noSpace(device: "dev-a", neededBytes: 6072, freeBytes: 10_000 - 6072)) {
             try store.write(object: b, position: 0, objectSize: 6000, bytes: randomBytes(6000, seed: 3))
         }
         #expect(!store.contains(object: b, position: 0))
-        #expect(store.usedBytes == 6064)
+        #expect(store.usedBytes == 6072)  // header 64 + two block checksums 8 + 6000
         try store.delete(object: a, position: 0)
         #expect(store.usedBytes == 0)
         try store.write(object: b, position: 0, objectSize: 6000, bytes: randomBytes(6000, seed: 3))
@@ -95,7 +152,7 @@ import Testing
         let store = try device()
         let id = generator.next()
         for _ in 0..<3 { try store.write(object: id, position: 0, objectSize: 500, bytes: randomBytes(500, seed: 4)) }
-        #expect(store.usedBytes == ShardHeader.size + 500)
+        #expect(store.usedBytes == ShardHeader.fileBytes(payloadLength: 500))
     }
 
     @Test func reopenCountsBytesDropsTempFilesAndChecksIdentity() throws {
@@ -104,7 +161,7 @@ import Testing
         try store.write(object: id, position: 0, objectSize: 300, bytes: randomBytes(300, seed: 5))
         _ = FileManager.default.createFile(atPath: dir.path + "/dev-a/tmp/leftover.0.xyz", contents: Data(count: 99))
         let reopened = try ShardStore(id: "dev-a", root: dir.path + "/dev-a", capacityBytes: 1 << 20, create: false)
-        #expect(reopened.usedBytes == ShardHeader.size + 300)
+        #expect(reopened.usedBytes == ShardHeader.fileBytes(payloadLength: 300))
         #expect(ShardStore.entries(dir.path + "/dev-a/tmp").isEmpty)
         expectSame(try reopened.read(object: id, position: 0).payload, randomBytes(300, seed: 5))
         #expect(throws: StorageError.invalidDevice("directory \(dir.path)/dev-a belongs to device \"dev-a\", not \"dev-b\"")) {
