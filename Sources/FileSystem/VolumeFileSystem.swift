@@ -46,21 +46,17 @@ public final class VolumeFileSystem: @unchecked Sendable {
     private var retired: [(ids: [String], at: Double)] = []
     static let retireAfterSeconds = 10.0
     /// A chunk with more slices than this is rewritten as one object at its next commit.
-    static let compactAboveSlices = 8
+    /// Reads fetch only the bytes each slice contributes, so a chunk may hold many.
+    static let compactAboveSlices = 32
+    /// A file's buffered bytes are committed once they pass this (full chunks go at once).
+    static let dirtyBytesPerFile = 32 << 20
 
-    /// A file's bytes waiting to be written: per chunk, a buffer and its dirty ranges.
-    /// Reference types, so a 128 KiB write mutates the chunk in place (a value type
-    /// inside a dictionary was copied whole, 4 MiB, on every write).
+    /// A file's bytes waiting to be written: per chunk, its dirty extents.
     final class FileBuffer {
-        final class Chunk {
-            var data: [UInt8]
-            var ranges: [Range<Int>] = []
-            init(size: Int) { data = [UInt8](repeating: 0, count: size) }
-        }
-        var chunks: [Int64: Chunk] = [:]
+        var chunks: [Int64: DirtyExtents] = [:]
         var size: Int64
         init(size: Int64) { self.size = size }
-        var dirtyChunks: Int { chunks.count }
+        var dirtyBytes: Int { chunks.values.reduce(0) { $0 + $1.byteCount } }
     }
 
     public init(engine: Engine, volume: String) throws(FSError) {
@@ -239,42 +235,25 @@ public final class VolumeFileSystem: @unchecked Sendable {
             let end = offset + Int64(bytes.count)
             if end > buffer.size, end > capacityBytes { throw .noSpace }
             var done = 0
+            var dirtyBytes = 0
             while done < bytes.count {
                 let position = offset + Int64(done)
                 let chunk = position / chunkSize
                 let within = Int(position % chunkSize)
                 let n = min(bytes.count - done, Int(chunkSize) - within)
-                let entry = buffer.chunks[chunk] ?? FileBuffer.Chunk(size: Int(chunkSize))
-                entry.data.withUnsafeMutableBytes { dst in
-                    dst.baseAddress!.advanced(by: within).copyMemory(from: bytes.baseAddress!.advanced(by: done), byteCount: n)
-                }
-                entry.ranges = Self.merge(entry.ranges, within..<(within + n))
-                buffer.chunks[chunk] = entry
+                buffer.chunks[chunk, default: DirtyExtents()].write(at: within, UnsafeRawBufferPointer(rebasing: bytes[done..<(done + n)]))
                 done += n
             }
             buffer.size = max(buffer.size, end)
             buffers[ino] = buffer
-            // Full chunks go out now; so does everything when many chunks are dirty.
-            let full = buffer.chunks.filter { $0.value.ranges == [0..<Int(chunkSize)] }.map(\.key)
-            if !full.isEmpty || buffer.dirtyChunks > 8 {
-                try commitLocked(ino, only: buffer.dirtyChunks > 8 ? nil : Set(full))
+            // Full chunks go out now; so does everything once the file holds too many bytes.
+            let full = buffer.chunks.filter { $0.value.covers(Int(chunkSize)) }.map(\.key)
+            dirtyBytes = buffer.dirtyBytes
+            if !full.isEmpty || dirtyBytes > Self.dirtyBytesPerFile {
+                try commitLocked(ino, only: dirtyBytes > Self.dirtyBytesPerFile ? nil : Set(full))
             }
             return bytes.count
         }
-    }
-
-    static func merge(_ ranges: [Range<Int>], _ new: Range<Int>) -> [Range<Int>] {
-        var result: [Range<Int>] = []
-        var current = new
-        for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
-            if r.upperBound < current.lowerBound || r.lowerBound > current.upperBound {
-                result.append(r)
-            } else {
-                current = min(r.lowerBound, current.lowerBound)..<max(r.upperBound, current.upperBound)
-            }
-        }
-        result.append(current)
-        return result.sorted { $0.lowerBound < $1.lowerBound }
     }
 
     /// Writes buffered chunks as objects and commits their slices, the size and times in
@@ -284,9 +263,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// collected.
     private func commitLocked(_ ino: Int64, only: Set<Int64>? = nil) throws(FSError) {
         guard let buffer = buffers[ino] else { return }
-        var pieces: [(chunk: Int64, range: Range<Int>, data: FileBuffer.Chunk)] = []
+        var pieces: [(chunk: Int64, extent: DirtyExtents.Extent)] = []
         for (chunk, entry) in buffer.chunks.sorted(by: { $0.key < $1.key }) where only?.contains(chunk) ?? true {
-            for range in entry.ranges { pieces.append((chunk, range, entry)) }
+            for extent in entry.extents { pieces.append((chunk, extent)) }
         }
         var slices: [SliceRecord] = []
         var objects: [String] = []
@@ -294,10 +273,10 @@ public final class VolumeFileSystem: @unchecked Sendable {
         while index < pieces.count {
             var packed: [UInt8] = []
             var members: [(chunk: Int64, range: Range<Int>, offset: Int)] = []
-            while index < pieces.count && (packed.isEmpty || packed.count + pieces[index].range.count <= Int(chunkSize)) {
+            while index < pieces.count && (packed.isEmpty || packed.count + pieces[index].extent.bytes.count <= Int(chunkSize)) {
                 let piece = pieces[index]
-                members.append((piece.chunk, piece.range, packed.count))
-                packed += piece.data.data[piece.range]
+                members.append((piece.chunk, piece.extent.range, packed.count))
+                if packed.isEmpty { packed = piece.extent.bytes } else { packed += piece.extent.bytes }  // a whole chunk: no copy
                 index += 1
             }
             let id: ObjectID
@@ -388,11 +367,16 @@ public final class VolumeFileSystem: @unchecked Sendable {
         let record = try namespace.inode(ino)
         if record.isDirectory { throw .isDirectory }
         // Snapshot of the pending bytes (copied: writers keep mutating the buffers).
-        let (fileSize, pending) = lock.withLock { () -> (Int64, [Int64: (data: [UInt8], ranges: [Range<Int>])]) in
+        let (fileSize, pending) = lock.withLock { () -> (Int64, [Int64: DirtyExtents]) in
             guard let b = buffers[ino] else { return (record.size, [:]) }
-            var copy: [Int64: (data: [UInt8], ranges: [Range<Int>])] = [:]
+            var copy: [Int64: DirtyExtents] = [:]
             let first = offset / chunkSize, last = (offset + Int64(size)) / chunkSize
-            for (chunk, entry) in b.chunks where chunk >= first && chunk <= last { copy[chunk] = (entry.data, entry.ranges) }
+            for chunk in first...last {
+                guard let entry = b.chunks[chunk] else { continue }
+                let start = chunk == first ? Int(offset % chunkSize) : 0
+                let stop = chunk == last ? Int((offset + Int64(size)) % chunkSize) : Int(chunkSize)
+                if start < stop { copy[chunk] = entry.clipped(to: start..<stop) }
+            }
             return (max(b.size, record.size), copy)
         }
         let end = min(fileSize, offset + Int64(size))
@@ -406,14 +390,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             let window = within..<(within + n)
             let base = Int(position - offset)
             try applySlices(try namespace.slices(ino: ino, chunk: chunk), window: window, into: &result, at: base)
-            if let entry = pending[chunk] {
-                for range in entry.ranges {
-                    let overlap = range.clamped(to: window)
-                    if overlap.isEmpty { continue }
-                    let destination = base + (overlap.lowerBound - within)
-                    for i in 0..<overlap.count { result[destination + i] = entry.data[overlap.lowerBound + i] }
-                }
-            }
+            pending[chunk]?.overlay(window: window, onto: &result, at: base)
             position += Int64(n)
         }
         return result
@@ -444,7 +421,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// Capacity and use in bytes and inodes: the volume's provisioned size.
     public func statfs() throws(FSError) -> (capacityBytes: Int64, usedBytes: Int64, inodes: Int64) {
         let usage = try namespace.usage()
-        let pending = lock.withLock { buffers.values.reduce(Int64(0)) { $0 + Int64($1.chunks.count) * chunkSize } }
+        let pending = lock.withLock { buffers.values.reduce(Int64(0)) { $0 + Int64($1.dirtyBytes) } }
         return (capacityBytes, min(capacityBytes, usage.bytes + pending), usage.inodes)
     }
 
