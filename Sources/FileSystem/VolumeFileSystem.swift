@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Metadata
 import Storage
+import Synchronization
 
 /// What getattr and lookups return: the inode with any size still in write buffers.
 public struct Attributes: Sendable, Hashable {
@@ -88,7 +89,18 @@ public final class VolumeFileSystem: @unchecked Sendable {
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
-    var capacityBytes: Int64 { (try? engine.volume(id: volume)?.capacityBytes) ?? 0 }
+    /// The volume's provisioned size, asked of the engine at most once a second (writes
+    /// check it; an expansion shows within a second).
+    var capacityBytes: Int64 { capacity(fresh: false) }
+
+    func capacity(fresh: Bool) -> Int64 {
+        let now = Self.now()
+        if !fresh, let cached = capacityCache.withLock({ $0 }), now - cached.at < 1_000_000_000 { return cached.bytes }
+        let bytes = (try? engine.volume(id: volume)?.capacityBytes) ?? 0
+        capacityCache.withLock { $0 = (bytes, now) }
+        return bytes
+    }
+    private let capacityCache = Mutex<(bytes: Int64, at: Int64)?>(nil)
 
     func attributes(_ r: InodeRecord) -> Attributes { lock.withLock { attributesLocked(r) } }
 
@@ -129,8 +141,14 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     public func unlink(parent: Int64, name: [UInt8]) throws(FSError) {
         try locked { () throws(FSError) -> Void in
-            let victim = try namespace.unlink(parent: parent, name: name, nowNs: Self.now())
-            try releaseIfGoneLocked(victim)
+            // An unlinked file nobody has open goes in the same transaction.
+            let (victim, deleted) = try namespace.unlink(parent: parent, name: name, nowNs: Self.now()) { (openHandles[$0] ?? 0) == 0 }
+            if let deleted {
+                buffers[victim.ino] = nil
+                try purgeObjects(deleted)
+            } else {
+                try releaseIfGoneLocked(victim)
+            }
         }
     }
 
@@ -159,7 +177,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
     }
 
     private func purge(_ ino: Int64) throws(FSError) {
-        let objects = try namespace.deleteInode(ino)
+        try purgeObjects(try namespace.deleteInode(ino))
+    }
+
+    private func purgeObjects(_ objects: [String]) throws(FSError) {
+        if objects.isEmpty { return }
         do { try engine.purgeObjects(volume: volume, ids: objects) } catch { throw .io }
         for id in objects { cache.remove(id) }
     }
@@ -422,7 +444,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public func statfs() throws(FSError) -> (capacityBytes: Int64, usedBytes: Int64, inodes: Int64) {
         let usage = try namespace.usage()
         let pending = lock.withLock { buffers.values.reduce(Int64(0)) { $0 + Int64($1.dirtyBytes) } }
-        return (capacityBytes, min(capacityBytes, usage.bytes + pending), usage.inodes)
+        let capacity = capacity(fresh: true)
+        return (capacity, min(capacity, usage.bytes + pending), usage.inodes)
     }
 
     /// Commits every buffer and purges retired objects (unmount: no reads are in flight).

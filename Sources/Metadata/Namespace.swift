@@ -52,6 +52,20 @@ public struct InodeRecord: Codable, Hashable, Sendable, FetchableRecord, Persist
         case mtimeNs = "mtime_ns"
         case ctimeNs = "ctime_ns"
     }
+
+    /// Decoded by column position from `SELECT *` (or `SELECT i.*`): GRDB's Codable
+    /// decoding cost more than the query on the hot paths (lookups, getattr).
+    public init(row: Row) throws {
+        ino = row[0]; kind = row[1]; mode = row[2]; uid = row[3]; gid = row[4]; size = row[5]; nlink = row[6]
+        rdev = row[7]; atimeNs = row[8]; mtimeNs = row[9]; ctimeNs = row[10]; target = row[11]
+    }
+
+    public func encode(to container: inout PersistenceContainer) throws {
+        container["ino"] = ino; container["kind"] = kind; container["mode"] = mode; container["uid"] = uid
+        container["gid"] = gid; container["size"] = size; container["nlink"] = nlink; container["rdev"] = rdev
+        container["atime_ns"] = atimeNs; container["mtime_ns"] = mtimeNs; container["ctime_ns"] = ctimeNs
+        container["target"] = target
+    }
 }
 
 /// A piece of a file's data: bytes [pos, pos+len) of chunk `chunk` come from `object` at
@@ -101,15 +115,19 @@ extension VolumeDatabase {
     /// Creates the root directory on first use.
     public func ensureRoot(uid: Int64, gid: Int64, mode: Int64, nowNs: Int64) throws(FSError) {
         try fs { db in
-            if try InodeRecord.fetchOne(db, key: Self.rootIno) == nil {
+            if try Self.fetchInode(db, Self.rootIno) == nil {
                 try InodeRecord(ino: Self.rootIno, kind: InodeRecord.directory, mode: mode, uid: uid, gid: gid, nlink: 2,
                                 atimeNs: nowNs, mtimeNs: nowNs, ctimeNs: nowNs).insert(db)
             }
         }
     }
 
+    /// An inode, from the cache of inodes (kept exact by `InodeCache.Invalidator`) or the database.
     public func inode(_ ino: Int64) throws(FSError) -> InodeRecord {
+        if let cached = inodes.get(ino) { return cached }
+        let generation = inodes.generation
         guard let record = try fsRead({ db in try Self.fetchInode(db, ino) }) else { throw .noEntry }
+        inodes.insert(record, ifGeneration: generation)
         return record
     }
 
@@ -117,6 +135,14 @@ extension VolumeDatabase {
     // than running it (75 µs per inode read, measured in release).
     static func fetchInode(_ db: Database, _ ino: Int64) throws -> InodeRecord? {
         try InodeRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM inode WHERE ino = ?"), arguments: [ino])
+    }
+
+    /// Writes every column of an existing inode (GRDB's generic `update` cost more than the statement).
+    static func store(_ db: Database, _ r: InodeRecord) throws {
+        try db.cachedStatement(sql: """
+            UPDATE inode SET kind = ?, mode = ?, uid = ?, gid = ?, size = ?, nlink = ?, rdev = ?,
+            atime_ns = ?, mtime_ns = ?, ctime_ns = ?, target = ? WHERE ino = ?
+            """).execute(arguments: [r.kind, r.mode, r.uid, r.gid, r.size, r.nlink, r.rdev, r.atimeNs, r.mtimeNs, r.ctimeNs, r.target, r.ino])
     }
 
     static func directory(_ db: Database, _ ino: Int64) throws -> InodeRecord {
@@ -137,11 +163,12 @@ extension VolumeDatabase {
     }
 
     public func lookup(parent: Int64, name: [UInt8]) throws(FSError) -> InodeRecord {
-        try fsRead { db in
-            _ = try Self.directory(db, parent)
-            guard let found = try Self.child(db, parent, name) else { throw FSError.noEntry }
-            return found
+        guard try inode(parent).isDirectory else { throw .notDirectory }
+        let found = try fsRead { db in
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT ino FROM dentry WHERE parent = ? AND name = ?"), arguments: [parent, Data(name)])
         }
+        guard let found else { throw .noEntry }
+        return try inode(found)
     }
 
     /// A new file, directory, symlink or special file named `name` in `parent`.
@@ -172,22 +199,25 @@ extension VolumeDatabase {
     public func link(ino: Int64, newParent: Int64, newName: [UInt8], nowNs: Int64) throws(FSError) -> InodeRecord {
         if newName.count > 255 { throw .nameTooLong }
         return try fs { db in
-            guard var target = try InodeRecord.fetchOne(db, key: ino) else { throw FSError.noEntry }
+            guard var target = try Self.fetchInode(db, ino) else { throw FSError.noEntry }
             if target.isDirectory { throw FSError.notPermitted }
             _ = try Self.directory(db, newParent)
             if try Self.child(db, newParent, newName) != nil { throw FSError.exists }
             try db.cachedStatement(sql: "INSERT INTO dentry (parent, name, ino) VALUES (?, ?, ?)").execute(arguments: [newParent, Data(newName), ino])
             target.nlink += 1
             target.ctimeNs = nowNs
-            try target.update(db)
+            try Self.store(db, target)
             try Self.touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs)
             return target
         }
     }
 
-    /// Removes a name of a non-directory; returns the inode with its new link count (0:
-    /// the caller deletes it once no handle is open).
-    public func unlink(parent: Int64, name: [UInt8], nowNs: Int64) throws(FSError) -> InodeRecord {
+    /// Removes a name of a non-directory; returns the inode with its new link count and,
+    /// when that reached 0 and `deleteIfUnused(ino)` says no handle holds it, the objects
+    /// only it referenced (the inode is then deleted in the same transaction, as
+    /// `deleteInode` would). Otherwise the caller deletes it once no handle is open.
+    public func unlink(parent: Int64, name: [UInt8], nowNs: Int64,
+                       deleteIfUnused: (Int64) -> Bool = { _ in false }) throws(FSError) -> (inode: InodeRecord, deleted: [String]?) {
         try fs { db in
             _ = try Self.directory(db, parent)
             guard var victim = try Self.child(db, parent, name) else { throw FSError.noEntry }
@@ -195,9 +225,10 @@ extension VolumeDatabase {
             try db.cachedStatement(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?").execute(arguments: [parent, Data(name)])
             victim.nlink -= 1
             victim.ctimeNs = nowNs
-            try victim.update(db)
+            try Self.store(db, victim)
             try Self.touchDirectory(db, parent, nlinkDelta: 0, nowNs: nowNs)
-            return victim
+            if victim.nlink == 0 && deleteIfUnused(victim.ino) { return (victim, try Self.deleteInode(db, victim.ino)) }
+            return (victim, nil)
         }
     }
 
@@ -213,7 +244,7 @@ extension VolumeDatabase {
             try db.cachedStatement(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?").execute(arguments: [parent, Data(name)])
             victim.nlink = 0
             victim.ctimeNs = nowNs
-            try victim.update(db)
+            try Self.store(db, victim)
             try Self.touchDirectory(db, parent, nlinkDelta: -1, nowNs: nowNs)
             return victim
         }
@@ -263,7 +294,7 @@ extension VolumeDatabase {
                     try Self.touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs)
                 }
                 source.ctimeNs = nowNs; other.ctimeNs = nowNs
-                try source.update(db); try other.update(db)
+                try Self.store(db, source); try Self.store(db, other)
                 return nil
             }
             var replaced: InodeRecord? = nil
@@ -281,7 +312,7 @@ extension VolumeDatabase {
                     victim.nlink -= 1
                 }
                 victim.ctimeNs = nowNs
-                try victim.update(db)
+                try Self.store(db, victim)
                 try db.cachedStatement(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?").execute(arguments: [newParent, Data(newName)])
                 replaced = victim
             }
@@ -295,7 +326,7 @@ extension VolumeDatabase {
                 if newParent != parent { try Self.touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs) }
             }
             source.ctimeNs = nowNs
-            try source.update(db)
+            try Self.store(db, source)
             return replaced
         }
     }
@@ -323,7 +354,7 @@ extension VolumeDatabase {
     public func setattr(ino: Int64, mode: Int64? = nil, uid: Int64? = nil, gid: Int64? = nil, size: Int64? = nil,
                         atimeNs: Int64? = nil, mtimeNs: Int64? = nil, chunkSize: Int64, nowNs: Int64) throws(FSError) -> InodeRecord {
         try fs { db in
-            guard var record = try InodeRecord.fetchOne(db, key: ino) else { throw FSError.noEntry }
+            guard var record = try Self.fetchInode(db, ino) else { throw FSError.noEntry }
             if let mode { record.mode = mode & 0o7777; record.ctimeNs = nowNs }
             if let uid { record.uid = uid; record.ctimeNs = nowNs }
             if let gid { record.gid = gid; record.ctimeNs = nowNs }
@@ -337,7 +368,7 @@ extension VolumeDatabase {
                 record.mtimeNs = nowNs
                 record.ctimeNs = nowNs
             }
-            try record.update(db)
+            try Self.store(db, record)
             return record
         }
     }
@@ -423,17 +454,19 @@ extension VolumeDatabase {
     /// Deletes an inode with no links left; returns the objects only it referenced (the
     /// caller deletes their shards, then `removeObject`s them).
     public func deleteInode(_ ino: Int64) throws(FSError) -> [String] {
-        try fs { db in
-            let objects = try String.fetchAll(db, sql: """
-                SELECT DISTINCT object FROM slice WHERE ino = ? AND object IS NOT NULL
-                AND object NOT IN (SELECT object FROM slice WHERE ino <> ? AND object IS NOT NULL)
-                """, arguments: [ino, ino])
-            try db.cachedStatement(sql: "DELETE FROM inode WHERE ino = ? AND nlink = 0").execute(arguments: [ino])
-            for object in objects {
-                try db.cachedStatement(sql: "UPDATE object SET state = 'deleting' WHERE id = ?").execute(arguments: [object])
-            }
-            return objects
+        try fs { db in try Self.deleteInode(db, ino) }
+    }
+
+    static func deleteInode(_ db: Database, _ ino: Int64) throws -> [String] {
+        let objects = try String.fetchAll(db.cachedStatement(sql: """
+            SELECT DISTINCT object FROM slice s WHERE s.ino = ? AND s.object IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM slice o WHERE o.object = s.object AND o.ino <> s.ino)
+            """), arguments: [ino])
+        try db.cachedStatement(sql: "DELETE FROM inode WHERE ino = ? AND nlink = 0").execute(arguments: [ino])
+        for object in objects {
+            try db.cachedStatement(sql: "UPDATE object SET state = 'deleting' WHERE id = ?").execute(arguments: [object])
         }
+        return objects
     }
 
     /// Inodes with no links (unlinked while open when the process stopped).
@@ -455,7 +488,7 @@ extension VolumeDatabase {
 
     public func getXattr(ino: Int64, name: [UInt8]) throws(FSError) -> [UInt8] {
         try fsRead { db in
-            guard try InodeRecord.fetchOne(db, key: ino) != nil else { throw FSError.noEntry }
+            guard try Self.fetchInode(db, ino) != nil else { throw FSError.noEntry }
             guard let value = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?"), arguments: [ino, Data(name)]) else {
                 throw FSError.noData
             }
@@ -465,7 +498,7 @@ extension VolumeDatabase {
 
     public func setXattr(ino: Int64, name: [UInt8], value: [UInt8], flags: Int32, nowNs: Int64) throws(FSError) {
         try fs { db in
-            guard try InodeRecord.fetchOne(db, key: ino) != nil else { throw FSError.noEntry }
+            guard try Self.fetchInode(db, ino) != nil else { throw FSError.noEntry }
             let exists = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?"), arguments: [ino, Data(name)]) != nil
             if flags & Self.xattrCreate != 0 && exists { throw FSError.exists }
             if flags & Self.xattrReplace != 0 && !exists { throw FSError.noData }
@@ -476,7 +509,7 @@ extension VolumeDatabase {
 
     public func listXattr(ino: Int64) throws(FSError) -> [[UInt8]] {
         try fsRead { db in
-            guard try InodeRecord.fetchOne(db, key: ino) != nil else { throw FSError.noEntry }
+            guard try Self.fetchInode(db, ino) != nil else { throw FSError.noEntry }
             return try Data.fetchAll(db.cachedStatement(sql: "SELECT name FROM xattr WHERE ino = ? ORDER BY name"), arguments: [ino]).map { [UInt8]($0) }
         }
     }

@@ -12,6 +12,8 @@ import GRDB
 public final class VolumeDatabase: Sendable {
     public let volumeID: String
     let writer: any DatabaseWriter
+    /// Inodes read recently, invalidated by every change to the inode table.
+    let inodes = InodeCache()
 
     public init(path: String, volumeID: String) throws {
         var configuration = Configuration()
@@ -20,6 +22,7 @@ public final class VolumeDatabase: Sendable {
         self.volumeID = volumeID
         writer = try DatabasePool(path: path, configuration: configuration)
         try VolumeMigrations.migrator.migrate(writer)
+        writer.add(transactionObserver: InodeCache.Invalidator(inodes), extent: .databaseLifetime)
     }
 
     /// In memory, for tests.
@@ -27,6 +30,7 @@ public final class VolumeDatabase: Sendable {
         self.volumeID = volumeID
         writer = try DatabaseQueue()
         try VolumeMigrations.migrator.migrate(writer)
+        writer.add(transactionObserver: InodeCache.Invalidator(inodes), extent: .databaseLifetime)
     }
 
     /// Step 1 of a write: the object is known before any shard exists, so a crash leaves

@@ -13,6 +13,37 @@ import Testing
 
     func n(_ s: String) -> [UInt8] { Array(s.utf8) }
 
+    /// The inode cache never answers with an inode older than the database: every kind
+    /// of change (namespace calls, data commits, raw SQL) drops the cached copy, and an
+    /// insert racing with a change is refused.
+    @Test func inodeCacheFollowsEveryChange() throws {
+        let db = try fresh()
+        let a = try db.create(parent: 1, name: n("a"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        #expect(try db.inode(a.ino).mode == 0o644)  // now cached
+        _ = try db.setattr(ino: a.ino, mode: 0o600, chunkSize: 4096, nowNs: 3)
+        #expect(try db.inode(a.ino).mode == 0o600)
+        try db.commitWrite(ino: a.ino, slices: [], objects: [], size: 777, nowNs: 4)
+        #expect(try db.inode(a.ino).size == 777)
+        try db.writer.write { d in try d.execute(sql: "UPDATE inode SET uid = 42 WHERE ino = ?", arguments: [a.ino]) }
+        #expect(try db.inode(a.ino).uid == 42)
+        #expect(try db.inode(1).mtimeNs == 2)
+        _ = try db.unlink(parent: 1, name: n("a"), nowNs: 5)
+        #expect(try db.inode(a.ino).nlink == 0)
+        #expect(try db.inode(1).mtimeNs == 5)  // the parent was touched
+        // A reader that fetched before a change must not cache what it fetched.
+        let stale = try db.inode(1)
+        let seen = db.inodes.generation
+        _ = try db.create(parent: 1, name: n("b"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 6)
+        db.inodes.insert(stale, ifGeneration: seen)
+        #expect(try db.inode(1).mtimeNs == 6)
+        // A rolled-back change leaves nothing stale either.
+        _ = try? db.writer.write { d in
+            try d.execute(sql: "UPDATE inode SET uid = 7 WHERE ino = 1")
+            throw FSError.io
+        }
+        #expect(try db.inode(1).uid == 0)
+    }
+
     @Test func renameFlags() throws {
         let db = try fresh()
         let a = try db.create(parent: 1, name: n("a"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
