@@ -65,7 +65,8 @@ public final class FuseMount: @unchecked Sendable {
         }
         var options = "default_permissions,allow_other,fsname=berth:\(fileSystem.volume),subtype=berth"
         if readOnly { options += ",ro" }
-        let arguments = ["berth", "-o", options]
+        // BERTH_FUSE_DEBUG=1 prints every request and reply (libfuse's -d) to stderr.
+        let arguments = ["berth", "-o", options] + (ProcessInfo.processInfo.environment["BERTH_FUSE_DEBUG"] == "1" ? ["-d"] : [])
         var cStrings = arguments.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         var ops = Self.operations()

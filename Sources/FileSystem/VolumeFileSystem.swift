@@ -29,8 +29,10 @@ public struct DirectoryListing: Sendable {
 
 /// One volume as a POSIX filesystem, independent of FUSE: every method returns data or
 /// throws an errno. Writes are buffered per file and committed (objects written, then
-/// slices, size and times in one transaction) when a chunk fills, and on flush, fsync and
-/// release. Mutations are serialized by one lock; reads of committed data run in parallel.
+/// slices, size and times in one transaction) when a chunk fills, when a file holds too
+/// much, and on fsync; a closed file's bytes are written back in the background, many
+/// files packed into one object and one transaction (see `VolumeFileSystem+WriteBack`).
+/// Mutations are serialized by one lock; reads of committed data run in parallel.
 public final class VolumeFileSystem: @unchecked Sendable {
     public let engine: Engine
     public let volume: String
@@ -38,13 +40,20 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public let chunkSize: Int64
     /// The pool of the volume's class: reads go straight to the object store.
     let pool: UInt32
-    let lock = NSLock()
-    private var buffers: [Int64: FileBuffer] = [:]
-    private var openHandles: [Int64: Int] = [:]
+    /// The filesystem's lock, and the condition writers wait on for a write-back in flight.
+    let lock = NSCondition()
+    var buffers: [Int64: FileBuffer] = [:]
+    var openHandles: [Int64: Int] = [:]
+    /// Buffers the background write-back has taken and not yet committed.
+    var inflight: [Int64: FileBuffer] = [:]
+    /// Files closed (or flushed) with bytes still buffered: the next write-back takes them.
+    var closedDirty: Set<Int64> = []
+    var writeBackScheduled = false
+    let writeBackQueue = DispatchQueue(label: "berth.fs.write-back")
     let cache = ObjectCache(budgetBytes: 64 << 20)
     /// Objects compaction made unreferenced, purged once reads that may still use them are
     /// done (after `retireAfterSeconds`, or at unmount).
-    private var retired: [(ids: [String], at: Double)] = []
+    var retired: [(ids: [String], at: Double)] = []
     static let retireAfterSeconds = 10.0
     /// A chunk with more slices than this is rewritten as one object at its next commit.
     /// Reads fetch only the bytes each slice contributes, so a chunk may hold many.
@@ -56,8 +65,24 @@ public final class VolumeFileSystem: @unchecked Sendable {
     final class FileBuffer {
         var chunks: [Int64: DirtyExtents] = [:]
         var size: Int64
+        /// When the last write happened: the file's mtime once committed, unless
+        /// `timesSet` (a later setattr chose the times, as tar does after writing).
+        var lastWriteNs: Int64 = 0
+        var timesSet = false
         init(size: Int64) { self.size = size }
         var dirtyBytes: Int { chunks.values.reduce(0) { $0 + $1.byteCount } }
+
+        /// `newer` written over this one (a failed write-back's bytes under what came since).
+        func absorb(_ newer: FileBuffer) {
+            for (chunk, extents) in newer.chunks {
+                for extent in extents.extents {
+                    extent.bytes.withUnsafeBytes { chunks[chunk, default: DirtyExtents()].write(at: extent.start, $0) }
+                }
+            }
+            size = newer.size
+            lastWriteNs = max(lastWriteNs, newer.lastWriteNs)
+            timesSet = newer.timesSet
+        }
     }
 
     public init(engine: Engine, volume: String) throws(FSError) {
@@ -121,10 +146,18 @@ public final class VolumeFileSystem: @unchecked Sendable {
         }
     }
 
-    private func attributesLocked(_ r: InodeRecord) -> Attributes {
-        let size = buffers[r.ino].map { max($0.size, r.size) } ?? r.size
-        return Attributes(ino: r.ino, kind: r.kind, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid, size: size,
-                          rdev: r.rdev, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs, ctimeNs: r.ctimeNs)
+    func attributesLocked(_ r: InodeRecord) -> Attributes {
+        var a = Attributes(ino: r.ino, kind: r.kind, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid, size: r.size,
+                           rdev: r.rdev, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs, ctimeNs: r.ctimeNs)
+        // Bytes not committed yet count: the size they reach, the time they were written.
+        for pending in [inflight[r.ino], buffers[r.ino]].compactMap({ $0 }) {
+            a.size = max(a.size, pending.size)
+            if !pending.timesSet && pending.lastWriteNs > a.mtimeNs {
+                a.mtimeNs = pending.lastWriteNs
+                a.ctimeNs = max(a.ctimeNs, pending.lastWriteNs)
+            }
+        }
+        return a
     }
 
     public func readlink(_ ino: Int64) throws(FSError) -> [UInt8] {
@@ -142,9 +175,12 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public func unlink(parent: Int64, name: [UInt8]) throws(FSError) {
         try locked { () throws(FSError) -> Void in
             // An unlinked file nobody has open goes in the same transaction.
-            let (victim, deleted) = try namespace.unlink(parent: parent, name: name, nowNs: Self.now()) { (openHandles[$0] ?? 0) == 0 }
+            let (victim, deleted) = try namespace.unlink(parent: parent, name: name, nowNs: Self.now()) {
+                (openHandles[$0] ?? 0) == 0 && inflight[$0] == nil
+            }
             if let deleted {
                 buffers[victim.ino] = nil
+                closedDirty.remove(victim.ino)
                 try purgeObjects(deleted)
             } else {
                 try releaseIfGoneLocked(victim)
@@ -172,11 +208,13 @@ public final class VolumeFileSystem: @unchecked Sendable {
     private func releaseIfGoneLocked(_ r: InodeRecord) throws(FSError) {
         if r.nlink == 0 && (openHandles[r.ino] ?? 0) == 0 {
             buffers[r.ino] = nil
+            closedDirty.remove(r.ino)
+            waitForWriteBackLocked(r.ino)
             try purge(r.ino)
         }
     }
 
-    private func purge(_ ino: Int64) throws(FSError) {
+    func purge(_ ino: Int64) throws(FSError) {
         try purgeObjects(try namespace.deleteInode(ino))
     }
 
@@ -206,6 +244,10 @@ public final class VolumeFileSystem: @unchecked Sendable {
         try locked { () throws(FSError) -> Attributes in
             if size != nil { try commitLocked(ino) }  // pending bytes first, then cut
             if let size, size > capacityBytes { throw .noSpace }
+            // Times chosen now win over the write time the buffered bytes would commit.
+            if atimeNs != nil || mtimeNs != nil {
+                for pending in [inflight[ino], buffers[ino]].compactMap({ $0 }) { pending.timesSet = true }
+            }
             let record = try namespace.setattr(ino: ino, mode: mode, uid: uid, gid: gid, size: size, atimeNs: atimeNs,
                                                mtimeNs: mtimeNs, chunkSize: chunkSize, nowNs: Self.now())
             return attributesLocked(record)
@@ -219,29 +261,34 @@ public final class VolumeFileSystem: @unchecked Sendable {
         lock.withLock { openHandles[ino, default: 0] += 1 }
     }
 
-    /// Last close of a handle: commits, and deletes the file if it was unlinked meanwhile.
+    /// Last close of a handle: hands the file's bytes to the write-back, or deletes the
+    /// file if it was unlinked meanwhile.
     public func release(_ ino: Int64) throws(FSError) {
         try locked { () throws(FSError) -> Void in
             defer {
                 openHandles[ino, default: 1] -= 1
                 if openHandles[ino] == 0 { openHandles[ino] = nil }
             }
-            try commitLocked(ino)
             if (openHandles[ino] ?? 0) <= 1, let r = try? namespace.inode(ino), r.nlink == 0 {
                 buffers[ino] = nil
+                closedDirty.remove(ino)
                 openHandles[ino] = nil
+                waitForWriteBackLocked(ino)
                 try purge(ino)
+            } else {
+                scheduleWriteBackLocked(ino)
             }
         }
     }
 
-    public func flush(_ ino: Int64) throws(FSError) { try locked { () throws(FSError) -> Void in try commitLocked(ino) } }
+    /// close(): the bytes go to the write-back (POSIX promises durability at fsync only).
+    public func flush(_ ino: Int64) throws(FSError) { lock.withLock { scheduleWriteBackLocked(ino) } }
 
     /// Data and namespace are durable when this returns: shards are always fsynced before
     /// their slices commit; namespace commits skip their fsync (POSIX asks for durability
     /// at fsync, not at every create), and this makes them all durable.
     public func fsync(_ ino: Int64) throws(FSError) {
-        try flush(ino)
+        try locked { () throws(FSError) -> Void in try commitLocked(ino) }
         try namespace.syncNamespace()
     }
 
@@ -267,6 +314,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 done += n
             }
             buffer.size = max(buffer.size, end)
+            buffer.lastWriteNs = Self.now()
+            buffer.timesSet = false
             buffers[ino] = buffer
             // Full chunks go out now; so does everything once the file holds too many bytes.
             let full = buffer.chunks.filter { $0.value.covers(Int(chunkSize)) }.map(\.key)
@@ -279,25 +328,50 @@ public final class VolumeFileSystem: @unchecked Sendable {
     }
 
     /// Writes buffered chunks as objects and commits their slices, the size and times in
-    /// one transaction. Dirty ranges are packed back to back into as few objects as the
-    /// chunk size allows (slices point at their offset inside), so many small writes cost
-    /// one object, not one each. Objects written before a failure stay 'writing' and are
-    /// collected.
-    private func commitLocked(_ ino: Int64, only: Set<Int64>? = nil) throws(FSError) {
+    /// one transaction. Waits first for a write-back of the same file still in flight, so
+    /// slices commit in the order their bytes were written. Objects written before a
+    /// failure stay 'writing' and are collected.
+    func commitLocked(_ ino: Int64, only: Set<Int64>? = nil) throws(FSError) {
+        waitForWriteBackLocked(ino)
         guard let buffer = buffers[ino] else { return }
-        var pieces: [(chunk: Int64, extent: DirtyExtents.Extent)] = []
+        var pieces: [Piece] = []
         for (chunk, entry) in buffer.chunks.sorted(by: { $0.key < $1.key }) where only?.contains(chunk) ?? true {
-            for extent in entry.extents { pieces.append((chunk, extent)) }
+            for extent in entry.extents { pieces.append(Piece(ino: ino, chunk: chunk, extent: extent)) }
         }
+        let (slices, objects) = try stage(pieces)
+        try namespace.commitWrites([.init(ino: ino, size: buffer.size, mtimeNs: buffer.timesSet ? nil : buffer.lastWriteNs)],
+                                   slices: slices, objects: objects)
+        if let only {
+            for chunk in only { buffer.chunks[chunk] = nil }
+            if buffer.chunks.isEmpty { buffers[ino] = nil }
+        } else {
+            buffers[ino] = nil
+            closedDirty.remove(ino)
+        }
+        try compactCrowdedLocked(ino, chunks: Set(pieces.map(\.chunk)))
+        purgeRetiredLocked(all: false)
+    }
+
+    /// Bytes of one file's chunk on their way into an object.
+    struct Piece {
+        var ino: Int64
+        var chunk: Int64
+        var extent: DirtyExtents.Extent
+    }
+
+    /// Packs pieces back to back into as few objects as the chunk size allows (slices
+    /// point at their offset inside), so many small writes — or many small files — cost
+    /// one object, not one each; writes the objects (staged, not yet live). Needs no lock.
+    func stage(_ pieces: [Piece]) throws(FSError) -> (slices: [SliceRecord], objects: [String]) {
         var slices: [SliceRecord] = []
         var objects: [String] = []
         var index = 0
         while index < pieces.count {
             var packed: [UInt8] = []
-            var members: [(chunk: Int64, range: Range<Int>, offset: Int)] = []
+            var members: [(piece: Piece, offset: Int)] = []
             while index < pieces.count && (packed.isEmpty || packed.count + pieces[index].extent.bytes.count <= Int(chunkSize)) {
                 let piece = pieces[index]
-                members.append((piece.chunk, piece.extent.range, packed.count))
+                members.append((piece, packed.count))
                 if packed.isEmpty { packed = piece.extent.bytes } else { packed += piece.extent.bytes }  // a whole chunk: no copy
                 index += 1
             }
@@ -309,28 +383,24 @@ public final class VolumeFileSystem: @unchecked Sendable {
             cache.insert(id.description, packed)
             objects.append(id.description)
             for m in members {
-                slices.append(SliceRecord(ino: ino, chunk: m.chunk, pos: Int64(m.range.lowerBound), len: Int64(m.range.count),
-                                          object: id.description, objectOff: Int64(m.offset)))
+                slices.append(SliceRecord(ino: m.piece.ino, chunk: m.piece.chunk, pos: Int64(m.piece.extent.start),
+                                          len: Int64(m.piece.extent.bytes.count), object: id.description, objectOff: Int64(m.offset)))
             }
         }
-        try namespace.commitWrite(ino: ino, slices: slices, objects: objects, size: buffer.size, nowNs: Self.now())
-        let committed = Set(pieces.map(\.chunk))
-        if let only {
-            for chunk in only { buffer.chunks[chunk] = nil }
-            if buffer.chunks.isEmpty { buffers[ino] = nil }
-        } else {
-            buffers[ino] = nil
-        }
-        for chunk in committed.sorted() where try namespace.sliceCount(ino: ino, chunk: chunk) > Self.compactAboveSlices {
+        return (slices, objects)
+    }
+
+    /// Compacts those of a file's chunks that hold too many slices.
+    func compactCrowdedLocked(_ ino: Int64, chunks: Set<Int64>) throws(FSError) {
+        for chunk in chunks.sorted() where try namespace.sliceCount(ino: ino, chunk: chunk) > Self.compactAboveSlices {
             try compactLocked(ino, chunk: chunk)
         }
-        purgeRetiredLocked(all: false)
     }
 
     /// Rewrites a chunk's slices as one object, so reads stay one object per chunk and
     /// overwritten data stops holding space. The objects it frees are retired, not deleted:
     /// a read in flight may have fetched the old slice list.
-    private func compactLocked(_ ino: Int64, chunk: Int64) throws(FSError) {
+    func compactLocked(_ ino: Int64, chunk: Int64) throws(FSError) {
         let record = try namespace.inode(ino)
         let start = chunk * chunkSize
         let length = max(0, min(chunkSize, record.size - start))
@@ -373,7 +443,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         }
     }
 
-    private func purgeRetiredLocked(all: Bool) {
+    func purgeRetiredLocked(all: Bool) {
         let now = Double(Self.now()) / 1e9
         let due = retired.filter { all || now - $0.at >= Self.retireAfterSeconds }
         guard !due.isEmpty else { return }
@@ -389,17 +459,23 @@ public final class VolumeFileSystem: @unchecked Sendable {
         let record = try namespace.inode(ino)
         if record.isDirectory { throw .isDirectory }
         // Snapshot of the pending bytes (copied: writers keep mutating the buffers).
-        let (fileSize, pending) = lock.withLock { () -> (Int64, [Int64: DirtyExtents]) in
-            guard let b = buffers[ino] else { return (record.size, [:]) }
-            var copy: [Int64: DirtyExtents] = [:]
-            let first = offset / chunkSize, last = (offset + Int64(size)) / chunkSize
-            for chunk in first...last {
-                guard let entry = b.chunks[chunk] else { continue }
-                let start = chunk == first ? Int(offset % chunkSize) : 0
-                let stop = chunk == last ? Int((offset + Int64(size)) % chunkSize) : Int(chunkSize)
-                if start < stop { copy[chunk] = entry.clipped(to: start..<stop) }
+        // Bytes not committed yet, in write order: a write-back in flight, then the buffer.
+        let (fileSize, pending) = lock.withLock { () -> (Int64, [[Int64: DirtyExtents]]) in
+            var fileSize = record.size
+            var layers: [[Int64: DirtyExtents]] = []
+            for b in [inflight[ino], buffers[ino]].compactMap({ $0 }) {
+                var copy: [Int64: DirtyExtents] = [:]
+                let first = offset / chunkSize, last = (offset + Int64(size)) / chunkSize
+                for chunk in first...last {
+                    guard let entry = b.chunks[chunk] else { continue }
+                    let start = chunk == first ? Int(offset % chunkSize) : 0
+                    let stop = chunk == last ? Int((offset + Int64(size)) % chunkSize) : Int(chunkSize)
+                    if start < stop { copy[chunk] = entry.clipped(to: start..<stop) }
+                }
+                layers.append(copy)
+                fileSize = max(fileSize, b.size)
             }
-            return (max(b.size, record.size), copy)
+            return (fileSize, layers)
         }
         let end = min(fileSize, offset + Int64(size))
         if end <= offset { return [] }
@@ -412,7 +488,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             let window = within..<(within + n)
             let base = Int(position - offset)
             try applySlices(try namespace.slices(ino: ino, chunk: chunk), window: window, into: &result, at: base)
-            pending[chunk]?.overlay(window: window, onto: &result, at: base)
+            for layer in pending { layer[chunk]?.overlay(window: window, onto: &result, at: base) }
             position += Int64(n)
         }
         return result
@@ -443,14 +519,16 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// Capacity and use in bytes and inodes: the volume's provisioned size.
     public func statfs() throws(FSError) -> (capacityBytes: Int64, usedBytes: Int64, inodes: Int64) {
         let usage = try namespace.usage()
-        let pending = lock.withLock { buffers.values.reduce(Int64(0)) { $0 + Int64($1.dirtyBytes) } }
+        let pending = lock.withLock { (Array(buffers.values) + Array(inflight.values)).reduce(Int64(0)) { $0 + Int64($1.dirtyBytes) } }
         let capacity = capacity(fresh: true)
         return (capacity, min(capacity, usage.bytes + pending), usage.inodes)
     }
 
-    /// Commits every buffer and purges retired objects (unmount: no reads are in flight).
+    /// Finishes the write-back, commits every buffer and purges retired objects (unmount:
+    /// no reads are in flight).
     public func flushAll() {
         lock.withLock {
+            waitForAllWriteBacksLocked()
             for ino in Array(buffers.keys) { try? commitLocked(ino) }
             purgeRetiredLocked(all: true)
         }

@@ -108,7 +108,15 @@ extension VolumeDatabase {
         do { return try writer.write(body) } catch let e as FSError { throw e } catch { throw .io }
     }
 
+    /// Namespace reads run on the writer's connection: point queries of a few
+    /// microseconds, where borrowing a reader from GRDB's pool cost more than the query
+    /// (runtime key-path instantiation on every `Pool.get`), and where the pages are warm.
+    /// Data reads (`slices`) that may run in parallel use `fsParallelRead`.
     func fsRead<T>(_ body: (Database) throws -> T) throws(FSError) -> T {
+        do { return try writer.writeWithoutTransaction(body) } catch let e as FSError { throw e } catch { throw .io }
+    }
+
+    func fsParallelRead<T>(_ body: (Database) throws -> T) throws(FSError) -> T {
         do { return try writer.read(body) } catch let e as FSError { throw e } catch { throw .io }
     }
 
@@ -384,7 +392,7 @@ extension VolumeDatabase {
 
     /// A chunk's slices, oldest first, each with its object's size.
     public func slices(ino: Int64, chunk: Int64) throws(FSError) -> [SliceRecord] {
-        try fsRead { db in
+        try fsParallelRead { db in
             try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT slice.*, object.size_bytes AS object_size FROM slice LEFT JOIN object ON object.id = slice.object
                 WHERE slice.ino = ? AND slice.chunk = ? ORDER BY slice.id
@@ -396,17 +404,38 @@ extension VolumeDatabase {
         }
     }
 
+    /// What one file's committed write changes: its size grows to `size`, and its mtime
+    /// and ctime become `mtimeNs` (nil: a setattr chose the times since the bytes were written).
+    public struct WrittenFile: Sendable {
+        public var ino: Int64
+        public var size: Int64
+        public var mtimeNs: Int64?
+        public init(ino: Int64, size: Int64, mtimeNs: Int64?) { self.ino = ino; self.size = size; self.mtimeNs = mtimeNs }
+    }
+
     /// Makes written data visible, atomically: staged objects become live, their slices
-    /// are added, and the size and times move forward.
-    public func commitWrite(ino: Int64, slices: [SliceRecord], objects: [String], size: Int64, nowNs: Int64) throws(FSError) {
+    /// are added, and the files' sizes and times move forward — for one file or for many
+    /// (the write-back commits every file it packed together in one transaction).
+    public func commitWrites(_ files: [WrittenFile], slices: [SliceRecord], objects: [String]) throws(FSError) {
         try fs { db in
             for object in objects {
                 try db.cachedStatement(sql: "UPDATE object SET state = 'live' WHERE id = ?").execute(arguments: [object])
             }
             for slice in slices { try slice.insert(db) }
-            try db.execute(sql: "UPDATE inode SET size = max(size, ?), mtime_ns = ?, ctime_ns = ? WHERE ino = ?",
-                           arguments: [size, nowNs, nowNs, ino])
+            for file in files {
+                if let mtime = file.mtimeNs {
+                    try db.cachedStatement(sql: "UPDATE inode SET size = max(size, ?), mtime_ns = max(mtime_ns, ?), ctime_ns = max(ctime_ns, ?) WHERE ino = ?")
+                        .execute(arguments: [file.size, mtime, mtime, file.ino])
+                } else {
+                    try db.cachedStatement(sql: "UPDATE inode SET size = max(size, ?) WHERE ino = ?").execute(arguments: [file.size, file.ino])
+                }
+            }
         }
+    }
+
+    /// `commitWrites` for one file whose bytes were written at `nowNs`.
+    public func commitWrite(ino: Int64, slices: [SliceRecord], objects: [String], size: Int64, nowNs: Int64) throws(FSError) {
+        try commitWrites([WrittenFile(ino: ino, size: size, mtimeNs: nowNs)], slices: slices, objects: objects)
     }
 
     /// Replaces the slices of a chunk up to `upToSlice` with one slice of `object` covering
@@ -487,8 +516,10 @@ extension VolumeDatabase {
     public static let xattrCreate: Int32 = 1, xattrReplace: Int32 = 2
 
     public func getXattr(ino: Int64, name: [UInt8]) throws(FSError) -> [UInt8] {
-        try fsRead { db in
-            guard try Self.fetchInode(db, ino) != nil else { throw FSError.noEntry }
+        _ = try inode(ino)
+        let key = Data(name)
+        if !xattrNames.withLock({ $0.contains(key) }) { throw .noData }
+        return try fsRead { db in
             guard let value = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?"), arguments: [ino, Data(name)]) else {
                 throw FSError.noData
             }
@@ -502,6 +533,8 @@ extension VolumeDatabase {
             let exists = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?"), arguments: [ino, Data(name)]) != nil
             if flags & Self.xattrCreate != 0 && exists { throw FSError.exists }
             if flags & Self.xattrReplace != 0 && !exists { throw FSError.noData }
+            // Known before the row commits, so no reader can miss it.
+            xattrNames.withLock { _ = $0.insert(Data(name)) }
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO xattr (ino, name, value) VALUES (?, ?, ?)").execute(arguments: [ino, Data(name), Data(value)])
             try db.cachedStatement(sql: "UPDATE inode SET ctime_ns = ? WHERE ino = ?").execute(arguments: [nowNs, ino])
         }

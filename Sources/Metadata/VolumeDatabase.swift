@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// One volume's metadata in its own SQLite file, so one busy volume never waits on
 /// another's writer: the objects holding its data (and, from the filesystem, its namespace).
@@ -14,6 +15,9 @@ public final class VolumeDatabase: Sendable {
     let writer: any DatabaseWriter
     /// Inodes read recently, invalidated by every change to the inode table.
     let inodes = InodeCache()
+    /// Every xattr name any inode of the volume has (or had since opening): the kernel asks
+    /// for `security.capability` on every write, and a name nobody uses needs no query.
+    let xattrNames = Mutex<Set<Data>>([])
 
     public init(path: String, volumeID: String) throws {
         var configuration = Configuration()
@@ -23,6 +27,8 @@ public final class VolumeDatabase: Sendable {
         writer = try DatabasePool(path: path, configuration: configuration)
         try VolumeMigrations.migrator.migrate(writer)
         writer.add(transactionObserver: InodeCache.Invalidator(inodes), extent: .databaseLifetime)
+        let names = try writer.read { db in try Data.fetchAll(db, sql: "SELECT DISTINCT name FROM xattr") }
+        xattrNames.withLock { $0 = Set(names) }
     }
 
     /// In memory, for tests.
@@ -31,6 +37,8 @@ public final class VolumeDatabase: Sendable {
         writer = try DatabaseQueue()
         try VolumeMigrations.migrator.migrate(writer)
         writer.add(transactionObserver: InodeCache.Invalidator(inodes), extent: .databaseLifetime)
+        let names = try writer.read { db in try Data.fetchAll(db, sql: "SELECT DISTINCT name FROM xattr") }
+        xattrNames.withLock { $0 = Set(names) }
     }
 
     /// Step 1 of a write: the object is known before any shard exists, so a crash leaves

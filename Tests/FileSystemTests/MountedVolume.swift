@@ -80,6 +80,21 @@ final class MountedVolume: @unchecked Sendable {
     }
 
     func path(_ relative: String) -> String { mountpoint + "/" + relative }
+
+    /// Shard files on all of the volume's devices.
+    func shardFiles() -> Int {
+        let devices = state + "/devices"
+        guard let walker = FileManager.default.enumerator(atPath: devices) else { return 0 }
+        var count = 0
+        while let path = walker.nextObject() as? String {
+            guard path.contains("/shards/") else { continue }
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: devices + "/" + path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                count += 1
+            }
+        }
+        return count
+    }
 }
 
 /// errno of a failing call, or 0.

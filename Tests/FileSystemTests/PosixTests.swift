@@ -168,6 +168,45 @@ import Testing
         #expect(oldOrNew, "unsynced file has \(unsynced.count) bytes of neither old nor new content")
     }
 
+    /// Closed files go to the background write-back: their bytes read back at once (while
+    /// buffered or in flight), survive an unmount, keep the mtime of their writes (not of
+    /// the later commit) or the one a setattr chose after writing, and files deleted right
+    /// after closing leave no shards behind.
+    @Test(arguments: ["replicated-3", "remote-disk"])
+    func closedFilesAreWrittenBack(storageClass: String) throws {
+        let v = try MountedVolume(storageClass: storageClass)
+        #expect(mkdir(v.path("d"), 0o755) == 0)
+        for i in 0..<150 { #expect(writeFile(v.path("d/f\(i)"), pattern(1 + i * 97, seed: i)) == 0) }
+        var closedAt = timespec()
+        clock_gettime(CLOCK_REALTIME, &closedAt)
+        for i in 0..<150 { expectSame(readFile(v.path("d/f\(i)")), pattern(1 + i * 97, seed: i), "d/f\(i) at once") }
+        // tar's order: write, close, then set the times.
+        #expect(writeFile(v.path("timed"), pattern(5000, seed: 7)) == 0)
+        var times = [timespec(tv_sec: 978_307_200, tv_nsec: 5), timespec(tv_sec: 978_307_200, tv_nsec: 5)]
+        #expect(utimensat(AT_FDCWD, v.path("timed"), &times, 0) == 0)
+        // Written and deleted before the write-back runs.
+        for i in 0..<20 { #expect(writeFile(v.path("gone\(i)"), pattern(3000, seed: i)) == 0); #expect(unlink(v.path("gone\(i)")) == 0) }
+        v.unmount()
+        try v.mount()
+        for i in 0..<150 {
+            expectSame(readFile(v.path("d/f\(i)")), pattern(1 + i * 97, seed: i), "d/f\(i) after remount")
+            var st = stat()
+            #expect(stat(v.path("d/f\(i)"), &st) == 0)
+            let mtime = st.st_mtim.tv_sec * 1_000_000_000 + st.st_mtim.tv_nsec
+            #expect(mtime <= closedAt.tv_sec * 1_000_000_000 + closedAt.tv_nsec, "d/f\(i): mtime is the write's, not the commit's")
+        }
+        var st = stat()
+        #expect(stat(v.path("timed"), &st) == 0)
+        #expect(st.st_mtim.tv_sec == 978_307_200 && st.st_mtim.tv_nsec == 5)
+        expectSame(readFile(v.path("timed")), pattern(5000, seed: 7))
+        #expect(access(v.path("gone0"), F_OK) != 0)
+        // Everything deleted: no shard stays behind.
+        for i in 0..<150 { #expect(unlink(v.path("d/f\(i)")) == 0) }
+        #expect(unlink(v.path("timed")) == 0)
+        v.unmount()
+        #expect(v.shardFiles() == 0)
+    }
+
     @Test func parallelWritersOnDifferentAndTheSameFile() throws {
         let v = try MountedVolume(storageClass: "ec-4-2")
         DispatchQueue.concurrentPerform(iterations: 8) { i in
@@ -191,20 +230,6 @@ import Testing
 /// Overwrites add slices that shadow old data; compaction rewrites a chunk once it has
 /// many, and the objects it frees are deleted, so space really comes back.
 @Suite(.serialized) struct CompactionTests {
-    func shardFiles(_ v: MountedVolume) -> Int {
-        let devices = v.state + "/devices"
-        guard let walker = FileManager.default.enumerator(atPath: devices) else { return 0 }
-        var count = 0
-        while let path = walker.nextObject() as? String {
-            guard path.contains("/shards/") else { continue }
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: devices + "/" + path, isDirectory: &isDirectory), !isDirectory.boolValue {
-                count += 1
-            }
-        }
-        return count
-    }
-
     @Test(arguments: ["replicated-3", "ec-4-2"])
     func overwrittenDataDoesNotKeepItsSpace(storageClass: String) throws {
         let v = try MountedVolume(storageClass: storageClass)
@@ -226,7 +251,7 @@ import Testing
         // Without compaction 121 objects would remain; with it, at most one compaction
         // window's worth (the compacted object and the slices written since).
         let width = storageClass == "replicated-3" ? 3 : 6
-        let objects = shardFiles(v) / width
+        let objects = v.shardFiles() / width
         #expect(objects <= VolumeFileSystem.compactAboveSlices + 1, "\(objects) objects remain")
     }
 }
