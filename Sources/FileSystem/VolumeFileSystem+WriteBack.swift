@@ -22,19 +22,38 @@ import Metadata
 /// live; a crash before it leaves 'writing' objects that the next start collects, and the
 /// file as it was at its last commit — POSIX asks for more only after fsync.
 extension VolumeFileSystem {
-    /// How long a write-back waits for more files to batch, unless enough bytes are waiting.
+    /// How long a write-back of closed files waits for more files to batch.
     static let writeBackDelay: DispatchTimeInterval = .milliseconds(50)
-    static let writeBackEagerBytes = 16 << 20
 
-    /// Marks a file's buffered bytes for the write-back and makes sure one is coming.
-    func scheduleWriteBackLocked(_ ino: Int64) {
+    /// What a write-back takes of a file's buffer.
+    enum WriteBackScope {
+        /// Everything (a closed file, or one holding too many bytes).
+        case whole
+        /// Only the chunks written whole (the writer is still filling the next one).
+        case fullChunks
+    }
+
+    /// Queues a file's buffered bytes for the write-back and makes sure one is coming:
+    /// `soon`, or after `writeBackDelay` so that more closed files join the batch.
+    func queueWriteBackLocked(_ ino: Int64, _ scope: WriteBackScope, soon: Bool = false) {
         guard buffers[ino] != nil else { return }
-        closedDirty.insert(ino)
-        guard !writeBackScheduled else { return }
-        writeBackScheduled = true
-        let waiting = closedDirty.reduce(0) { $0 + (buffers[$1]?.dirtyBytes ?? 0) }
-        let delay: DispatchTimeInterval = waiting >= Self.writeBackEagerBytes ? .nanoseconds(0) : Self.writeBackDelay
-        writeBackQueue.asyncAfter(deadline: .now() + delay) { [self] in writeBack() }
+        switch scope {
+        case .whole: queuedWhole.insert(ino)
+        case .fullChunks: queuedFull.insert(ino)
+        }
+        if soon {
+            writeBackQueue.async { [self] in writeBack() }
+        } else if !writeBackScheduled {
+            writeBackScheduled = true
+            writeBackQueue.asyncAfter(deadline: .now() + Self.writeBackDelay) { [self] in writeBack() }
+        }
+    }
+
+    /// A file being deleted: nothing of it is to be written back.
+    func forgetWriteBackLocked(_ ino: Int64) {
+        queuedWhole.remove(ino)
+        queuedFull.remove(ino)
+        writeBackFailures[ino] = nil
     }
 
     /// Waits (releasing the lock) until no write-back holds `ino`'s bytes.
@@ -42,24 +61,43 @@ extension VolumeFileSystem {
         while inflight[ino] != nil { lock.wait() }
     }
 
-    /// Waits until no write-back is in flight at all.
+    /// Waits until no write-back is in flight or due.
     func waitForAllWriteBacksLocked() {
         while !inflight.isEmpty || writeBackScheduled { lock.wait() }
     }
 
-    /// One write-back: take the closed files' buffers, write their objects without the
-    /// lock, commit them together.
+    /// Takes what is queued (under the lock): whole buffers, or the full chunks split off a
+    /// buffer that keeps the rest. A file with a write-back in flight waits for the next.
+    private func takeQueuedLocked() -> [(ino: Int64, buffer: FileBuffer)] {
+        var taken: [(Int64, FileBuffer)] = []
+        for ino in queuedWhole.sorted() where inflight[ino] == nil {
+            queuedWhole.remove(ino)
+            queuedFull.remove(ino)
+            if let buffer = buffers.removeValue(forKey: ino) { taken.append((ino, buffer)) }
+        }
+        for ino in queuedFull.sorted() where inflight[ino] == nil {
+            queuedFull.remove(ino)
+            guard let buffer = buffers[ino] else { continue }
+            let full = buffer.chunks.filter { $0.value.covers(Int(chunkSize)) }
+            guard let last = full.keys.max() else { continue }
+            let part = FileBuffer(size: min(buffer.size, (last + 1) * chunkSize))
+            part.chunks = full
+            part.lastWriteNs = buffer.lastWriteNs
+            part.timesSet = buffer.timesSet
+            for chunk in full.keys { buffer.chunks[chunk] = nil }
+            if buffer.chunks.isEmpty && buffer.size <= part.size { buffers[ino] = nil }
+            taken.append((ino, part))
+        }
+        for (ino, buffer) in taken { inflight[ino] = buffer }
+        return taken
+    }
+
+    /// One write-back: take what is queued, write the objects without the lock, commit
+    /// them in one transaction.
     func writeBack() {
         let batch: [(ino: Int64, buffer: FileBuffer)] = lock.withLock {
             writeBackScheduled = false
-            var taken: [(Int64, FileBuffer)] = []
-            for ino in closedDirty.sorted() where inflight[ino] == nil {
-                closedDirty.remove(ino)
-                if let buffer = buffers.removeValue(forKey: ino) {
-                    inflight[ino] = buffer
-                    taken.append((ino, buffer))
-                }
-            }
+            let taken = takeQueuedLocked()
             if taken.isEmpty { lock.broadcast() }
             return taken
         }
@@ -76,7 +114,7 @@ extension VolumeFileSystem {
         lock.lock()
         defer {
             for (ino, _) in batch { inflight[ino] = nil }
-            if !closedDirty.isEmpty && !writeBackScheduled {
+            if !(queuedWhole.isEmpty && queuedFull.isEmpty) && !writeBackScheduled {
                 writeBackScheduled = true
                 writeBackQueue.asyncAfter(deadline: .now() + Self.writeBackDelay) { [self] in writeBack() }
             }
@@ -91,10 +129,12 @@ extension VolumeFileSystem {
             for (ino, buffer) in batch { try? compactCrowdedLocked(ino, chunks: Set(buffer.chunks.keys)) }
             purgeRetiredLocked(all: false)
         } catch {
-            // Back into the buffers, under whatever was written since; a later commit retries.
+            // Back into the buffers, under whatever was written since; the file's next
+            // write, close or fsync reports the failure, and its next commit retries.
             for (ino, buffer) in batch {
                 if let newer = buffers[ino] { buffer.absorb(newer) }
                 buffers[ino] = buffer
+                writeBackFailures[ino] = error
             }
         }
     }

@@ -46,8 +46,12 @@ public final class VolumeFileSystem: @unchecked Sendable {
     var openHandles: [Int64: Int] = [:]
     /// Buffers the background write-back has taken and not yet committed.
     var inflight: [Int64: FileBuffer] = [:]
-    /// Files closed (or flushed) with bytes still buffered: the next write-back takes them.
-    var closedDirty: Set<Int64> = []
+    /// Files whose whole buffer the next write-back takes (closed, or holding too much).
+    var queuedWhole: Set<Int64> = []
+    /// Files whose full chunks the next write-back takes (a writer still filling the next).
+    var queuedFull: Set<Int64> = []
+    /// Why a file's last write-back failed, reported by its next write, close or fsync.
+    var writeBackFailures: [Int64: FSError] = [:]
     var writeBackScheduled = false
     let writeBackQueue = DispatchQueue(label: "berth.fs.write-back")
     let cache = ObjectCache(budgetBytes: 64 << 20)
@@ -79,7 +83,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
                     extent.bytes.withUnsafeBytes { chunks[chunk, default: DirtyExtents()].write(at: extent.start, $0) }
                 }
             }
-            size = newer.size
+            size = max(size, newer.size)
             lastWriteNs = max(lastWriteNs, newer.lastWriteNs)
             timesSet = newer.timesSet
         }
@@ -180,7 +184,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             }
             if let deleted {
                 buffers[victim.ino] = nil
-                closedDirty.remove(victim.ino)
+                forgetWriteBackLocked(victim.ino)
                 try purgeObjects(deleted)
             } else {
                 try releaseIfGoneLocked(victim)
@@ -208,7 +212,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
     private func releaseIfGoneLocked(_ r: InodeRecord) throws(FSError) {
         if r.nlink == 0 && (openHandles[r.ino] ?? 0) == 0 {
             buffers[r.ino] = nil
-            closedDirty.remove(r.ino)
+            forgetWriteBackLocked(r.ino)
             waitForWriteBackLocked(r.ino)
             try purge(r.ino)
         }
@@ -271,24 +275,33 @@ public final class VolumeFileSystem: @unchecked Sendable {
             }
             if (openHandles[ino] ?? 0) <= 1, let r = try? namespace.inode(ino), r.nlink == 0 {
                 buffers[ino] = nil
-                closedDirty.remove(ino)
+                forgetWriteBackLocked(ino)
                 openHandles[ino] = nil
                 waitForWriteBackLocked(ino)
                 try purge(ino)
             } else {
-                scheduleWriteBackLocked(ino)
+                queueWriteBackLocked(ino, .whole)
             }
         }
     }
 
     /// close(): the bytes go to the write-back (POSIX promises durability at fsync only).
-    public func flush(_ ino: Int64) throws(FSError) { lock.withLock { scheduleWriteBackLocked(ino) } }
+    /// Reports a failed write-back of the file's bytes, as close() should.
+    public func flush(_ ino: Int64) throws(FSError) {
+        try locked { () throws(FSError) -> Void in
+            queueWriteBackLocked(ino, .whole)
+            if let failure = writeBackFailures.removeValue(forKey: ino) { throw failure }
+        }
+    }
 
     /// Data and namespace are durable when this returns: shards are always fsynced before
     /// their slices commit; namespace commits skip their fsync (POSIX asks for durability
     /// at fsync, not at every create), and this makes them all durable.
     public func fsync(_ ino: Int64) throws(FSError) {
-        try locked { () throws(FSError) -> Void in try commitLocked(ino) }
+        try locked { () throws(FSError) -> Void in
+            try commitLocked(ino)
+            writeBackFailures[ino] = nil
+        }
         try namespace.syncNamespace()
     }
 
@@ -300,6 +313,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         return try locked { () throws(FSError) -> Int in
             let record = try namespace.inode(ino)
             if record.isDirectory { throw .isDirectory }
+            if let failure = writeBackFailures.removeValue(forKey: ino) { throw failure }
             let buffer = buffers[ino] ?? FileBuffer(size: record.size)
             let end = offset + Int64(bytes.count)
             if end > buffer.size, end > capacityBytes { throw .noSpace }
@@ -318,10 +332,17 @@ public final class VolumeFileSystem: @unchecked Sendable {
             buffer.timesSet = false
             buffers[ino] = buffer
             // Full chunks go out now; so does everything once the file holds too many bytes.
-            let full = buffer.chunks.filter { $0.value.covers(Int(chunkSize)) }.map(\.key)
+            // Full chunks go to the write-back at once, while the writer fills the next
+            // (one batch in flight per file, so a writer runs at most two chunks ahead);
+            // so does everything once the file holds too many bytes.
+            let full = buffer.chunks.values.filter { $0.covers(Int(chunkSize)) }.count
             dirtyBytes = buffer.dirtyBytes
-            if !full.isEmpty || dirtyBytes > Self.dirtyBytesPerFile {
-                try commitLocked(ino, only: dirtyBytes > Self.dirtyBytesPerFile ? nil : Set(full))
+            if dirtyBytes > Self.dirtyBytesPerFile {
+                waitForWriteBackLocked(ino)
+                queueWriteBackLocked(ino, .whole, soon: true)
+            } else if full > 0 {
+                if full >= 2 { waitForWriteBackLocked(ino) }
+                queueWriteBackLocked(ino, .fullChunks, soon: true)
             }
             return bytes.count
         }
@@ -331,23 +352,19 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// one transaction. Waits first for a write-back of the same file still in flight, so
     /// slices commit in the order their bytes were written. Objects written before a
     /// failure stay 'writing' and are collected.
-    func commitLocked(_ ino: Int64, only: Set<Int64>? = nil) throws(FSError) {
+    func commitLocked(_ ino: Int64) throws(FSError) {
         waitForWriteBackLocked(ino)
         guard let buffer = buffers[ino] else { return }
         var pieces: [Piece] = []
-        for (chunk, entry) in buffer.chunks.sorted(by: { $0.key < $1.key }) where only?.contains(chunk) ?? true {
+        for (chunk, entry) in buffer.chunks.sorted(by: { $0.key < $1.key }) {
             for extent in entry.extents { pieces.append(Piece(ino: ino, chunk: chunk, extent: extent)) }
         }
         let (slices, objects) = try stage(pieces)
         try namespace.commitWrites([.init(ino: ino, size: buffer.size, mtimeNs: buffer.timesSet ? nil : buffer.lastWriteNs)],
                                    slices: slices, objects: objects)
-        if let only {
-            for chunk in only { buffer.chunks[chunk] = nil }
-            if buffer.chunks.isEmpty { buffers[ino] = nil }
-        } else {
-            buffers[ino] = nil
-            closedDirty.remove(ino)
-        }
+        buffers[ino] = nil
+        queuedWhole.remove(ino)
+        queuedFull.remove(ino)
         try compactCrowdedLocked(ino, chunks: Set(pieces.map(\.chunk)))
         purgeRetiredLocked(all: false)
     }

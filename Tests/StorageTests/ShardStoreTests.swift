@@ -119,6 +119,26 @@ import Testing
         }
     }
 
+    /// What a crash in the middle of a new shard's write leaves at its final name (payload
+    /// bytes, no header yet) reads as corrupt, never as data; writing the shard again
+    /// replaces it through tmp/ and counts its bytes once.
+    @Test func interruptedNewShardIsNeverData() throws {
+        let store = try device()
+        let id = generator.next()
+        let bytes = randomBytes(9000, seed: 12)
+        try FileManager.default.createDirectory(atPath: store.directory(for: id), withIntermediateDirectories: true)
+        let partial = [UInt8](repeating: 0, count: ShardHeader.fileBytes(payloadLength: 9000) - 9000) + bytes.prefix(5000)
+        try Data(partial).write(to: URL(fileURLWithPath: store.path(id, 0)))
+        #expect(throws: StorageError.corruptShard(device: "dev-a", shard: "\(id).0", reason: "bad magic")) {
+            _ = try store.read(object: id, position: 0)
+        }
+        try store.write(object: id, position: 0, objectSize: 9000, bytes: bytes)
+        expectSame(try store.read(object: id, position: 0).payload, bytes)
+        #expect(ShardStore.entries(dir.path + "/dev-a/tmp").isEmpty)
+        let reopened = try ShardStore(id: "dev-a", root: dir.path + "/dev-a", capacityBytes: 1 << 20, create: false)
+        #expect(reopened.usedBytes == ShardHeader.fileBytes(payloadLength: 9000))
+    }
+
     @Test func missingShardAndMissingDevice() throws {
         let store = try device()
         let id = generator.next()
