@@ -4,3 +4,5 @@
 #include <fuse_lowlevel.h>
 #include <sys/xattr.h>
 #include <sys/statvfs.h>
+// mallopt: the mount tunes glibc so megabyte chunk buffers are reused, not mapped fresh.
+#include <malloc.h>

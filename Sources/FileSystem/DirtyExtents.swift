@@ -13,6 +13,11 @@ struct DirtyExtents: Sendable {
     private(set) var extents: [Extent] = []
     /// Bytes held (the sum of the extents' lengths).
     private(set) var byteCount = 0
+    /// The chunk's size: a large write reserves room up to it, so a sequential writer's
+    /// extent grows in place instead of being copied at every doubling.
+    let limit: Int
+
+    init(limit: Int = 0) { self.limit = limit }
 
     var isEmpty: Bool { extents.isEmpty }
     var ranges: [Range<Int>] { extents.map(\.range) }
@@ -36,7 +41,10 @@ struct DirtyExtents: Sendable {
         var last = first
         while last < extents.count && extents[last].start <= end { last += 1 }
         if first == last {
-            extents.insert(Extent(start: offset, bytes: Array(source)), at: first)
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(source.count >= 64 << 10 ? max(source.count, limit - offset) : source.count)
+            bytes.append(contentsOf: source)
+            extents.insert(Extent(start: offset, bytes: bytes), at: first)
             byteCount += source.count
             return
         }

@@ -54,6 +54,7 @@ public final class FuseMount: @unchecked Sendable {
     /// Mounts and serves until unmounted or until SIGTERM/SIGINT/SIGHUP; then commits
     /// buffered writes and unmounts. Blocks the calling thread.
     public func run() throws {
+        Self.keepChunkBuffersInTheHeap
         Self.clearStaleMount(mountpoint)
         // A parent may have spawned us with these blocked (Foundation's Process does):
         // libfuse's handlers would then never run and SIGTERM would not unmount.
@@ -92,6 +93,15 @@ public final class FuseMount: @unchecked Sendable {
         fileSystem.flushAll()
         fuse_session_unmount(se)
     }
+
+    /// Chunk buffers are megabytes: by default glibc maps each one fresh and unmaps it when
+    /// freed, so every chunk written paid a page fault per 4 KiB (a fifth of a sequential
+    /// writer's CPU, measured). Allocations up to 64 MiB stay in the heap and freed memory
+    /// is kept for reuse instead. Process-wide, done once by the first mount.
+    static let keepChunkBuffersInTheHeap: Void = {
+        _ = mallopt(M_MMAP_THRESHOLD, 64 << 20)
+        _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    }()
 
     /// Asks a running `run()` to stop (as SIGTERM does).
     public func stop() {

@@ -324,7 +324,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 let chunk = position / chunkSize
                 let within = Int(position % chunkSize)
                 let n = min(bytes.count - done, Int(chunkSize) - within)
-                buffer.chunks[chunk, default: DirtyExtents()].write(at: within, UnsafeRawBufferPointer(rebasing: bytes[done..<(done + n)]))
+                buffer.chunks[chunk, default: DirtyExtents(limit: Int(chunkSize))].write(at: within, UnsafeRawBufferPointer(rebasing: bytes[done..<(done + n)]))
                 done += n
             }
             buffer.size = max(buffer.size, end)
