@@ -39,11 +39,26 @@ final class InodeCache: Sendable {
         }
     }
 
-    /// Watches the `inode` table through SQLite's change hooks.
+    /// After a commit: the changed inodes are dropped, and those the committing writer
+    /// read back inside its transaction (their committed state) installed.
+    func install(_ fresh: [InodeRecord], replacing changed: some Sequence<Int64>) {
+        state.withLock { s in
+            s.generation &+= 1
+            for ino in changed { s.entries[ino] = nil }
+            if s.entries.count + fresh.count > capacity { s.entries.removeAll(keepingCapacity: true) }
+            for record in fresh { s.entries[record.ino] = record }
+        }
+    }
+
+    /// Watches the `inode` table through SQLite's change hooks. A writer that calls
+    /// `readBack` at the end of its transaction has the inodes it changed installed in the
+    /// cache when it commits (the parent a create touched, which the kernel asks for next,
+    /// is then a cache hit); otherwise they are only dropped.
     final class Invalidator: TransactionObserver, @unchecked Sendable {
         let cache: InodeCache
         /// Only touched on the writer's queue, inside one transaction at a time.
         private var changed: Set<Int64> = []
+        private var fresh: [InodeRecord] = []
 
         init(_ cache: InodeCache) { self.cache = cache }
 
@@ -54,14 +69,21 @@ final class InodeCache: Sendable {
             cache.invalidate(CollectionOfOne(event.rowID))
         }
 
+        /// Reads the inodes changed so far in this transaction as they now stand.
+        func readBack(_ db: Database, fetch: (Database, Int64) throws -> InodeRecord?) throws {
+            fresh = try changed.compactMap { try fetch(db, $0) }
+        }
+
         func databaseDidCommit(_ db: Database) {
-            if !changed.isEmpty { cache.invalidate(changed) }
+            if !changed.isEmpty { cache.install(fresh, replacing: changed) }
             changed.removeAll(keepingCapacity: true)
+            fresh.removeAll(keepingCapacity: true)
         }
 
         func databaseDidRollback(_ db: Database) {
             if !changed.isEmpty { cache.invalidate(changed) }
             changed.removeAll(keepingCapacity: true)
+            fresh.removeAll(keepingCapacity: true)
         }
     }
 }

@@ -104,8 +104,16 @@ public struct DirectoryEntry: Hashable, Sendable {
 extension VolumeDatabase {
     public static let rootIno: Int64 = 1
 
+    /// A namespace change in one transaction; the inodes it changed go into the inode
+    /// cache as they stand when it commits.
     func fs<T>(_ body: (Database) throws -> T) throws(FSError) -> T {
-        do { return try writer.write(body) } catch let e as FSError { throw e } catch { throw .io }
+        do {
+            return try writer.write { db in
+                let result = try body(db)
+                try inodeWatcher.readBack(db, fetch: Self.fetchInode)
+                return result
+            }
+        } catch let e as FSError { throw e } catch { throw .io }
     }
 
     /// Namespace reads run on the writer's connection: point queries of a few

@@ -15,6 +15,7 @@ public final class VolumeDatabase: Sendable {
     let writer: any DatabaseWriter
     /// Inodes read recently, invalidated by every change to the inode table.
     let inodes = InodeCache()
+    let inodeWatcher: InodeCache.Invalidator
     /// Every xattr name any inode of the volume has (or had since opening): the kernel asks
     /// for `security.capability` on every write, and a name nobody uses needs no query.
     let xattrNames = Mutex<Set<Data>>([])
@@ -24,9 +25,10 @@ public final class VolumeDatabase: Sendable {
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
         self.volumeID = volumeID
+        inodeWatcher = InodeCache.Invalidator(inodes)
         writer = try DatabasePool(path: path, configuration: configuration)
         try VolumeMigrations.migrator.migrate(writer)
-        writer.add(transactionObserver: InodeCache.Invalidator(inodes), extent: .databaseLifetime)
+        writer.add(transactionObserver: inodeWatcher, extent: .databaseLifetime)
         let names = try writer.read { db in try Data.fetchAll(db, sql: "SELECT DISTINCT name FROM xattr") }
         xattrNames.withLock { $0 = Set(names) }
     }
@@ -34,9 +36,10 @@ public final class VolumeDatabase: Sendable {
     /// In memory, for tests.
     public init(volumeID: String) throws {
         self.volumeID = volumeID
+        inodeWatcher = InodeCache.Invalidator(inodes)
         writer = try DatabaseQueue()
         try VolumeMigrations.migrator.migrate(writer)
-        writer.add(transactionObserver: InodeCache.Invalidator(inodes), extent: .databaseLifetime)
+        writer.add(transactionObserver: inodeWatcher, extent: .databaseLifetime)
         let names = try writer.read { db in try Data.fetchAll(db, sql: "SELECT DISTINCT name FROM xattr") }
         xattrNames.withLock { $0 = Set(names) }
     }

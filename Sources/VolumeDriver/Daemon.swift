@@ -98,6 +98,16 @@ struct Daemon {
             group.addTask { try await csiServer.serve() }
             group.addTask { try await adminServer.serve() }
             group.addTask { await Self.runMover(engine, stopping: stopping, log: log) }
+            // A signal that came before the servers were serving (just after READY) asked
+            // servers that were not running yet to stop: ask again once they listen.
+            group.addTask {
+                _ = try? await csiServer.listeningAddress
+                _ = try? await adminServer.listeningAddress
+                if stopping.value.load(ordering: .relaxed) {
+                    csiServer.beginGracefulShutdown()
+                    adminServer.beginGracefulShutdown()
+                }
+            }
             do {
                 try await group.waitForAll()
             } catch {

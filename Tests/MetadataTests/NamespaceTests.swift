@@ -36,6 +36,10 @@ import Testing
         _ = try db.create(parent: 1, name: n("b"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 6)
         db.inodes.insert(stale, ifGeneration: seen)
         #expect(try db.inode(1).mtimeNs == 6)
+        // A change's own inodes are in the cache, as committed, without another query.
+        let c = try db.create(parent: 1, name: n("c"), kind: InodeRecord.regular, mode: 0o600, uid: 3, gid: 0, nowNs: 9)
+        #expect(db.inodes.get(1)?.mtimeNs == 9)
+        #expect(db.inodes.get(c.ino) == c)
         // A rolled-back change leaves nothing stale either.
         _ = try? db.writer.write { d in
             try d.execute(sql: "UPDATE inode SET uid = 7 WHERE ino = 1")
