@@ -119,10 +119,10 @@ import Testing
         }
     }
 
-    /// What a crash in the middle of a new shard's write leaves at its final name (payload
-    /// bytes, no header yet) reads as corrupt, never as data; writing the shard again
-    /// replaces it through tmp/ and counts its bytes once.
-    @Test func interruptedNewShardIsNeverData() throws {
+    /// A file at a shard's name that is not a whole shard (payload bytes, no header: a
+    /// partial copy) reads as corrupt, never as data; writing the shard replaces it
+    /// atomically and counts its bytes once.
+    @Test func partialFileAtAShardsNameIsNeverData() throws {
         let store = try device()
         let id = generator.next()
         let bytes = randomBytes(9000, seed: 12)
