@@ -29,13 +29,12 @@ struct Daemon {
         logger[metadataKey: "node"] = "\(c.nodeID)"
         let log = logger
 
-        // Signals: handled by Dispatch, so block nothing and ignore the default action.
+        // Signals: a parent may have blocked them (Foundation's Process does); SIGTERM and
+        // SIGINT are handled by `StopSignals` below, SIGPIPE ignored.
         var unblock = sigset_t()
         sigemptyset(&unblock)
         for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&unblock, s) }
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
 
         let csiPath = try UnixSocket.path(fromEndpoint: c.endpoint)
@@ -75,19 +74,15 @@ struct Daemon {
             metricsServer = try await MetricsServer(host: host, port: port) { metrics.render() }
         }
 
+        // A signal or a failed server only raises the flag; the stopper below passes it on
+        // to the servers once they listen (stopping a server while it still binds its
+        // socket trips an assertion in NIO, and one not yet serving ignores the request).
         let stopping = StopFlag()
         let shutdown: @Sendable () -> Void = {
             guard !stopping.value.exchange(true, ordering: .relaxed) else { return }
             log.info("shutting down: finishing in-flight calls")
-            csiServer.beginGracefulShutdown()
-            adminServer.beginGracefulShutdown()
         }
-        let sources = [SIGTERM, SIGINT].map { sig in
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler(handler: shutdown)
-            source.resume()
-            return source
-        }
+        try StopSignals.install(shutdown)
 
         log.info("serving", metadata: ["csi": "\(csiPath)", "admin": "\(adminPath)", "metrics": "\(metricsServer?.port.map { "\(c.metricsAddress.split(separator: ":").dropLast().joined(separator: ":")):\($0)" } ?? "off")",
                                        "state_dir": "\(c.stateDirectory)", "new_cluster": "\(fresh)"])
@@ -98,27 +93,22 @@ struct Daemon {
             group.addTask { try await csiServer.serve() }
             group.addTask { try await adminServer.serve() }
             group.addTask { await Self.runMover(engine, stopping: stopping, log: log) }
-            // A signal that came before the servers were serving (just after READY) asked
-            // servers that were not running yet to stop: ask again once they listen.
             group.addTask {
                 _ = try? await csiServer.listeningAddress
                 _ = try? await adminServer.listeningAddress
-                if stopping.value.load(ordering: .relaxed) {
-                    csiServer.beginGracefulShutdown()
-                    adminServer.beginGracefulShutdown()
+                while !stopping.value.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(50)) }
+                csiServer.beginGracefulShutdown()
+                adminServer.beginGracefulShutdown()
+            }
+            while true {
+                do {
+                    guard try await group.next() != nil else { break }
+                } catch {
+                    log.error("a server failed", metadata: ["error": "\(error)"])
+                    shutdown()
                 }
             }
-            do {
-                try await group.waitForAll()
-            } catch {
-                log.error("a server failed", metadata: ["error": "\(error)"])
-                shutdown()
-                try? await group.waitForAll()
-            }
         }
-        // A real use after the wait: without it the optimizer may release (and so cancel)
-        // the signal sources as soon as they are made, and SIGTERM would do nothing.
-        for source in sources { source.cancel() }
         mounts.shutdown()
         await metricsServer?.close()
         unlink(csiPath)

@@ -80,10 +80,18 @@ final class RunningDaemon: @unchecked Sendable {
         metricsPort = text.split(separator: " ").first { $0.hasPrefix("metrics=") }.flatMap { Int($0.dropFirst(8).trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
-    /// SIGTERM and wait: in-flight calls finish, mounts are unmounted, sockets removed.
+    /// SIGTERM and wait: in-flight calls finish, mounts are unmounted, sockets removed. A
+    /// daemon still running a minute later has ignored the signal: a failure (and a
+    /// SIGKILL), not a suite that hangs.
     func stop() {
         guard let p = process else { return }
         kill(p.processIdentifier, SIGTERM)
+        var waited = 0
+        while p.isRunning && waited < 6000 { usleep(10_000); waited += 1 }
+        if p.isRunning {
+            Issue.record("the daemon did not stop on SIGTERM within 60 s: \(log(tail: 20))")
+            kill(p.processIdentifier, SIGKILL)
+        }
         p.waitUntilExit()
         process = nil
     }
