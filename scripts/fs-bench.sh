@@ -7,7 +7,8 @@
 # random 4 KiB read and write IOPS (fio, RUNTIME seconds each), creates / stats / deletes
 # per second for FILES files, and the time to extract a tarball of 5,000 files (1–16 KiB)
 # and stat them all. Prints a table and the ratios; JSON lines go to $OUT (default
-# fs-bench-results.jsonl in the work directory).
+# fs-bench-results.jsonl in the work directory). Each test runs on all targets back to
+# back, so a ratio compares figures measured minutes apart at most.
 #
 #   scripts/fs-bench.sh                     # SIZE=1g FILES=10000 RUNTIME=10
 #   SIZE=256m FILES=2000 RUNTIME=5 scripts/fs-bench.sh   # quicker
@@ -81,19 +82,31 @@ with tarfile.open(sys.argv[1], "w") as tar:
         tar.addfile(info, io.BytesIO(data))
 PY
 
+# Each test runs on every target back to back, so the figures a ratio compares were
+# measured close together in time (this VM's disk drifts by 2-5x within minutes).
+declare -A SW SR RR RW META
+for t in $TARGETS; do d="${PATHS[$t]}/bench"; rm -rf "$d"; mkdir -p "$d"; done
 for t in $TARGETS; do
-  d="${PATHS[$t]}/bench"; rm -rf "$d"; mkdir -p "$d"
   say "$t: sequential write $SIZE"
-  sw=$(fiojson --name=sw --directory="$d" --rw=write --bs=1M --size="$SIZE" --end_fsync=1 --ioengine=psync)
-  drop
+  SW[$t]=$(fiojson --name=sw --directory="${PATHS[$t]}/bench" --rw=write --bs=1M --size="$SIZE" --end_fsync=1 --ioengine=psync)
+done
+drop
+for t in $TARGETS; do
   say "$t: sequential read (cold)"
-  sr=$(fiojson --name=sw --directory="$d" --rw=read --bs=1M --size="$SIZE" --ioengine=psync)
+  drop
+  SR[$t]=$(fiojson --name=sw --directory="${PATHS[$t]}/bench" --rw=read --bs=1M --size="$SIZE" --ioengine=psync)
+done
+for t in $TARGETS; do
   say "$t: random 4 KiB read, write"
-  rr=$(fiojson --name=sw --directory="$d" --rw=randread --bs=4k --size="$SIZE" --ioengine=psync --time_based --runtime="$RUNTIME")
-  rw=$(fiojson --name=rw --directory="$d" --rw=randwrite --bs=4k --size=256m --ioengine=psync --time_based --runtime="$RUNTIME" --end_fsync=1)
+  d="${PATHS[$t]}/bench"
+  RR[$t]=$(fiojson --name=sw --directory="$d" --rw=randread --bs=4k --size="$SIZE" --ioengine=psync --time_based --runtime="$RUNTIME")
+  RW[$t]=$(fiojson --name=rw --directory="$d" --rw=randwrite --bs=4k --size=256m --ioengine=psync --time_based --runtime="$RUNTIME" --end_fsync=1)
   rm -f "$d"/sw.* "$d"/rw.*
+done
+for t in $TARGETS; do
+  d="${PATHS[$t]}/bench"
   say "$t: $FILES files, tarball"
-  meta=$(python3 - "$d" "$FILES" "$WORK/tarball.tar" <<'PY'
+  META[$t]=$(python3 - "$d" "$FILES" "$WORK/tarball.tar" <<'PY'
 import json, os, subprocess, sys, time
 d, n, tarball = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 os.makedirs(f"{d}/m", exist_ok=True)
@@ -120,7 +133,9 @@ print(json.dumps({"create": create, "stat": stat, "delete": delete, "tar_s": tar
 PY
 )
   rm -rf "$d"
-  python3 - "$t" "$sw" "$sr" "$rr" "$rw" "$meta" >> "$OUT" <<'PY'
+done
+for t in $TARGETS; do
+  python3 - "$t" "${SW[$t]}" "${SR[$t]}" "${RR[$t]}" "${RW[$t]}" "${META[$t]}" >> "$OUT" <<'PY'
 import json, sys
 t, sw, sr, rr, rw, meta = sys.argv[1], *map(json.loads, sys.argv[2:])
 print(json.dumps({"target": t, "seq_write_mb_s": sw["wbw"] / 1e6, "seq_read_mb_s": sr["rbw"] / 1e6,
