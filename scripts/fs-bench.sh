@@ -71,16 +71,7 @@ done
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 fiojson() { fio --output-format=json "$@" | python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; print(json.dumps({"rbw":j["read"]["bw_bytes"],"wbw":j["write"]["bw_bytes"],"riops":j["read"]["iops"],"wiops":j["write"]["iops"]}))'; }
 
-python3 - "$WORK/tarball.tar" <<'PY'
-import io, random, sys, tarfile
-random.seed(5)
-with tarfile.open(sys.argv[1], "w") as tar:
-    for i in range(5000):
-        data = random.randbytes(random.randint(1024, 16384))
-        info = tarfile.TarInfo(f"d{i % 50}/f{i}")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-PY
+python3 scripts/fs-workloads.py tarball "$WORK/tarball.tar"
 
 # Each test runs on every target back to back, so the figures a ratio compares were
 # measured close together in time (this VM's disk drifts by 2-5x within minutes).
@@ -106,32 +97,7 @@ done
 for t in $TARGETS; do
   d="${PATHS[$t]}/bench"
   say "$t: $FILES files, tarball"
-  META[$t]=$(python3 - "$d" "$FILES" "$WORK/tarball.tar" <<'PY'
-import json, os, subprocess, sys, time
-d, n, tarball = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-os.makedirs(f"{d}/m", exist_ok=True)
-t = time.perf_counter()
-for i in range(n):
-    os.close(os.open(f"{d}/m/f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
-create = n / (time.perf_counter() - t)
-t = time.perf_counter()
-for i in range(n):
-    os.stat(f"{d}/m/f{i}")
-stat = n / (time.perf_counter() - t)
-t = time.perf_counter()
-for i in range(n):
-    os.unlink(f"{d}/m/f{i}")
-delete = n / (time.perf_counter() - t)
-os.makedirs(f"{d}/tar", exist_ok=True)
-t = time.perf_counter()
-subprocess.run(["tar", "-xf", tarball, "-C", f"{d}/tar"], check=True)
-for root, dirs, files in os.walk(f"{d}/tar"):
-    for f in files:
-        os.stat(os.path.join(root, f))
-tar = time.perf_counter() - t
-print(json.dumps({"create": create, "stat": stat, "delete": delete, "tar_s": tar}))
-PY
-)
+  META[$t]=$(python3 scripts/fs-workloads.py meta "$d" "$FILES" "$WORK/tarball.tar")
   rm -rf "$d"
 done
 for t in $TARGETS; do

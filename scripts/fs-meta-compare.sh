@@ -15,16 +15,7 @@ cleanup() { for m in "$W/mnt" "$W/pt"; do mountpoint -q "$m" 2>/dev/null && umou
 trap cleanup EXIT
 cleanup; rm -rf "$W"; mkdir -p "$W/mnt" "$W/pt" "$W/pt-src"
 gcc -O2 -o "$W/passthrough_ll" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c $(pkg-config fuse3 --cflags --libs)
-python3 - "$W/tarball.tar" <<'PY'
-import io, random, sys, tarfile
-random.seed(5)
-with tarfile.open(sys.argv[1], "w") as tar:
-    for i in range(5000):
-        data = random.randbytes(random.randint(1024, 16384))
-        info = tarfile.TarInfo(f"d{i % 50}/f{i}")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-PY
+python3 scripts/fs-workloads.py tarball "$W/tarball.tar"
 "$E" init "$W/state" --capacity $((64 << 30)) --chunk $((4 << 20)) --pgs 256 >/dev/null
 "$E" mount "$W/state" v "$W/mnt" --class remote-disk --size $((16 << 30)) >/dev/null &
 "$W/passthrough_ll" -f -o source="$W/pt-src" "$W/pt" 2>/dev/null &
@@ -32,23 +23,6 @@ for _ in $(seq 100); do mountpoint -q "$W/mnt" && mountpoint -q "$W/pt" && break
 for r in $(seq "$ROUNDS"); do
   for target in berth passthrough; do
     dir="$W/mnt/r$r"; [ "$target" = passthrough ] && dir="$W/pt/r$r"
-    python3 - "$target" "$dir" "$W/tarball.tar" <<'PY'
-import os, subprocess, sys, time
-name, d, tarball, n = sys.argv[1], sys.argv[2], sys.argv[3], 5000
-os.makedirs(d + "/m")
-t = time.perf_counter()
-for i in range(n): os.close(os.open(f"{d}/m/f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
-c = n / (time.perf_counter() - t); t = time.perf_counter()
-for i in range(n): os.stat(f"{d}/m/f{i}")
-s = n / (time.perf_counter() - t); t = time.perf_counter()
-for i in range(n): os.unlink(f"{d}/m/f{i}")
-u = n / (time.perf_counter() - t)
-os.makedirs(d + "/tar"); t = time.perf_counter()
-subprocess.run(["tar", "-xf", tarball, "-C", d + "/tar"], check=True)
-for root, _, files in os.walk(d + "/tar"):
-    for f in files: os.stat(os.path.join(root, f))
-x = time.perf_counter() - t
-print(f"{name:12} create {c:7.0f}/s  stat {s:8.0f}/s  delete {u:7.0f}/s  tar+stat {x:5.2f} s")
-PY
+    python3 scripts/fs-workloads.py meta-line "$target" "$dir" 5000 "$W/tarball.tar"
   done
 done

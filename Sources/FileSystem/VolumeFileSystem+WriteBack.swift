@@ -2,11 +2,12 @@ import Dispatch
 import Foundation
 import Metadata
 
-/// Background write-back of closed files. close() (FLUSH, RELEASE) does not write: the
-/// file joins `closedDirty`, and a few milliseconds later one write-back takes every such
-/// file's buffer, packs their bytes together into as few objects as the chunk size allows
-/// (one fsync per shard for a whole batch of small files, where committing at close paid
-/// one per file), and commits all their slices, sizes and times in one transaction.
+/// Background write-back. close() (FLUSH, RELEASE) does not write: the file joins
+/// `queuedWhole`, and 50 ms later one write-back takes every such file's buffer, packs
+/// their bytes together into as few objects as the chunk size allows (one fsync per shard
+/// for a whole batch of small files, where committing at close paid one per file), and
+/// commits all their slices, sizes and times in one transaction. A writer's full chunks
+/// (`queuedFull`) and a file over its buffer budget go the same way at once.
 ///
 /// Ordering and visibility:
 /// - A taken buffer sits in `inflight` until its transaction commits: reads and getattr
@@ -102,12 +103,7 @@ extension VolumeFileSystem {
             return taken
         }
         guard !batch.isEmpty else { return }
-        var pieces: [Piece] = []
-        for (ino, buffer) in batch {
-            for (chunk, entry) in buffer.chunks.sorted(by: { $0.key < $1.key }) {
-                for extent in entry.extents { pieces.append(Piece(ino: ino, chunk: chunk, extent: extent)) }
-            }
-        }
+        let pieces = batch.flatMap { $0.buffer.pieces(of: $0.ino) }
         let staged: Result<(slices: [SliceRecord], objects: [String]), FSError>
         do throws(FSError) { staged = .success(try stage(pieces)) } catch { staged = .failure(error) }
 
@@ -123,9 +119,7 @@ extension VolumeFileSystem {
         }
         do throws(FSError) {
             let (slices, objects) = try staged.get()
-            let files = batch.map { Metadata.VolumeDatabase.WrittenFile(ino: $0.ino, size: $0.buffer.size,
-                                                                        mtimeNs: $0.buffer.timesSet ? nil : $0.buffer.lastWriteNs) }
-            try namespace.commitWrites(files, slices: slices, objects: objects)
+            try namespace.commitWrites(batch.map { $0.buffer.written($0.ino) }, slices: slices, objects: objects)
             for (ino, buffer) in batch { try? compactCrowdedLocked(ino, chunks: Set(buffer.chunks.keys)) }
             purgeRetiredLocked(all: false)
         } catch {

@@ -76,6 +76,17 @@ public final class VolumeFileSystem: @unchecked Sendable {
         init(size: Int64) { self.size = size }
         var dirtyBytes: Int { chunks.values.reduce(0) { $0 + $1.byteCount } }
 
+        /// Its bytes as pieces of file `ino`, in chunk order.
+        func pieces(of ino: Int64) -> [Piece] {
+            chunks.sorted { $0.key < $1.key }.flatMap { chunk, entry in entry.extents.map { Piece(ino: ino, chunk: chunk, extent: $0) } }
+        }
+
+        /// What committing it changes of file `ino`: the size, and the times unless a
+        /// setattr chose them since.
+        func written(_ ino: Int64) -> VolumeDatabase.WrittenFile {
+            VolumeDatabase.WrittenFile(ino: ino, size: size, mtimeNs: timesSet ? nil : lastWriteNs)
+        }
+
         /// `newer` written over this one (a failed write-back's bytes under what came since).
         func absorb(_ newer: FileBuffer) {
             for (chunk, extents) in newer.chunks {
@@ -150,11 +161,14 @@ public final class VolumeFileSystem: @unchecked Sendable {
         }
     }
 
+    /// A file's bytes not committed yet, in write order: a write-back in flight, then the buffer.
+    func pendingLocked(_ ino: Int64) -> [FileBuffer] { [inflight[ino], buffers[ino]].compactMap { $0 } }
+
     func attributesLocked(_ r: InodeRecord) -> Attributes {
         var a = Attributes(ino: r.ino, kind: r.kind, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid, size: r.size,
                            rdev: r.rdev, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs, ctimeNs: r.ctimeNs)
         // Bytes not committed yet count: the size they reach, the time they were written.
-        for pending in [inflight[r.ino], buffers[r.ino]].compactMap({ $0 }) {
+        for pending in pendingLocked(r.ino) {
             a.size = max(a.size, pending.size)
             if !pending.timesSet && pending.lastWriteNs > a.mtimeNs {
                 a.mtimeNs = pending.lastWriteNs
@@ -210,12 +224,16 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     /// An inode with no links left goes once no handle holds it open.
     private func releaseIfGoneLocked(_ r: InodeRecord) throws(FSError) {
-        if r.nlink == 0 && (openHandles[r.ino] ?? 0) == 0 {
-            buffers[r.ino] = nil
-            forgetWriteBackLocked(r.ino)
-            waitForWriteBackLocked(r.ino)
-            try purge(r.ino)
-        }
+        if r.nlink == 0 && (openHandles[r.ino] ?? 0) == 0 { try deleteUnusedLocked(r.ino) }
+    }
+
+    /// Deletes a file with no names and no open handles: its buffered bytes are dropped,
+    /// a write-back of them in flight is let finish, then the inode and its objects go.
+    private func deleteUnusedLocked(_ ino: Int64) throws(FSError) {
+        buffers[ino] = nil
+        forgetWriteBackLocked(ino)
+        waitForWriteBackLocked(ino)
+        try purge(ino)
     }
 
     func purge(_ ino: Int64) throws(FSError) {
@@ -250,7 +268,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             if let size, size > capacityBytes { throw .noSpace }
             // Times chosen now win over the write time the buffered bytes would commit.
             if atimeNs != nil || mtimeNs != nil {
-                for pending in [inflight[ino], buffers[ino]].compactMap({ $0 }) { pending.timesSet = true }
+                for pending in pendingLocked(ino) { pending.timesSet = true }
             }
             let record = try namespace.setattr(ino: ino, mode: mode, uid: uid, gid: gid, size: size, atimeNs: atimeNs,
                                                mtimeNs: mtimeNs, chunkSize: chunkSize, nowNs: Self.now())
@@ -274,11 +292,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 if openHandles[ino] == 0 { openHandles[ino] = nil }
             }
             if (openHandles[ino] ?? 0) <= 1, let r = try? namespace.inode(ino), r.nlink == 0 {
-                buffers[ino] = nil
-                forgetWriteBackLocked(ino)
                 openHandles[ino] = nil
-                waitForWriteBackLocked(ino)
-                try purge(ino)
+                try deleteUnusedLocked(ino)
             } else {
                 queueWriteBackLocked(ino, .whole)
             }
@@ -318,7 +333,6 @@ public final class VolumeFileSystem: @unchecked Sendable {
             let end = offset + Int64(bytes.count)
             if end > buffer.size, end > capacityBytes { throw .noSpace }
             var done = 0
-            var dirtyBytes = 0
             while done < bytes.count {
                 let position = offset + Int64(done)
                 let chunk = position / chunkSize
@@ -331,13 +345,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
             buffer.lastWriteNs = Self.now()
             buffer.timesSet = false
             buffers[ino] = buffer
-            // Full chunks go out now; so does everything once the file holds too many bytes.
             // Full chunks go to the write-back at once, while the writer fills the next
             // (one batch in flight per file, so a writer runs at most two chunks ahead);
             // so does everything once the file holds too many bytes.
             let full = buffer.chunks.values.filter { $0.covers(Int(chunkSize)) }.count
-            dirtyBytes = buffer.dirtyBytes
-            if dirtyBytes > Self.dirtyBytesPerFile {
+            if buffer.dirtyBytes > Self.dirtyBytesPerFile {
                 waitForWriteBackLocked(ino)
                 queueWriteBackLocked(ino, .whole, soon: true)
             } else if full > 0 {
@@ -355,13 +367,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
     func commitLocked(_ ino: Int64) throws(FSError) {
         waitForWriteBackLocked(ino)
         guard let buffer = buffers[ino] else { return }
-        var pieces: [Piece] = []
-        for (chunk, entry) in buffer.chunks.sorted(by: { $0.key < $1.key }) {
-            for extent in entry.extents { pieces.append(Piece(ino: ino, chunk: chunk, extent: extent)) }
-        }
+        let pieces = buffer.pieces(of: ino)
         let (slices, objects) = try stage(pieces)
-        try namespace.commitWrites([.init(ino: ino, size: buffer.size, mtimeNs: buffer.timesSet ? nil : buffer.lastWriteNs)],
-                                   slices: slices, objects: objects)
+        try namespace.commitWrites([buffer.written(ino)], slices: slices, objects: objects)
         buffers[ino] = nil
         queuedWhole.remove(ino)
         queuedFull.remove(ino)
@@ -476,11 +484,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
         let record = try namespace.inode(ino)
         if record.isDirectory { throw .isDirectory }
         // Snapshot of the pending bytes (copied: writers keep mutating the buffers).
-        // Bytes not committed yet, in write order: a write-back in flight, then the buffer.
+        // Bytes not committed yet, in write order (copied: writers keep changing them).
         let (fileSize, pending) = lock.withLock { () -> (Int64, [[Int64: DirtyExtents]]) in
             var fileSize = record.size
             var layers: [[Int64: DirtyExtents]] = []
-            for b in [inflight[ino], buffers[ino]].compactMap({ $0 }) {
+            for b in pendingLocked(ino) {
                 var copy: [Int64: DirtyExtents] = [:]
                 let first = offset / chunkSize, last = (offset + Int64(size)) / chunkSize
                 for chunk in first...last {

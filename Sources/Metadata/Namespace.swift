@@ -441,11 +441,6 @@ extension VolumeDatabase {
         }
     }
 
-    /// `commitWrites` for one file whose bytes were written at `nowNs`.
-    public func commitWrite(ino: Int64, slices: [SliceRecord], objects: [String], size: Int64, nowNs: Int64) throws(FSError) {
-        try commitWrites([WrittenFile(ino: ino, size: size, mtimeNs: nowNs)], slices: slices, objects: objects)
-    }
-
     /// Replaces the slices of a chunk up to `upToSlice` with one slice of `object` covering
     /// [0, length), making the object live; returns the objects no slice references any
     /// more (still live: the caller retires them once reads in flight are done).

@@ -27,10 +27,7 @@ public final class VolumeDatabase: Sendable {
         self.volumeID = volumeID
         inodeWatcher = InodeCache.Invalidator(inodes)
         writer = try DatabasePool(path: path, configuration: configuration)
-        try VolumeMigrations.migrator.migrate(writer)
-        writer.add(transactionObserver: inodeWatcher, extent: .databaseLifetime)
-        let names = try writer.read { db in try Data.fetchAll(db, sql: "SELECT DISTINCT name FROM xattr") }
-        xattrNames.withLock { $0 = Set(names) }
+        try prepare()
     }
 
     /// In memory, for tests.
@@ -38,6 +35,11 @@ public final class VolumeDatabase: Sendable {
         self.volumeID = volumeID
         inodeWatcher = InodeCache.Invalidator(inodes)
         writer = try DatabaseQueue()
+        try prepare()
+    }
+
+    /// Migrates, starts watching the inode table, learns the xattr names in use.
+    private func prepare() throws {
         try VolumeMigrations.migrator.migrate(writer)
         writer.add(transactionObserver: inodeWatcher, extent: .databaseLifetime)
         let names = try writer.read { db in try Data.fetchAll(db, sql: "SELECT DISTINCT name FROM xattr") }

@@ -86,6 +86,14 @@ public final class ObjectStore: Sendable {
         }
     }
 
+    /// Where an object's shards may be: each position on its current device, then, while
+    /// its PG moves, on its previous device where that differs.
+    private static func locations(_ current: [DeviceID], _ previous: [DeviceID]?) -> [(position: Int, device: DeviceID)] {
+        var result = current.enumerated().map { (position: $0.offset, device: $0.element) }
+        for (position, device) in (previous ?? []).enumerated() where device != current[position] { result.append((position, device)) }
+        return result
+    }
+
     // MARK: put
 
     /// Stores `bytes` as object `object` of `pool`: every shard written in parallel and
@@ -157,13 +165,7 @@ public final class ObjectStore: Sendable {
     public func get(pool: UInt32, object: ObjectID) throws(StorageError) -> ReadResult {
         let (s, codec) = try snapshot(pool)
         let (current, previous) = try Self.placement(s, codec, object)
-        var candidates: [(position: Int, device: DeviceID)] = current.enumerated().map { ($0.offset, $0.element) }
-        if let previous {
-            for (position, device) in previous.enumerated() where device != current[position] {
-                candidates.append((position, device))
-            }
-        }
-        let (shards, objectSize, problems) = readShards(s, codec, object, candidates: candidates, need: codec.needed,
+        let (shards, objectSize, problems) = readShards(s, codec, object, candidates: Self.locations(current, previous), need: codec.needed,
                                                         moving: previous != nil)
         guard shards.count >= codec.needed, let objectSize else {
             throw .unreadable(object: "\(object)", reason: "\(shards.count) of \(codec.needed) needed shards readable; "
@@ -193,12 +195,8 @@ public final class ObjectStore: Sendable {
         if range.isEmpty { return ReadResult(bytes: [], problems: []) }
         switch codec.scheme {
         case .replicated:
-            var candidates = current.enumerated().map { (position: $0.offset, device: $0.element) }
-            for (position, device) in (previous ?? []).enumerated() where device != current[position] {
-                candidates.append((position, device))
-            }
             var problems: [StorageError] = []
-            for (position, device) in candidates {
+            for (position, device) in Self.locations(current, previous) {
                 guard let store = s.devices[device] else {
                     problems.append(.deviceUnavailable(device, reason: "not attached to this node"))
                     continue
@@ -301,11 +299,7 @@ public final class ObjectStore: Sendable {
     public func delete(pool: UInt32, object: ObjectID) throws(StorageError) -> [StorageError] {
         let (s, codec) = try snapshot(pool)
         let (current, previous) = try Self.placement(s, codec, object)
-        var targets = current.enumerated().map { (position: $0.offset, device: $0.element) }
-        if let previous {
-            for (position, device) in previous.enumerated() where device != current[position] { targets.append((position, device)) }
-        }
-        let results = queues.run(targets.map { target in
+        let results = queues.run(Self.locations(current, previous).map { target in
             let store = s.devices[target.device]
             return (target.device, { @Sendable () -> StorageError? in
                 guard let store else { return .deviceUnavailable(target.device, reason: "not attached to this node") }

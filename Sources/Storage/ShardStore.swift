@@ -263,11 +263,12 @@ public final class ShardStore: Sendable {
                 guard n >= 0 else { throw error("read \(file)") }
                 guard n == front.count else { throw corrupt("file ends inside the block table") }
             }
-            table = front.withUnsafeBytes { b in
+            let tableCRC: UInt32
+            (table, tableCRC) = front.withUnsafeBytes { b in
                 let bytes = UnsafeRawBufferPointer(rebasing: b[ShardHeader.size..<(ShardHeader.size + tableBytes)])
-                return (0..<(tableBytes / 4)).map { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
+                return ((0..<(tableBytes / 4)).map { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) },
+                        CRC32C.checksum(bytes))
             }
-            let tableCRC = front.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[ShardHeader.size..<(ShardHeader.size + tableBytes)])) }
             guard tableCRC == header.checksum else { throw corrupt("block table checksum mismatch") }
         }
         ok = true

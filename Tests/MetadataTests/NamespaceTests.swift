@@ -22,7 +22,7 @@ import Testing
         #expect(try db.inode(a.ino).mode == 0o644)  // now cached
         _ = try db.setattr(ino: a.ino, mode: 0o600, chunkSize: 4096, nowNs: 3)
         #expect(try db.inode(a.ino).mode == 0o600)
-        try db.commitWrite(ino: a.ino, slices: [], objects: [], size: 777, nowNs: 4)
+        try db.commitWrites([.init(ino: a.ino, size: 777, mtimeNs: 4)], slices: [], objects: [])
         #expect(try db.inode(a.ino).size == 777)
         try db.writer.write { d in try d.execute(sql: "UPDATE inode SET uid = 42 WHERE ino = ?", arguments: [a.ino]) }
         #expect(try db.inode(a.ino).uid == 42)

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""The small-file workloads of scripts/fs-bench.sh and scripts/fs-meta-compare.sh.
+
+  fs-workloads.py tarball PATH              # 5,000 files of 1-16 KiB in 50 directories (seeded)
+  fs-workloads.py meta DIR FILES TARBALL    # JSON: creates/s, stats/s, deletes/s of FILES empty
+                                            # files, then seconds to extract TARBALL and stat all
+  fs-workloads.py meta-line NAME DIR FILES TARBALL   # the same as one line of text
+"""
+import io, json, os, random, subprocess, sys, tarfile, time
+
+
+def tarball(path):
+    random.seed(5)
+    with tarfile.open(path, "w") as tar:
+        for i in range(5000):
+            data = random.randbytes(random.randint(1024, 16384))
+            info = tarfile.TarInfo(f"d{i % 50}/f{i}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def meta(d, n, archive):
+    os.makedirs(f"{d}/m", exist_ok=True)
+    t = time.perf_counter()
+    for i in range(n):
+        os.close(os.open(f"{d}/m/f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
+    create = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(n):
+        os.stat(f"{d}/m/f{i}")
+    stat = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(n):
+        os.unlink(f"{d}/m/f{i}")
+    delete = n / (time.perf_counter() - t)
+    os.makedirs(f"{d}/tar", exist_ok=True)
+    t = time.perf_counter()
+    subprocess.run(["tar", "-xf", archive, "-C", f"{d}/tar"], check=True)
+    for root, _, files in os.walk(f"{d}/tar"):
+        for f in files:
+            os.stat(os.path.join(root, f))
+    return {"create": create, "stat": stat, "delete": delete, "tar_s": time.perf_counter() - t}
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "tarball":
+        tarball(sys.argv[2])
+    elif sys.argv[1] == "meta":
+        print(json.dumps(meta(sys.argv[2], int(sys.argv[3]), sys.argv[4])))
+    elif sys.argv[1] == "meta-line":
+        r = meta(sys.argv[3], int(sys.argv[4]), sys.argv[5])
+        print(f"{sys.argv[2]:12} create {r['create']:7.0f}/s  stat {r['stat']:8.0f}/s  "
+              f"delete {r['delete']:7.0f}/s  tar+stat {r['tar_s']:5.2f} s")
+    else:
+        sys.exit(__doc__)
