@@ -22,6 +22,9 @@ public final class Engine: Sendable {
     let moverLock = Mutex<Void>(())
     let state: Mutex<State>
     let volumeDatabases = Mutex<[String: VolumeDatabase]>([:])
+    /// Held while a volume database is opened: two connections opening a new file at once
+    /// would both run its migrations (and one fail with "table already exists").
+    let volumeOpening = NSLock()
     /// Per volume: bytes its live objects store on devices and their data size. Only an
     /// open (mounted) volume's usage changes, so closed volumes' values are kept here
     /// instead of opening every volume's database for each capacity question.
@@ -159,19 +162,21 @@ public final class Engine: Sendable {
 
     func volumeDatabase(_ id: String) throws(EngineError) -> VolumeDatabase {
         if let open = volumeDatabases.withLock({ $0[id] }) { return open }
-        let path = volumesDirectory + "/" + id + ".sqlite"
-        let opened = try EngineError.wrap { try VolumeDatabase(path: path, volumeID: id) }
-        return volumeDatabases.withLock { dbs in
-            if let raced = dbs[id] { return raced }
-            dbs[id] = opened
-            return opened
-        }
+        volumeOpening.lock()
+        defer { volumeOpening.unlock() }
+        if let raced = volumeDatabases.withLock({ $0[id] }) { return raced }
+        let opened = try EngineError.wrap { try VolumeDatabase(path: volumesDirectory + "/" + id + ".sqlite", volumeID: id) }
+        volumeDatabases.withLock { $0[id] = opened }
+        return opened
     }
 
     /// The volume's database: the open one if the volume is in use, else opened for this
     /// call only (so that thousands of idle volumes do not hold thousands of files open).
     func temporaryVolumeDatabase(_ id: String) throws(EngineError) -> VolumeDatabase {
         if let open = volumeDatabases.withLock({ $0[id] }) { return open }
+        volumeOpening.lock()
+        defer { volumeOpening.unlock() }
+        if let raced = volumeDatabases.withLock({ $0[id] }) { return raced }
         return try EngineError.wrap { try VolumeDatabase(path: volumesDirectory + "/" + id + ".sqlite", volumeID: id) }
     }
 

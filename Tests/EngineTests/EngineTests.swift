@@ -2,6 +2,7 @@ import Foundation
 import Placement
 import Storage
 import StorageClasses
+import Synchronization
 import Testing
 @testable import Engine
 
@@ -243,5 +244,43 @@ import Testing
         for v in try engine.volumes() { try engine.deleteVolume(id: v.id) }
         #expect(engine.objects.devices.reduce(0) { $0 + $1.usedBytes } == 0)
         #expect(try engine.volumes().isEmpty)
+    }
+
+    /// Concurrent writers on volumes nobody has written yet: the first writes race to open
+    /// each volume's database (they once both ran its migrations, and one failed), and then
+    /// share it. Every acknowledged object reads back, also after a restart.
+    @Test func concurrentFirstWritesToFreshVolumes() throws {
+        let written = Mutex<[(String, ObjectID, UInt64, Int)]>([])
+        let failures = Mutex<[String]>([])
+        do {
+            let engine = try Fixture.engine(dir)
+            let volumes = try Fixture.classes.map { try engine.createVolume(name: "pvc-\($0.name)", className: $0.name, capacityBytes: 16 << 20).id }
+            // Threads, not concurrentPerform (which runs as many at once as there are cores),
+            // released together so their first writes meet.
+            let gate = DispatchSemaphore(value: 0), done = DispatchGroup()
+            for worker in 0..<8 {
+                done.enter()
+                Thread {
+                defer { done.leave() }
+                gate.wait()
+                for i in 0..<6 {
+                    let volume = volumes[i % volumes.count]  // all threads start on the same volume
+                    let seed = UInt64(worker * 100 + i), size = 1000 * (worker + i) + 1
+                    do {
+                        let id = try engine.writeObject(volume: volume, bytes: Fixture.bytes(size, seed: seed))
+                        written.withLock { $0.append((volume, id, seed, size)) }
+                    } catch {
+                        failures.withLock { $0.append("\(error)") }
+                    }
+                }
+                }.start()
+            }
+            for _ in 0..<8 { gate.signal() }
+            done.wait()
+            #expect(failures.withLock { $0 } == [])
+            try verify(engine, written.withLock { $0 })
+        }
+        #expect(written.withLock { $0.count } == 48)
+        try verify(try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state")), written.withLock { $0 })
     }
 }
