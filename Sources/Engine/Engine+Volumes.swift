@@ -3,6 +3,7 @@ import Metadata
 import Placement
 import Storage
 import StorageClasses
+import Synchronization
 
 extension Engine {
     public func volumes() throws(EngineError) -> [VolumeRecord] { try EngineError.wrap { try database.volumes() } }
@@ -143,13 +144,38 @@ extension Engine {
 
     // MARK: objects
 
-    /// Writes `bytes` as a new object of the volume and returns its id once every shard is
-    /// durable. The object is recorded as 'writing' before any shard exists and 'live' after
-    /// all are: a crash in between leaves a row that start-up collects, never unknown shards.
+    /// Writes `bytes` as a new object of the volume and returns its id once its row and
+    /// every shard are durable. The row ('writing', marked settling) is committed before
+    /// any shard exists, so a crash never leaves shards nobody knows about; it is made
+    /// durable by a WAL fsync that runs while the shards are written (the two flushes
+    /// overlap instead of adding up), and made live, without a second fsync, after both.
+    /// A crash before that leaves a settling row: start-up keeps the object if it reads
+    /// back (it may have been acknowledged) and collects it if its shards are incomplete.
     public func writeObject(volume: String, bytes: [UInt8]) throws(EngineError) -> ObjectID {
-        let id = try stageObject(volume: volume, bytes: bytes)
-        let (vdb, _) = try volumeAndClass(volume)
-        try EngineError.wrap { try vdb.setState(object: id.description, .live, durable: true) }
+        let (vdb, entry) = try volumeAndClass(volume)
+        let id = try begin(vdb, entry, size: bytes.count, settling: true)
+        let rowDurable = Mutex<(any Error)?>(nil)
+        let syncing = DispatchGroup()
+        DispatchQueue.global().async(group: syncing) {
+            do { try vdb.makeCommitsDurable() } catch { rowDurable.withLock { $0 = error } }
+        }
+        var stored: StorageError?
+        do { try objects.put(pool: entry.poolID, object: id, bytes: bytes) } catch { stored = error }
+        syncing.wait()
+        if let stored {
+            try? vdb.removeObject(id: id.description)
+            throw .storage(stored)
+        }
+        do throws(EngineError) {
+            try EngineError.wrap {
+                if let error = rowDurable.withLock({ $0 }) { throw error }
+                try vdb.settle(object: id.description)
+            }
+        } catch {
+            _ = try? objects.delete(pool: entry.poolID, object: id)
+            try? vdb.removeObject(id: id.description)
+            throw error
+        }
         return id
     }
 
@@ -158,16 +184,22 @@ extension Engine {
     /// then a crash collects it at start-up.
     public func stageObject(volume: String, bytes: [UInt8]) throws(EngineError) -> ObjectID {
         let (vdb, entry) = try volumeAndClass(volume)
-        let id = generator.next()
-        let record = ObjectRecord(id: id.description, poolID: Int64(entry.poolID), pg: Int64(id.pg(count: entry.codec.pgCount)),
-                                  sizeBytes: Int64(bytes.count), state: .writing, createdMs: Engine.nowMs())
-        try EngineError.wrap { try vdb.beginObject(record) }
+        let id = try begin(vdb, entry, size: bytes.count, settling: false)
         do {
             try objects.put(pool: entry.poolID, object: id, bytes: bytes)
         } catch {
-            try? vdb.removeObject(id: record.id)
+            try? vdb.removeObject(id: id.description)
             throw .storage(error)
         }
+        return id
+    }
+
+    /// A new object id, recorded as 'writing' (not fsynced).
+    private func begin(_ vdb: VolumeDatabase, _ entry: ClassEntry, size: Int, settling: Bool) throws(EngineError) -> ObjectID {
+        let id = generator.next()
+        let record = ObjectRecord(id: id.description, poolID: Int64(entry.poolID), pg: Int64(id.pg(count: entry.codec.pgCount)),
+                                  sizeBytes: Int64(size), state: .writing, createdMs: Engine.nowMs())
+        try EngineError.wrap { try vdb.beginObject(record, settling: settling) }
         return id
     }
 

@@ -63,7 +63,8 @@ public final class Engine: Sendable {
     var volumesDirectory: String { configuration.stateDirectory + "/volumes" }
 
     /// Opens the engine on its state directory (created if missing), then finishes what a
-    /// crash interrupted: objects still 'writing' are collected, deletions completed, and
+    /// crash interrupted: objects still 'writing' are collected (or, if `writeObject` may
+    /// have acknowledged them, kept when they read back), deletions completed, and
     /// shards left behind by finished moves removed. Movement itself resumes with `move`.
     public init(configuration: EngineConfiguration) throws(EngineError) {
         self.configuration = configuration
@@ -143,8 +144,9 @@ public final class Engine: Sendable {
     private func recoverAfterRestart() throws(EngineError) {
         for volume in try EngineError.wrap({ try database.volumes() }) {
             let vdb = try temporaryVolumeDatabase(volume.id)
+            let undecided = try settleInterruptedWrites(vdb)
             let interrupted = try EngineError.wrap { try vdb.objects(state: .writing) + vdb.objects(state: .deleting) }
-            for object in interrupted {
+            for object in interrupted where !undecided.contains(object.id) {
                 // Never acknowledged ('writing') or being deleted: remove shards, then the row.
                 if let id = ObjectID(object.id) { _ = try? objects.delete(pool: UInt32(object.poolID), object: id) }
                 try EngineError.wrap { try vdb.removeObject(id: object.id) }
@@ -158,6 +160,27 @@ public final class Engine: Sendable {
             }
         }
         try processCleanups()
+    }
+
+    /// Settles the objects a crash caught between their durable row and being made live:
+    /// one that reads back is kept (its write may have been acknowledged); one that does
+    /// not, with every device it was placed on reachable, never was and is collected. The
+    /// rest (a device it needs is down) stay for the next start; their ids are returned.
+    private func settleInterruptedWrites(_ vdb: VolumeDatabase) throws(EngineError) -> Set<String> {
+        var undecided: Set<String> = []
+        for object in try EngineError.wrap({ try vdb.settlingObjects() }) {
+            let pool = UInt32(object.poolID)
+            guard let id = ObjectID(object.id) else { continue }
+            if (try? objects.get(pool: pool, object: id)) != nil {
+                try EngineError.wrap { try vdb.settle(object: object.id) }
+                continue
+            }
+            let placed = (try? objects.placement(pool: pool, object: id)).map { $0.current + ($0.previous ?? []) } ?? []
+            if placed.isEmpty || !placed.allSatisfy({ objects.device($0)?.isReachable == true }) {
+                undecided.insert(object.id)
+            }
+        }
+        return undecided
     }
 
     func volumeDatabase(_ id: String) throws(EngineError) -> VolumeDatabase {

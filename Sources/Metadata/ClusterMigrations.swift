@@ -148,6 +148,17 @@ enum VolumeMigrations {
                 INSERT INTO sync_marker (id, counter) VALUES (1, 0);
                 """)
         }
+        migrator.registerMigration("v4-settling-objects") { db in
+            try db.execute(sql: """
+                -- 'writing' objects of the engine's own writes (not the filesystem's staged
+                -- ones): their row is made durable while their shards are written, so one
+                -- still here at start may have been acknowledged. Start-up keeps it if it
+                -- reads back and collects it only if its shards are provably incomplete.
+                CREATE TABLE settling_object (
+                    id TEXT PRIMARY KEY NOT NULL REFERENCES object(id) ON DELETE CASCADE
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -47,13 +47,37 @@ public final class VolumeDatabase: Sendable {
     }
 
     /// Step 1 of a write: the object is known before any shard exists, so a crash leaves
-    /// a 'writing' row that start-up collects rather than shards nobody knows about.
+    /// a 'writing' row that start-up deals with rather than shards nobody knows about.
     /// (Not fsynced: it survives a process crash and becomes durable with the next durable
     /// commit. Only a power loss in between can forget it; the object was not acknowledged
     /// then, and its shards are unreferenced space, never lost data.)
-    public func beginObject(_ record: ObjectRecord) throws {
+    /// `settling`: the engine's own write, whose row is made durable (`makeCommitsDurable`)
+    /// while its shards are written, and made live by `settle` after both; start-up keeps
+    /// such an object if it reads back (see `settlingObjects`), and collects the others.
+    public func beginObject(_ record: ObjectRecord, settling: Bool = false) throws {
         precondition(record.state == .writing)
-        try writer.write { db in try record.insert(db) }
+        try writer.write { db in
+            try record.insert(db)
+            if settling { try db.execute(sql: "INSERT INTO settling_object (id) VALUES (?)", arguments: [record.id]) }
+        }
+    }
+
+    /// Makes a settling object live once its row and shards are durable. Not fsynced: a
+    /// power loss may undo it, and start-up settles the object again from its shards.
+    public func settle(object id: String) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE object SET state = 'live' WHERE id = ? AND state = 'writing'", arguments: [id])
+            if db.changesCount == 0 { throw MetadataError.notFound("object \(id) being written") }
+            try db.execute(sql: "DELETE FROM settling_object WHERE id = ?", arguments: [id])
+        }
+    }
+
+    /// 'writing' objects that may have been acknowledged (a crash came between their
+    /// durable row and `settle`).
+    public func settlingObjects() throws -> [ObjectRecord] {
+        try writer.read { db in
+            try ObjectRecord.fetchAll(db, sql: "SELECT object.* FROM object JOIN settling_object USING (id) ORDER BY id")
+        }
     }
 
     /// Runs `body` in a transaction whose commit fsyncs the WAL (synchronous=FULL),
@@ -71,11 +95,14 @@ public final class VolumeDatabase: Sendable {
         }
     }
 
+    /// Makes every commit so far durable (one WAL fsync).
+    public func makeCommitsDurable() throws {
+        try durably { db in try db.execute(sql: "UPDATE sync_marker SET counter = counter + 1 WHERE id = 1") }
+    }
+
     /// Makes every commit so far durable (the filesystem's fsync).
     public func syncNamespace() throws(FSError) {
-        do { try durably { db in try db.execute(sql: "UPDATE sync_marker SET counter = counter + 1 WHERE id = 1") } } catch {
-            throw .io
-        }
+        do { try makeCommitsDurable() } catch { throw .io }
     }
 
     /// The current `PRAGMA synchronous` of the writer (1 = NORMAL, 2 = FULL), for tests.
@@ -83,13 +110,11 @@ public final class VolumeDatabase: Sendable {
         try writer.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
-    /// `durable`: the commit fsyncs (the engine acknowledges a write after it).
-    public func setState(object id: String, _ state: ObjectRecord.State, durable: Bool = false) throws {
-        let body = { (db: Database) throws in
+    public func setState(object id: String, _ state: ObjectRecord.State) throws {
+        try writer.write { db in
             try db.execute(sql: "UPDATE object SET state = ? WHERE id = ?", arguments: [state.rawValue, id])
             if db.changesCount == 0 { throw MetadataError.notFound("object \(id)") }
         }
-        if durable { try durably(body) } else { try writer.write(body) }
     }
 
     public func removeObject(id: String) throws {

@@ -85,6 +85,9 @@ public final class ShardStore: Sendable {
         defer { if !committed { release(fileBytes) } }
         guard isReachable else { throw .deviceUnavailable(id, reason: "\(root) is gone") }
 
+        let directory = directory(for: object)
+        let createdDirectory = mkdir(directory, 0o755) == 0
+        if !createdDirectory && errno != EEXIST { throw error("mkdir \(directory)") }
         let tmp = root + "/tmp/" + Self.name(object, position) + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw error("create \(tmp)") }
@@ -112,12 +115,11 @@ public final class ShardStore: Sendable {
             if let headerError { throw headerError }
             if fsync(fd) != 0 { throw error("fsync \(tmp)") }
         }
-        let directory = directory(for: object)
-        if mkdir(directory, 0o755) == 0 {
-            // A new directory entry is durable only once its parent is synced.
+        if createdDirectory {
+            // A new directory entry is durable only once its parent is synced. Created
+            // before the payload was written, it went to disk with the file's fsync (one
+            // journal commit on ext4): this sync has little left to do.
             try Self.syncDirectory(String(directory[..<directory.lastIndex(of: "/")!]), id: id)
-        } else if errno != EEXIST {
-            throw error("mkdir \(directory)")
         }
         let final = directory + "/" + Self.name(object, position)
         var old = stat()

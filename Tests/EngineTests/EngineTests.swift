@@ -1,4 +1,5 @@
 import Foundation
+import Metadata
 import Placement
 import Storage
 import StorageClasses
@@ -282,5 +283,72 @@ import Testing
         }
         #expect(written.withLock { $0.count } == 48)
         try verify(try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state")), written.withLock { $0 })
+    }
+
+    /// A crash between a write's durable row and making it live (the two flushes of a
+    /// write overlap, so either may be on disk alone) is settled at start: an object that
+    /// reads back is kept (it may have been acknowledged), one whose shards are provably
+    /// incomplete is collected, one whose device is down waits; the filesystem's staged
+    /// objects ('writing', never acknowledged on their own) are collected as before.
+    @Test func interruptedWritesSettleAtStart() throws {
+        var kept: [(String, ObjectID, UInt64, Int)] = []
+        var collected: [(volume: String, id: ObjectID)] = []
+        let waiting: (String, ObjectID, UInt64, Int), single: String, deviceRoot: String
+        do {
+            let engine = try Fixture.engine(dir)
+            var volumes: [String: String] = [:]
+            for c in Fixture.classes {
+                volumes[c.name] = try engine.createVolume(name: "pvc-\(c.name)", className: c.name, capacityBytes: 16 << 20).id
+            }
+            single = volumes["remote-disk"]!
+            /// Records a write as a crash would leave it: the row, and the shards `keep` selects.
+            func interrupted(_ className: String, seed: UInt64, settling: Bool, keep: (Int) -> Bool) throws -> (String, ObjectID, UInt64, Int) {
+                let volume = volumes[className]!
+                let vdb = try engine.namespace(volume: volume)
+                let pool = try engine.pool(ofVolume: volume)
+                let id = engine.generator.next()
+                let bytes = Fixture.bytes(5000, seed: seed)
+                try vdb.beginObject(ObjectRecord(id: id.description, poolID: Int64(pool), pg: Int64(id.pg(count: 32)),
+                                                 sizeBytes: Int64(bytes.count), state: .writing, createdMs: 1), settling: settling)
+                try engine.objects.put(pool: pool, object: id, bytes: bytes)
+                for (position, device) in try engine.objects.placement(pool: pool, object: id).current.enumerated() where !keep(position) {
+                    try engine.objects.device(device)!.delete(object: id, position: position)
+                }
+                return (volume, id, seed, bytes.count)
+            }
+            // Every shard durable, or enough of them: kept.
+            kept.append(try interrupted("replicated-3", seed: 1, settling: true) { _ in true })
+            kept.append(try interrupted("replicated-3", seed: 2, settling: true) { $0 == 1 })
+            kept.append(try interrupted("ec-4-2", seed: 3, settling: true) { $0 != 5 })
+            kept.append(try interrupted("remote-disk", seed: 4, settling: true) { _ in true })
+            // Too few shards on reachable devices: never acknowledged, collected.
+            for (className, seed) in [("replicated-3", UInt64(5)), ("ec-4-2", 6), ("remote-disk", 7)] {
+                let (volume, id, _, _) = try interrupted(className, seed: seed, settling: true) { className == "ec-4-2" && $0 < 3 }
+                collected.append((volume, id))
+            }
+            // Staged by the filesystem (not settling): collected even though complete.
+            let (volume, id, _, _) = try interrupted("replicated-3", seed: 8, settling: false) { _ in true }
+            collected.append((volume, id))
+            // Complete, but its only device will be down at the next start: cannot tell, so it waits.
+            let write = try interrupted("remote-disk", seed: 9, settling: true) { _ in true }
+            waiting = write
+            let pool = try engine.pool(ofVolume: single)
+            deviceRoot = engine.objects.device(try engine.objects.placement(pool: pool, object: write.1).current[0])!.root
+        }
+        let state = dir.path + "/state"
+        try FileManager.default.moveItem(atPath: deviceRoot, toPath: deviceRoot + ".away")
+        do {
+            let reopened = try Engine(configuration: EngineConfiguration(stateDirectory: state))
+            try verify(reopened, kept, allowDegraded: true)  // two lack a shard
+            for (volume, id) in collected {
+                #expect(try reopened.namespace(volume: volume).object(id: id.description) == nil, "\(id) should be collected")
+                #expect(reopened.objects.devices.allSatisfy { store in (0..<6).allSatisfy { !store.contains(object: id, position: $0) } })
+            }
+            #expect(try reopened.namespace(volume: single).settlingObjects().map(\.id) == [waiting.1.description])
+        }
+        try FileManager.default.moveItem(atPath: deviceRoot + ".away", toPath: deviceRoot)
+        let reopened = try Engine(configuration: EngineConfiguration(stateDirectory: state))
+        try verify(reopened, kept + [waiting], allowDegraded: true)
+        #expect(try reopened.namespace(volume: single).settlingObjects().isEmpty)
     }
 }

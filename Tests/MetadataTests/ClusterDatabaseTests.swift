@@ -101,13 +101,17 @@ import Testing
         let id = String(repeating: "a", count: 32)
         // Volume commits are NORMAL; durable ones switch to FULL and back.
         #expect(try db.synchronousMode() == 1)
-        try db.beginObject(ObjectRecord(id: id, poolID: 1, pg: 3, sizeBytes: 100, state: .writing, createdMs: 0))
+        try db.beginObject(ObjectRecord(id: id, poolID: 1, pg: 3, sizeBytes: 100, state: .writing, createdMs: 0), settling: true)
         try db.syncNamespace()
         #expect(try db.synchronousMode() == 1)
         #expect(try db.objects(state: .writing).map(\.id) == [id])
+        #expect(try db.settlingObjects().map(\.id) == [id])
         #expect(try db.objects(poolID: 1, pg: 3).isEmpty)  // not live yet
-        try db.setState(object: id, .live, durable: true)
+        try db.makeCommitsDurable()
         #expect(try db.synchronousMode() == 1)
+        try db.settle(object: id)
+        #expect(try db.settlingObjects().isEmpty)
+        #expect(throws: MetadataError.self) { try db.settle(object: id) }  // only a 'writing' object settles
         #expect(try db.objects(poolID: 1, pg: 3).map(\.id) == [id])
         #expect(try db.liveBytes() == 100)
         #expect(throws: MetadataError.notFound("object nope")) { try db.setState(object: "nope", .live) }
