@@ -122,6 +122,7 @@ extension Engine {
             guard var record = try EngineError.wrap({ try database.volume(id: id) }) else { return }
             record.state = .deleting
             try EngineError.wrap { try database.commit([.saveVolume(record)]) }
+            volumeClassNames.withLock { _ = $0.removeValue(forKey: id) }  // from now on it reads as deleting
             try deleteVolumeData(record)
         }
     }
@@ -136,6 +137,7 @@ extension Engine {
             }
         }
         volumeDatabases.withLock { _ = $0.removeValue(forKey: record.id) }
+        volumeClassNames.withLock { _ = $0.removeValue(forKey: record.id) }  // one learnt while deleting
         usageCache.withLock { _ = $0.removeValue(forKey: record.id) }
         let base = volumesDirectory + "/" + record.id + ".sqlite"
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: base + suffix) }
@@ -145,35 +147,37 @@ extension Engine {
     // MARK: objects
 
     /// Writes `bytes` as a new object of the volume and returns its id once its row and
-    /// every shard are durable. The row ('writing', marked settling) is committed before
-    /// any shard exists, so a crash never leaves shards nobody knows about; it is made
-    /// durable by a WAL fsync that runs while the shards are written (the two flushes
-    /// overlap instead of adding up), and made live, without a second fsync, after both.
-    /// A crash before that leaves a settling row: start-up keeps the object if it reads
-    /// back (it may have been acknowledged) and collects it if its shards are incomplete.
+    /// every shard are durable. Two things run at once: the row ('writing', marked settling)
+    /// is committed with a WAL fsync, and the shards are written and fsynced; a shard takes
+    /// its final name only after the row is durable, so a crash never leaves shards the
+    /// database does not know. The flushes overlap instead of adding up. With both done the
+    /// object is made live by a commit without fsync. A crash before that leaves a
+    /// settling row: start-up keeps the object if it reads back (it may have been
+    /// acknowledged) and collects it if its shards are incomplete.
     public func writeObject(volume: String, bytes: [UInt8]) throws(EngineError) -> ObjectID {
         let (vdb, entry) = try volumeAndClass(volume)
-        let id = try begin(vdb, entry, size: bytes.count, settling: true)
-        let rowDurable = Mutex<(any Error)?>(nil)
-        let syncing = DispatchGroup()
-        DispatchQueue.global().async(group: syncing) {
-            do { try vdb.makeCommitsDurable() } catch { rowDurable.withLock { $0 = error } }
+        let id = generator.next()
+        let record = Self.newRecord(id, entry, size: bytes.count)
+        let rowDurable = Promise<Bool>()
+        let rowError = Mutex<(any Error)?>(nil)
+        DispatchQueue.global().async {
+            do { try vdb.beginSettlingObjectDurably(record); rowDurable.fulfill(true) } catch {
+                rowError.withLock { $0 = error }
+                rowDurable.fulfill(false)
+            }
         }
         var stored: StorageError?
-        do { try objects.put(pool: entry.poolID, object: id, bytes: bytes) } catch { stored = error }
-        syncing.wait()
-        if let stored {
-            try? vdb.removeObject(id: id.description)
-            throw .storage(stored)
-        }
+        do { try objects.put(pool: entry.poolID, object: id, bytes: bytes, renameAfter: rowDurable) } catch { stored = error }
+        let recorded = rowDurable.value()
         do throws(EngineError) {
             try EngineError.wrap {
-                if let error = rowDurable.withLock({ $0 }) { throw error }
+                if let error = rowError.withLock({ $0 }) { throw error }
+                if let stored { throw stored }
                 try vdb.settle(object: id.description)
             }
         } catch {
             _ = try? objects.delete(pool: entry.poolID, object: id)
-            try? vdb.removeObject(id: id.description)
+            if recorded { try? vdb.removeObject(id: id.description) }
             throw error
         }
         return id
@@ -184,7 +188,8 @@ extension Engine {
     /// then a crash collects it at start-up.
     public func stageObject(volume: String, bytes: [UInt8]) throws(EngineError) -> ObjectID {
         let (vdb, entry) = try volumeAndClass(volume)
-        let id = try begin(vdb, entry, size: bytes.count, settling: false)
+        let id = generator.next()
+        try EngineError.wrap { try vdb.beginObject(Self.newRecord(id, entry, size: bytes.count)) }
         do {
             try objects.put(pool: entry.poolID, object: id, bytes: bytes)
         } catch {
@@ -194,13 +199,10 @@ extension Engine {
         return id
     }
 
-    /// A new object id, recorded as 'writing' (not fsynced).
-    private func begin(_ vdb: VolumeDatabase, _ entry: ClassEntry, size: Int, settling: Bool) throws(EngineError) -> ObjectID {
-        let id = generator.next()
-        let record = ObjectRecord(id: id.description, poolID: Int64(entry.poolID), pg: Int64(id.pg(count: entry.codec.pgCount)),
-                                  sizeBytes: Int64(size), state: .writing, createdMs: Engine.nowMs())
-        try EngineError.wrap { try vdb.beginObject(record, settling: settling) }
-        return id
+    /// The row of a new object, 'writing'.
+    private static func newRecord(_ id: ObjectID, _ entry: ClassEntry, size: Int) -> ObjectRecord {
+        ObjectRecord(id: id.description, poolID: Int64(entry.poolID), pg: Int64(id.pg(count: entry.codec.pgCount)),
+                     sizeBytes: Int64(size), state: .writing, createdMs: Engine.nowMs())
     }
 
     /// Removes objects already marked 'deleting' (or any state): shards, then rows.
@@ -249,11 +251,21 @@ extension Engine {
         return try EngineError.wrap { try vdb.objects(state: .live).compactMap { ObjectID($0.id) } }
     }
 
+    /// An available volume's database and class. The class of a volume never changes, so
+    /// it is remembered (a cluster-database read per object was a tenth of a put's
+    /// overhead); `deleteVolume` forgets it.
     func volumeAndClass(_ volume: String) throws(EngineError) -> (VolumeDatabase, ClassEntry) {
-        guard let record = try EngineError.wrap({ try database.volume(id: volume) }), record.state == .available else {
-            throw .unknownVolume(volume)
+        let className: String
+        if let known = volumeClassNames.withLock({ $0[volume] }) {
+            className = known
+        } else {
+            guard let record = try EngineError.wrap({ try database.volume(id: volume) }), record.state == .available else {
+                throw .unknownVolume(volume)
+            }
+            className = record.className
+            volumeClassNames.withLock { $0[volume] = className }
         }
-        guard let entry = state.withLock({ $0.classes[record.className] }) else { throw .unknownClass(record.className) }
+        guard let entry = state.withLock({ $0.classes[className] }) else { throw .unknownClass(className) }
         return (try volumeDatabase(volume), entry)
     }
 }

@@ -22,6 +22,8 @@ public final class Engine: Sendable {
     let moverLock = Mutex<Void>(())
     let state: Mutex<State>
     let volumeDatabases = Mutex<[String: VolumeDatabase]>([:])
+    /// Class names of available volumes met so far (`volumeAndClass`).
+    let volumeClassNames = Mutex<[String: String]>([:])
     /// Held while a volume database is opened: two connections opening a new file at once
     /// would both run its migrations (and one fail with "table already exists").
     let volumeOpening = NSLock()

@@ -51,15 +51,24 @@ public final class VolumeDatabase: Sendable {
     /// (Not fsynced: it survives a process crash and becomes durable with the next durable
     /// commit. Only a power loss in between can forget it; the object was not acknowledged
     /// then, and its shards are unreferenced space, never lost data.)
-    /// `settling`: the engine's own write, whose row is made durable (`makeCommitsDurable`)
-    /// while its shards are written, and made live by `settle` after both; start-up keeps
-    /// such an object if it reads back (see `settlingObjects`), and collects the others.
+    /// `settling`: the engine's own write (see `beginSettlingObjectDurably`), made live by
+    /// `settle`; start-up keeps such an object if it reads back (see `settlingObjects`), and
+    /// collects the others.
     public func beginObject(_ record: ObjectRecord, settling: Bool = false) throws {
         precondition(record.state == .writing)
-        try writer.write { db in
-            try record.insert(db)
-            if settling { try db.execute(sql: "INSERT INTO settling_object (id) VALUES (?)", arguments: [record.id]) }
-        }
+        try writer.write { db in try Self.insert(record, settling: settling, db) }
+    }
+
+    /// `beginObject` for the engine's own writes, in a commit that fsyncs: the row is on
+    /// disk before any of the object's shards takes its final name.
+    public func beginSettlingObjectDurably(_ record: ObjectRecord) throws {
+        precondition(record.state == .writing)
+        try durably { db in try Self.insert(record, settling: true, db) }
+    }
+
+    private static func insert(_ record: ObjectRecord, settling: Bool, _ db: Database) throws {
+        try record.insert(db)
+        if settling { try db.execute(sql: "INSERT INTO settling_object (id) VALUES (?)", arguments: [record.id]) }
     }
 
     /// Makes a settling object live once its row and shards are durable. Not fsynced: a

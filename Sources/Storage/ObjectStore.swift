@@ -100,7 +100,8 @@ public final class ObjectStore: Sendable {
     /// fsynced; returns only when all are durable. On any failure the shards already
     /// written are removed and the error is thrown (a full device first, as `noSpace`).
     /// Putting the same id again rewrites the same shards (a retry is idempotent).
-    public func put(pool: UInt32, object: ObjectID, bytes: [UInt8]) throws(StorageError) {
+    /// `renameAfter`: see `ShardStore.write`.
+    public func put(pool: UInt32, object: ObjectID, bytes: [UInt8], renameAfter: Promise<Bool>? = nil) throws(StorageError) {
         let (s, codec) = try snapshot(pool)
         guard bytes.count <= codec.chunkSizeBytes else {
             throw .objectTooLarge(sizeBytes: bytes.count, limitBytes: codec.chunkSizeBytes)
@@ -113,8 +114,8 @@ public final class ObjectStore: Sendable {
             // while the device threads copy the payload into their files.
             errors = bytes.withUnsafeBytes { payload in
                 let shared = SharedBytes(payload)
-                let promise = ChecksumPromise()
-                return writeShards(s, object, targets, objectSize: bytes.count,
+                let promise = Promise<[UInt32]>()
+                return writeShards(s, object, targets, objectSize: bytes.count, renameAfter: renameAfter,
                                    meanwhile: { promise.fulfill(CRC32C.blockChecksums(payload, blockSize: ShardHeader.blockSize)) }) { _ in (shared, .promised(promise)) }
             }
         case .erasure(let rs):
@@ -125,7 +126,7 @@ public final class ObjectStore: Sendable {
                 // Only the padding after the data needs zeros; parity is overwritten.
                 UnsafeMutableRawBufferPointer(rebasing: stripe[bytes.count..<(rs.k * length)]).initializeMemory(as: UInt8.self, repeating: 0)
                 rs.encodeParity(stripe: stripe, shardLength: length)
-                return writeShards(s, object, targets, objectSize: bytes.count) { position in
+                return writeShards(s, object, targets, objectSize: bytes.count, renameAfter: renameAfter) { position in
                     (SharedBytes(UnsafeRawBufferPointer(rebasing: stripe[(position * length)..<((position + 1) * length)])), .compute)
                 }
             }
@@ -141,7 +142,7 @@ public final class ObjectStore: Sendable {
     /// Writes shard `position` (bytes given by `shard`) to each target in parallel; the
     /// error of each position, nil where it is durable. The bytes must outlive the call.
     private func writeShards(_ s: State, _ object: ObjectID, _ targets: [DeviceID], objectSize: Int,
-                             meanwhile: (() -> Void)? = nil,
+                             renameAfter: Promise<Bool>?, meanwhile: (() -> Void)? = nil,
                              shard: (Int) -> (SharedBytes, ShardStore.Checksum)) -> [StorageError?] {
         let jobs: [(device: DeviceID, work: @Sendable () -> StorageError?)] = targets.enumerated().map { position, device in
             let store = s.devices[device]
@@ -149,7 +150,8 @@ public final class ObjectStore: Sendable {
             return (device, {
                 guard let store else { return .deviceUnavailable(device, reason: "not attached to this node") }
                 do throws(StorageError) {
-                    try store.write(object: object, position: position, objectSize: objectSize, payload: bytes.buffer, checksum: crc)
+                    try store.write(object: object, position: position, objectSize: objectSize, payload: bytes.buffer, checksum: crc,
+                                    renameAfter: renameAfter)
                     return nil
                 } catch { return error }
             })

@@ -77,8 +77,12 @@ public final class ShardStore: Sendable {
     /// `checksum`: the payload's block checksums if the caller has them, or a promise the
     /// caller is computing them into while this writes the payload (one computation for all
     /// copies of a replicated object, overlapped with the copying). Table and header go in last.
+    ///
+    /// `renameAfter`: the shard takes its final name only once this says true (the engine's
+    /// object row is durable), so no crash leaves a shard its database does not know; false
+    /// abandons the write.
     public func write(object: ObjectID, position: Int, objectSize: Int, payload: UnsafeRawBufferPointer,
-                      checksum: Checksum = .compute) throws(StorageError) {
+                      checksum: Checksum = .compute, renameAfter: Promise<Bool>? = nil) throws(StorageError) {
         let fileBytes = ShardHeader.fileBytes(payloadLength: payload.count)
         try reserve(fileBytes)
         var committed = false
@@ -121,6 +125,9 @@ public final class ShardStore: Sendable {
             // journal commit on ext4): this sync has little left to do.
             try Self.syncDirectory(String(directory[..<directory.lastIndex(of: "/")!]), id: id)
         }
+        if let renameAfter, !renameAfter.value() {
+            throw .io(device: id, operation: "write of \(Self.name(object, position)), abandoned: its object could not be recorded", errno: ECANCELED)
+        }
         let final = directory + "/" + Self.name(object, position)
         var old = stat()
         let replaced = stat(final, &old) == 0 ? Int(old.st_size) : 0
@@ -136,7 +143,7 @@ public final class ShardStore: Sendable {
     public enum Checksum: Sendable {
         case compute
         case known([UInt32])
-        case promised(ChecksumPromise)
+        case promised(Promise<[UInt32]>)
     }
 
     /// `write(object:position:objectSize:payload:)` for an array.
@@ -426,26 +433,5 @@ public final class ShardStore: Sendable {
         guard Glibc.write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
             throw .io(device: id, operation: "write \(path)", errno: errno)
         }
-    }
-}
-
-/// Block checksums one thread computes while others wait for them (see `ShardStore.write`).
-public final class ChecksumPromise: Sendable {
-    private let state = Mutex<[UInt32]?>(nil)
-    private let ready = DispatchSemaphore(value: 0)
-
-    public init() {}
-
-    public func fulfill(_ value: [UInt32]) {
-        state.withLock { $0 = value }
-        ready.signal()
-    }
-
-    /// Waits for the value (any number of callers).
-    public func value() -> [UInt32] {
-        if let v = state.withLock({ $0 }) { return v }
-        ready.wait()
-        ready.signal()  // pass the wake-up on to the next waiter
-        return state.withLock { $0 }!
     }
 }

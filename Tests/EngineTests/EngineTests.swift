@@ -329,26 +329,35 @@ import Testing
             // Staged by the filesystem (not settling): collected even though complete.
             let (volume, id, _, _) = try interrupted("replicated-3", seed: 8, settling: false) { _ in true }
             collected.append((volume, id))
-            // Complete, but its only device will be down at the next start: cannot tell, so it waits.
-            let write = try interrupted("remote-disk", seed: 9, settling: true) { _ in true }
-            waiting = write
-            let pool = try engine.pool(ofVolume: single)
-            deviceRoot = engine.objects.device(try engine.objects.placement(pool: pool, object: write.1).current[0])!.root
+            // Complete, but its only device will be down at the next start: cannot tell, so it
+            // waits. (A device none of the others use, so that they settle as above.)
+            func devices(_ volume: String, _ id: ObjectID) throws -> [DeviceID] {
+                try engine.objects.placement(pool: try engine.pool(ofVolume: volume), object: id).current
+            }
+            let used = Set(try (kept + collected.map { ($0.volume, $0.id, 0, 0) }).flatMap { try devices($0.0, $0.1) })
+            var candidate = try interrupted("remote-disk", seed: 9, settling: true) { _ in true }
+            while used.contains(try devices(single, candidate.1)[0]) {
+                kept.append(candidate)  // complete: kept at start like the others
+                candidate = try interrupted("remote-disk", seed: 9, settling: true) { _ in true }
+            }
+            waiting = candidate
+            deviceRoot = engine.objects.device(try devices(single, candidate.1)[0])!.root
         }
         let state = dir.path + "/state"
+        // First start: the device is away, so the object that needs it waits.
         try FileManager.default.moveItem(atPath: deviceRoot, toPath: deviceRoot + ".away")
         do {
             let reopened = try Engine(configuration: EngineConfiguration(stateDirectory: state))
-            try verify(reopened, kept, allowDegraded: true)  // two lack a shard
-            for (volume, id) in collected {
-                #expect(try reopened.namespace(volume: volume).object(id: id.description) == nil, "\(id) should be collected")
-                #expect(reopened.objects.devices.allSatisfy { store in (0..<6).allSatisfy { !store.contains(object: id, position: $0) } })
-            }
             #expect(try reopened.namespace(volume: single).settlingObjects().map(\.id) == [waiting.1.description])
+            try verify(reopened, kept, allowDegraded: true)  // two lack a shard
         }
         try FileManager.default.moveItem(atPath: deviceRoot + ".away", toPath: deviceRoot)
         let reopened = try Engine(configuration: EngineConfiguration(stateDirectory: state))
         try verify(reopened, kept + [waiting], allowDegraded: true)
+        for (volume, id) in collected {
+            #expect(try reopened.namespace(volume: volume).object(id: id.description) == nil, "\(id) should be collected")
+            #expect(reopened.objects.devices.allSatisfy { store in (0..<6).allSatisfy { !store.contains(object: id, position: $0) } })
+        }
         #expect(try reopened.namespace(volume: single).settlingObjects().isEmpty)
     }
 }

@@ -1,6 +1,7 @@
 import Codec
 import Foundation
 import Placement
+import Synchronization
 import Testing
 @testable import Storage
 
@@ -173,6 +174,43 @@ import Testing
         let id = generator.next()
         for _ in 0..<3 { try store.write(object: id, position: 0, objectSize: 500, bytes: randomBytes(500, seed: 4)) }
         #expect(store.usedBytes == ShardHeader.fileBytes(payloadLength: 500))
+    }
+
+    /// A shard waiting for its object's row takes its final name only when the row is
+    /// durable: the write blocks until then; if the row fails, nothing of it remains.
+    @Test func shardTakesItsNameOnlyAfterTheGate() throws {
+        let store = try device()
+        let bytes = randomBytes(3000, seed: 5)
+        for opens in [true, false] {
+            let id = generator.next()
+            let gate = Promise<Bool>()
+            let done = DispatchSemaphore(value: 0)
+            let outcome = Mutex<StorageError??>(nil)
+            DispatchQueue.global().async {
+                let error: StorageError? = bytes.withUnsafeBytes { buffer in
+                    do throws(StorageError) {
+                        try store.write(object: id, position: 0, objectSize: 3000, payload: buffer, renameAfter: gate)
+                        return nil
+                    } catch { return error }
+                }
+                outcome.withLock { $0 = .some(error) }
+                done.signal()
+            }
+            let waited = done.wait(timeout: .now() + 0.3) == .timedOut
+            #expect(waited, "the write must wait for the gate")
+            #expect(!store.contains(object: id, position: 0))
+            gate.fulfill(opens)
+            if waited { done.wait() }
+            if opens {
+                #expect(outcome.withLock { $0 } == .some(nil))
+                expectSame(try store.read(object: id, position: 0).payload, bytes)
+            } else {
+                #expect(outcome.withLock { $0 }??.description.contains("abandoned") == true)
+                #expect(!store.contains(object: id, position: 0))
+            }
+            #expect(ShardStore.entries(dir.path + "/dev-a/tmp").isEmpty)
+        }
+        #expect(store.usedBytes == ShardHeader.fileBytes(payloadLength: 3000))  // the abandoned one is not counted
     }
 
     @Test func reopenCountsBytesDropsTempFilesAndChecksIdentity() throws {
