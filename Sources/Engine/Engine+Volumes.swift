@@ -151,9 +151,10 @@ extension Engine {
     /// is committed with a WAL fsync, and the shards are written and fsynced; a shard takes
     /// its final name only after the row is durable, so a crash never leaves shards the
     /// database does not know. The flushes overlap instead of adding up. With both done the
-    /// object is made live by a commit without fsync. A crash before that leaves a
-    /// settling row: start-up keeps the object if it reads back (it may have been
-    /// acknowledged) and collects it if its shards are incomplete.
+    /// object is live (its commit, without fsync, rides on the next write's: `settleLater`).
+    /// A crash before that commit leaves a settling row: start-up keeps the object if it
+    /// reads back (it may have been acknowledged) and collects it if its shards are
+    /// incomplete.
     public func writeObject(volume: String, bytes: [UInt8]) throws(EngineError) -> ObjectID {
         let (vdb, entry) = try volumeAndClass(volume)
         let id = generator.next()
@@ -173,13 +174,13 @@ extension Engine {
             try EngineError.wrap {
                 if let error = rowError.withLock({ $0 }) { throw error }
                 if let stored { throw stored }
-                try vdb.settle(object: id.description)
             }
         } catch {
             _ = try? objects.delete(pool: entry.poolID, object: id)
             if recorded { try? vdb.removeObject(id: id.description) }
             throw error
         }
+        vdb.settleLater(object: id.description)
         return id
     }
 

@@ -475,7 +475,8 @@ extension VolumeDatabase {
     /// Live objects that no slice references (a compaction's leftovers when the daemon
     /// stopped before retiring them). Only meaningful for volumes used as filesystems.
     public func unreferencedLiveObjects() throws(FSError) -> [String] {
-        try fsRead { db in
+        do { try settleDeferred() } catch { throw .io }
+        return try fsRead { db in
             try String.fetchAll(db, sql: """
                 SELECT id FROM object WHERE state = 'live'
                 AND NOT EXISTS (SELECT 1 FROM slice WHERE slice.object = object.id)

@@ -19,6 +19,8 @@ public final class VolumeDatabase: Sendable {
     /// Every xattr name any inode of the volume has (or had since opening): the kernel asks
     /// for `security.capability` on every write, and a name nobody uses needs no query.
     let xattrNames = Mutex<Set<Data>>([])
+    /// Acknowledged writes whose 'live' commit is still to come (`settleLater`).
+    private let deferredSettles = Mutex<(ids: Set<String>, flushScheduled: Bool)>(([], false))
 
     public init(path: String, volumeID: String) throws {
         var configuration = Configuration()
@@ -61,9 +63,15 @@ public final class VolumeDatabase: Sendable {
 
     /// `beginObject` for the engine's own writes, in a commit that fsyncs: the row is on
     /// disk before any of the object's shards takes its final name.
+    /// The commit also carries the deferred settles of earlier writes (`settleLater`).
     public func beginSettlingObjectDurably(_ record: ObjectRecord) throws {
         precondition(record.state == .writing)
-        try durably { db in try Self.insert(record, settling: true, db) }
+        try withDeferredSettles { ids in
+            try durably { db in
+                try Self.insert(record, settling: true, db)
+                for id in ids { try Self.settle(id, db) }
+            }
+        }
     }
 
     private static func insert(_ record: ObjectRecord, settling: Bool, _ db: Database) throws {
@@ -75,16 +83,54 @@ public final class VolumeDatabase: Sendable {
     /// power loss may undo it, and start-up settles the object again from its shards.
     public func settle(object id: String) throws {
         try writer.write { db in
-            try db.execute(sql: "UPDATE object SET state = 'live' WHERE id = ? AND state = 'writing'", arguments: [id])
+            try Self.settle(id, db)
             if db.changesCount == 0 { throw MetadataError.notFound("object \(id) being written") }
-            try db.execute(sql: "DELETE FROM settling_object WHERE id = ?", arguments: [id])
         }
+    }
+
+    /// `settle`, deferred: the object is live from now on for every query of this
+    /// database, and its commit rides on the next write's (or on `settleDeferred`, run
+    /// shortly after by itself): one commit less per acknowledged write.
+    public func settleLater(object id: String) {
+        let schedule = deferredSettles.withLock { d in
+            d.ids.insert(id)
+            defer { d.flushScheduled = true }
+            return !d.flushScheduled
+        }
+        if schedule {
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(20)) { [self] in
+                deferredSettles.withLock { $0.flushScheduled = false }
+                try? settleDeferred()  // on failure they stay deferred, for the next commit
+            }
+        }
+    }
+
+    /// Commits the deferred settles (no fsync). Every query of object state runs it first.
+    public func settleDeferred() throws {
+        guard deferredSettles.withLock({ !$0.ids.isEmpty }) else { return }
+        try withDeferredSettles { ids in try writer.write { db in for id in ids { try Self.settle(id, db) } } }
+    }
+
+    /// Runs `body` with the deferred settles taken out; puts them back if it fails.
+    private func withDeferredSettles(_ body: (Set<String>) throws -> Void) throws {
+        let ids = deferredSettles.withLock { d in defer { d.ids.removeAll() }; return d.ids }
+        do { try body(ids) } catch {
+            deferredSettles.withLock { $0.ids.formUnion(ids) }
+            throw error
+        }
+    }
+
+    /// Live, no longer settling (nothing if it is no longer being written: deleted meanwhile).
+    private static func settle(_ id: String, _ db: Database) throws {
+        try db.execute(sql: "DELETE FROM settling_object WHERE id = ?", arguments: [id])
+        try db.execute(sql: "UPDATE object SET state = 'live' WHERE id = ? AND state = 'writing'", arguments: [id])
     }
 
     /// 'writing' objects that may have been acknowledged (a crash came between their
     /// durable row and `settle`).
     public func settlingObjects() throws -> [ObjectRecord] {
-        try writer.read { db in
+        try settleDeferred()
+        return try writer.read { db in
             try ObjectRecord.fetchAll(db, sql: "SELECT object.* FROM object JOIN settling_object USING (id) ORDER BY id")
         }
     }
@@ -120,27 +166,35 @@ public final class VolumeDatabase: Sendable {
     }
 
     public func setState(object id: String, _ state: ObjectRecord.State) throws {
-        try writer.write { db in
+        try settleDeferred()
+        return try writer.write { db in
             try db.execute(sql: "UPDATE object SET state = ? WHERE id = ?", arguments: [state.rawValue, id])
             if db.changesCount == 0 { throw MetadataError.notFound("object \(id)") }
         }
     }
 
     public func removeObject(id: String) throws {
-        try writer.write { db in _ = try ObjectRecord.deleteOne(db, key: id) }
+        try settleDeferred()
+        return try writer.write { db in _ = try ObjectRecord.deleteOne(db, key: id) }
     }
 
     public func object(id: String) throws -> ObjectRecord? {
-        try writer.read { db in try ObjectRecord.fetchOne(db, key: id) }
+        // Asked before reading: a settle committed in between is then read as live anyway.
+        let deferred = deferredSettles.withLock { $0.ids.contains(id) }
+        guard var record = try writer.read({ db in try ObjectRecord.fetchOne(db, key: id) }) else { return nil }
+        if deferred && record.state == .writing { record.state = .live }
+        return record
     }
 
     public func objects(state: ObjectRecord.State) throws -> [ObjectRecord] {
-        try writer.read { db in try ObjectRecord.filter(Column("state") == state.rawValue).order(Column("id")).fetchAll(db) }
+        try settleDeferred()
+        return try writer.read { db in try ObjectRecord.filter(Column("state") == state.rawValue).order(Column("id")).fetchAll(db) }
     }
 
     /// The live objects of one PG (what the mover copies).
     /// Live objects of the pool whose PG is one of `pgs`.
     public func liveObjectCount(poolID: UInt32, pgs: Set<Int>) throws -> Int {
+        try settleDeferred()
         guard !pgs.isEmpty else { return 0 }
         return try writer.read { db in
             try ObjectRecord.filter(Column("pool_id") == Int64(poolID) && Column("state") == "live" && pgs.map(Int64.init).contains(Column("pg")))
@@ -149,7 +203,8 @@ public final class VolumeDatabase: Sendable {
     }
 
     public func objects(poolID: UInt32, pg: Int) throws -> [ObjectRecord] {
-        try writer.read { db in
+        try settleDeferred()
+        return try writer.read { db in
             try ObjectRecord.filter(Column("pool_id") == Int64(poolID) && Column("pg") == Int64(pg) && Column("state") == "live")
                 .order(Column("id")).fetchAll(db)
         }
@@ -157,14 +212,16 @@ public final class VolumeDatabase: Sendable {
 
     /// Bytes of data (not counting redundancy) in live objects.
     public func liveBytes() throws -> Int64 {
-        try writer.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(size_bytes), 0) FROM object WHERE state = 'live'") ?? 0 }
+        try settleDeferred()
+        return try writer.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(size_bytes), 0) FROM object WHERE state = 'live'") ?? 0 }
     }
 
     /// Bytes the live objects take on devices: per object, `width` shard files of a
     /// header, a 4-byte checksum per `blockSize` block of the payload, and the payload of
     /// ⌈size / k⌉ rounded up to `alignment` (k = 1, alignment 1 for copies).
     public func storedBytes(width: Int, k: Int, alignment: Int, headerBytes: Int, blockSize: Int) throws -> Int64 {
-        try writer.read { db in
+        try settleDeferred()
+        return try writer.read { db in
             try Int64.fetchOne(db, sql: """
                 SELECT COALESCE(SUM(? * (p + ? + 4 * ((p + ? - 1) / ?))), 0)
                 FROM (SELECT (((size_bytes + ? - 1) / ?) + ? - 1) / ? * ? AS p FROM object WHERE state = 'live')
@@ -173,6 +230,7 @@ public final class VolumeDatabase: Sendable {
     }
 
     public func objectCount() throws -> Int {
-        try writer.read { db in try ObjectRecord.fetchCount(db) }
+        try settleDeferred()
+        return try writer.read { db in try ObjectRecord.fetchCount(db) }
     }
 }

@@ -360,4 +360,27 @@ import Testing
         }
         #expect(try reopened.namespace(volume: single).settlingObjects().isEmpty)
     }
+
+    /// An acknowledged write is live at once for every query, though its 'live' commit
+    /// rides on a later commit (`settleLater`); a write deleted before that stays deleted.
+    @Test func acknowledgedWritesAreLiveAtOnce() throws {
+        let engine = try Fixture.engine(dir)
+        let volume = try engine.createVolume(name: "pvc", className: "replicated-3", capacityBytes: 16 << 20).id
+        let vdb = try engine.namespace(volume: volume)
+        var ids: [ObjectID] = []
+        for i in 0..<5 {
+            let bytes = Fixture.bytes(1000 + i, seed: UInt64(i))
+            let id = try engine.writeObject(volume: volume, bytes: bytes)
+            #expect(try vdb.object(id: id.description)?.state == .live)
+            expectSame(try engine.readObject(volume: volume, id: id).bytes, bytes)
+            ids.append(id)
+        }
+        #expect(try engine.objectIDs(volume: volume) == ids.sorted { $0.description < $1.description })
+        #expect(try vdb.settlingObjects().isEmpty)
+        let gone = try engine.writeObject(volume: volume, bytes: [1, 2, 3])
+        try engine.deleteObject(volume: volume, id: gone)
+        try vdb.settleDeferred()
+        #expect(try vdb.object(id: gone.description) == nil)
+        #expect(try engine.objectIDs(volume: volume).count == 5)
+    }
 }
