@@ -105,19 +105,21 @@ public final class VolumeDatabase: Sendable {
         }
     }
 
-    /// Commits the deferred settles (no fsync). Every query of object state runs it first.
+    /// Commits the deferred settles (no fsync). Every query of object state runs it first;
+    /// if it fails they stay deferred.
     public func settleDeferred() throws {
         guard deferredSettles.withLock({ !$0.ids.isEmpty }) else { return }
         try withDeferredSettles { ids in try writer.write { db in for id in ids { try Self.settle(id, db) } } }
     }
 
-    /// Runs `body` with the deferred settles taken out; puts them back if it fails.
+    /// Runs `body` (a commit) with the deferred settles, and forgets them only once it has
+    /// committed: until then a lookup must still answer live for them, since a reader does
+    /// not see the commit before it happens. (Two commits may carry the same settle: it is
+    /// idempotent.)
     private func withDeferredSettles(_ body: (Set<String>) throws -> Void) throws {
-        let ids = deferredSettles.withLock { d in defer { d.ids.removeAll() }; return d.ids }
-        do { try body(ids) } catch {
-            deferredSettles.withLock { $0.ids.formUnion(ids) }
-            throw error
-        }
+        let ids = deferredSettles.withLock { $0.ids }
+        try body(ids)
+        if !ids.isEmpty { deferredSettles.withLock { $0.ids.subtract(ids) } }
     }
 
     /// Live, no longer settling (nothing if it is no longer being written: deleted meanwhile).

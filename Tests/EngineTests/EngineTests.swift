@@ -383,4 +383,35 @@ import Testing
         #expect(try vdb.object(id: gone.description) == nil)
         #expect(try engine.objectIDs(volume: volume).count == 5)
     }
+
+    /// While writes go on (each commit carrying earlier writes' deferred settles), a
+    /// lookup of any acknowledged object finds it live, every time.
+    @Test func lookupsNeverMissAnAcknowledgedWrite() throws {
+        let engine = try Fixture.engine(dir)
+        let volume = try engine.createVolume(name: "pvc", className: "remote-disk", capacityBytes: 16 << 20).id
+        let vdb = try engine.namespace(volume: volume)
+        let acknowledged = Mutex<[ObjectID]>([])
+        let writing = Atomic<Bool>(true)
+        let misses = Atomic<Int>(0), lookups = Atomic<Int>(0)
+        let reader = DispatchGroup()
+        DispatchQueue.global().async(group: reader) {
+            var i = 0
+            while writing.load(ordering: .acquiring) {
+                let ids = acknowledged.withLock { $0 }
+                guard !ids.isEmpty else { continue }
+                let id = ids[ids.count - 1 - (i % min(3, ids.count))]  // the newest few
+                i += 1
+                lookups.add(1, ordering: .relaxed)
+                if (try? vdb.object(id: id.description))??.state != .live { misses.add(1, ordering: .relaxed) }
+            }
+        }
+        for i in 0..<60 {
+            let id = try engine.writeObject(volume: volume, bytes: Fixture.bytes(100, seed: UInt64(i)))
+            acknowledged.withLock { $0.append(id) }
+        }
+        writing.store(false, ordering: .releasing)
+        reader.wait()
+        #expect(lookups.load(ordering: .relaxed) > 0)
+        #expect(misses.load(ordering: .relaxed) == 0)
+    }
 }
