@@ -32,6 +32,10 @@ OUT=${OUT:-$WORK/fs-bench-results.jsonl}
 GLUSTER_SCRIPT=${GLUSTER_SCRIPT:-$REPO/../shared/bench/glusterfs-peer.sh}
 
 say() { echo "[fs-bench] $*" >&2; }
+# docs/storage.md, "Benchmark": with free page reporting at 0 this VM hands freed memory back
+# to the host at once, and page-cache writes into fresh pages run ~10x slower.
+reporting=/sys/module/page_reporting/parameters/min_free_ms
+[ -r "$reporting" ] && say "free page reporting min_free_ms: $(cat "$reporting")$([ "$(cat "$reporting")" = 0 ] && echo ' (freed memory returns to the host at once: write figures are noisy)')"
 cleanup() {
   for m in "$WORK"/mnt/*; do mountpoint -q "$m" 2>/dev/null && { umount "$m" 2>/dev/null || umount -l "$m"; }; done
   [ -n "${PIDS:-}" ] && kill $PIDS 2>/dev/null || true

@@ -20,6 +20,8 @@ python3 scripts/fs-workloads.py tarball "$W/tarball.tar"
 "$E" mount "$W/state" v "$W/mnt" --class remote-disk --size $((16 << 30)) >/dev/null &
 "$W/passthrough_ll" -f -o source="$W/pt-src" "$W/pt" 2>/dev/null &
 for _ in $(seq 100); do mountpoint -q "$W/mnt" && mountpoint -q "$W/pt" && break; sleep 0.1; done
+reporting=/sys/module/page_reporting/parameters/min_free_ms  # see docs/storage.md, "Benchmark"
+[ -r "$reporting" ] && echo "free page reporting min_free_ms: $(cat "$reporting")"
 for r in $(seq "$ROUNDS"); do
   for target in berth passthrough; do
     dir="$W/mnt/r$r"; [ "$target" = passthrough ] && dir="$W/pt/r$r"
