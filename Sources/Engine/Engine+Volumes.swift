@@ -170,15 +170,10 @@ extension Engine {
         var stored: StorageError?
         do { try objects.put(pool: entry.poolID, object: id, bytes: bytes, renameAfter: rowDurable) } catch { stored = error }
         let recorded = rowDurable.value()
-        do throws(EngineError) {
-            try EngineError.wrap {
-                if let error = rowError.withLock({ $0 }) { throw error }
-                if let stored { throw stored }
-            }
-        } catch {
-            _ = try? objects.delete(pool: entry.poolID, object: id)
+        if let failure: any Error = rowError.withLock({ $0 }) ?? stored {
+            // `put` removed the shards it wrote, or abandoned them unnamed when the row failed.
             if recorded { try? vdb.removeObject(id: id.description) }
-            throw error
+            try EngineError.wrap { throw failure }
         }
         vdb.settleLater(object: id.description)
         return id

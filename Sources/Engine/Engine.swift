@@ -186,23 +186,25 @@ public final class Engine: Sendable {
     }
 
     func volumeDatabase(_ id: String) throws(EngineError) -> VolumeDatabase {
-        if let open = volumeDatabases.withLock({ $0[id] }) { return open }
-        volumeOpening.lock()
-        defer { volumeOpening.unlock() }
-        if let raced = volumeDatabases.withLock({ $0[id] }) { return raced }
-        let opened = try EngineError.wrap { try VolumeDatabase(path: volumesDirectory + "/" + id + ".sqlite", volumeID: id) }
-        volumeDatabases.withLock { $0[id] = opened }
-        return opened
+        try openVolumeDatabase(id, keepOpen: true)
     }
 
     /// The volume's database: the open one if the volume is in use, else opened for this
     /// call only (so that thousands of idle volumes do not hold thousands of files open).
     func temporaryVolumeDatabase(_ id: String) throws(EngineError) -> VolumeDatabase {
+        try openVolumeDatabase(id, keepOpen: false)
+    }
+
+    /// The open database of the volume, or a new connection (under `volumeOpening`, so two
+    /// never migrate one file at once), remembered if `keepOpen`.
+    private func openVolumeDatabase(_ id: String, keepOpen: Bool) throws(EngineError) -> VolumeDatabase {
         if let open = volumeDatabases.withLock({ $0[id] }) { return open }
         volumeOpening.lock()
         defer { volumeOpening.unlock() }
         if let raced = volumeDatabases.withLock({ $0[id] }) { return raced }
-        return try EngineError.wrap { try VolumeDatabase(path: volumesDirectory + "/" + id + ".sqlite", volumeID: id) }
+        let opened = try EngineError.wrap { try VolumeDatabase(path: volumesDirectory + "/" + id + ".sqlite", volumeID: id) }
+        if keepOpen { volumeDatabases.withLock { $0[id] = opened } }
+        return opened
     }
 
     /// Lets go of a volume's open database once nothing uses it (its mount ended),

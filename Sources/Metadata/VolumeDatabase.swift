@@ -66,12 +66,7 @@ public final class VolumeDatabase: Sendable {
     /// The commit also carries the deferred settles of earlier writes (`settleLater`).
     public func beginSettlingObjectDurably(_ record: ObjectRecord) throws {
         precondition(record.state == .writing)
-        try withDeferredSettles { ids in
-            try durably { db in
-                try Self.insert(record, settling: true, db)
-                for id in ids { try Self.settle(id, db) }
-            }
-        }
+        try objectWrite(durable: true) { db in try Self.insert(record, settling: true, db) }
     }
 
     private static func insert(_ record: ObjectRecord, settling: Bool, _ db: Database) throws {
@@ -105,21 +100,34 @@ public final class VolumeDatabase: Sendable {
         }
     }
 
-    /// Commits the deferred settles (no fsync). Every query of object state runs it first;
-    /// if it fails they stay deferred.
+    /// Commits the deferred settles (no fsync). Every query of object state runs it first
+    /// (`objectRead`); if it fails they stay deferred.
     public func settleDeferred() throws {
         guard deferredSettles.withLock({ !$0.ids.isEmpty }) else { return }
-        try withDeferredSettles { ids in try writer.write { db in for id in ids { try Self.settle(id, db) } } }
+        try objectWrite { _ in }
     }
 
-    /// Runs `body` (a commit) with the deferred settles, and forgets them only once it has
+    /// A change to object rows, in a transaction that also carries the deferred settles
+    /// (`durable`: one whose commit fsyncs). The settles are forgotten only once it has
     /// committed: until then a lookup must still answer live for them, since a reader does
     /// not see the commit before it happens. (Two commits may carry the same settle: it is
     /// idempotent.)
-    private func withDeferredSettles(_ body: (Set<String>) throws -> Void) throws {
+    private func objectWrite<T>(durable: Bool = false, _ body: @escaping (Database) throws -> T) throws -> T {
         let ids = deferredSettles.withLock { $0.ids }
-        try body(ids)
+        let transaction = { (db: Database) throws -> T in
+            for id in ids { try Self.settle(id, db) }
+            return try body(db)
+        }
+        let result = durable ? try durably(transaction) : try writer.write(transaction)
         if !ids.isEmpty { deferredSettles.withLock { $0.ids.subtract(ids) } }
+        return result
+    }
+
+    /// A query of object state, after the deferred settles are committed: no acknowledged
+    /// object reads as still being written.
+    private func objectRead<T>(_ body: (Database) throws -> T) throws -> T {
+        try settleDeferred()
+        return try writer.read(body)
     }
 
     /// Live, no longer settling (nothing if it is no longer being written: deleted meanwhile).
@@ -131,8 +139,7 @@ public final class VolumeDatabase: Sendable {
     /// 'writing' objects that may have been acknowledged (a crash came between their
     /// durable row and `settle`).
     public func settlingObjects() throws -> [ObjectRecord] {
-        try settleDeferred()
-        return try writer.read { db in
+        try objectRead { db in
             try ObjectRecord.fetchAll(db, sql: "SELECT object.* FROM object JOIN settling_object USING (id) ORDER BY id")
         }
     }
@@ -168,16 +175,14 @@ public final class VolumeDatabase: Sendable {
     }
 
     public func setState(object id: String, _ state: ObjectRecord.State) throws {
-        try settleDeferred()
-        return try writer.write { db in
+        try objectWrite { db in
             try db.execute(sql: "UPDATE object SET state = ? WHERE id = ?", arguments: [state.rawValue, id])
             if db.changesCount == 0 { throw MetadataError.notFound("object \(id)") }
         }
     }
 
     public func removeObject(id: String) throws {
-        try settleDeferred()
-        return try writer.write { db in _ = try ObjectRecord.deleteOne(db, key: id) }
+        try objectWrite { db in _ = try ObjectRecord.deleteOne(db, key: id) }
     }
 
     public func object(id: String) throws -> ObjectRecord? {
@@ -189,24 +194,21 @@ public final class VolumeDatabase: Sendable {
     }
 
     public func objects(state: ObjectRecord.State) throws -> [ObjectRecord] {
-        try settleDeferred()
-        return try writer.read { db in try ObjectRecord.filter(Column("state") == state.rawValue).order(Column("id")).fetchAll(db) }
+        try objectRead { db in try ObjectRecord.filter(Column("state") == state.rawValue).order(Column("id")).fetchAll(db) }
     }
 
     /// The live objects of one PG (what the mover copies).
     /// Live objects of the pool whose PG is one of `pgs`.
     public func liveObjectCount(poolID: UInt32, pgs: Set<Int>) throws -> Int {
-        try settleDeferred()
         guard !pgs.isEmpty else { return 0 }
-        return try writer.read { db in
+        return try objectRead { db in
             try ObjectRecord.filter(Column("pool_id") == Int64(poolID) && Column("state") == "live" && pgs.map(Int64.init).contains(Column("pg")))
                 .fetchCount(db)
         }
     }
 
     public func objects(poolID: UInt32, pg: Int) throws -> [ObjectRecord] {
-        try settleDeferred()
-        return try writer.read { db in
+        try objectRead { db in
             try ObjectRecord.filter(Column("pool_id") == Int64(poolID) && Column("pg") == Int64(pg) && Column("state") == "live")
                 .order(Column("id")).fetchAll(db)
         }
@@ -214,16 +216,14 @@ public final class VolumeDatabase: Sendable {
 
     /// Bytes of data (not counting redundancy) in live objects.
     public func liveBytes() throws -> Int64 {
-        try settleDeferred()
-        return try writer.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(size_bytes), 0) FROM object WHERE state = 'live'") ?? 0 }
+        try objectRead { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(size_bytes), 0) FROM object WHERE state = 'live'") ?? 0 }
     }
 
     /// Bytes the live objects take on devices: per object, `width` shard files of a
     /// header, a 4-byte checksum per `blockSize` block of the payload, and the payload of
     /// ⌈size / k⌉ rounded up to `alignment` (k = 1, alignment 1 for copies).
     public func storedBytes(width: Int, k: Int, alignment: Int, headerBytes: Int, blockSize: Int) throws -> Int64 {
-        try settleDeferred()
-        return try writer.read { db in
+        try objectRead { db in
             try Int64.fetchOne(db, sql: """
                 SELECT COALESCE(SUM(? * (p + ? + 4 * ((p + ? - 1) / ?))), 0)
                 FROM (SELECT (((size_bytes + ? - 1) / ?) + ? - 1) / ? * ? AS p FROM object WHERE state = 'live')
@@ -232,7 +232,6 @@ public final class VolumeDatabase: Sendable {
     }
 
     public func objectCount() throws -> Int {
-        try settleDeferred()
-        return try writer.read { db in try ObjectRecord.fetchCount(db) }
+        try objectRead { db in try ObjectRecord.fetchCount(db) }
     }
 }

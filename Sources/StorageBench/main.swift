@@ -137,9 +137,9 @@ for _ in 0..<rounds {
         let dir = root + "/plain"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         // Object by object, a plain file then a put (and below a plain read then a get): on
-        // this VM, memory the page cache gets back after a delete or a cache drop is slow
-        // to touch again (the balloon returned it to the host), so whichever of two long
-        // phases runs first pays for it. Alternating gives both the same conditions.
+        // this VM, memory freed by a delete or a cache drop is slow to touch again (free
+        // page reporting returned it to the host), so whichever of two long phases runs
+        // first pays for it. Alternating gives both the same conditions.
         var plainWriteSeconds = 0.0, putSeconds = 0.0, plainReadSeconds = 0.0, getSeconds = 0.0
         var ids: [ObjectID] = []
         for i in 0..<objectCount {
