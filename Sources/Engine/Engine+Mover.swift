@@ -44,13 +44,17 @@ extension Engine {
 
     public func pendingPositions() -> [PendingPosition] { pendingPositions(state.withLock { $0 }) }
 
-    /// The live objects of one PG, over every volume of its class.
-    func objectsIn(_ s: State, pool: UInt32, pg: Int) throws(EngineError) -> [ObjectRecord] {
+    /// The objects of one PG in `states`, over every volume of its class. By default those
+    /// the mover copies: live ones, and writing ones (staged by the filesystem, or an
+    /// engine write not yet settled), whose shards are complete once no put of an older
+    /// epoch is in flight (`ObjectStore.waitForPuts`).
+    func objectsIn(_ s: State, pool: UInt32, pg: Int,
+                   states: Set<ObjectRecord.State> = [.live, .writing]) throws(EngineError) -> [ObjectRecord] {
         guard let entry = s.entry(pool: pool) else { return [] }
         var result: [ObjectRecord] = []
         for volume in try EngineError.wrap({ try database.volumes() }) where volume.className == entry.storageClass.name {
             let vdb = try volumeDatabase(volume.id)
-            result += try EngineError.wrap { try vdb.objects(poolID: pool, pg: pg) }
+            result += try EngineError.wrap { try vdb.objects(poolID: pool, pg: pg, states: states) }
         }
         return result
     }
@@ -75,6 +79,9 @@ extension Engine {
     public func move(maxPositions: Int? = nil) -> MoveResult {
         moverLock.withLock { _ in
             let s = state.withLock { $0 }
+            // A put that took its placement from an older epoch may still be writing a
+            // shard to a position's old device; listing the PG before it ends would miss it.
+            objects.waitForPuts(before: s.map.epoch)
             let all = pendingPositions(s)
             let jobs = maxPositions.map { Array(all.prefix($0)) } ?? all
             let epoch = Int64(s.map.epoch)
@@ -119,8 +126,13 @@ extension Engine {
             do {
                 bytes += Int64(try objects.moveShard(pool: job.pool, object: id, position: job.position, from: job.from, to: job.to))
             } catch {
-                // Deleted while we moved it: nothing to keep.
-                if case .unreadable = error, (try? objectExists(s, id: object.id, pool: job.pool)) == false { continue }
+                if case .unreadable = error {
+                    // Deleted while we moved it: nothing to keep.
+                    guard let now = try objectRecord(s, id: object.id, pool: job.pool) else { continue }
+                    // Still writing and nowhere to be read: a put of this epoch writing to the
+                    // new device itself, or one that failed and is taking its row away.
+                    if now.state == .writing { continue }
+                }
                 throw .storage(error)
             }
         }
@@ -136,12 +148,12 @@ extension Engine {
         return bytes
     }
 
-    private func objectExists(_ s: State, id: String, pool: UInt32) throws(EngineError) -> Bool {
-        guard let entry = s.entry(pool: pool) else { return false }
+    private func objectRecord(_ s: State, id: String, pool: UInt32) throws(EngineError) -> ObjectRecord? {
+        guard let entry = s.entry(pool: pool) else { return nil }
         for volume in try EngineError.wrap({ try database.volumes() }) where volume.className == entry.storageClass.name {
-            if try EngineError.wrap({ try volumeDatabase(volume.id).object(id: id) }) != nil { return true }
+            if let record = try EngineError.wrap({ try volumeDatabase(volume.id).object(id: id) }) { return record }
         }
-        return false
+        return nil
     }
 
     /// Deletes shards left on devices by finished moves, then forgets each cleanup row.
@@ -154,7 +166,7 @@ extension Engine {
             if !stillLocated {
                 if let store = objects.device(device) {
                     guard store.isReachable else { continue }
-                    for object in try objectsIn(s, pool: UInt32(cleanup.poolID), pg: Int(cleanup.pg)) {
+                    for object in try objectsIn(s, pool: UInt32(cleanup.poolID), pg: Int(cleanup.pg), states: Set(ObjectRecord.State.allCases)) {
                         guard let id = ObjectID(object.id) else { continue }
                         // Keep it if the device holds this position again in the current placement.
                         if s.targets[UInt32(cleanup.poolID)]?[Int(cleanup.pg)][Int(cleanup.position)] == device { break }

@@ -132,10 +132,14 @@ public final class Engine: Sendable {
     }
 
     /// Installs a new state and the object store's matching layout.
+    /// The layout is set under the state lock, so whoever reads an epoch from the state
+    /// finds puts already placing by it (what `move` relies on when it waits for older puts).
     func install(_ s: State) {
-        state.withLock { $0 = s }
-        objects.setLayout(Self.layout(s))
-        for entry in s.classes.values { objects.setCodec(entry.codec) }
+        state.withLock { st in
+            st = s
+            for entry in s.classes.values { objects.setCodec(entry.codec) }
+            objects.setLayout(Self.layout(s))
+        }
     }
 
     /// The map this node is serving.

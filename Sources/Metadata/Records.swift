@@ -159,7 +159,7 @@ public struct VolumeRecord: Codable, Hashable, Sendable, FetchableRecord, Persis
 /// One object of a volume's data.
 public struct ObjectRecord: Codable, Hashable, Sendable, FetchableRecord, PersistableRecord {
     public static let databaseTableName = "object"
-    public enum State: String, Codable, Sendable, DatabaseValueConvertible {
+    public enum State: String, Codable, Sendable, DatabaseValueConvertible, CaseIterable {
         case writing, live, deleting
     }
     /// 32 hex digits (`Storage.ObjectID`).

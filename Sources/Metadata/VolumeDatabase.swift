@@ -197,7 +197,6 @@ public final class VolumeDatabase: Sendable {
         try objectRead { db in try ObjectRecord.filter(Column("state") == state.rawValue).order(Column("id")).fetchAll(db) }
     }
 
-    /// The live objects of one PG (what the mover copies).
     /// Live objects of the pool whose PG is one of `pgs`.
     public func liveObjectCount(poolID: UInt32, pgs: Set<Int>) throws -> Int {
         guard !pgs.isEmpty else { return 0 }
@@ -207,9 +206,13 @@ public final class VolumeDatabase: Sendable {
         }
     }
 
-    public func objects(poolID: UInt32, pg: Int) throws -> [ObjectRecord] {
+    /// The objects of one PG in one of `states`: what the mover copies (live, and writing:
+    /// a staged object's shards are complete before its row turns live) and what cleaning
+    /// a device after a move deletes (every state).
+    public func objects(poolID: UInt32, pg: Int, states: Set<ObjectRecord.State>) throws -> [ObjectRecord] {
         try objectRead { db in
-            try ObjectRecord.filter(Column("pool_id") == Int64(poolID) && Column("pg") == Int64(pg) && Column("state") == "live")
+            try ObjectRecord.filter(Column("pool_id") == Int64(poolID) && Column("pg") == Int64(pg)
+                                    && states.map(\.rawValue).contains(Column("state")))
                 .order(Column("id")).fetchAll(db)
         }
     }

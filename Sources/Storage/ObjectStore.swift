@@ -43,6 +43,9 @@ public final class ObjectStore: Sendable {
     public var degradedReads: Int { degradedReadCount.load(ordering: .relaxed) }
     private let queues = DeviceQueues()
     private let buffers = BufferPool()
+    private let putsInFlight = PutsInFlight()
+    /// Tests only: called by every put after it took its placement, before any shard is written.
+    let afterPlacement = Mutex<(@Sendable (ObjectID) -> Void)?>(nil)
 
     public init(layout: Layout, devices: [ShardStore], codecs: [PoolCodec]) {
         state = Mutex(State(
@@ -102,7 +105,10 @@ public final class ObjectStore: Sendable {
     /// Putting the same id again rewrites the same shards (a retry is idempotent).
     /// `renameAfter`: see `ShardStore.write`.
     public func put(pool: UInt32, object: ObjectID, bytes: [UInt8], renameAfter: Promise<Bool>? = nil) throws(StorageError) {
-        let (s, codec) = try snapshot(pool)
+        let (s, epoch) = putsInFlight.begin { let s = state.withLock { $0 }; return (s, s.layout.current.map.epoch) }
+        defer { putsInFlight.end(epoch: epoch) }
+        guard let codec = s.codecs[pool] else { throw .unknownClass("pool \(pool)") }
+        if let hook = afterPlacement.withLock({ $0 }) { hook(object) }
         guard bytes.count <= codec.chunkSizeBytes else {
             throw .objectTooLarge(sizeBytes: bytes.count, limitBytes: codec.chunkSizeBytes)
         }
@@ -158,6 +164,15 @@ public final class ObjectStore: Sendable {
         }
         return queues.run(jobs, meanwhile: meanwhile)
     }
+
+    /// Blocks until no put placed by an epoch before `epoch` is still writing. The mover
+    /// calls it once the new epoch is installed, before listing what a PG holds: from then
+    /// on every put writes where `epoch` (or a later one) places it, and every earlier put's
+    /// object is listed with its shards complete.
+    public func waitForPuts(before epoch: UInt64) { putsInFlight.waitForPuts(before: epoch) }
+
+    /// Tests only: callers blocked in `waitForPuts` now.
+    var waitingForPuts: Int { putsInFlight.waiting }
 
     // MARK: get
 

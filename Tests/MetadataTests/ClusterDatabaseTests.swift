@@ -106,13 +106,16 @@ import Testing
         #expect(try db.synchronousMode() == 1)
         #expect(try db.objects(state: .writing).map(\.id) == [id])
         #expect(try db.settlingObjects().map(\.id) == [id])
-        #expect(try db.objects(poolID: 1, pg: 3).isEmpty)  // not live yet
+        #expect(try db.objects(poolID: 1, pg: 3, states: [.live]).isEmpty)  // not live yet
+        #expect(try db.objects(poolID: 1, pg: 3, states: [.live, .writing]).map(\.id) == [id])
+        #expect(try db.objects(poolID: 1, pg: 2, states: [.live, .writing]).isEmpty)
         try db.makeCommitsDurable()
         #expect(try db.synchronousMode() == 1)
         try db.settle(object: id)
         #expect(try db.settlingObjects().isEmpty)
         #expect(throws: MetadataError.self) { try db.settle(object: id) }  // only a 'writing' object settles
-        #expect(try db.objects(poolID: 1, pg: 3).map(\.id) == [id])
+        #expect(try db.objects(poolID: 1, pg: 3, states: [.live]).map(\.id) == [id])
+        #expect(try db.objects(poolID: 1, pg: 3, states: [.writing]).isEmpty)
         #expect(try db.liveBytes() == 100)
         #expect(throws: MetadataError.notFound("object nope")) { try db.setState(object: "nope", .live) }
         #expect(throws: DatabaseError.self) {
