@@ -556,6 +556,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             waitForAllWriteBacksLocked()
             for ino in Array(buffers.keys) { try? commitLocked(ino) }
             purgeRetiredLocked(all: true)
+            try? namespace.commitNamespaceChanges()
         }
     }
 }

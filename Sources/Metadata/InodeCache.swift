@@ -32,6 +32,13 @@ final class InodeCache: Sendable {
         }
     }
 
+    func invalidateAll() {
+        state.withLock { s in
+            s.generation &+= 1
+            s.entries.removeAll(keepingCapacity: true)
+        }
+    }
+
     func invalidate(_ inos: some Sequence<Int64>) {
         state.withLock { s in
             s.generation &+= 1
@@ -39,8 +46,8 @@ final class InodeCache: Sendable {
         }
     }
 
-    /// After a commit: the changed inodes are dropped, and those the committing writer
-    /// read back inside its transaction (their committed state) installed.
+    /// After a change: the changed inodes are dropped, and those the writer read back
+    /// (their state now) installed.
     func install(_ fresh: [InodeRecord], replacing changed: some Sequence<Int64>) {
         state.withLock { s in
             s.generation &+= 1
@@ -51,14 +58,16 @@ final class InodeCache: Sendable {
     }
 
     /// Watches the `inode` table through SQLite's change hooks. A writer that calls
-    /// `readBack` at the end of its transaction has the inodes it changed installed in the
-    /// cache when it commits (the parent a create touched, which the kernel asks for next,
-    /// is then a cache hit); otherwise they are only dropped.
+    /// `readBack` at the end of its change has the inodes it changed installed in the cache
+    /// as they now stand (the parent a create touched, which the kernel asks for next, is
+    /// then a cache hit); otherwise they are only dropped. Namespace changes share one
+    /// open transaction (`VolumeDatabase.batched`) read through the same connection, so
+    /// what a change leaves is what every namespace read sees from then on; a rolled-back
+    /// transaction empties the cache.
     final class Invalidator: TransactionObserver, @unchecked Sendable {
         let cache: InodeCache
-        /// Only touched on the writer's queue, inside one transaction at a time.
+        /// Only touched on the writer's queue: inodes changed since the last read-back.
         private var changed: Set<Int64> = []
-        private var fresh: [InodeRecord] = []
 
         init(_ cache: InodeCache) { self.cache = cache }
 
@@ -69,21 +78,22 @@ final class InodeCache: Sendable {
             cache.invalidate(CollectionOfOne(event.rowID))
         }
 
-        /// Reads the inodes changed so far in this transaction as they now stand.
+        /// Installs the inodes changed so far, as they now stand.
         func readBack(_ db: Database, fetch: (Database, Int64) throws -> InodeRecord?) throws {
-            fresh = try changed.compactMap { try fetch(db, $0) }
+            guard !changed.isEmpty else { return }
+            let fresh = try changed.compactMap { try fetch(db, $0) }
+            cache.install(fresh, replacing: changed)
+            changed.removeAll(keepingCapacity: true)
         }
 
         func databaseDidCommit(_ db: Database) {
-            if !changed.isEmpty { cache.install(fresh, replacing: changed) }
+            if !changed.isEmpty { cache.invalidate(changed) }
             changed.removeAll(keepingCapacity: true)
-            fresh.removeAll(keepingCapacity: true)
         }
 
         func databaseDidRollback(_ db: Database) {
-            if !changed.isEmpty { cache.invalidate(changed) }
+            cache.invalidateAll()
             changed.removeAll(keepingCapacity: true)
-            fresh.removeAll(keepingCapacity: true)
         }
     }
 }

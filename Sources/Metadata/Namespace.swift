@@ -104,15 +104,17 @@ public struct DirectoryEntry: Hashable, Sendable {
 extension VolumeDatabase {
     public static let rootIno: Int64 = 1
 
-    /// A namespace change in one transaction; the inodes it changed go into the inode
-    /// cache as they stand when it commits.
-    func fs<T>(_ body: (Database) throws -> T) throws(FSError) -> T {
+    /// A namespace change, in the open batch (`batched`) or, `immediate`, committed with
+    /// the batch before returning (what other connections read, slices and objects,
+    /// changes only so); the inodes it changed go into the inode cache as they now stand.
+    func fs<T>(immediate: Bool = false, _ body: (Database) throws -> T) throws(FSError) -> T {
         do {
-            return try writer.write { db in
+            let change = { (db: Database) throws -> T in
                 let result = try body(db)
-                try inodeWatcher.readBack(db, fetch: Self.fetchInode)
+                try self.inodeWatcher.readBack(db, fetch: Self.fetchInode)
                 return result
             }
+            return immediate ? try transaction(change) : try batched(change)
         } catch let e as FSError { throw e } catch { throw .io }
     }
 
@@ -234,7 +236,7 @@ extension VolumeDatabase {
     /// `deleteInode` would). Otherwise the caller deletes it once no handle is open.
     public func unlink(parent: Int64, name: [UInt8], nowNs: Int64,
                        deleteIfUnused: (Int64) -> Bool = { _ in false }) throws(FSError) -> (inode: InodeRecord, deleted: [String]?) {
-        try fs { db in
+        let result: (inode: InodeRecord, deleted: [String]?) = try fs { db in
             _ = try Self.directory(db, parent)
             guard var victim = try Self.child(db, parent, name) else { throw FSError.noEntry }
             if victim.isDirectory { throw FSError.isDirectory }
@@ -246,6 +248,9 @@ extension VolumeDatabase {
             if victim.nlink == 0 && deleteIfUnused(victim.ino) { return (victim, try Self.deleteInode(db, victim.ino)) }
             return (victim, nil)
         }
+        // Its objects' shards are deleted next: the change dropping them must be committed first.
+        if let deleted = result.deleted, !deleted.isEmpty { try commitNamespaceChanges() }
+        return result
     }
 
     /// Removes an empty directory; returns it (its inode is then deleted by the caller).
@@ -369,7 +374,8 @@ extension VolumeDatabase {
     /// the new end to the end of its chunk, so growing the file again reads zeros.
     public func setattr(ino: Int64, mode: Int64? = nil, uid: Int64? = nil, gid: Int64? = nil, size: Int64? = nil,
                         atimeNs: Int64? = nil, mtimeNs: Int64? = nil, chunkSize: Int64, nowNs: Int64) throws(FSError) -> InodeRecord {
-        try fs { db in
+        // A new size changes slices, which reads see through other connections.
+        try fs(immediate: size != nil) { db in
             guard var record = try Self.fetchInode(db, ino) else { throw FSError.noEntry }
             if let mode { record.mode = mode & 0o7777; record.ctimeNs = nowNs }
             if let uid { record.uid = uid; record.ctimeNs = nowNs }
@@ -425,7 +431,7 @@ extension VolumeDatabase {
     /// are added, and the files' sizes and times move forward — for one file or for many
     /// (the write-back commits every file it packed together in one transaction).
     public func commitWrites(_ files: [WrittenFile], slices: [SliceRecord], objects: [String]) throws(FSError) {
-        try fs { db in
+        try fs(immediate: true) { db in
             for object in objects {
                 try db.cachedStatement(sql: "UPDATE object SET state = 'live' WHERE id = ?").execute(arguments: [object])
             }
@@ -445,7 +451,7 @@ extension VolumeDatabase {
     /// [0, length), making the object live; returns the objects no slice references any
     /// more (still live: the caller retires them once reads in flight are done).
     public func compactChunk(ino: Int64, chunk: Int64, upToSlice: Int64, object: String, length: Int64) throws(FSError) -> [String] {
-        try fs { db in
+        try fs(immediate: true) { db in
             let before = try String.fetchAll(db.cachedStatement(sql: """
                 SELECT DISTINCT object FROM slice WHERE ino = ? AND chunk = ? AND id <= ? AND object IS NOT NULL
                 """), arguments: [ino, chunk, upToSlice])
@@ -487,7 +493,7 @@ extension VolumeDatabase {
     /// Deletes an inode with no links left; returns the objects only it referenced (the
     /// caller deletes their shards, then `removeObject`s them).
     public func deleteInode(_ ino: Int64) throws(FSError) -> [String] {
-        try fs { db in try Self.deleteInode(db, ino) }
+        try fs(immediate: true) { db in try Self.deleteInode(db, ino) }
     }
 
     static func deleteInode(_ db: Database, _ ino: Int64) throws -> [String] {

@@ -21,12 +21,23 @@ public final class VolumeDatabase: Sendable {
     let xattrNames = Mutex<Set<Data>>([])
     /// Acknowledged writes whose 'live' commit is still to come (`settleLater`).
     private let deferredSettles = Mutex<(ids: Set<String>, flushScheduled: Bool)>(([], false))
+    /// The open batch of namespace changes (`batched`): whether its commit is scheduled,
+    /// and whether a batch was lost to a failed commit (the next sync reports it).
+    /// Only changed on the writer's queue.
+    private let batch = Mutex<(commitScheduled: Bool, lost: Bool)>((false, false))
+    /// How long namespace changes may wait in the open batch before it commits; nil:
+    /// every change commits at once (the in-memory database of tests, whose reads would
+    /// otherwise meet the open transaction).
+    let batchWindow: DispatchTimeInterval?
 
     public init(path: String, volumeID: String) throws {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
+        // The namespace batch stays open across accesses of the writer (`batched`).
+        configuration.allowsUnsafeTransactions = true
         self.volumeID = volumeID
+        batchWindow = .milliseconds(10)
         inodeWatcher = InodeCache.Invalidator(inodes)
         writer = try DatabasePool(path: path, configuration: configuration)
         try prepare()
@@ -35,6 +46,7 @@ public final class VolumeDatabase: Sendable {
     /// In memory, for tests.
     public init(volumeID: String) throws {
         self.volumeID = volumeID
+        batchWindow = nil
         inodeWatcher = InodeCache.Invalidator(inodes)
         writer = try DatabaseQueue()
         try prepare()
@@ -58,7 +70,7 @@ public final class VolumeDatabase: Sendable {
     /// collects the others.
     public func beginObject(_ record: ObjectRecord, settling: Bool = false) throws {
         precondition(record.state == .writing)
-        try writer.write { db in try Self.insert(record, settling: settling, db) }
+        try transaction { db in try Self.insert(record, settling: settling, db) }
     }
 
     /// `beginObject` for the engine's own writes, in a commit that fsyncs: the row is on
@@ -77,7 +89,7 @@ public final class VolumeDatabase: Sendable {
     /// Makes a settling object live once its row and shards are durable. Not fsynced: a
     /// power loss may undo it, and start-up settles the object again from its shards.
     public func settle(object id: String) throws {
-        try writer.write { db in
+        try transaction { db in
             try Self.settle(id, db)
             if db.changesCount == 0 { throw MetadataError.notFound("object \(id) being written") }
         }
@@ -118,7 +130,7 @@ public final class VolumeDatabase: Sendable {
             for id in ids { try Self.settle(id, db) }
             return try body(db)
         }
-        let result = durable ? try durably(transaction) : try writer.write(transaction)
+        let result = durable ? try durably(transaction) : try self.transaction(transaction)
         if !ids.isEmpty { deferredSettles.withLock { $0.ids.subtract(ids) } }
         return result
     }
@@ -148,6 +160,7 @@ public final class VolumeDatabase: Sendable {
     /// making it — and every commit before it — durable.
     func durably<T>(_ body: (Database) throws -> T) throws -> T {
         try writer.writeWithoutTransaction { db in
+            try commitBatch(db)
             try db.execute(sql: "PRAGMA synchronous = FULL")
             defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
             var result: T?
@@ -159,6 +172,76 @@ public final class VolumeDatabase: Sendable {
         }
     }
 
+    /// A transaction of its own, after the open namespace batch (if any) has committed, so
+    /// changes commit in the order they were made.
+    func transaction<T>(_ body: (Database) throws -> T) throws -> T {
+        try writer.writeWithoutTransaction { db in
+            try commitBatch(db)
+            var result: T?
+            try db.inTransaction {
+                result = try body(db)
+                return .commit
+            }
+            return result!
+        }
+    }
+
+    /// Runs a namespace change in the open batch: one write transaction that many changes
+    /// share, opened by the first and committed `batchWindow` later (or sooner, by any
+    /// other transaction, a sync, or `commitBatch`). A create or unlink then costs its
+    /// statements, not a commit of its own (BEGIN, WAL frames, locks: most of its time).
+    ///
+    /// Safe because every namespace read runs on the writer's connection, inside the
+    /// batch; what other connections read (objects, slices) only changes in transactions
+    /// of their own, which commit the batch first. A crash loses at most the last window
+    /// of changes, none of them synced; a file's data never commits without its name.
+    /// A change that throws before changing anything leaves the batch as it was; any other
+    /// failure rolls the whole batch back.
+    func batched<T>(_ body: (Database) throws -> T) throws -> T {
+        guard let window = batchWindow else { return try transaction(body) }
+        return try writer.writeWithoutTransaction { db in
+            if !db.isInsideTransaction {
+                try db.beginTransaction(.immediate)
+                let schedule = batch.withLock { b in defer { b.commitScheduled = true }; return !b.commitScheduled }
+                if schedule {
+                    DispatchQueue.global().asyncAfter(deadline: .now() + window) { [self] in
+                        try? writer.writeWithoutTransaction { db in
+                            batch.withLock { $0.commitScheduled = false }
+                            try commitBatch(db)
+                        }
+                    }
+                }
+            }
+            let changesBefore = db.totalChangesCount
+            do {
+                return try body(db)
+            } catch let refused as FSError where db.totalChangesCount == changesBefore {
+                throw refused
+            } catch {
+                batch.withLock { $0.lost = true }
+                try? db.rollback()
+                throw error
+            }
+        }
+    }
+
+    /// Commits the open namespace batch, if any (on the writer's queue). A failed commit
+    /// rolls it back and is reported by the next sync.
+    private func commitBatch(_ db: Database) throws {
+        guard db.isInsideTransaction else { return }
+        do { try db.commit() } catch {
+            batch.withLock { $0.lost = true }
+            try? db.rollback()
+            throw error
+        }
+    }
+
+    /// Commits the open namespace batch now (not fsynced): before shards its changes stop
+    /// referencing are deleted, and at unmount.
+    public func commitNamespaceChanges() throws(FSError) {
+        do { try writer.writeWithoutTransaction { db in try commitBatch(db) } } catch { throw .io }
+    }
+
     /// Makes every commit so far durable (one WAL fsync).
     public func makeCommitsDurable() throws {
         try durably { db in try db.execute(sql: "UPDATE sync_marker SET counter = counter + 1 WHERE id = 1") }
@@ -167,6 +250,9 @@ public final class VolumeDatabase: Sendable {
     /// Makes every commit so far durable (the filesystem's fsync).
     public func syncNamespace() throws(FSError) {
         do { try makeCommitsDurable() } catch { throw .io }
+        // Changes acknowledged earlier and lost to a failed batch commit: this sync cannot
+        // promise them (reported once).
+        if batch.withLock({ b in defer { b.lost = false }; return b.lost }) { throw .io }
     }
 
     /// The current `PRAGMA synchronous` of the writer (1 = NORMAL, 2 = FULL), for tests.

@@ -162,7 +162,7 @@ import Testing
             .split(separator: "\n").filter { $0.contains(" \(v.mountpoint) ") }
         #expect(entries.count == 1, "\(entries.count) mounts at \(v.mountpoint)")
         for i in 0..<5 { expectSame(readFile(v.path("dir/f\(i)")), pattern(100_000 + i, seed: i), "dir/f\(i)") }
-        // The unsynced file exists (its create committed) with old or new data, never garbage.
+        // The unsynced file, if its create committed before the kill, has old or new data, never garbage.
         let unsynced = readFile(v.path("dir/unsynced")) ?? []
         let oldOrNew = unsynced.isEmpty || unsynced == pattern(50_000, seed: 99)
         #expect(oldOrNew, "unsynced file has \(unsynced.count) bytes of neither old nor new content")

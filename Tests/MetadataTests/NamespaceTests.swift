@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 @testable import Metadata
 
@@ -84,5 +85,53 @@ import Testing
         #expect(throws: FSError.nameTooLong) {
             _ = try db.create(parent: 1, name: [UInt8](repeating: 0x61, count: 256), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 1)
         }
+    }
+
+    /// On a volume's database file, namespace changes share one open transaction: other
+    /// connections see them only once it commits (its window passing, a sync, a
+    /// transaction of object rows, or an unlink whose objects are deleted next), a refused
+    /// change keeps the batch, and what commits is every change in its order.
+    @Test func namespaceChangesAreBatched() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-batch-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/v.sqlite"
+        let db = try VolumeDatabase(path: path, volumeID: "v")
+        try db.ensureRoot(uid: 0, gid: 0, mode: 0o755, nowNs: 1)
+        try db.commitNamespaceChanges()
+        let other = try DatabaseQueue(path: path)
+        func committedNames() throws -> [String] {
+            try other.read { d in try Data.fetchAll(d, sql: "SELECT name FROM dentry ORDER BY name").map { String(decoding: $0, as: UTF8.self) } }
+        }
+        let a = try db.create(parent: 1, name: n("a"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        _ = try db.create(parent: 1, name: n("b"), kind: InodeRecord.directory, mode: 0o755, uid: 0, gid: 0, nowNs: 2)
+        #expect(throws: FSError.exists) {
+            _ = try db.create(parent: 1, name: n("a"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 3)
+        }
+        // Seen at once through the namespace, not yet by another connection.
+        #expect(try db.lookup(parent: 1, name: n("a")).ino == a.ino)
+        #expect(try db.readdir(ino: 1, offset: 0, limit: 10).count == 2)
+        #expect(try committedNames() == [])
+        // The window passes: committed, the refused create changed nothing.
+        var waitedMs = 0
+        while try committedNames() != ["a", "b"], waitedMs < 5000 { Thread.sleep(forTimeInterval: 0.002); waitedMs += 2 }
+        #expect(try committedNames() == ["a", "b"])
+        // An object row's transaction commits the open batch first.
+        _ = try db.rename(parent: 1, name: n("a"), newParent: 1, newName: n("c"), flags: 0, nowNs: 4)
+        let object = String(repeating: "b", count: 32)
+        try db.beginObject(ObjectRecord(id: object, poolID: 1, pg: 0, sizeBytes: 10, state: .writing, createdMs: 0))
+        #expect(try committedNames() == ["b", "c"])
+        // An unlink that frees objects is committed before it returns (their shards go next).
+        try db.commitWrites([.init(ino: a.ino, size: 10, mtimeNs: 5)],
+                            slices: [SliceRecord(ino: a.ino, chunk: 0, pos: 0, len: 10, object: object)], objects: [object])
+        _ = try db.create(parent: 1, name: n("d"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 6)
+        let gone = try db.unlink(parent: 1, name: n("c"), nowNs: 7, deleteIfUnused: { _ in true })
+        #expect(gone.deleted == [object])
+        #expect(try committedNames() == ["b", "d"])
+        #expect(try other.read { d in try String.fetchOne(d, sql: "SELECT state FROM object WHERE id = ?", arguments: [object]) } == "deleting")
+        // A sync commits (and fsyncs) whatever is open.
+        _ = try db.create(parent: 1, name: n("e"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 8)
+        try db.syncNamespace()
+        #expect(try committedNames() == ["b", "d", "e"])
     }
 }
