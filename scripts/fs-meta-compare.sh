@@ -5,6 +5,8 @@
 # figures neighbours in time (the disk and CPU of a VM drift a lot). A third target,
 # passthrough_ll with -o default_permissions (pt-dperm), runs as Berth must: the kernel then
 # asks for the parent's attributes after every create and unlink (one more round trip each).
+# BASELINE=PATH adds a fourth target, berth-base: another berth-engine binary (say, a
+# release build of the commit before a change) on its own volume, alternating with the rest.
 #   scripts/fs-meta-compare.sh            # ROUNDS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,21 +15,30 @@ ROUNDS=${ROUNDS:-3}
 W=${WORK:-/var/tmp/berth-meta-compare}
 swift build -c release --product berth-engine >/dev/null
 E=.build/release/berth-engine
-cleanup() { for m in "$W/mnt" "$W/pt" "$W/ptd"; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done; true; }
+cleanup() { for m in "$W/mnt" "$W/pt" "$W/ptd" "$W/base"; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done; true; }
 trap cleanup EXIT
-cleanup; rm -rf "$W"; mkdir -p "$W/mnt" "$W/pt" "$W/pt-src" "$W/ptd" "$W/ptd-src"
+cleanup; rm -rf "$W"; mkdir -p "$W/mnt" "$W/pt" "$W/pt-src" "$W/ptd" "$W/ptd-src" "$W/base"
 gcc -O2 -o "$W/passthrough_ll" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c $(pkg-config fuse3 --cflags --libs)
 python3 scripts/fs-workloads.py tarball "$W/tarball.tar"
 "$E" init "$W/state" --capacity $((64 << 30)) --chunk $((4 << 20)) --pgs 256 >/dev/null
 "$E" mount "$W/state" v "$W/mnt" --class remote-disk --size $((16 << 30)) >/dev/null &
 "$W/passthrough_ll" -f -o source="$W/pt-src" "$W/pt" 2>/dev/null &
 "$W/passthrough_ll" -f -o source="$W/ptd-src",default_permissions "$W/ptd" 2>/dev/null &
-for _ in $(seq 100); do mountpoint -q "$W/mnt" && mountpoint -q "$W/pt" && mountpoint -q "$W/ptd" && break; sleep 0.1; done
+targets="berth passthrough pt-dperm"
+if [ -n "${BASELINE:-}" ]; then
+  "$BASELINE" init "$W/base-state" --capacity $((64 << 30)) --chunk $((4 << 20)) --pgs 256 >/dev/null
+  "$BASELINE" mount "$W/base-state" v "$W/base" --class remote-disk --size $((16 << 30)) >/dev/null &
+  targets="$targets berth-base"
+fi
+for _ in $(seq 100); do
+  mountpoint -q "$W/mnt" && mountpoint -q "$W/pt" && mountpoint -q "$W/ptd" && { [ -z "${BASELINE:-}" ] || mountpoint -q "$W/base"; } && break
+  sleep 0.1
+done
 reporting=/sys/module/page_reporting/parameters/min_free_ms  # see docs/storage.md, "Benchmark"
 [ -r "$reporting" ] && echo "free page reporting min_free_ms: $(cat "$reporting")"
 for r in $(seq "$ROUNDS"); do
-  for target in berth passthrough pt-dperm; do
-    case $target in berth) dir="$W/mnt/r$r" ;; passthrough) dir="$W/pt/r$r" ;; *) dir="$W/ptd/r$r" ;; esac
+  for target in $targets; do
+    case $target in berth) dir="$W/mnt/r$r" ;; passthrough) dir="$W/pt/r$r" ;; pt-dperm) dir="$W/ptd/r$r" ;; *) dir="$W/base/r$r" ;; esac
     python3 scripts/fs-workloads.py meta-line "$target" "$dir" 5000 "$W/tarball.tar"
   done
 done

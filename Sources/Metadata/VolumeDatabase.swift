@@ -130,7 +130,7 @@ public final class VolumeDatabase: Sendable {
             for id in ids { try Self.settle(id, db) }
             return try body(db)
         }
-        let result = durable ? try durably(transaction) : try self.transaction(transaction)
+        let result = try self.transaction(durable: durable, transaction)
         if !ids.isEmpty { deferredSettles.withLock { $0.ids.subtract(ids) } }
         return result
     }
@@ -158,25 +158,15 @@ public final class VolumeDatabase: Sendable {
 
     /// Runs `body` in a transaction whose commit fsyncs the WAL (synchronous=FULL),
     /// making it — and every commit before it — durable.
-    func durably<T>(_ body: (Database) throws -> T) throws -> T {
-        try writer.writeWithoutTransaction { db in
-            try commitBatch(db)
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
-            var result: T?
-            try db.inTransaction {
-                result = try body(db)
-                return .commit
-            }
-            return result!
-        }
-    }
+    func durably<T>(_ body: (Database) throws -> T) throws -> T { try transaction(durable: true, body) }
 
     /// A transaction of its own, after the open namespace batch (if any) has committed, so
-    /// changes commit in the order they were made.
-    func transaction<T>(_ body: (Database) throws -> T) throws -> T {
+    /// changes commit in the order they were made; `durable`: its commit fsyncs the WAL.
+    func transaction<T>(durable: Bool = false, _ body: (Database) throws -> T) throws -> T {
         try writer.writeWithoutTransaction { db in
             try commitBatch(db)
+            if durable { try db.execute(sql: "PRAGMA synchronous = FULL") }
+            defer { if durable { try? db.execute(sql: "PRAGMA synchronous = NORMAL") } }
             var result: T?
             try db.inTransaction {
                 result = try body(db)
