@@ -7,7 +7,8 @@
 # asks for the parent's attributes after every create and unlink (one more round trip each).
 # BASELINE=PATH adds a fourth target, berth-base: another berth-engine binary (say, a
 # release build of the commit before a change) on its own volume, alternating with the rest.
-#   scripts/fs-meta-compare.sh            # ROUNDS=3
+#   scripts/fs-meta-compare.sh            # ROUNDS=3 (passthrough_ll keeps a descriptor per inode it
+#   knows and finds inodes by a linear scan: more rounds run it out of descriptors)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
