@@ -107,14 +107,16 @@ extension VolumeDatabase {
     /// A namespace change, in the open batch (`batched`) or, `immediate`, committed with
     /// the batch before returning (what other connections read, slices and objects,
     /// changes only so); the inodes it changed go into the inode cache as they now stand.
-    func fs<T>(immediate: Bool = false, _ body: (Database) throws -> T) throws(FSError) -> T {
+    /// `commitIf`: see `batched`.
+    func fs<T>(immediate: Bool = false, commitIf: (T) -> Bool = { _ in false },
+               _ body: (Database) throws -> T) throws(FSError) -> T {
         do {
             let change = { (db: Database) throws -> T in
                 let result = try body(db)
                 try self.inodeWatcher.readBack(db, fetch: Self.fetchInode)
                 return result
             }
-            return immediate ? try transaction(change) : try batched(change)
+            return immediate ? try transaction(change) : try batched(commitIf: commitIf, change)
         } catch let e as FSError { throw e } catch { throw .io }
     }
 
@@ -236,7 +238,8 @@ extension VolumeDatabase {
     /// `deleteInode` would). Otherwise the caller deletes it once no handle is open.
     public func unlink(parent: Int64, name: [UInt8], nowNs: Int64,
                        deleteIfUnused: (Int64) -> Bool = { _ in false }) throws(FSError) -> (inode: InodeRecord, deleted: [String]?) {
-        let result: (inode: InodeRecord, deleted: [String]?) = try fs { db in
+        // The objects it frees lose their shards next: the change must be committed first.
+        try fs(commitIf: { $0.deleted?.isEmpty == false }) { db in
             _ = try Self.directory(db, parent)
             guard var victim = try Self.child(db, parent, name) else { throw FSError.noEntry }
             if victim.isDirectory { throw FSError.isDirectory }
@@ -248,9 +251,6 @@ extension VolumeDatabase {
             if victim.nlink == 0 && deleteIfUnused(victim.ino) { return (victim, try Self.deleteInode(db, victim.ino)) }
             return (victim, nil)
         }
-        // Its objects' shards are deleted next: the change dropping them must be committed first.
-        if let deleted = result.deleted, !deleted.isEmpty { try commitNamespaceChanges() }
-        return result
     }
 
     /// Removes an empty directory; returns it (its inode is then deleted by the caller).
@@ -497,6 +497,9 @@ extension VolumeDatabase {
     }
 
     static func deleteInode(_ db: Database, _ ino: Int64) throws -> [String] {
+        // Only an inode without links goes, and only then its objects: the change that
+        // unlinked it may have been rolled back since (a failed batch) and the file be back.
+        guard try fetchInode(db, ino)?.nlink == 0 else { return [] }
         let objects = try String.fetchAll(db.cachedStatement(sql: """
             SELECT DISTINCT object FROM slice s WHERE s.ino = ? AND s.object IS NOT NULL
             AND NOT EXISTS (SELECT 1 FROM slice o WHERE o.object = s.object AND o.ino <> s.ino)

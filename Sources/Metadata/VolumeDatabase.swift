@@ -186,8 +186,9 @@ public final class VolumeDatabase: Sendable {
     /// of their own, which commit the batch first. A crash loses at most the last window
     /// of changes, none of them synced; a file's data never commits without its name.
     /// A change that throws before changing anything leaves the batch as it was; any other
-    /// failure rolls the whole batch back.
-    func batched<T>(_ body: (Database) throws -> T) throws -> T {
+    /// failure rolls the whole batch back. `commitIf`: commit the batch before leaving the
+    /// writer if the change's result asks for it (no other change can then roll it back).
+    func batched<T>(commitIf: (T) -> Bool = { _ in false }, _ body: (Database) throws -> T) throws -> T {
         guard let window = batchWindow else { return try transaction(body) }
         return try writer.writeWithoutTransaction { db in
             if !db.isInsideTransaction {
@@ -203,8 +204,9 @@ public final class VolumeDatabase: Sendable {
                 }
             }
             let changesBefore = db.totalChangesCount
+            let result: T
             do {
-                return try body(db)
+                result = try body(db)
             } catch let refused as FSError where db.totalChangesCount == changesBefore {
                 throw refused
             } catch {
@@ -212,6 +214,8 @@ public final class VolumeDatabase: Sendable {
                 try? db.rollback()
                 throw error
             }
+            if commitIf(result) { try commitBatch(db) }
+            return result
         }
     }
 
@@ -226,8 +230,7 @@ public final class VolumeDatabase: Sendable {
         }
     }
 
-    /// Commits the open namespace batch now (not fsynced): before shards its changes stop
-    /// referencing are deleted, and at unmount.
+    /// Commits the open namespace batch now (not fsynced), as at unmount.
     public func commitNamespaceChanges() throws(FSError) {
         do { try writer.writeWithoutTransaction { db in try commitBatch(db) } } catch { throw .io }
     }

@@ -134,4 +134,21 @@ import Testing
         try db.syncNamespace()
         #expect(try committedNames() == ["b", "d", "e"])
     }
+
+    /// Deleting an inode that still has a name (the unlink that took its last one was
+    /// rolled back with a failed batch) keeps it and its objects.
+    @Test func deletingALinkedInodeKeepsItsObjects() throws {
+        let db = try fresh()
+        let a = try db.create(parent: 1, name: n("a"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        let object = String(repeating: "c", count: 32)
+        try db.beginObject(ObjectRecord(id: object, poolID: 1, pg: 0, sizeBytes: 10, state: .writing, createdMs: 0))
+        try db.commitWrites([.init(ino: a.ino, size: 10, mtimeNs: 3)],
+                            slices: [SliceRecord(ino: a.ino, chunk: 0, pos: 0, len: 10, object: object)], objects: [object])
+        #expect(try db.deleteInode(a.ino) == [])
+        #expect(try db.inode(a.ino).nlink == 1)
+        #expect(try db.object(id: object)?.state == .live)
+        _ = try db.unlink(parent: 1, name: n("a"), nowNs: 4)
+        #expect(try db.deleteInode(a.ino) == [object])
+        #expect(try db.object(id: object)?.state == .deleting)
+    }
 }
