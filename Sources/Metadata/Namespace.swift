@@ -202,16 +202,28 @@ extension VolumeDatabase {
             var record = InodeRecord(ino: 0, kind: kind, mode: mode & 0o7777, uid: uid, gid: gid,
                                      size: Int64(target?.count ?? 0), nlink: isDir ? 2 : 1, rdev: rdev,
                                      atimeNs: nowNs, mtimeNs: nowNs, ctimeNs: nowNs, target: target.map { Data($0) })
+            record.ino = try allocateIno(db)
             try db.cachedStatement(sql: """
-                INSERT INTO inode (kind, mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, target)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [record.kind, record.mode, record.uid, record.gid, record.size, record.nlink, record.rdev,
-                                         nowNs, nowNs, nowNs, record.target])
-            record.ino = db.lastInsertedRowID
+                INSERT INTO inode (ino, kind, mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, target)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [record.ino, record.kind, record.mode, record.uid, record.gid, record.size, record.nlink,
+                                         record.rdev, nowNs, nowNs, nowNs, record.target])
             try db.cachedStatement(sql: "INSERT INTO dentry (parent, name, ino) VALUES (?, ?, ?)")
                 .execute(arguments: [parent, Data(name), record.ino])
             try Self.touchDirectory(db, parent, nlinkDelta: isDir ? 1 : 0, nowNs: nowNs)
             return record
+        }
+    }
+
+    /// A new inode number: above every one in the table and every one handed out since
+    /// the database opened (`nextIno`).
+    func allocateIno(_ db: Database) throws -> Int64 {
+        if let next = nextIno.withLock({ n -> Int64? in defer { n = n.map { $0 + 1 } }; return n }) { return next }
+        let highest = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(ino), 0) FROM inode") ?? 0
+        return nextIno.withLock { n in
+            let next = max(n ?? 0, highest + 1)
+            n = next + 1
+            return next
         }
     }
 

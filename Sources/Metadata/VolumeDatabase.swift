@@ -29,6 +29,11 @@ public final class VolumeDatabase: Sendable {
     /// every change commits at once (the in-memory database of tests, whose reads would
     /// otherwise meet the open transaction).
     let batchWindow: DispatchTimeInterval?
+    /// The next inode number to hand out. SQLite would reuse the highest rowid once it is
+    /// deleted; a number is never given twice while the database is open, so a new file
+    /// never meets the kernel's memory of a deleted one, nor — through the reader pool,
+    /// which does not see the open batch — the slices of a deleted inode not yet committed.
+    let nextIno = Mutex<Int64?>(nil)
 
     public init(path: String, volumeID: String) throws {
         var configuration = Configuration()

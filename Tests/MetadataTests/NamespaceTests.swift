@@ -151,4 +151,15 @@ import Testing
         #expect(try db.deleteInode(a.ino) == [object])
         #expect(try db.object(id: object)?.state == .deleting)
     }
+
+    /// An inode number is never handed out twice while the database is open, even once
+    /// the highest one is deleted (SQLite alone would reuse it).
+    @Test func inodeNumbersAreNotReused() throws {
+        let db = try fresh()
+        let a = try db.create(parent: 1, name: n("a"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        let removed = try db.unlink(parent: 1, name: n("a"), nowNs: 3, deleteIfUnused: { _ in true })
+        #expect(removed.deleted == [])
+        let b = try db.create(parent: 1, name: n("b"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 4)
+        #expect(b.ino > a.ino)
+    }
 }
