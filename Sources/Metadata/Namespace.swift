@@ -218,10 +218,8 @@ extension VolumeDatabase {
     /// A new inode number: above every one in the table and every one handed out since
     /// the database opened (`nextIno`).
     func allocateIno(_ db: Database) throws -> Int64 {
-        if let next = nextIno.withLock({ n -> Int64? in defer { n = n.map { $0 + 1 } }; return n }) { return next }
-        let highest = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(ino), 0) FROM inode") ?? 0
-        return nextIno.withLock { n in
-            let next = max(n ?? 0, highest + 1)
+        try nextIno.withLock { n in
+            let next = try n ?? (Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(ino), 0) FROM inode") ?? 0) + 1
             n = next + 1
             return next
         }

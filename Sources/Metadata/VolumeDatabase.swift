@@ -21,9 +21,9 @@ public final class VolumeDatabase: Sendable {
     let xattrNames = Mutex<Set<Data>>([])
     /// Acknowledged writes whose 'live' commit is still to come (`settleLater`).
     private let deferredSettles = Mutex<(ids: Set<String>, flushScheduled: Bool)>(([], false))
-    /// The open batch of namespace changes (`batched`): whether its commit is scheduled,
-    /// and whether a batch was lost to a failed commit (the next sync reports it).
-    /// Only changed on the writer's queue.
+    /// The open batch of namespace changes (`batched`): whether its commit is scheduled
+    /// (set and cleared on the writer's queue), and whether a batch was lost to a failed
+    /// commit (cleared by the sync that reports it).
     private let batch = Mutex<(commitScheduled: Bool, lost: Bool)>((false, false))
     /// How long namespace changes may wait in the open batch before it commits; nil:
     /// every change commits at once (the in-memory database of tests, whose reads would

@@ -67,8 +67,12 @@ public final class ObjectStore: Sendable {
 
     private func snapshot(_ pool: UInt32) throws(StorageError) -> (State, PoolCodec) {
         let s = state.withLock { $0 }
+        return (s, try Self.codec(s, pool))
+    }
+
+    private static func codec(_ s: State, _ pool: UInt32) throws(StorageError) -> PoolCodec {
         guard let codec = s.codecs[pool] else { throw .unknownClass("pool \(pool)") }
-        return (s, codec)
+        return codec
     }
 
     /// The devices of an object's PG in the current epoch, and where its shards still are if it is moving.
@@ -107,7 +111,7 @@ public final class ObjectStore: Sendable {
     public func put(pool: UInt32, object: ObjectID, bytes: [UInt8], renameAfter: Promise<Bool>? = nil) throws(StorageError) {
         let (s, epoch) = putsInFlight.begin { let s = state.withLock { $0 }; return (s, s.layout.current.map.epoch) }
         defer { putsInFlight.end(epoch: epoch) }
-        guard let codec = s.codecs[pool] else { throw .unknownClass("pool \(pool)") }
+        let codec = try Self.codec(s, pool)
         if let hook = afterPlacement.withLock({ $0 }) { hook(object) }
         guard bytes.count <= codec.chunkSizeBytes else {
             throw .objectTooLarge(sizeBytes: bytes.count, limitBytes: codec.chunkSizeBytes)
