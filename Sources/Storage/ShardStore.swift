@@ -19,6 +19,7 @@ public final class ShardStore: Sendable {
     public let root: String
     public let capacityBytes: Int
     private let used: Mutex<Int>
+    private let leaves: LeafDirectories
 
     static let identityFile = "device-id"
 
@@ -29,6 +30,7 @@ public final class ShardStore: Sendable {
         self.id = id
         self.root = root
         self.capacityBytes = capacityBytes
+        leaves = LeafDirectories(device: id)
         let identity = root + "/" + Self.identityFile
         if let existing = Self.readSmallFile(identity) {
             if existing != id.rawValue {
@@ -63,10 +65,15 @@ public final class ShardStore: Sendable {
 
     static func name(_ object: ObjectID, _ position: Int) -> String { "\(object).\(position)" }
 
-    func directory(for object: ObjectID) -> String {
-        let h = StableHash.mix64(object.high ^ object.low)
-        return root + "/shards/" + Self.hex2(Int(h >> 56)) + "/" + Self.hex2(Int((h >> 48) & 0xff))
-    }
+    func directory(for object: ObjectID) -> String { directory(leaf: Self.leaf(object)) }
+
+    /// Which of the 65,536 leaf directories holds the object's shards.
+    static func leaf(_ object: ObjectID) -> Int { Int(StableHash.mix64(object.high ^ object.low) >> 48) }
+
+    func directory(leaf: Int) -> String { root + "/shards/" + Self.hex2(leaf >> 8) + "/" + Self.hex2(leaf & 0xff) }
+
+    /// Tests only: whether leaf `leaf` is known durable (`LeafDirectories`).
+    func leafIsKnown(_ leaf: Int) -> Bool { leaves.isDurable(leaf) }
 
     func path(_ object: ObjectID, _ position: Int) -> String { directory(for: object) + "/" + Self.name(object, position) }
 
@@ -89,9 +96,11 @@ public final class ShardStore: Sendable {
         defer { if !committed { release(fileBytes) } }
         guard isReachable else { throw .deviceUnavailable(id, reason: "\(root) is gone") }
 
-        let directory = directory(for: object)
-        let createdDirectory = mkdir(directory, 0o755) == 0
-        if !createdDirectory && errno != EEXIST { throw error("mkdir \(directory)") }
+        let leaf = Self.leaf(object)
+        let directory = directory(leaf: leaf)
+        // Made durable meanwhile, if it is not yet (LeafDirectories); waited for before the rename.
+        let leafReady = leaves.prepare(leaf, at: directory)
+        defer { _ = leafReady?.value() }  // never left running past the call
         let tmp = root + "/tmp/" + Self.name(object, position) + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw error("create \(tmp)") }
@@ -119,11 +128,8 @@ public final class ShardStore: Sendable {
             if let headerError { throw headerError }
             if fsync(fd) != 0 { throw error("fsync \(tmp)") }
         }
-        if createdDirectory {
-            // A new directory entry is durable only once its parent is synced. Created
-            // before the payload was written, it went to disk with the file's fsync (one
-            // journal commit on ext4): this sync has little left to do.
-            try Self.syncDirectory(String(directory[..<directory.lastIndex(of: "/")!]), id: id)
+        if let leafReady, let failure = leafReady.value() {
+            throw isReachable ? failure : .deviceUnavailable(id, reason: "\(root) is gone")
         }
         if let renameAfter, !renameAfter.value() {
             throw .io(device: id, operation: "write of \(Self.name(object, position)), abandoned: its object could not be recorded", errno: ECANCELED)

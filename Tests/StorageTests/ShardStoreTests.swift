@@ -213,6 +213,39 @@ import Testing
         #expect(store.usedBytes == ShardHeader.fileBytes(payloadLength: 3000))  // the abandoned one is not counted
     }
 
+    /// A shard's leaf directory is made (and its parent synced) beside the payload write,
+    /// once: a second shard in the same leaf finds it known. A leaf that cannot be made
+    /// fails the write with the device's error and leaves nothing behind.
+    @Test func leafDirectoriesAreMadeOnceAndTheirFailureIsAWriteError() throws {
+        let store = try device()
+        let a = generator.next()
+        let leaf = ShardStore.leaf(a)
+        #expect(!FileManager.default.fileExists(atPath: store.directory(leaf: leaf)))
+        try store.write(object: a, position: 0, objectSize: 10, bytes: randomBytes(10, seed: 6))
+        #expect(FileManager.default.fileExists(atPath: store.directory(leaf: leaf)))
+        #expect(store.leafIsKnown(leaf))
+        // Another object in the same leaf, and a retry: no leaf work, both read back.
+        var b = generator.next()
+        while ShardStore.leaf(b) != leaf { b = generator.next() }
+        try store.write(object: b, position: 1, objectSize: 10, bytes: randomBytes(10, seed: 7))
+        expectSame(try store.read(object: b, position: 1).payload, randomBytes(10, seed: 7))
+        expectSame(try store.read(object: a, position: 0).payload, randomBytes(10, seed: 6))
+
+        // A leaf whose parent is a file cannot be made.
+        var c = generator.next()
+        while ShardStore.leaf(c) >> 8 == leaf >> 8 { c = generator.next() }
+        let top = dir.path + "/dev-a/shards/" + ShardStore.hex2(ShardStore.leaf(c) >> 8)
+        try FileManager.default.removeItem(atPath: top)
+        #expect(FileManager.default.createFile(atPath: top, contents: Data([1])))
+        let used = store.usedBytes
+        #expect(throws: StorageError.io(device: "dev-a", operation: "mkdir \(store.directory(leaf: ShardStore.leaf(c)))", errno: ENOTDIR)) {
+            try store.write(object: c, position: 0, objectSize: 10, bytes: randomBytes(10, seed: 8))
+        }
+        #expect(!store.leafIsKnown(ShardStore.leaf(c)))
+        #expect(store.usedBytes == used)
+        #expect(ShardStore.entries(dir.path + "/dev-a/tmp").isEmpty)
+    }
+
     @Test func reopenCountsBytesDropsTempFilesAndChecksIdentity() throws {
         let store = try device()
         let id = generator.next()

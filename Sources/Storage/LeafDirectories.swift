@@ -1,0 +1,45 @@
+import Dispatch
+import Glibc
+import Placement
+import Synchronization
+
+/// The leaf directories of one device (`shards/xx/yy`) this process knows to exist with
+/// their entry durable in the parent, one bit each; and the making of the others.
+///
+/// A shard may take its name in a leaf only once the leaf's own entry is on disk, so a
+/// leaf not known here is made (or found) and its parent synced — once per leaf while the
+/// process runs, on another thread while the shard's payload is written and synced, so a
+/// put into a new leaf does not pay the directory work on its own path. (A leaf found
+/// already there is synced too: whoever made it may have died before its parent sync.)
+final class LeafDirectories: Sendable {
+    static let count = 65_536
+    private let durable = Mutex<[UInt64]>(Array(repeating: 0, count: count / 64))
+    private let device: DeviceID
+
+    init(device: DeviceID) { self.device = device }
+
+    func isDurable(_ leaf: Int) -> Bool { durable.withLock { $0[leaf >> 6] & (1 << UInt64(leaf & 63)) != 0 } }
+
+    /// Starts making leaf `leaf` at `path` durable; the promise says how that ended (nil:
+    /// it is). Returns nil when it already is.
+    func prepare(_ leaf: Int, at path: String) -> Promise<StorageError?>? {
+        if isDurable(leaf) { return nil }
+        let done = Promise<StorageError?>()
+        DispatchQueue.global().async { [self] in
+            if mkdir(path, 0o755) != 0 && errno != EEXIST {
+                let e = errno
+                done.fulfill(e == ENOSPC || e == EDQUOT ? .noSpace(device: device, neededBytes: 0, freeBytes: 0)
+                                                         : .io(device: device, operation: "mkdir \(path)", errno: e))
+                return
+            }
+            do throws(StorageError) {
+                try ShardStore.syncDirectory(String(path[..<path.lastIndex(of: "/")!]), id: device)
+                durable.withLock { $0[leaf >> 6] |= 1 << UInt64(leaf & 63) }
+                done.fulfill(nil)
+            } catch {
+                done.fulfill(error)
+            }
+        }
+        return done
+    }
+}
