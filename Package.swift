@@ -48,7 +48,8 @@ let package = Package(
         // object put/get/delete, degraded reads, recovery and rebalance.
         .target(name: "Storage", dependencies: ["Placement", "Codec", "StorageClasses"]),
         // SQLite metadata (GRDB): the cluster database and one database per volume. No data I/O.
-        .target(name: "Metadata", dependencies: ["Placement", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Metadata", dependencies: ["Placement", .product(name: "GRDB", package: "GRDB.swift"),
+                                                .product(name: "GRDBSQLite", package: "GRDB.swift")]),
         // The storage engine of a node: classes, devices, epochs, volumes, objects, the
         // mover, capacity. Wires Metadata and Storage together.
         .target(name: "Engine", dependencies: ["Placement", "Codec", "StorageClasses", "Storage", "Metadata"]),

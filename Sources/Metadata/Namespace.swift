@@ -154,7 +154,7 @@ extension VolumeDatabase {
     // Hot queries use cached prepared statements: compiling SQL on every call cost more
     // than running it (75 µs per inode read, measured in release).
     static func fetchInode(_ db: Database, _ ino: Int64) throws -> InodeRecord? {
-        try InodeRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM inode WHERE ino = ?"), arguments: [ino])
+        try InodeRows.fetchOne(db.cachedStatement(sql: "SELECT * FROM inode WHERE ino = ?"), ino)
     }
 
     /// Writes every column of an existing inode (GRDB's generic `update` cost more than the statement).
@@ -172,9 +172,9 @@ extension VolumeDatabase {
     }
 
     static func child(_ db: Database, _ parent: Int64, _ name: [UInt8]) throws -> InodeRecord? {
-        try InodeRecord.fetchOne(
+        try InodeRows.fetchOne(
             db.cachedStatement(sql: "SELECT i.* FROM dentry d JOIN inode i ON i.ino = d.ino WHERE d.parent = ? AND d.name = ?"),
-            arguments: [parent, Data(name)])
+            parent, name)
     }
 
     static func touchDirectory(_ db: Database, _ ino: Int64, nlinkDelta: Int64, nowNs: Int64) throws {

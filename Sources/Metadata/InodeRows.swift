@@ -1,0 +1,52 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// Inode rows read straight from SQLite on the hot paths (lookup, getattr, every change's
+/// read-back): GRDB builds a column-name dictionary for each row it fetches, and that
+/// decoding cost a third of an unlink's SQL (perf, release build). Only for statements
+/// whose columns are the inode table's in table order (`SELECT *` or `SELECT i.*`), bound
+/// and stepped here alone: GRDB's own fetches never share these statements.
+enum InodeRows {
+    /// The one inode row `statement` yields with integer arguments `arguments` (nil: none).
+    static func fetchOne(_ statement: Statement, _ arguments: Int64...) throws -> InodeRecord? {
+        let s = statement.sqliteStatement
+        sqlite3_reset(s)
+        for (i, value) in arguments.enumerated() { sqlite3_bind_int64(s, Int32(i + 1), value) }
+        return try step(statement)
+    }
+
+    /// The same, with a blob argument after the integers (a dentry name).
+    static func fetchOne(_ statement: Statement, _ integer: Int64, _ blob: [UInt8]) throws -> InodeRecord? {
+        let s = statement.sqliteStatement
+        sqlite3_reset(s)
+        sqlite3_bind_int64(s, 1, integer)
+        return try blob.withUnsafeBytes { bytes in
+            // SQLITE_STATIC: the bytes outlive the step; the binding is cleared before they go.
+            sqlite3_bind_blob(s, 2, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), nil)
+            defer { sqlite3_clear_bindings(s) }
+            return try step(statement)
+        }
+    }
+
+    private static func step(_ statement: Statement) throws -> InodeRecord? {
+        let s = statement.sqliteStatement
+        defer { sqlite3_reset(s) }
+        switch sqlite3_step(s) {
+        case SQLITE_ROW:
+            func int(_ column: Int32) -> Int64 { sqlite3_column_int64(s, column) }
+            var target: Data?
+            if sqlite3_column_type(s, 11) != SQLITE_NULL {
+                let count = Int(sqlite3_column_bytes(s, 11))
+                target = count == 0 ? Data() : Data(bytes: sqlite3_column_blob(s, 11), count: count)
+            }
+            return InodeRecord(ino: int(0), kind: int(1), mode: int(2), uid: int(3), gid: int(4), size: int(5), nlink: int(6),
+                               rdev: int(7), atimeNs: int(8), mtimeNs: int(9), ctimeNs: int(10), target: target)
+        case SQLITE_DONE:
+            return nil
+        case let code:
+            throw DatabaseError(resultCode: ResultCode(rawValue: code),
+                                message: String(cString: sqlite3_errmsg(sqlite3_db_handle(s))), sql: statement.sql)
+        }
+    }
+}
