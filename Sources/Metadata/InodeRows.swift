@@ -2,13 +2,13 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-/// Inode rows read straight from SQLite on the hot paths (lookup, getattr, every change's
-/// read-back): GRDB builds a column-name dictionary for each row it fetches, and that
-/// decoding cost a third of an unlink's SQL (perf, release build). Only for statements
-/// whose columns are the inode table's in table order (`SELECT *` or `SELECT i.*`), bound
-/// and stepped here alone: GRDB's own fetches never share these statements.
+/// Inode rows (and dentry lookups) read straight from SQLite on the hot paths (lookup,
+/// getattr, every change's read-back): GRDB builds a column-name dictionary for each row
+/// it fetches, and that decoding cost a third of an unlink's SQL (perf, release build).
+/// Only for statements whose columns are the inode table's in table order (`SELECT *` or
+/// `SELECT i.*`), bound and stepped here alone: GRDB's own fetches never share them.
 enum InodeRows {
-    /// The one inode row `statement` yields with integer arguments `arguments` (nil: none).
+    /// The inode row `statement` yields with integer arguments `arguments` (nil: none).
     static func fetchOne(_ statement: Statement, _ arguments: Int64...) throws -> InodeRecord? {
         let s = statement.sqliteStatement
         sqlite3_reset(s)
@@ -29,6 +29,27 @@ enum InodeRows {
         }
     }
 
+    /// The inode number a dentry lookup (`SELECT ino FROM dentry WHERE parent = ? AND name = ?`) yields.
+    static func fetchIno(_ statement: Statement, _ parent: Int64, _ name: [UInt8]) throws -> Int64? {
+        let s = statement.sqliteStatement
+        sqlite3_reset(s)
+        sqlite3_bind_int64(s, 1, parent)
+        return try name.withUnsafeBytes { bytes in
+            sqlite3_bind_blob(s, 2, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), nil)
+            defer { sqlite3_clear_bindings(s); sqlite3_reset(s) }
+            switch sqlite3_step(s) {
+            case SQLITE_ROW: return sqlite3_column_int64(s, 0)
+            case SQLITE_DONE: return nil
+            case let code: throw error(code, statement)
+            }
+        }
+    }
+
+    private static func error(_ code: Int32, _ statement: Statement) -> DatabaseError {
+        DatabaseError(resultCode: ResultCode(rawValue: code),
+                      message: String(cString: sqlite3_errmsg(sqlite3_db_handle(statement.sqliteStatement))), sql: statement.sql)
+    }
+
     private static func step(_ statement: Statement) throws -> InodeRecord? {
         let s = statement.sqliteStatement
         defer { sqlite3_reset(s) }
@@ -45,8 +66,7 @@ enum InodeRows {
         case SQLITE_DONE:
             return nil
         case let code:
-            throw DatabaseError(resultCode: ResultCode(rawValue: code),
-                                message: String(cString: sqlite3_errmsg(sqlite3_db_handle(s))), sql: statement.sql)
+            throw error(code, statement)
         }
     }
 }

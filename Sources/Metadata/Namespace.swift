@@ -185,7 +185,7 @@ extension VolumeDatabase {
     public func lookup(parent: Int64, name: [UInt8]) throws(FSError) -> InodeRecord {
         guard try inode(parent).isDirectory else { throw .notDirectory }
         let found = try fsRead { db in
-            try Int64.fetchOne(db.cachedStatement(sql: "SELECT ino FROM dentry WHERE parent = ? AND name = ?"), arguments: [parent, Data(name)])
+            try InodeRows.fetchIno(db.cachedStatement(sql: "SELECT ino FROM dentry WHERE parent = ? AND name = ?"), parent, name)
         }
         guard let found else { throw .noEntry }
         return try inode(found)
@@ -256,9 +256,10 @@ extension VolumeDatabase {
             try db.cachedStatement(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?").execute(arguments: [parent, Data(name)])
             victim.nlink -= 1
             victim.ctimeNs = nowNs
-            try Self.store(db, victim)
             try Self.touchDirectory(db, parent, nlinkDelta: 0, nowNs: nowNs)
-            if victim.nlink == 0 && deleteIfUnused(victim.ino) { return (victim, try Self.deleteInode(db, victim.ino)) }
+            // Deleted in this same change: its new link count need not be stored first.
+            if victim.nlink == 0 && deleteIfUnused(victim.ino) { return (victim, try Self.deleteUnlinkedInode(db, victim.ino)) }
+            try Self.store(db, victim)
             return (victim, nil)
         }
     }
@@ -510,11 +511,17 @@ extension VolumeDatabase {
         // Only an inode without links goes, and only then its objects: the change that
         // unlinked it may have been rolled back since (a failed batch) and the file be back.
         guard try fetchInode(db, ino)?.nlink == 0 else { return [] }
+        return try deleteUnlinkedInode(db, ino)
+    }
+
+    /// `deleteInode` of an inode the caller's change has just unlinked (its last dentry
+    /// gone; the stored link count may be the old one).
+    static func deleteUnlinkedInode(_ db: Database, _ ino: Int64) throws -> [String] {
         let objects = try String.fetchAll(db.cachedStatement(sql: """
             SELECT DISTINCT object FROM slice s WHERE s.ino = ? AND s.object IS NOT NULL
             AND NOT EXISTS (SELECT 1 FROM slice o WHERE o.object = s.object AND o.ino <> s.ino)
             """), arguments: [ino])
-        try db.cachedStatement(sql: "DELETE FROM inode WHERE ino = ? AND nlink = 0").execute(arguments: [ino])
+        try db.cachedStatement(sql: "DELETE FROM inode WHERE ino = ?").execute(arguments: [ino])
         for object in objects {
             try db.cachedStatement(sql: "UPDATE object SET state = 'deleting' WHERE id = ?").execute(arguments: [object])
         }
