@@ -298,50 +298,5 @@ public final class NodeMounts: Sendable {
     }
 
     /// Whether /proc/self/mountinfo lists `path` (for diagnostics).
-    static func isListed(_ path: String) -> Bool { mountInfo().contains { $0.mountPoint == path } }
-
-    struct MountInfo { var mountPoint: String }
-
-    static func mountInfo() -> [MountInfo] {
-        let text = readProcFile("/proc/self/mountinfo")
-        return text.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ")
-            guard fields.count > 5 else { return nil }
-            return MountInfo(mountPoint: unescape(fields[4]))
-        }
-    }
-
-    /// Reads a /proc file to its end. (/proc files report size 0, and readers that trust
-    /// the size — Foundation's among them — stop after the first page: a node with many
-    /// mounts then seems to have lost some.)
-    static func readProcFile(_ path: String) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n > 0 { bytes += buffer[0..<n] } else if n < 0 && errno == EINTR { continue } else { break }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// mountinfo escapes space, tab, newline and backslash as \ooo.
-    static func unescape(_ field: Substring) -> String {
-        var bytes: [UInt8] = []
-        var i = field.utf8.startIndex
-        let u = field.utf8
-        while i < u.endIndex {
-            if u[i] == UInt8(ascii: "\\"), let end = u.index(i, offsetBy: 4, limitedBy: u.endIndex),
-               let value = UInt8(String(decoding: u[u.index(after: i)..<end], as: UTF8.self), radix: 8) {
-                bytes.append(value)
-                i = end
-            } else {
-                bytes.append(u[i])
-                i = u.index(after: i)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    static func isListed(_ path: String) -> Bool { MountTable.entries().contains { $0.mountPoint == path } }
 }

@@ -84,7 +84,13 @@ public final class FuseMount: @unchecked Sendable {
             guard fuse_set_signal_handlers(se) == 0 else { throw MountError.failed("cannot install signal handlers") }
         }
         defer { if handlesSignals { fuse_remove_signal_handlers(se) } }
+        // Resolved before mounting: resolving the mount's own root would ask this daemon,
+        // which serves nothing until the loop below runs.
+        let absolute = Self.resolved(mountpoint)
         guard fuse_session_mount(se, mountpoint) == 0 else { throw MountError.failed("cannot mount at \(mountpoint)") }
+        // Before the loop answers the kernel's INIT, which keeps the smaller of this and
+        // the read-ahead the init callback asks for.
+        Self.setReadAhead(of: absolute, bytes: Self.readAheadBytes(chunkSize: Int(fileSystem.chunkSize)))
         mounted?()
         let config = fuse_loop_cfg_create()
         fuse_loop_cfg_set_max_threads(config, 16)
@@ -102,6 +108,32 @@ public final class FuseMount: @unchecked Sendable {
         _ = mallopt(M_MMAP_THRESHOLD, 64 << 20)
         _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
     }()
+
+    /// How far the kernel reads ahead of a sequential reader: a chunk (1–16 MiB). The
+    /// kernel gives a FUSE mount 128 KiB, so a sequential reader's requests were 128 KiB,
+    /// each opening its shard afresh and waiting for the disk, while a plain file on the
+    /// same disk gets the block device's read-ahead (8 MiB here): cold sequential reads
+    /// ran at 0.6–0.7 of passthrough_ll's; with a chunk of read-ahead, even with it.
+    /// Random reads are not affected (the kernel reads ahead only for sequential access).
+    static func readAheadBytes(chunkSize: Int) -> Int { min(max(chunkSize, 1 << 20), 16 << 20) }
+
+    /// Sets the read-ahead of the mount at `mountpoint` (absolute) through its backing
+    /// device info in sysfs. Needs root, like mounting; a mount that cannot is only slower.
+    static func setReadAhead(of mountpoint: String, bytes: Int) {
+        guard let device = MountTable.entries().last(where: { $0.mountPoint == mountpoint })?.device else { return }
+        let fd = open("/sys/class/bdi/\(device)/read_ahead_kb", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let text = Array("\(bytes / 1024)\n".utf8)
+        _ = write(fd, text, text.count)
+    }
+
+    /// `path` made absolute and free of symlinks (as mountinfo lists mount points).
+    static func resolved(_ path: String) -> String {
+        guard let r = realpath(path, nil) else { return path }
+        defer { free(r) }
+        return String(cString: r)
+    }
 
     /// Asks a running `run()` to stop (as SIGTERM does).
     public func stop() {
@@ -176,10 +208,12 @@ public final class FuseMount: @unchecked Sendable {
     // swiftlint:disable:next function_body_length
     static func operations() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
-        ops.`init` = { _, conn in
-            // 1 MiB writes and read-ahead instead of 128 KiB: fewer round trips per chunk.
+        ops.`init` = { userdata, conn in
+            // 1 MiB writes instead of 128 KiB: fewer round trips per chunk. The kernel
+            // takes the smaller of this read-ahead and the one `run()` set in sysfs.
             conn?.pointee.max_write = 1 << 20
-            conn?.pointee.max_readahead = 1 << 20
+            let m = Unmanaged<FuseMount>.fromOpaque(userdata!).takeUnretainedValue()
+            conn?.pointee.max_readahead = UInt32(FuseMount.readAheadBytes(chunkSize: Int(m.fileSystem.chunkSize)))
         }
         ops.lookup = { req, parent, name in
             FuseMount.handle(req) { m throws(FSError) in

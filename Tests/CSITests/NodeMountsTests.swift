@@ -1,4 +1,5 @@
 @testable import CSI
+import FileSystem
 import Foundation
 import Testing
 
@@ -9,7 +10,7 @@ import Testing
     @Test func procFilesAreReadToTheirEnd() throws {
         let expected = String(decoding: FileHandle(forReadingAtPath: "/proc/self/maps")!.readDataToEndOfFile(), as: UTF8.self)
         #expect(expected.utf8.count > 4096)
-        let read = NodeMounts.readProcFile("/proc/self/maps")
+        let read = MountTable.readProcFile("/proc/self/maps")
         // The maps may change a little between the two reads; the line count barely does.
         let a = expected.split(separator: "\n").count, b = read.split(separator: "\n").count
         #expect(abs(a - b) <= 4, "\(a) vs \(b) lines")
@@ -17,7 +18,7 @@ import Testing
     }
 
     @Test func mountinfoEscapesAreDecoded() {
-        #expect(NodeMounts.unescape("/a\\040b\\011c\\134d") == "/a b\tc\\d")
-        #expect(NodeMounts.unescape("/plain") == "/plain")
+        #expect(MountTable.unescape("/a\\040b\\011c\\134d") == "/a b\tc\\d")
+        #expect(MountTable.unescape("/plain") == "/plain")
     }
 }

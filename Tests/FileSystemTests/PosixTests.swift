@@ -113,6 +113,18 @@ import Testing
     }
 
     /// Permissions are the kernel's (default_permissions) from our attributes.
+    /// A mount reads ahead a chunk (at least 1 MiB) for sequential readers, not the
+    /// kernel's 128 KiB for FUSE: set in sysfs before the kernel's INIT is answered, which
+    /// keeps the smaller of that and what INIT asks for, so both must say it.
+    @Test(arguments: [(64 << 10, 1024), (4 << 20, 4096)])
+    func mountReadsAheadAChunk(chunk: Int, expectedKiB: Int) throws {
+        let v = try MountedVolume(storageClass: "remote-disk", chunk: chunk)
+        let device = try #require(MountTable.entries().last { $0.mountPoint == v.mountpoint }?.device)
+        let text = MountTable.readProcFile("/sys/class/bdi/\(device)/read_ahead_kb")
+        #expect(text.trimmingCharacters(in: .whitespacesAndNewlines) == "\(expectedKiB)")
+        #expect(FuseMount.readAheadBytes(chunkSize: 64 << 20) == 16 << 20)
+    }
+
     @Test func permissionsAsAnotherUser() throws {
         let v = try MountedVolume()
         #expect(writeFile(v.path("secret"), [1]) == 0)
