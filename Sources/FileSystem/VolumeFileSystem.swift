@@ -142,16 +142,25 @@ public final class VolumeFileSystem: @unchecked Sendable {
     }
     private let capacityCache = Mutex<(bytes: Int64, at: Int64)?>(nil)
 
-    func attributes(_ r: InodeRecord) -> Attributes { lock.withLock { attributesLocked(r) } }
+    /// The attributes of the inode `fetch` reads, read under the lock together with the
+    /// bytes not yet committed: a write-back commits (size and slices in, its bytes out of
+    /// `inflight`) under the lock, so a record read before taking it could be older than
+    /// the pending bytes taken after — the size of neither, a size too small (a test saw
+    /// a short read now and then).
+    func attributes(_ fetch: () throws(FSError) -> InodeRecord) throws(FSError) -> Attributes {
+        try locked { () throws(FSError) -> Attributes in attributesLocked(try fetch()) }
+    }
 
     // MARK: namespace
 
     public func lookup(parent: Int64, name: [UInt8]) throws(FSError) -> Attributes {
         if name.count > 255 { throw .nameTooLong }
-        return attributes(try namespace.lookup(parent: parent, name: name))
+        return try attributes { () throws(FSError) in try namespace.lookup(parent: parent, name: name) }
     }
 
-    public func getattr(_ ino: Int64) throws(FSError) -> Attributes { attributes(try namespace.inode(ino)) }
+    public func getattr(_ ino: Int64) throws(FSError) -> Attributes {
+        try attributes { () throws(FSError) in try namespace.inode(ino) }
+    }
 
     public func create(parent: Int64, name: [UInt8], kind: Int64, mode: Int64, uid: Int64, gid: Int64, rdev: Int64 = 0,
                        target: [UInt8]? = nil) throws(FSError) -> Attributes {
@@ -481,11 +490,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     public func read(_ ino: Int64, offset: Int64, size: Int) throws(FSError) -> [UInt8] {
         guard offset >= 0 else { throw .invalid }
-        let record = try namespace.inode(ino)
-        if record.isDirectory { throw .isDirectory }
-        // Snapshot of the pending bytes (copied: writers keep mutating the buffers).
-        // Bytes not committed yet, in write order (copied: writers keep changing them).
-        let (fileSize, pending) = lock.withLock { () -> (Int64, [[Int64: DirtyExtents]]) in
+        // The size and the bytes not committed yet, in write order, read together under the
+        // lock (see `attributes`), copied: writers keep changing the buffers.
+        let (fileSize, pending) = try locked { () throws(FSError) -> (Int64, [[Int64: DirtyExtents]]) in
+            let record = try namespace.inode(ino)
+            if record.isDirectory { throw .isDirectory }
             var fileSize = record.size
             var layers: [[Int64: DirtyExtents]] = []
             for b in pendingLocked(ino) {

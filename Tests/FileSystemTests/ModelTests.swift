@@ -55,6 +55,36 @@ import Testing
         }
     }
 
+    /// What only the mount has and what only the model has.
+    static func difference(_ mounted: [String], _ model: [String]) -> String {
+        "mount only \(mounted.filter { !model.contains($0) }), model only \(model.filter { !mounted.contains($0) })"
+    }
+
+    /// For each name whose file contents differ: the byte ranges that differ, and whether
+    /// reading again a moment later still differs (a stale read, or stale data).
+    static func contentDifferences(_ mount: String, _ model: String, _ names: [String]) -> String {
+        func ranges(_ x: [UInt8], _ y: [UInt8]) -> [Range<Int>] {
+            var result: [Range<Int>] = []
+            var i = 0
+            while i < max(x.count, y.count) {
+                if i < x.count, i < y.count, x[i] == y[i] { i += 1; continue }
+                let start = i
+                while i < max(x.count, y.count) && !(i < x.count && i < y.count && x[i] == y[i]) { i += 1 }
+                result.append(start..<i)
+            }
+            return result
+        }
+        var report: [String] = []
+        for name in names {
+            guard let want = FileManager.default.contents(atPath: model + "/" + name),
+                  let got = FileManager.default.contents(atPath: mount + "/" + name), got != want else { continue }
+            usleep(200_000)
+            let again = FileManager.default.contents(atPath: mount + "/" + name) ?? Data()
+            report.append("\(name): differs at \(ranges([UInt8](got), [UInt8](want))), 0.2 s later \(ranges([UInt8](again), [UInt8](want)))")
+        }
+        return report.joined(separator: "; ")
+    }
+
     /// Names, kinds, sizes, link counts and content hashes of every entry, sorted.
     static func tree(_ root: String) -> [String] {
         var result: [String] = []
@@ -97,15 +127,18 @@ import Testing
             #expect(actual == expected, "seed \(seed) step \(step): op \(op) \(a) \(b) offset \(offset) size \(data.count)")
             if actual != expected { break }
             if step % 25 == 24 {
-                let same = Self.tree(v.mountpoint) == Self.tree(model)
-                #expect(same, "seed \(seed) step \(step): trees differ")
-                if !same { break }
+                let (mounted, expected) = (Self.tree(v.mountpoint), Self.tree(model))
+                let differences = mounted == expected ? "" : Self.contentDifferences(v.mountpoint, model, names)
+                #expect(mounted == expected, "seed \(seed) step \(step): trees differ: \(Self.difference(mounted, expected)); \(differences)")
+                if mounted != expected { break }
             }
         }
-        #expect(Self.tree(v.mountpoint) == Self.tree(model), "seed \(seed) at the end")
+        let (atEnd, expected) = (Self.tree(v.mountpoint), Self.tree(model))
+        #expect(atEnd == expected, "seed \(seed) at the end: \(Self.difference(atEnd, expected))")
         // And after an unmount and a remount.
         v.unmount()
         try v.mount()
-        #expect(Self.tree(v.mountpoint) == Self.tree(model), "seed \(seed) after remount")
+        let remounted = Self.tree(v.mountpoint)
+        #expect(remounted == expected, "seed \(seed) after remount: \(Self.difference(remounted, expected))")
     }
 }
