@@ -16,32 +16,34 @@ enum InodeRows {
         return try step(statement)
     }
 
-    /// The same, with a blob argument after the integers (a dentry name).
+    /// The same, for a statement taking an integer and then a blob (a dentry's parent and name).
     static func fetchOne(_ statement: Statement, _ integer: Int64, _ blob: [UInt8]) throws -> InodeRecord? {
-        let s = statement.sqliteStatement
-        sqlite3_reset(s)
-        sqlite3_bind_int64(s, 1, integer)
-        return try blob.withUnsafeBytes { bytes in
-            // SQLITE_STATIC: the bytes outlive the step; the binding is cleared before they go.
-            sqlite3_bind_blob(s, 2, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), nil)
-            defer { sqlite3_clear_bindings(s) }
-            return try step(statement)
-        }
+        try bound(statement, integer, blob) { try step(statement) }
     }
 
     /// The inode number a dentry lookup (`SELECT ino FROM dentry WHERE parent = ? AND name = ?`) yields.
     static func fetchIno(_ statement: Statement, _ parent: Int64, _ name: [UInt8]) throws -> Int64? {
-        let s = statement.sqliteStatement
-        sqlite3_reset(s)
-        sqlite3_bind_int64(s, 1, parent)
-        return try name.withUnsafeBytes { bytes in
-            sqlite3_bind_blob(s, 2, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), nil)
-            defer { sqlite3_clear_bindings(s); sqlite3_reset(s) }
+        try bound(statement, parent, name) {
+            let s = statement.sqliteStatement
+            defer { sqlite3_reset(s) }
             switch sqlite3_step(s) {
             case SQLITE_ROW: return sqlite3_column_int64(s, 0)
             case SQLITE_DONE: return nil
             case let code: throw error(code, statement)
             }
+        }
+    }
+
+    /// Runs `body` with `statement` reset and bound to an integer and a blob; the blob's
+    /// binding (SQLITE_STATIC: it points into `blob`) is cleared before `blob` can go.
+    private static func bound<T>(_ statement: Statement, _ integer: Int64, _ blob: [UInt8], _ body: () throws -> T) throws -> T {
+        let s = statement.sqliteStatement
+        sqlite3_reset(s)
+        sqlite3_bind_int64(s, 1, integer)
+        return try blob.withUnsafeBytes { bytes in
+            sqlite3_bind_blob(s, 2, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), nil)
+            defer { sqlite3_clear_bindings(s) }
+            return try body()
         }
     }
 
