@@ -46,7 +46,9 @@ let package = Package(
         .target(name: "StorageClasses", dependencies: ["Placement", "Yams"]),
         // The storage engine: devices (shard stores), replication and erasure coding,
         // object put/get/delete, degraded reads, recovery and rebalance.
-        .target(name: "Storage", dependencies: ["Placement", "Codec", "StorageClasses"]),
+        .target(name: "Storage", dependencies: ["Placement", "Codec", "StorageClasses", "CLinux"]),
+        // Linux calls Swift's Glibc module leaves out (sync_file_range).
+        .systemLibrary(name: "CLinux"),
         // SQLite metadata (GRDB): the cluster database and one database per volume. No data I/O.
         .target(name: "Metadata", dependencies: ["Placement", .product(name: "GRDB", package: "GRDB.swift"),
                                                 .product(name: "GRDBSQLite", package: "GRDB.swift")]),

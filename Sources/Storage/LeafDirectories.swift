@@ -1,6 +1,5 @@
 import Dispatch
 import Glibc
-import Placement
 import Synchronization
 
 /// The leaf directories of one device (`shards/xx/yy`) this process knows to exist with
@@ -14,31 +13,25 @@ import Synchronization
 final class LeafDirectories: Sendable {
     static let count = 65_536
     private let durable = Mutex<[UInt64]>(Array(repeating: 0, count: count / 64))
-    private let device: DeviceID
-
-    init(device: DeviceID) { self.device = device }
 
     func isDurable(_ leaf: Int) -> Bool { durable.withLock { $0[leaf >> 6] & (1 << UInt64(leaf & 63)) != 0 } }
 
-    /// Starts making leaf `leaf` at `path` durable; the promise says how that ended (nil:
-    /// it is). Returns nil when it already is.
-    func prepare(_ leaf: Int, at path: String) -> Promise<StorageError?>? {
+    /// Starts making leaf `leaf` at `path` durable; the promise says what failed, or nil
+    /// once it is (the store turns a failure into its error). Returns nil when it already is.
+    func prepare(_ leaf: Int, at path: String) -> Promise<ShardStore.Failure?>? {
         if isDurable(leaf) { return nil }
-        let done = Promise<StorageError?>()
+        let done = Promise<ShardStore.Failure?>()
         DispatchQueue.global().async { [self] in
             if mkdir(path, 0o755) != 0 && errno != EEXIST {
-                let e = errno
-                done.fulfill(e == ENOSPC || e == EDQUOT ? .noSpace(device: device, neededBytes: 0, freeBytes: 0)
-                                                         : .io(device: device, operation: "mkdir \(path)", errno: e))
+                done.fulfill(ShardStore.Failure(operation: "mkdir \(path)", errno: errno))
                 return
             }
-            do throws(StorageError) {
-                try ShardStore.syncDirectory(String(path[..<path.lastIndex(of: "/")!]), id: device)
-                durable.withLock { $0[leaf >> 6] |= 1 << UInt64(leaf & 63) }
-                done.fulfill(nil)
-            } catch {
-                done.fulfill(error)
+            if let failure = ShardStore.syncDirectory(String(path[..<path.lastIndex(of: "/")!])) {
+                done.fulfill(failure)
+                return
             }
+            durable.withLock { $0[leaf >> 6] |= 1 << UInt64(leaf & 63) }
+            done.fulfill(nil)
         }
         return done
     }

@@ -1,3 +1,4 @@
+import CLinux
 import Codec
 import Dispatch
 import Glibc
@@ -12,8 +13,11 @@ import Synchronization
 /// millions of shards keeps small directories.
 ///
 /// Write protocol (crash-safe): write header + payload to a new file in `tmp/`, fsync it,
-/// rename it over the final name (atomic), fsync the directory. A crash leaves either no
-/// shard or the whole shard; `tmp/` leftovers are removed when the device opens.
+/// rename it over the final name (atomic), fsync the directory. The payload goes in
+/// `writebackPiece` at a time, each piece's writeback started as soon as it is copied, so
+/// the disk takes the shard while the rest is still being copied and the fsync waits for
+/// the tail only. A crash leaves either no shard or the whole shard; `tmp/` leftovers are
+/// removed when the device opens.
 public final class ShardStore: Sendable {
     public let id: DeviceID
     public let root: String
@@ -30,7 +34,7 @@ public final class ShardStore: Sendable {
         self.id = id
         self.root = root
         self.capacityBytes = capacityBytes
-        leaves = LeafDirectories(device: id)
+        leaves = LeafDirectories()
         let identity = root + "/" + Self.identityFile
         if let existing = Self.readSmallFile(identity) {
             if existing != id.rawValue {
@@ -94,8 +98,6 @@ public final class ShardStore: Sendable {
         try reserve(fileBytes)
         var committed = false
         defer { if !committed { release(fileBytes) } }
-        guard isReachable else { throw .deviceUnavailable(id, reason: "\(root) is gone") }
-
         let leaf = Self.leaf(object)
         let directory = directory(leaf: leaf)
         // Made durable meanwhile, if it is not yet (LeafDirectories); waited for before the rename.
@@ -109,7 +111,7 @@ public final class ShardStore: Sendable {
         do {
             defer { close(fd) }
             let blocks = ShardHeader.blockCount(payloadLength: payload.count)
-            try writeAll(fd, payload, at: ShardHeader.size + 4 * blocks, what: tmp)
+            try writeStreaming(fd, payload, at: ShardHeader.size + 4 * blocks, what: tmp)
             let table: [UInt32]
             switch checksum {
             case .compute: table = CRC32C.blockChecksums(payload, blockSize: ShardHeader.blockSize)
@@ -128,9 +130,7 @@ public final class ShardStore: Sendable {
             if let headerError { throw headerError }
             if fsync(fd) != 0 { throw error("fsync \(tmp)") }
         }
-        if let leafReady, let failure = leafReady.value() {
-            throw isReachable ? failure : .deviceUnavailable(id, reason: "\(root) is gone")
-        }
+        if let leafReady, let failure = leafReady.value() { throw error(failure) }
         if let renameAfter, !renameAfter.value() {
             throw .io(device: id, operation: "write of \(Self.name(object, position)), abandoned: its object could not be recorded", errno: ECANCELED)
         }
@@ -139,7 +139,7 @@ public final class ShardStore: Sendable {
         let replaced = stat(final, &old) == 0 ? Int(old.st_size) : 0
         guard rename(tmp, final) == 0 else { throw error("rename to \(final)") }
         renamed = true
-        try Self.syncDirectory(directory, id: id)
+        if let failure = Self.syncDirectory(directory) { throw error(failure) }
         committed = true
         if replaced > 0 { release(replaced) }
     }
@@ -175,6 +175,23 @@ public final class ShardStore: Sendable {
 
     private func release(_ bytes: Int) { used.withLock { $0 -= bytes } }
 
+    /// How much of a payload is copied before its writeback is started.
+    static let writebackPiece = 1 << 20
+
+    /// `writeAll` in `writebackPiece`s, starting each piece's writeback once it is copied
+    /// (`sync_file_range` WRITE: no waiting, no durability — the fsync after is what makes it
+    /// durable and reports errors). A plain write leaves all of it to the fsync, which then
+    /// waits for the whole transfer after the whole copy.
+    private func writeStreaming(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at position: Int, what: String) throws(StorageError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = min(Self.writebackPiece, bytes.count - offset)
+            try writeAll(fd, UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)]), at: position + offset, what: what)
+            _ = berth_start_writeback(fd, Int64(position + offset), Int64(n))
+            offset += n
+        }
+    }
+
     private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at position: Int, what: String) throws(StorageError) {
         var offset = 0
         while offset < bytes.count {
@@ -188,8 +205,12 @@ public final class ShardStore: Sendable {
         }
     }
 
-    private func error(_ operation: String) -> StorageError {
-        let e = errno
+    private func error(_ operation: String) -> StorageError { error(Failure(operation: operation, errno: errno)) }
+
+    /// A failed call as the error callers see: a device whose directory is gone is
+    /// unavailable, a full one has no space, anything else is an I/O error.
+    private func error(_ failure: Failure) -> StorageError {
+        let (operation, e) = (failure.operation, failure.errno)
         if e == ENOENT && !isReachable { return .deviceUnavailable(id, reason: "\(root) is gone") }
         if e == ENOSPC || e == EDQUOT { return .noSpace(device: id, neededBytes: 0, freeBytes: 0) }
         return .io(device: id, operation: operation, errno: e)
@@ -360,7 +381,7 @@ public final class ShardStore: Sendable {
             throw error("unlink \(file)")
         }
         release(Int(info.st_size))
-        try Self.syncDirectory(directory(for: object), id: id)
+        if let failure = Self.syncDirectory(directory(for: object)) { throw error(failure) }
     }
 
     /// Every shard on the device, for scrubbing and garbage collection.
@@ -414,11 +435,22 @@ public final class ShardStore: Sendable {
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .io(device: id, operation: "mkdir \(path)", errno: errno) }
     }
 
-    static func syncDirectory(_ path: String, id: DeviceID) throws(StorageError) {
+    /// A system call that failed: what was attempted, and its errno.
+    struct Failure: Sendable {
+        var operation: String
+        var errno: Int32
+    }
+
+    /// Makes the directory's entries durable; what failed, or nil.
+    static func syncDirectory(_ path: String) -> Failure? {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw .io(device: id, operation: "open directory \(path)", errno: errno) }
+        guard fd >= 0 else { return Failure(operation: "open directory \(path)", errno: errno) }
         defer { close(fd) }
-        if fsync(fd) != 0 { throw .io(device: id, operation: "fsync directory \(path)", errno: errno) }
+        return fsync(fd) == 0 ? nil : Failure(operation: "fsync directory \(path)", errno: errno)
+    }
+
+    static func syncDirectory(_ path: String, id: DeviceID) throws(StorageError) {
+        if let failure = syncDirectory(path) { throw .io(device: id, operation: failure.operation, errno: failure.errno) }
     }
 
     static func readSmallFile(_ path: String) -> String? {

@@ -13,7 +13,9 @@ import Testing
         try ShardStore(id: "dev-a", root: dir.path + "/dev-a", capacityBytes: capacity)
     }
 
-    @Test(arguments: [0, 1, 4095, 65_536, 1 << 20])
+    /// Sizes around the writeback pieces too (a payload goes in 1 MiB pieces).
+    @Test(arguments: [0, 1, 4095, 65_536, ShardStore.writebackPiece - 1, ShardStore.writebackPiece,
+                      ShardStore.writebackPiece + 1, 2 * ShardStore.writebackPiece + 4097])
     func roundTrip(size: Int) throws {
         let store = try device(capacity: 4 << 20)
         let id = generator.next()
