@@ -191,15 +191,21 @@ extension VolumeDatabase {
         return try inode(found)
     }
 
-    /// A new file, directory, symlink or special file named `name` in `parent`.
+    /// A new file, directory, symlink or special file named `name` in `parent`, owned by
+    /// `uid` and `gid` — except in a set-group-ID directory, whose group the new inode
+    /// takes, and whose set-group-ID bit a new directory takes too (as Linux filesystems
+    /// do; the kernel has already dropped the bit from a new file's `mode` where the
+    /// creator may not have it).
     public func create(parent: Int64, name: [UInt8], kind: Int64, mode: Int64, uid: Int64, gid: Int64, rdev: Int64 = 0,
                        target: [UInt8]? = nil, nowNs: Int64) throws(FSError) -> InodeRecord {
         if name.count > 255 { throw .nameTooLong }
         return try fs { db in
-            _ = try Self.directory(db, parent)
+            let directory = try Self.directory(db, parent)
             if try Self.child(db, parent, name) != nil { throw FSError.exists }
             let isDir = kind == InodeRecord.directory
-            var record = InodeRecord(ino: 0, kind: kind, mode: mode & 0o7777, uid: uid, gid: gid,
+            let inherits = directory.mode & Self.setGroupID != 0
+            var record = InodeRecord(ino: 0, kind: kind, mode: mode & 0o7777 | (inherits && isDir ? Self.setGroupID : 0), uid: uid,
+                                     gid: inherits ? directory.gid : gid,
                                      size: Int64(target?.count ?? 0), nlink: isDir ? 2 : 1, rdev: rdev,
                                      atimeNs: nowNs, mtimeNs: nowNs, ctimeNs: nowNs, target: target.map { Data($0) })
             record.ino = try allocateIno(db)
@@ -214,6 +220,9 @@ extension VolumeDatabase {
             return record
         }
     }
+
+    /// S_ISGID.
+    static let setGroupID: Int64 = 0o2000
 
     /// A new inode number: above every one in the table and every one handed out since
     /// the database opened (`nextIno`).

@@ -147,6 +147,37 @@ import Testing
         #expect(q.terminationStatus == 0)
     }
 
+    /// What is made in a set-group-ID directory takes the directory's group, and a new
+    /// directory the bit too (Linux semantics); elsewhere the creator's group.
+    @Test func setGroupIDDirectoriesPassOnTheirGroup() throws {
+        let v = try MountedVolume()
+        #expect(mkdir(v.path("shared"), 0o755) == 0)
+        #expect(chown(v.path("shared"), 0, 1234) == 0)
+        #expect(chmod(v.path("shared"), 0o2775) == 0)
+        #expect(writeFile(v.path("shared/f"), [1]) == 0)
+        #expect(mkdir(v.path("shared/d"), 0o755) == 0)
+        #expect(symlink("f", v.path("shared/l")) == 0)
+        #expect(mkdir(v.path("plain"), 0o755) == 0)
+        #expect(writeFile(v.path("plain/f"), [1]) == 0)
+        func owner(_ path: String) -> (mode: mode_t, gid: gid_t) {
+            var st = stat()
+            #expect(lstat(v.path(path), &st) == 0, "\(path)")
+            return (st.st_mode & 0o7777, st.st_gid)
+        }
+        #expect(owner("shared/f").gid == 1234)
+        #expect(owner("shared/f").mode & 0o2000 == 0)
+        #expect(owner("shared/d").gid == 1234)
+        #expect(owner("shared/d").mode & 0o2000 != 0)
+        #expect(owner("shared/l").gid == 1234)
+        #expect(owner("plain/f").gid == getegid())
+        // Inherited again one level down, and still so after a remount.
+        #expect(writeFile(v.path("shared/d/g"), [2]) == 0)
+        v.unmount()
+        try v.mount()
+        #expect(owner("shared/d/g").gid == 1234)
+        #expect(owner("shared/d").mode & 0o2000 != 0)
+    }
+
     /// Writing past the provisioned size fails with ENOSPC and leaves the volume usable.
     @Test func fullVolumeSaysNoSpace() throws {
         let v = try MountedVolume(size: 1 << 20)
