@@ -392,6 +392,9 @@ extension VolumeDatabase {
 
     /// Changes attributes. A smaller size drops the slices past it and writes a hole from
     /// the new end to the end of its chunk, so growing the file again reads zeros.
+    /// Times as Linux filesystems keep them: any size change of a file — a truncate to the
+    /// size it has, an `O_TRUNC` open of an empty file — moves its mtime and ctime, and a
+    /// change of nothing (`chown(f, -1, -1)`) its ctime.
     public func setattr(ino: Int64, mode: Int64? = nil, uid: Int64? = nil, gid: Int64? = nil, size: Int64? = nil,
                         atimeNs: Int64? = nil, mtimeNs: Int64? = nil, chunkSize: Int64, nowNs: Int64) throws(FSError) -> InodeRecord {
         // A new size changes slices, which reads see through other connections.
@@ -407,9 +410,12 @@ extension VolumeDatabase {
                 if record.kind != InodeRecord.regular { throw FSError.invalid }
                 if size < record.size { try Self.truncate(db, ino: ino, to: size, chunkSize: chunkSize) }
                 record.size = size
+            }
+            if size != nil && record.kind == InodeRecord.regular {
                 record.mtimeNs = nowNs
                 record.ctimeNs = nowNs
             }
+            if mode == nil && uid == nil && gid == nil && size == nil && atimeNs == nil && mtimeNs == nil { record.ctimeNs = nowNs }
             try Self.store(db, record)
             return record
         }

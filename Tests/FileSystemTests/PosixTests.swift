@@ -178,6 +178,39 @@ import Testing
         #expect(owner("shared/d").mode & 0o2000 != 0)
     }
 
+    /// A truncate to the same size and an O_TRUNC open of an empty file move mtime and
+    /// ctime, a chown to -1, -1 ctime (what ext4 does, and what pjdfstest checks).
+    @Test func sizeChangesThatChangeNothingStillMoveTheTimes() throws {
+        let v = try MountedVolume()
+        #expect(writeFile(v.path("f"), [1, 2, 3]) == 0)
+        #expect(writeFile(v.path("empty"), []) == 0)
+        func times(_ path: String) -> (m: timespec, c: timespec) {
+            var st = stat()
+            #expect(stat(v.path(path), &st) == 0)
+            return (st.st_mtim, st.st_ctim)
+        }
+        func later(_ a: timespec, _ b: timespec) -> Bool { (b.tv_sec, b.tv_nsec) > (a.tv_sec, a.tv_nsec) }
+        var before = times("f")
+        usleep(20_000)
+        #expect(truncate(v.path("f"), 3) == 0)
+        var after = times("f")
+        #expect(later(before.m, after.m) && later(before.c, after.c), "truncate to the same size")
+        before = times("empty")
+        usleep(20_000)
+        let fd = open(v.path("empty"), O_WRONLY | O_TRUNC)
+        #expect(fd >= 0)
+        close(fd)
+        after = times("empty")
+        #expect(later(before.m, after.m) && later(before.c, after.c), "O_TRUNC of an empty file")
+        before = times("f")
+        usleep(20_000)
+        #expect(chown(v.path("f"), uid_t.max, gid_t.max) == 0)
+        after = times("f")
+        #expect(later(before.c, after.c), "chown -1 -1")
+        #expect(!later(before.m, after.m))
+        #expect(readFile(v.path("f")) == [1, 2, 3])
+    }
+
     /// Writing past the provisioned size fails with ENOSPC and leaves the volume usable.
     @Test func fullVolumeSaysNoSpace() throws {
         let v = try MountedVolume(size: 1 << 20)
