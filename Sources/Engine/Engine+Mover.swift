@@ -88,9 +88,11 @@ extension Engine {
             let next = Mutex(0)
             let results = Mutex(MoveResult(positions: 0, bytes: 0, failures: [], remaining: 0))
             let group = DispatchGroup()
-            let queue = DispatchQueue(label: "berth.mover", attributes: .concurrent)
-            for _ in 0..<min(configuration.moverConcurrency, max(1, jobs.count)) {
-                queue.async(group: group) {
+            // One serial queue per worker (libdispatch's overcommitting pool): a concurrent
+            // queue shares the global pool's one thread per CPU with Swift concurrency, and
+            // workers blocked in I/O there would starve it and the work they wait for.
+            for worker in 0..<min(configuration.moverConcurrency, max(1, jobs.count)) {
+                DispatchQueue(label: "berth.mover.\(worker)").async(group: group) {
                     while true {
                         let index = next.withLock { i -> Int in defer { i += 1 }; return i }
                         guard index < jobs.count else { return }

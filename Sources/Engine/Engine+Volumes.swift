@@ -161,7 +161,10 @@ extension Engine {
         let record = Self.newRecord(id, entry, size: bytes.count)
         let rowDurable = Promise<Bool>()
         let rowError = Mutex<(any Error)?>(nil)
-        DispatchQueue.global().async {
+        // A queue of its own (libdispatch's overcommitting pool), not the global queue: the
+        // shards wait for this row, and the global queue has only one thread per CPU, which
+        // blocked callers can all hold.
+        DispatchQueue(label: "berth.object-row").async {
             do { try vdb.beginSettlingObjectDurably(record); rowDurable.fulfill(true) } catch {
                 rowError.withLock { $0 = error }
                 rowDurable.fulfill(false)

@@ -25,6 +25,10 @@ public final class VolumeDatabase: Sendable {
     /// (set and cleared on the writer's queue), and whether a batch was lost to a failed
     /// commit (cleared by the sync that reports it).
     private let batch = Mutex<(commitScheduled: Bool, lost: Bool)>((false, false))
+    /// Runs the deferred settles and batch commits: a serial queue of its own, so
+    /// libdispatch's overcommitting pool runs it even while every thread of the global
+    /// queue (one per CPU) is held by callers blocked elsewhere.
+    private let timers = DispatchQueue(label: "berth.volume-database")
     /// How long namespace changes may wait in the open batch before it commits; nil:
     /// every change commits at once (the in-memory database of tests, whose reads would
     /// otherwise meet the open transaction).
@@ -110,7 +114,7 @@ public final class VolumeDatabase: Sendable {
             return !d.flushScheduled
         }
         if schedule {
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(20)) { [self] in
+            timers.asyncAfter(deadline: .now() + .milliseconds(20)) { [self] in
                 deferredSettles.withLock { $0.flushScheduled = false }
                 try? settleDeferred()  // on failure they stay deferred, for the next commit
             }
@@ -200,7 +204,7 @@ public final class VolumeDatabase: Sendable {
                 try db.beginTransaction(.immediate)
                 let schedule = batch.withLock { b in defer { b.commitScheduled = true }; return !b.commitScheduled }
                 if schedule {
-                    DispatchQueue.global().asyncAfter(deadline: .now() + window) { [self] in
+                    timers.asyncAfter(deadline: .now() + window) { [self] in
                         try? writer.writeWithoutTransaction { db in
                             batch.withLock { $0.commitScheduled = false }
                             try commitBatch(db)

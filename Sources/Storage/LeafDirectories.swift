@@ -13,6 +13,11 @@ import Synchronization
 final class LeafDirectories: Sendable {
     static let count = 65_536
     private let durable = Mutex<[UInt64]>(Array(repeating: 0, count: count / 64))
+    /// Where leaves are made. A serial queue of its own, so libdispatch's overcommitting
+    /// pool runs it: a write waits for this work, and the shared global queue gets only as
+    /// many threads as there are CPUs — two writers (or mover jobs) blocked there waiting
+    /// for leaves queued behind them would never wake.
+    private let queue = DispatchQueue(label: "berth.leaf-directories")
 
     func isDurable(_ leaf: Int) -> Bool { durable.withLock { $0[leaf >> 6] & (1 << UInt64(leaf & 63)) != 0 } }
 
@@ -21,7 +26,7 @@ final class LeafDirectories: Sendable {
     func prepare(_ leaf: Int, at path: String) -> Promise<ShardStore.Failure?>? {
         if isDurable(leaf) { return nil }
         let done = Promise<ShardStore.Failure?>()
-        DispatchQueue.global().async { [self] in
+        queue.async { [self] in
             if mkdir(path, 0o755) != 0 && errno != EEXIST {
                 done.fulfill(ShardStore.Failure(operation: "mkdir \(path)", errno: errno))
                 return

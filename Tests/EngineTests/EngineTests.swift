@@ -391,6 +391,37 @@ import Testing
 
     /// While writes go on (each commit carrying earlier writes' deferred settles), a
     /// lookup of any acknowledged object finds it live, every time.
+    /// A write completes while every thread of the global queue is busy: its row, its
+    /// shards' leaf directories and the deferred settle run on queues of their own (the
+    /// hang this guards against: writers blocked on the global queue waiting for work
+    /// queued behind them). The 60 s bound only keeps a hang from stalling the suite.
+    @Test func writesDoNotNeedTheGlobalQueue() throws {
+        let engine = try Fixture.engine(dir)
+        let volume = try engine.createVolume(name: "pvc", className: "ec-4-2", capacityBytes: 16 << 20).id
+        let stop = Atomic<Bool>(false), spinning = Atomic<Int>(0)
+        let spinners = ProcessInfo.processInfo.activeProcessorCount
+        for _ in 0..<spinners {
+            DispatchQueue.global().async {
+                spinning.add(1, ordering: .relaxed)
+                while !stop.load(ordering: .relaxed) { sched_yield() }  // busy for the pool, not for the CPUs
+            }
+        }
+        // They stop when the test ends (not waited for: a late one sees `stop` and returns).
+        defer { stop.store(true, ordering: .relaxed) }
+        // Until they hold the pool, for 2 s at most: if they cannot start, other work holds it.
+        let deadline = DispatchTime.now() + 2
+        while spinning.load(ordering: .relaxed) < spinners && DispatchTime.now() < deadline { usleep(1_000) }
+        let done = DispatchSemaphore(value: 0)
+        let written = Mutex<Result<ObjectID, EngineError>?>(nil)
+        Thread {
+            written.withLock { $0 = Result { () throws(EngineError) -> ObjectID in try engine.writeObject(volume: volume, bytes: Fixture.bytes(5000, seed: 4)) } }
+            done.signal()
+        }.start()
+        #expect(done.wait(timeout: .now() + 60) == .success, "the write waited for the global queue")
+        let id = try #require(try written.withLock { $0 }?.get())
+        expectSame(try engine.readObject(volume: volume, id: id).bytes, Fixture.bytes(5000, seed: 4))
+    }
+
     @Test func lookupsNeverMissAnAcknowledgedWrite() throws {
         let engine = try Fixture.engine(dir)
         let volume = try engine.createVolume(name: "pvc", className: "remote-disk", capacityBytes: 16 << 20).id
@@ -398,8 +429,12 @@ import Testing
         let acknowledged = Mutex<[ObjectID]>([])
         let writing = Atomic<Bool>(true)
         let misses = Atomic<Int>(0), lookups = Atomic<Int>(0)
+        // A thread of its own: it spins, and on a global-queue thread it would hold one of
+        // the pool's few threads (one per CPU) for the whole test.
         let reader = DispatchGroup()
-        DispatchQueue.global().async(group: reader) {
+        reader.enter()
+        Thread {
+            defer { reader.leave() }
             var i = 0
             while writing.load(ordering: .acquiring) {
                 let ids = acknowledged.withLock { $0 }
@@ -409,7 +444,7 @@ import Testing
                 lookups.add(1, ordering: .relaxed)
                 if (try? vdb.object(id: id.description))??.state != .live { misses.add(1, ordering: .relaxed) }
             }
-        }
+        }.start()
         for i in 0..<60 {
             let id = try engine.writeObject(volume: volume, bytes: Fixture.bytes(100, seed: UInt64(i)))
             acknowledged.withLock { $0.append(id) }
@@ -446,8 +481,12 @@ import Testing
         }
         let bytes = Fixture.bytes(5000, seed: 99)
         let writeResult = Mutex<Result<ObjectID, EngineError>?>(nil)
+        // Threads of their own, not global-queue ones: the write blocks here, and the pool's
+        // few threads (one per CPU) are shared with the test runner.
         let threads = DispatchGroup()
-        DispatchQueue.global().async(group: threads) {
+        threads.enter()
+        Thread {
+            defer { threads.leave() }
             let result = Result { () throws(EngineError) -> ObjectID in
                 if !staged { return try engine.writeObject(volume: volume, bytes: bytes) }
                 let id = try engine.stageObject(volume: volume, bytes: bytes)
@@ -456,7 +495,7 @@ import Testing
                 return id
             }
             writeResult.withLock { $0 = result }
-        }
+        }.start()
         paused.wait()
         engine.objects.afterPlacement.withLock { $0 = nil }
         let id = try #require(placed.withLock { $0 })
@@ -466,7 +505,8 @@ import Testing
         let pg = id.pg(count: 32)
         #expect(engine.pendingPositions().contains { $0.pool == pool && $0.pg == pg && $0.from == drained })
         let firstMove = Mutex<MoveResult?>(nil)
-        DispatchQueue.global().async(group: threads) { let result = engine.move(); firstMove.withLock { $0 = result } }
+        threads.enter()
+        Thread { defer { threads.leave() }; let result = engine.move(); firstMove.withLock { $0 = result } }.start()
         // Go on once the mover waits for the write, or (were it not to wait) has finished.
         while engine.objects.waitingForPuts == 0 && firstMove.withLock({ $0 }) == nil { Thread.sleep(forTimeInterval: 0.001) }
         resume.signal()

@@ -248,6 +248,41 @@ import Testing
         #expect(ShardStore.entries(dir.path + "/dev-a/tmp").isEmpty)
     }
 
+    /// A write into a new leaf completes while every thread of the global queue is busy:
+    /// the leaf is made on a queue of the store's own. (On the global queue — one thread per
+    /// CPU, shared with Swift concurrency — two writers blocked there waiting for leaves
+    /// queued behind them never woke: a hang seen in CI.) Spinning threads hold the pool,
+    /// as blocked ones do; the 60 s bound only keeps a hang from stalling the suite.
+    @Test func leafWorkDoesNotNeedTheGlobalQueue() throws {
+        let store = try device()
+        let stop = Atomic<Bool>(false), spinning = Atomic<Int>(0)
+        let spinners = ProcessInfo.processInfo.activeProcessorCount
+        for _ in 0..<spinners {
+            DispatchQueue.global().async {
+                spinning.add(1, ordering: .relaxed)
+                while !stop.load(ordering: .relaxed) { sched_yield() }  // busy for the pool, not for the CPUs
+            }
+        }
+        // They stop when the test ends (not waited for: a late one sees `stop` and returns).
+        defer { stop.store(true, ordering: .relaxed) }
+        // Until they hold the pool, for 2 s at most: if they cannot start, other work holds it.
+        let deadline = DispatchTime.now() + 2
+        while spinning.load(ordering: .relaxed) < spinners && DispatchTime.now() < deadline { usleep(1_000) }
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<StorageError??>(nil)
+        let id = generator.next()
+        #expect(!store.leafIsKnown(ShardStore.leaf(id)))
+        Thread {
+            do throws(StorageError) {
+                try store.write(object: id, position: 0, objectSize: 10, bytes: randomBytes(10, seed: 9))
+                outcome.withLock { $0 = .some(nil) }
+            } catch { outcome.withLock { $0 = .some(error) } }
+            done.signal()
+        }.start()
+        #expect(done.wait(timeout: .now() + 60) == .success, "the write waited for the global queue")
+        #expect(outcome.withLock { $0 } == .some(nil))
+    }
+
     @Test func reopenCountsBytesDropsTempFilesAndChecksIdentity() throws {
         let store = try device()
         let id = generator.next()
