@@ -104,7 +104,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineTool", "TestSupport"]),
         .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "EngineTool", "CFuse3", "TestSupport"]),

@@ -3,6 +3,7 @@ import Foundation
 import Placement
 import Synchronization
 import Testing
+import TestSupport
 @testable import Storage
 
 @Suite struct ShardStoreTests {
@@ -255,32 +256,28 @@ import Testing
     /// as blocked ones do; the 60 s bound only keeps a hang from stalling the suite.
     @Test func leafWorkDoesNotNeedTheGlobalQueue() throws {
         let store = try device()
-        let stop = Atomic<Bool>(false), spinning = Atomic<Int>(0)
-        let spinners = ProcessInfo.processInfo.activeProcessorCount
-        for _ in 0..<spinners {
-            DispatchQueue.global().async {
-                spinning.add(1, ordering: .relaxed)
-                while !stop.load(ordering: .relaxed) { sched_yield() }  // busy for the pool, not for the CPUs
-            }
-        }
-        // They stop when the test ends (not waited for: a late one sees `stop` and returns).
-        defer { stop.store(true, ordering: .relaxed) }
-        // Until they hold the pool, for 2 s at most: if they cannot start, other work holds it.
-        let deadline = DispatchTime.now() + 2
-        while spinning.load(ordering: .relaxed) < spinners && DispatchTime.now() < deadline { usleep(1_000) }
-        let done = DispatchSemaphore(value: 0)
-        let outcome = Mutex<StorageError??>(nil)
         let id = generator.next()
         #expect(!store.leafIsKnown(ShardStore.leaf(id)))
-        Thread {
+        let outcome = GlobalQueueHold.run { () -> StorageError? in
             do throws(StorageError) {
                 try store.write(object: id, position: 0, objectSize: 10, bytes: randomBytes(10, seed: 9))
-                outcome.withLock { $0 = .some(nil) }
-            } catch { outcome.withLock { $0 = .some(error) } }
-            done.signal()
-        }.start()
-        #expect(done.wait(timeout: .now() + 60) == .success, "the write waited for the global queue")
-        #expect(outcome.withLock { $0 } == .some(nil))
+                return nil
+            } catch { return error }
+        }
+        #expect(outcome != nil, "the write waited for the global queue")
+        #expect(outcome == .some(nil))
+    }
+
+    /// The hold the test above relies on catches work queued on the global queue.
+    @Test func theHoldCatchesWorkThatWaitsForTheGlobalQueue() {
+        @Sendable func waited(for queue: DispatchQueue) -> Int {
+            let ran = DispatchSemaphore(value: 0)
+            queue.async { ran.signal() }  // async: `sync` would run the block on the caller's thread
+            ran.wait()
+            return 1
+        }
+        #expect(GlobalQueueHold.run(timeout: 3) { waited(for: .global()) } == nil)
+        #expect(GlobalQueueHold.run(timeout: 3) { waited(for: DispatchQueue(label: "own")) } == 1)
     }
 
     @Test func reopenCountsBytesDropsTempFilesAndChecksIdentity() throws {
