@@ -18,6 +18,7 @@ public struct FSError: Error, Equatable, Sendable, CustomStringConvertible {
     public static let nameTooLong = FSError(36)  // ENAMETOOLONG
     public static let noSpace = FSError(28)      // ENOSPC
     public static let tooManyLinks = FSError(31) // EMLINK
+    public static let notSupported = FSError(95) // EOPNOTSUPP
 }
 
 /// One inode as stored. `kind` is the S_IFMT type shifted right by 12.
@@ -562,6 +563,7 @@ extension VolumeDatabase {
 
     public func getXattr(ino: Int64, name: [UInt8]) throws(FSError) -> [UInt8] {
         _ = try inode(ino)
+        try XattrName.check(name)
         let key = Data(name)
         if !xattrNames.withLock({ $0.contains(key) }) { throw .noData }
         return try fsRead { db in
@@ -573,7 +575,8 @@ extension VolumeDatabase {
     }
 
     public func setXattr(ino: Int64, name: [UInt8], value: [UInt8], flags: Int32, nowNs: Int64) throws(FSError) {
-        try fs { db in
+        try XattrName.check(name)
+        return try fs { db in
             guard try Self.fetchInode(db, ino) != nil else { throw FSError.noEntry }
             let exists = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?"), arguments: [ino, Data(name)]) != nil
             if flags & Self.xattrCreate != 0 && exists { throw FSError.exists }
@@ -593,7 +596,8 @@ extension VolumeDatabase {
     }
 
     public func removeXattr(ino: Int64, name: [UInt8], nowNs: Int64) throws(FSError) {
-        try fs { db in
+        try XattrName.check(name)
+        return try fs { db in
             try db.cachedStatement(sql: "DELETE FROM xattr WHERE ino = ? AND name = ?").execute(arguments: [ino, Data(name)])
             if db.changesCount == 0 { throw FSError.noData }
             try db.cachedStatement(sql: "UPDATE inode SET ctime_ns = ? WHERE ino = ?").execute(arguments: [nowNs, ino])

@@ -106,6 +106,15 @@ import Testing
         #expect(listxattr(v.path("b2"), nil, 0) == 11)
         #expect(removexattr(v.path("b2"), "user.color") == 0)
         #expect(errnoOf(removexattr(v.path("b2"), "user.color")) == ENODATA)
+        // Only the namespaces Linux filesystems keep (ext4 answers the same): no ACLs the
+        // kernel would not enforce, no names without a namespace.
+        for name in ["bogus.x", "user", "system.foo", "USER.x"] {
+            #expect(errnoOf(Int32(setxattr(v.path("b2"), name, "1", 1, 0))) == EOPNOTSUPP, "\(name)")
+            #expect(errnoOf(Int32(getxattr(v.path("b2"), name, &value, 16))) == EOPNOTSUPP, "\(name)")
+            #expect(errnoOf(removexattr(v.path("b2"), name)) == EOPNOTSUPP, "\(name)")
+        }
+        #expect(errnoOf(Int32(setxattr(v.path("b2"), "user.", "1", 1, 0))) == EINVAL)
+        #expect(listxattr(v.path("b2"), nil, 0) == 0)
         // statfs reports the volume's provisioned size.
         var fs = statvfs()
         #expect(statvfs(v.mountpoint, &fs) == 0)

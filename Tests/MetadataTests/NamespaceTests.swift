@@ -16,6 +16,19 @@ import Testing
 
     /// Inode rows read straight from SQLite (`InodeRows`) equal what GRDB's own decoding
     /// reads, for every column: catches a column order the raw reader does not expect.
+    @Test func xattrNamesAreThoseOfALinuxFilesystem() {
+        func verdict(_ name: String) -> FSError? {
+            do throws(FSError) { try XattrName.check(Array(name.utf8)); return nil } catch { return error }
+        }
+        for kept in ["user.a", "trusted.overlay.opaque", "security.capability", "security.selinux", "user.\u{e9}"] {
+            #expect(verdict(kept) == nil, "\(kept)")
+        }
+        for empty in ["user.", "trusted.", "security."] { #expect(verdict(empty) == .invalid, "\(empty)") }
+        for refused in ["", "user", "bogus.x", "system.posix_acl_access", "system.foo", "USER.x", "os2.x", ".user.x"] {
+            #expect(verdict(refused) == .notSupported, "\(refused)")
+        }
+    }
+
     @Test func rawInodeRowsMatchGRDBDecoding() throws {
         let db = try fresh()
         let records = [
