@@ -452,6 +452,11 @@ public final class FuseMount: @unchecked Sendable {
                 fuse_reply_err(req, 0)
             }
         }
+        ops.lseek = { req, ino, offset, whence, _ in
+            FuseMount.handle(req) { m throws(FSError) in
+                fuse_reply_lseek(req, off_t(try m.fileSystem.seek(Int64(ino), offset: Int64(offset), whence: whence)))
+            }
+        }
         ops.fallocate = { req, ino, mode, offset, length, _ in
             FuseMount.handle(req) { m throws(FSError) in
                 try m.writable()

@@ -488,6 +488,20 @@ public final class VolumeFileSystem: @unchecked Sendable {
         }
     }
 
+    /// `lseek(SEEK_DATA / SEEK_HOLE)` at chunk granularity (`SparseSeek`), the bytes not
+    /// committed yet counting as data.
+    public func seek(_ ino: Int64, offset: Int64, whence: Int32) throws(FSError) -> Int64 {
+        try locked { () throws(FSError) -> Int64 in
+            let attributes = attributesLocked(try namespace.inode(ino))
+            if attributes.kind == InodeRecord.directory { throw .isDirectory }
+            let first = max(0, offset) / chunkSize
+            var chunks = try namespace.dataChunks(ino: ino, from: first)
+            for pending in pendingLocked(ino) { chunks.formUnion(pending.chunks.keys) }
+            return try SparseSeek.resolve(offset: offset, whence: whence, size: attributes.size, chunkSize: chunkSize,
+                                          dataChunks: chunks)
+        }
+    }
+
     public func read(_ ino: Int64, offset: Int64, size: Int) throws(FSError) -> [UInt8] {
         guard offset >= 0 else { throw .invalid }
         // The size and the bytes not committed yet, in write order, read together under the

@@ -431,6 +431,16 @@ extension VolumeDatabase {
         }
     }
 
+    /// The chunks of a file from `first` on that hold committed bytes (a slice with an
+    /// object; truncation's zero slices have none).
+    public func dataChunks(ino: Int64, from first: Int64) throws(FSError) -> Set<Int64> {
+        try fsParallelRead { db in
+            Set(try Int64.fetchAll(db.cachedStatement(sql: """
+                SELECT DISTINCT chunk FROM slice WHERE ino = ? AND chunk >= ? AND object IS NOT NULL
+                """), arguments: [ino, first]))
+        }
+    }
+
     /// A chunk's slices, oldest first, each with its object's size.
     public func slices(ino: Int64, chunk: Int64) throws(FSError) -> [SliceRecord] {
         try fsParallelRead { db in

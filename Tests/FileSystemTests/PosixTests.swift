@@ -134,6 +134,36 @@ import Testing
         #expect(FuseMount.readAheadBytes(chunkSize: 64 << 20) == 16 << 20)
     }
 
+    /// SEEK_DATA / SEEK_HOLE find the chunks that hold data, buffered or committed, as
+    /// `cp --sparse`, tar and qemu-img use them; before the write-back and after a remount.
+    @Test func sparseFilesReportTheirHoles() throws {
+        let v = try MountedVolume(storageClass: "remote-disk")
+        let c: off_t = 64 << 10  // the test volume's chunk
+        let fd = open(v.path("s"), O_RDWR | O_CREAT, 0o644)
+        #expect([UInt8](repeating: 1, count: 10).withUnsafeBytes { pwrite(fd, $0.baseAddress, 10, 0) } == 10)
+        #expect([UInt8]([2]).withUnsafeBytes { pwrite(fd, $0.baseAddress, 1, 5 * c + 100) } == 1)
+        #expect(ftruncate(fd, 9 * c) == 0)
+        func expectLayout(_ fd: Int32, _ when: Comment) {
+            #expect(lseek(fd, 0, SparseSeek.data) == 0, when)
+            #expect(lseek(fd, 0, SparseSeek.hole) == c, when)
+            #expect(lseek(fd, c, SparseSeek.data) == 5 * c, when)
+            #expect(lseek(fd, 5 * c + 200, SparseSeek.data) == 5 * c + 200, when)
+            #expect(lseek(fd, 5 * c, SparseSeek.hole) == 6 * c, when)
+            #expect(lseek(fd, 6 * c + 1, SparseSeek.hole) == 6 * c + 1, when)
+            #expect(lseek(fd, 6 * c, SparseSeek.data) == -1 && errno == ENXIO, when)
+            #expect(lseek(fd, 9 * c, SparseSeek.hole) == -1 && errno == ENXIO, when)
+        }
+        expectLayout(fd, "buffered")
+        #expect(fsync(fd) == 0)
+        expectLayout(fd, "committed")
+        close(fd)
+        v.unmount()
+        try v.mount()
+        let again = open(v.path("s"), O_RDONLY)
+        expectLayout(again, "after a remount")
+        close(again)
+    }
+
     @Test func permissionsAsAnotherUser() throws {
         let v = try MountedVolume()
         #expect(writeFile(v.path("secret"), [1]) == 0)
