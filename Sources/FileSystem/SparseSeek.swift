@@ -6,21 +6,23 @@ import Metadata
 /// hole; an offset at or past it is `ENXIO`, as on ext4.
 public enum SparseSeek {
     public static let data: Int32 = 3, hole: Int32 = 4  // SEEK_DATA, SEEK_HOLE
+    static let pastTheEnd = FSError(6)  // ENXIO
 
     /// The offset `whence` finds from `offset` in a file of `size` bytes whose chunks of
-    /// `chunkSize` bytes listed in `dataChunks` hold data.
+    /// `chunkSize` bytes listed in `dataChunks` hold data. Steps only over data chunks, so a
+    /// huge hole costs nothing.
     public static func resolve(offset: Int64, whence: Int32, size: Int64, chunkSize: Int64,
                                dataChunks: Set<Int64>) throws(FSError) -> Int64 {
         guard whence == data || whence == hole else { throw .invalid }
         guard offset >= 0 else { throw .invalid }
-        guard offset < size else { throw FSError(6) }  // ENXIO
-        let lastChunk = (size - 1) / chunkSize
-        var chunk = offset / chunkSize
-        while chunk <= lastChunk {
-            if dataChunks.contains(chunk) == (whence == data) { return max(offset, chunk * chunkSize) }
-            chunk += 1
+        guard offset < size else { throw pastTheEnd }
+        let first = offset / chunkSize, last = (size - 1) / chunkSize
+        if whence == data {
+            guard let chunk = dataChunks.filter({ $0 >= first && $0 <= last }).min() else { throw pastTheEnd }
+            return max(offset, chunk * chunkSize)
         }
-        if whence == hole { return size }
-        throw FSError(6)
+        var chunk = first
+        while chunk <= last && dataChunks.contains(chunk) { chunk += 1 }
+        return chunk > last ? size : max(offset, chunk * chunkSize)
     }
 }

@@ -31,6 +31,17 @@ import Testing
         }
     }
 
+    @Test func aHugeHoleIsSteppedOver() throws {
+        let chunk: Int64 = 64 << 10, far: Int64 = 1 << 33, size: Int64 = 1 << 50
+        let data: Set<Int64> = [0, far]
+        #expect(try SparseSeek.resolve(offset: 1, whence: SparseSeek.hole, size: size, chunkSize: chunk, dataChunks: data) == chunk)
+        #expect(try SparseSeek.resolve(offset: chunk, whence: SparseSeek.data, size: size, chunkSize: chunk, dataChunks: data) == far * chunk)
+        #expect(try SparseSeek.resolve(offset: far * chunk + 5, whence: SparseSeek.hole, size: size, chunkSize: chunk, dataChunks: data) == (far + 1) * chunk)
+        #expect(throws: FSError(6)) {
+            try SparseSeek.resolve(offset: (far + 1) * chunk, whence: SparseSeek.data, size: size, chunkSize: chunk, dataChunks: data)
+        }
+    }
+
     @Test func refusesOtherWhenceAndNegativeOffsets() {
         #expect(throws: FSError.invalid) { try SparseSeek.resolve(offset: 0, whence: 0, size: 10, chunkSize: 4, dataChunks: []) }
         #expect(throws: FSError.invalid) { try SparseSeek.resolve(offset: -1, whence: SparseSeek.data, size: 10, chunkSize: 4, dataChunks: []) }
