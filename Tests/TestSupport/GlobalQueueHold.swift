@@ -30,7 +30,7 @@ public enum GlobalQueueHold {
                 while !stop.load(ordering: .relaxed) { sched_yield() }  // busy for the pool, not for the CPUs
             }
         }
-        // Until no more start (the pool is full), for half a second.
+        // Until half a second passes with no spinner starting: the pool is full.
         var started = -1
         while spinning.load(ordering: .relaxed) != started {
             started = spinning.load(ordering: .relaxed)
