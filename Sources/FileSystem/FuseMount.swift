@@ -461,7 +461,7 @@ public final class FuseMount: @unchecked Sendable {
             FuseMount.handle(req) { m throws(FSError) in
                 try m.writable()
                 // Plain allocation only: grow the size (space is thin; data reads as zeros).
-                guard mode == 0 else { throw FSError(EOPNOTSUPP) }
+                guard mode == 0 else { throw .notSupported }
                 let end = Int64(offset) + Int64(length)
                 if end > (try m.fileSystem.getattr(Int64(ino))).size { _ = try m.fileSystem.setattr(Int64(ino), size: end) }
                 fuse_reply_err(req, 0)

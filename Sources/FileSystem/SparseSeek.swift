@@ -6,7 +6,6 @@ import Metadata
 /// hole; an offset at or past it is `ENXIO`, as on ext4.
 public enum SparseSeek {
     public static let data: Int32 = 3, hole: Int32 = 4  // SEEK_DATA, SEEK_HOLE
-    static let pastTheEnd = FSError(6)  // ENXIO
 
     /// The offset `whence` finds from `offset` in a file of `size` bytes whose chunks of
     /// `chunkSize` bytes listed in `dataChunks` hold data. Steps only over data chunks, so a
@@ -15,10 +14,10 @@ public enum SparseSeek {
                                dataChunks: Set<Int64>) throws(FSError) -> Int64 {
         guard whence == data || whence == hole else { throw .invalid }
         guard offset >= 0 else { throw .invalid }
-        guard offset < size else { throw pastTheEnd }
+        guard offset < size else { throw .noSuchAddress }
         let first = offset / chunkSize, last = (size - 1) / chunkSize
         if whence == data {
-            guard let chunk = dataChunks.filter({ $0 >= first && $0 <= last }).min() else { throw pastTheEnd }
+            guard let chunk = dataChunks.filter({ $0 >= first && $0 <= last }).min() else { throw .noSuchAddress }
             return max(offset, chunk * chunkSize)
         }
         var chunk = first

@@ -19,6 +19,7 @@ public struct FSError: Error, Equatable, Sendable, CustomStringConvertible {
     public static let noSpace = FSError(28)      // ENOSPC
     public static let tooManyLinks = FSError(31) // EMLINK
     public static let notSupported = FSError(95) // EOPNOTSUPP
+    public static let noSuchAddress = FSError(6) // ENXIO
 }
 
 /// One inode as stored. `kind` is the S_IFMT type shifted right by 12.

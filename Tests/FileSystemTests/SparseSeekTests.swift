@@ -5,7 +5,7 @@ import Testing
 /// `SparseSeek` against a byte-by-byte model, for every small file, chunk layout and offset.
 @Suite struct SparseSeekTests {
     @Test func matchesAByteByByteModel() {
-        let chunk: Int64 = 4, enxio = FSError(6)
+        let chunk: Int64 = 4, enxio = FSError.noSuchAddress
         for size in Int64(0)...13 {
             let chunks = Int((size + chunk - 1) / chunk)
             for mask in 0..<(1 << chunks) {
@@ -37,7 +37,7 @@ import Testing
         #expect(try SparseSeek.resolve(offset: 1, whence: SparseSeek.hole, size: size, chunkSize: chunk, dataChunks: data) == chunk)
         #expect(try SparseSeek.resolve(offset: chunk, whence: SparseSeek.data, size: size, chunkSize: chunk, dataChunks: data) == far * chunk)
         #expect(try SparseSeek.resolve(offset: far * chunk + 5, whence: SparseSeek.hole, size: size, chunkSize: chunk, dataChunks: data) == (far + 1) * chunk)
-        #expect(throws: FSError(6)) {
+        #expect(throws: FSError.noSuchAddress) {
             try SparseSeek.resolve(offset: (far + 1) * chunk, whence: SparseSeek.data, size: size, chunkSize: chunk, dataChunks: data)
         }
     }

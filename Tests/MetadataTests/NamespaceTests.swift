@@ -14,11 +14,9 @@ import Testing
 
     func n(_ s: String) -> [UInt8] { Array(s.utf8) }
 
-    /// Inode rows read straight from SQLite (`InodeRows`) equal what GRDB's own decoding
-    /// reads, for every column: catches a column order the raw reader does not expect.
     @Test func xattrNamesAreThoseOfALinuxFilesystem() {
         func verdict(_ name: String) -> FSError? {
-            do throws(FSError) { try XattrName.check(Array(name.utf8)); return nil } catch { return error }
+            do throws(FSError) { try XattrName.check(n(name)); return nil } catch { return error }
         }
         for kept in ["user.a", "trusted.overlay.opaque", "security.capability", "security.selinux", "user.\u{e9}"] {
             #expect(verdict(kept) == nil, "\(kept)")
@@ -29,6 +27,8 @@ import Testing
         }
     }
 
+    /// Inode rows read straight from SQLite (`InodeRows`) equal what GRDB's own decoding
+    /// reads, for every column: catches a column order the raw reader does not expect.
     @Test func rawInodeRowsMatchGRDBDecoding() throws {
         let db = try fresh()
         let records = [
