@@ -159,6 +159,59 @@ enum VolumeMigrations {
                 ) WITHOUT ROWID;
                 """)
         }
+        // The same namespace with constraints that cost less per change, measured (callgrind,
+        // a create and an unlink of an empty file: 337 k → 244 k instructions with Python's
+        // driver around them): `kind IN (…)` built a temporary b-tree of the seven kinds on
+        // every inode INSERT and UPDATE; the ON DELETE CASCADE of slices and xattrs ran two
+        // trigger programs (one with a temporary b-tree) on every inode DELETE, where most
+        // files have neither. The filesystem now deletes an inode's slices and xattrs itself
+        // (`Namespace.deleteUnlinkedInode`); the foreign keys still refuse an inode deleted
+        // before them. Tables are rebuilt as SQLite's ALTER TABLE procedure has it, foreign
+        // keys off while the migration runs (GRDB's deferred checks run before it commits).
+        migrator.registerMigration("v5-cheaper-namespace-constraints") { db in
+            try db.execute(sql: """
+                CREATE TABLE inode_v5 (
+                    ino INTEGER PRIMARY KEY,
+                    kind INTEGER NOT NULL CHECK (kind = 1 OR (kind BETWEEN 2 AND 12 AND kind % 2 = 0)),  -- S_IFMT >> 12
+                    mode INTEGER NOT NULL CHECK (mode BETWEEN 0 AND 4095),
+                    uid INTEGER NOT NULL,
+                    gid INTEGER NOT NULL,
+                    size INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),
+                    nlink INTEGER NOT NULL CHECK (nlink >= 0),
+                    rdev INTEGER NOT NULL DEFAULT 0,
+                    atime_ns INTEGER NOT NULL,
+                    mtime_ns INTEGER NOT NULL,
+                    ctime_ns INTEGER NOT NULL,
+                    target BLOB
+                );
+                INSERT INTO inode_v5 SELECT * FROM inode;
+                DROP TABLE inode;
+                ALTER TABLE inode_v5 RENAME TO inode;
+                CREATE TABLE slice_v5 (
+                    id INTEGER PRIMARY KEY,
+                    ino INTEGER NOT NULL REFERENCES inode(ino),
+                    chunk INTEGER NOT NULL CHECK (chunk >= 0),
+                    pos INTEGER NOT NULL CHECK (pos >= 0),
+                    len INTEGER NOT NULL CHECK (len > 0),
+                    object TEXT,
+                    object_off INTEGER NOT NULL DEFAULT 0
+                );
+                INSERT INTO slice_v5 SELECT * FROM slice;
+                DROP TABLE slice;
+                ALTER TABLE slice_v5 RENAME TO slice;
+                CREATE INDEX slice_by_chunk ON slice(ino, chunk, id);
+                CREATE INDEX slice_by_object ON slice(object);
+                CREATE TABLE xattr_v5 (
+                    ino INTEGER NOT NULL REFERENCES inode(ino),
+                    name BLOB NOT NULL,
+                    value BLOB NOT NULL,
+                    PRIMARY KEY (ino, name)
+                ) WITHOUT ROWID;
+                INSERT INTO xattr_v5 SELECT * FROM xattr;
+                DROP TABLE xattr;
+                ALTER TABLE xattr_v5 RENAME TO xattr;
+                """)
+        }
         return migrator
     }
 }

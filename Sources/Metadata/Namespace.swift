@@ -269,7 +269,7 @@ extension VolumeDatabase {
             victim.ctimeNs = nowNs
             try Self.touchDirectory(db, parent, nlinkDelta: 0, nowNs: nowNs)
             // Deleted in this same change: its new link count need not be stored first.
-            if victim.nlink == 0 && deleteIfUnused(victim.ino) { return (victim, try Self.deleteUnlinkedInode(db, victim.ino)) }
+            if victim.nlink == 0 && deleteIfUnused(victim.ino) { return (victim, try self.deleteUnlinkedInode(db, victim.ino)) }
             try Self.store(db, victim)
             return (victim, nil)
         }
@@ -531,23 +531,37 @@ extension VolumeDatabase {
     /// Deletes an inode with no links left; returns the objects only it referenced (the
     /// caller deletes their shards, then `removeObject`s them).
     public func deleteInode(_ ino: Int64) throws(FSError) -> [String] {
-        try fs(immediate: true) { db in try Self.deleteInode(db, ino) }
+        try fs(immediate: true) { db in try deleteInode(db, ino) }
     }
 
-    static func deleteInode(_ db: Database, _ ino: Int64) throws -> [String] {
+    func deleteInode(_ db: Database, _ ino: Int64) throws -> [String] {
         // Only an inode without links goes, and only then its objects: the change that
         // unlinked it may have been rolled back since (a failed batch) and the file be back.
-        guard try fetchInode(db, ino)?.nlink == 0 else { return [] }
+        guard try Self.fetchInode(db, ino)?.nlink == 0 else { return [] }
         return try deleteUnlinkedInode(db, ino)
     }
 
     /// `deleteInode` of an inode the caller's change has just unlinked (its last dentry
-    /// gone; the stored link count may be the old one).
-    static func deleteUnlinkedInode(_ db: Database, _ ino: Int64) throws -> [String] {
-        let objects = try String.fetchAll(db.cachedStatement(sql: """
-            SELECT DISTINCT object FROM slice s WHERE s.ino = ? AND s.object IS NOT NULL
-            AND NOT EXISTS (SELECT 1 FROM slice o WHERE o.object = s.object AND o.ino <> s.ino)
-            """), arguments: [ino])
+    /// gone; the stored link count may be the old one). Its slices and xattrs go first
+    /// (the foreign keys refuse them orphaned), each only where there can be any: most
+    /// unlinked files are small, many empty, and a statement that finds nothing still
+    /// costs (see migration v5). Returns the objects no other inode's slices name (the
+    /// write-back packs small files into shared objects), now 'deleting'.
+    func deleteUnlinkedInode(_ db: Database, _ ino: Int64) throws -> [String] {
+        let named = try String?.fetchAll(db.cachedStatement(sql: "SELECT object FROM slice WHERE ino = ?"), arguments: [ino])
+        var objects: [String] = []
+        if !named.isEmpty {
+            var seen = Set<String>()
+            for case let object? in named where seen.insert(object).inserted {
+                let shared = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM slice WHERE object = ? AND ino <> ? LIMIT 1"),
+                                               arguments: [object, ino]) ?? false
+                if !shared { objects.append(object) }
+            }
+            try db.cachedStatement(sql: "DELETE FROM slice WHERE ino = ?").execute(arguments: [ino])
+        }
+        if !xattrNames.withLock({ $0.isEmpty }) {
+            try db.cachedStatement(sql: "DELETE FROM xattr WHERE ino = ?").execute(arguments: [ino])
+        }
         try db.cachedStatement(sql: "DELETE FROM inode WHERE ino = ?").execute(arguments: [ino])
         for object in objects {
             try db.cachedStatement(sql: "UPDATE object SET state = 'deleting' WHERE id = ?").execute(arguments: [object])

@@ -205,4 +205,84 @@ import Testing
         let b = try db.create(parent: 1, name: n("b"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 4)
         #expect(b.ino > a.ino)
     }
+
+    /// An unlinked inode takes its slices and xattrs with it (the filesystem deletes them;
+    /// no cascade does), and frees only the objects no other file's slices name.
+    @Test func deletingAnInodeTakesItsSlicesAndXattrs() throws {
+        let db = try fresh()
+        let a = try db.create(parent: 1, name: n("a"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        let b = try db.create(parent: 1, name: n("b"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        let shared = String(repeating: "d", count: 32), own = String(repeating: "e", count: 32)
+        for object in [shared, own] {
+            try db.beginObject(ObjectRecord(id: object, poolID: 1, pg: 0, sizeBytes: 20, state: .writing, createdMs: 0))
+        }
+        try db.commitWrites([.init(ino: a.ino, size: 30, mtimeNs: 3), .init(ino: b.ino, size: 10, mtimeNs: 3)],
+                            slices: [SliceRecord(ino: a.ino, chunk: 0, pos: 0, len: 10, object: shared),
+                                     SliceRecord(ino: a.ino, chunk: 0, pos: 10, len: 10, object: own),
+                                     SliceRecord(ino: a.ino, chunk: 0, pos: 20, len: 10, object: own, objectOff: 10),
+                                     SliceRecord(ino: b.ino, chunk: 0, pos: 0, len: 10, object: shared, objectOff: 10)],
+                            objects: [shared, own])
+        _ = try db.setattr(ino: a.ino, size: 40, chunkSize: 1 << 20, nowNs: 4)  // a hole slice too
+        try db.setXattr(ino: a.ino, name: n("user.k"), value: [1], flags: 0, nowNs: 4)
+        try db.setXattr(ino: b.ino, name: n("user.k"), value: [2], flags: 0, nowNs: 4)
+        let gone = try db.unlink(parent: 1, name: n("a"), nowNs: 5, deleteIfUnused: { _ in true })
+        #expect(gone.deleted == [own])
+        let left = try db.writer.read { d in
+            (try Int.fetchOne(d, sql: "SELECT count(*) FROM slice WHERE ino = ?", arguments: [a.ino]),
+             try Int.fetchOne(d, sql: "SELECT count(*) FROM xattr WHERE ino = ?", arguments: [a.ino]),
+             try Row.fetchAll(d, sql: "PRAGMA foreign_key_check").count)
+        }
+        #expect(left.0 == 0 && left.1 == 0 && left.2 == 0)
+        #expect(try db.slices(ino: b.ino, chunk: 0).map(\.object) == [shared])
+        #expect(try db.getXattr(ino: b.ino, name: n("user.k")) == [2])
+        #expect(try db.object(id: shared)?.state == .live)
+        #expect(try db.object(id: own)?.state == .deleting)
+    }
+
+    /// A volume made before migration v5 (constraints rebuilt) keeps every row of its
+    /// namespace through it, and its foreign keys still hold.
+    @Test func theConstraintMigrationKeepsTheNamespace() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-v5-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/v.sqlite"
+        let object = String(repeating: "f", count: 32)
+        do {
+            var configuration = Configuration()
+            configuration.foreignKeysEnabled = true
+            let old = try DatabaseQueue(path: path, configuration: configuration)
+            try VolumeMigrations.migrator.migrate(old, upTo: "v4-settling-objects")
+            try old.write { d in
+                try d.execute(sql: """
+                    INSERT INTO object (id, pool_id, pg, size_bytes, state, created_ms) VALUES ('\(object)', 1, 0, 5, 'live', 0);
+                    INSERT INTO inode VALUES (1, 4, 493, 0, 0, 0, 2, 0, 1, 1, 1, NULL);
+                    INSERT INTO inode VALUES (2, 8, 420, 7, 8, 5, 1, 0, 2, 3, 4, NULL);
+                    INSERT INTO inode VALUES (3, 10, 511, 0, 0, 1, 1, 0, 2, 2, 2, x'61');
+                    INSERT INTO dentry VALUES (1, x'66', 2);
+                    INSERT INTO dentry VALUES (1, x'6c', 3);
+                    INSERT INTO slice (id, ino, chunk, pos, len, object, object_off) VALUES (9, 2, 0, 0, 5, '\(object)', 0);
+                    INSERT INTO xattr VALUES (2, x'757365722e6b', x'01');
+                    """)
+            }
+        }
+        let db = try VolumeDatabase(path: path, volumeID: "v")
+        #expect(try db.inode(2) == InodeRecord(ino: 2, kind: InodeRecord.regular, mode: 0o644, uid: 7, gid: 8, size: 5, nlink: 1,
+                                                atimeNs: 2, mtimeNs: 3, ctimeNs: 4))
+        #expect(try db.inode(3).target == Data("a".utf8))
+        #expect(try db.lookup(parent: 1, name: n("f")).ino == 2)
+        #expect(try db.slices(ino: 2, chunk: 0).map(\.id) == [9])
+        #expect(try db.getXattr(ino: 2, name: n("user.k")) == [1])
+        let schema = try db.writer.read { d in
+            try String.fetchAll(d, sql: "SELECT sql FROM sqlite_schema WHERE name IN ('inode', 'slice', 'xattr', 'slice_by_chunk', 'slice_by_object')")
+        }
+        #expect(schema.count == 5)
+        #expect(!schema.contains { $0.contains("CASCADE") || $0.contains("IN (") || $0.contains("_v5") })
+        #expect(try db.writer.read { d in try Row.fetchAll(d, sql: "PRAGMA foreign_key_check").count } == 0)
+        let gone = try db.unlink(parent: 1, name: n("f"), nowNs: 9, deleteIfUnused: { _ in true })
+        #expect(gone.deleted == [object])
+        // A kind the check refuses is still refused.
+        #expect(throws: (any Error).self) {
+            try db.writer.write { d in try d.execute(sql: "INSERT INTO inode VALUES (5, 3, 0, 0, 0, 0, 1, 0, 0, 0, 0, NULL)") }
+        }
+    }
 }
