@@ -205,6 +205,13 @@ public final class FuseMount: @unchecked Sendable {
 
     func writable() throws(FSError) { if readOnly { throw FSError(EROFS) } }
 
+    /// Whether the kernel may close a handle opened with `openFlags` without a FLUSH
+    /// (FOPEN_NOFLUSH): a read-only handle wrote nothing whose write-back its close could
+    /// start or report, so its close costs no round trip (one of three requests of an
+    /// open-read-close of a small file). Handles that may write keep FLUSH: close() is
+    /// where a failed write-back of their bytes is reported.
+    static func skipsFlush(openFlags: Int32) -> Bool { openFlags & O_ACCMODE == O_RDONLY }
+
     // swiftlint:disable:next function_body_length
     static func operations() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
@@ -326,6 +333,7 @@ public final class FuseMount: @unchecked Sendable {
                 }
                 try m.fileSystem.open(Int64(ino))
                 fi!.pointee.keep_cache = 1
+                fi!.pointee.noflush = FuseMount.skipsFlush(openFlags: flags) ? 1 : 0
                 fuse_reply_open(req, fi)
             }
         }

@@ -134,6 +134,28 @@ import Testing
         #expect(FuseMount.readAheadBytes(chunkSize: 64 << 20) == 16 << 20)
     }
 
+    /// Read-only handles close without a FLUSH round trip; handles that may write keep it
+    /// (their close reports a failed write-back). A reader closing while a writer still
+    /// holds unflushed bytes loses none of them.
+    @Test func readOnlyHandlesCloseWithoutAFlush() throws {
+        #expect(FuseMount.skipsFlush(openFlags: O_RDONLY))
+        #expect(FuseMount.skipsFlush(openFlags: O_RDONLY | O_NOFOLLOW | O_CLOEXEC))
+        #expect(!FuseMount.skipsFlush(openFlags: O_WRONLY))
+        #expect(!FuseMount.skipsFlush(openFlags: O_RDWR | O_APPEND))
+        let v = try MountedVolume(storageClass: "remote-disk")
+        let path = v.mountpoint + "/f"
+        let writer = open(path, O_CREAT | O_WRONLY, 0o644)
+        #expect(writer >= 0)
+        #expect(write(writer, "abc", 3) == 3)
+        let reader = open(path, O_RDONLY)
+        var buffer = [UInt8](repeating: 0, count: 8)
+        #expect(read(reader, &buffer, 8) == 3)
+        #expect(close(reader) == 0)
+        #expect(write(writer, "def", 3) == 3)
+        #expect(close(writer) == 0)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "abcdef")
+    }
+
     /// SEEK_DATA / SEEK_HOLE find the chunks that hold data, buffered or committed, as
     /// `cp --sparse`, tar and qemu-img use them; before the write-back and after a remount.
     @Test func sparseFilesReportTheirHoles() throws {
