@@ -1,5 +1,6 @@
 import CFuse3
 import Foundation
+import Synchronization
 import Metadata
 
 /// Serves a `VolumeFileSystem` at a mount point through the libfuse3 low-level API.
@@ -187,10 +188,27 @@ public final class FuseMount: @unchecked Sendable {
         do { try body(mount) } catch { fuse_reply_err(req, error.code) }
     }
 
-    static func caller(_ req: fuse_req_t?) -> (uid: Int64, gid: Int64) {
-        guard let ctx = fuse_req_ctx(req) else { return (0, 0) }
-        return (Int64(ctx.pointee.uid), Int64(ctx.pointee.gid))
+    /// Who asks, and the umask of their process (sent with creates: the mount asks the
+    /// kernel not to apply it, FUSE_CAP_DONT_MASK, so a default ACL can win over it).
+    static func caller(_ req: fuse_req_t?) -> (uid: Int64, gid: Int64, umask: Int64) {
+        guard let ctx = fuse_req_ctx(req) else { return (0, 0, 0o022) }
+        return (Int64(ctx.pointee.uid), Int64(ctx.pointee.gid), Int64(ctx.pointee.umask))
     }
+
+    /// Whether the caller of `req` is privileged or in group `gid` (primary or
+    /// supplementary, which libfuse reads from /proc): the kernel's test for keeping
+    /// set-group-ID, which it leaves to filesystems that store ACLs themselves.
+    static func inGroupOrPrivileged(_ req: fuse_req_t?, gid: Int64) -> Bool {
+        let who = caller(req)
+        if who.uid == 0 || who.gid == gid { return true }
+        var groups = [gid_t](repeating: 0, count: 256)
+        let count = fuse_req_getgroups(req, Int32(groups.count), &groups)
+        return count > 0 && groups.prefix(min(Int(count), groups.count)).contains(gid_t(truncatingIfNeeded: gid))
+    }
+
+    /// Whether the kernel agreed to enforce POSIX ACLs (INIT): only then are they stored.
+    private let acls = Mutex(false)
+    var aclsEnabled: Bool { acls.withLock { $0 } }
 
     /// getxattr/listxattr: size 0 asks for the length; a buffer too small is ERANGE.
     static func replyXattr(_ req: fuse_req_t?, _ bytes: [UInt8], size: Int) throws(FSError) {
@@ -204,6 +222,9 @@ public final class FuseMount: @unchecked Sendable {
     }
 
     func writable() throws(FSError) { if readOnly { throw FSError(EROFS) } }
+
+    /// The umask the namespace applies: the caller's when the kernel left it to us.
+    func umask(_ who: (uid: Int64, gid: Int64, umask: Int64)) -> Int64? { aclsEnabled ? who.umask : nil }
 
     /// Whether the kernel may close a handle opened with `openFlags` without a FLUSH
     /// (FOPEN_NOFLUSH): a read-only handle wrote nothing whose write-back its close could
@@ -221,6 +242,13 @@ public final class FuseMount: @unchecked Sendable {
             conn?.pointee.max_write = 1 << 20
             let m = Unmanaged<FuseMount>.fromOpaque(userdata!).takeUnretainedValue()
             conn?.pointee.max_readahead = UInt32(FuseMount.readAheadBytes(chunkSize: Int(m.fileSystem.chunkSize)))
+            // POSIX ACLs: the kernel enforces them and caches them from our xattrs; the
+            // namespace keeps them and the mode in step and applies the umask itself.
+            let both = UInt32(FUSE_CAP_POSIX_ACL) | UInt32(FUSE_CAP_DONT_MASK)
+            if let conn, conn.pointee.capable & both == both {
+                conn.pointee.want |= both
+                m.acls.withLock { $0 = true }
+            }
         }
         ops.lookup = { req, parent, name in
             FuseMount.handle(req) { m throws(FSError) in
@@ -275,7 +303,8 @@ public final class FuseMount: @unchecked Sendable {
                 guard [1, 8, 12, 2, 6].contains(kind) else { throw .invalid }
                 let who = FuseMount.caller(req)
                 m.replyEntry(req, try m.fileSystem.create(parent: Int64(parent), name: FuseMount.bytes(name), kind: kind,
-                                                          mode: Int64(mode & 0o7777), uid: who.uid, gid: who.gid, rdev: Int64(rdev)))
+                                                          mode: Int64(mode & 0o7777), uid: who.uid, gid: who.gid, rdev: Int64(rdev),
+                                                          umask: m.umask(who)))
             }
         }
         ops.mkdir = { req, parent, name, mode in
@@ -283,7 +312,7 @@ public final class FuseMount: @unchecked Sendable {
                 try m.writable()
                 let who = FuseMount.caller(req)
                 m.replyEntry(req, try m.fileSystem.create(parent: Int64(parent), name: FuseMount.bytes(name), kind: InodeRecord.directory,
-                                                          mode: Int64(mode & 0o7777), uid: who.uid, gid: who.gid))
+                                                          mode: Int64(mode & 0o7777), uid: who.uid, gid: who.gid, umask: m.umask(who)))
             }
         }
         ops.unlink = { req, parent, name in
@@ -342,7 +371,7 @@ public final class FuseMount: @unchecked Sendable {
                 try m.writable()
                 let who = FuseMount.caller(req)
                 let attributes = try m.fileSystem.create(parent: Int64(parent), name: FuseMount.bytes(name), kind: InodeRecord.regular,
-                                                         mode: Int64(mode & 0o7777), uid: who.uid, gid: who.gid)
+                                                         mode: Int64(mode & 0o7777), uid: who.uid, gid: who.gid, umask: m.umask(who))
                 try m.fileSystem.open(attributes.ino)
                 var e = fuse_entry_param()
                 e.ino = fuse_ino_t(attributes.ino)
@@ -437,13 +466,19 @@ public final class FuseMount: @unchecked Sendable {
             FuseMount.handle(req) { m throws(FSError) in
                 try m.writable()
                 let bytesValue = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-                try m.fileSystem.setXattr(Int64(ino), name: FuseMount.bytes(name), value: bytesValue, flags: flags)
+                let name = FuseMount.bytes(name)
+                if XattrName.isACL(name) && !m.aclsEnabled { throw .notSupported }
+                try m.fileSystem.setXattr(Int64(ino), name: name, value: bytesValue, flags: flags) {
+                    FuseMount.inGroupOrPrivileged(req, gid: $0)
+                }
                 fuse_reply_err(req, 0)
             }
         }
         ops.getxattr = { req, ino, name, size in
             FuseMount.handle(req) { m throws(FSError) in
-                try FuseMount.replyXattr(req, try m.fileSystem.getXattr(Int64(ino), name: FuseMount.bytes(name)), size: size)
+                let name = FuseMount.bytes(name)
+                if XattrName.isACL(name) && !m.aclsEnabled { throw .notSupported }
+                try FuseMount.replyXattr(req, try m.fileSystem.getXattr(Int64(ino), name: name), size: size)
             }
         }
         ops.listxattr = { req, ino, size in
@@ -456,7 +491,9 @@ public final class FuseMount: @unchecked Sendable {
         ops.removexattr = { req, ino, name in
             FuseMount.handle(req) { m throws(FSError) in
                 try m.writable()
-                try m.fileSystem.removeXattr(Int64(ino), name: FuseMount.bytes(name))
+                let name = FuseMount.bytes(name)
+                if XattrName.isACL(name) && !m.aclsEnabled { throw .notSupported }
+                try m.fileSystem.removeXattr(Int64(ino), name: name)
                 fuse_reply_err(req, 0)
             }
         }

@@ -162,11 +162,13 @@ public final class VolumeFileSystem: @unchecked Sendable {
         try attributes { () throws(FSError) in try namespace.inode(ino) }
     }
 
+    /// A new inode; `umask` applies unless the parent's default ACL is inherited (nil: the
+    /// kernel has applied it).
     public func create(parent: Int64, name: [UInt8], kind: Int64, mode: Int64, uid: Int64, gid: Int64, rdev: Int64 = 0,
-                       target: [UInt8]? = nil) throws(FSError) -> Attributes {
+                       target: [UInt8]? = nil, umask: Int64? = nil) throws(FSError) -> Attributes {
         try locked { () throws(FSError) -> Attributes in
             attributesLocked(try namespace.create(parent: parent, name: name, kind: kind, mode: mode, uid: uid, gid: gid,
-                                                  rdev: rdev, target: target, nowNs: Self.now()))
+                                                  rdev: rdev, target: target, umask: umask, nowNs: Self.now()))
         }
     }
 
@@ -559,8 +561,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     public func getXattr(_ ino: Int64, name: [UInt8]) throws(FSError) -> [UInt8] { try namespace.getXattr(ino: ino, name: name) }
     public func listXattr(_ ino: Int64) throws(FSError) -> [[UInt8]] { try namespace.listXattr(ino: ino) }
-    public func setXattr(_ ino: Int64, name: [UInt8], value: [UInt8], flags: Int32) throws(FSError) {
-        try namespace.setXattr(ino: ino, name: name, value: value, flags: flags, nowNs: Self.now())
+    /// `mayKeepSetGID(gid)`: whether the caller is in group `gid` or privileged (an access
+    /// ACL set by anyone else clears set-group-ID).
+    public func setXattr(_ ino: Int64, name: [UInt8], value: [UInt8], flags: Int32,
+                         mayKeepSetGID: (Int64) -> Bool = { _ in true }) throws(FSError) {
+        try namespace.setXattr(ino: ino, name: name, value: value, flags: flags, nowNs: Self.now(), mayKeepSetGID: mayKeepSetGID)
     }
     public func removeXattr(_ ino: Int64, name: [UInt8]) throws(FSError) { try namespace.removeXattr(ino: ino, name: name, nowNs: Self.now()) }
 

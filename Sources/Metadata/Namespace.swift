@@ -197,16 +197,18 @@ extension VolumeDatabase {
     /// `uid` and `gid` — except in a set-group-ID directory, whose group the new inode
     /// takes, and whose set-group-ID bit a new directory takes too (as Linux filesystems
     /// do; the kernel has already dropped the bit from a new file's `mode` where the
-    /// creator may not have it).
+    /// creator may not have it). In a directory with a default ACL the new inode inherits
+    /// it; elsewhere `umask` (when given: the mount has the kernel leave it to us) applies.
     public func create(parent: Int64, name: [UInt8], kind: Int64, mode: Int64, uid: Int64, gid: Int64, rdev: Int64 = 0,
-                       target: [UInt8]? = nil, nowNs: Int64) throws(FSError) -> InodeRecord {
+                       target: [UInt8]? = nil, umask: Int64? = nil, nowNs: Int64) throws(FSError) -> InodeRecord {
         if name.count > 255 { throw .nameTooLong }
         return try fs { db in
             let directory = try Self.directory(db, parent)
             if try Self.child(db, parent, name) != nil { throw FSError.exists }
             let isDir = kind == InodeRecord.directory
             let inherits = directory.mode & Self.setGroupID != 0
-            var record = InodeRecord(ino: 0, kind: kind, mode: mode & 0o7777 | (inherits && isDir ? Self.setGroupID : 0), uid: uid,
+            let acls = try inheritance(db, parent: parent, kind: kind, mode: mode & 0o7777, umask: umask)
+            var record = InodeRecord(ino: 0, kind: kind, mode: acls.mode | (inherits && isDir ? Self.setGroupID : 0), uid: uid,
                                      gid: inherits ? directory.gid : gid,
                                      size: Int64(target?.count ?? 0), nlink: isDir ? 2 : 1, rdev: rdev,
                                      atimeNs: nowNs, mtimeNs: nowNs, ctimeNs: nowNs, target: target.map { Data($0) })
@@ -218,6 +220,7 @@ extension VolumeDatabase {
                                          record.rdev, nowNs, nowNs, nowNs, record.target])
             try db.cachedStatement(sql: "INSERT INTO dentry (parent, name, ino) VALUES (?, ?, ?)")
                 .execute(arguments: [parent, Data(name), record.ino])
+            try storeInherited(db, ino: record.ino, access: acls.access, defaultACL: acls.defaultACL)
             try Self.touchDirectory(db, parent, nlinkDelta: isDir ? 1 : 0, nowNs: nowNs)
             return record
         }
@@ -402,7 +405,11 @@ extension VolumeDatabase {
         // A new size changes slices, which reads see through other connections.
         try fs(immediate: size != nil) { db in
             guard var record = try Self.fetchInode(db, ino) else { throw FSError.noEntry }
-            if let mode { record.mode = mode & 0o7777; record.ctimeNs = nowNs }
+            if let mode {
+                record.mode = mode & 0o7777
+                record.ctimeNs = nowNs
+                try followMode(db, ino: ino, mode: record.mode)
+            }
             if let uid { record.uid = uid; record.ctimeNs = nowNs }
             if let gid { record.gid = gid; record.ctimeNs = nowNs }
             if let atimeNs { record.atimeNs = atimeNs; record.ctimeNs = nowNs }
@@ -599,16 +606,21 @@ extension VolumeDatabase {
         }
     }
 
-    public func setXattr(ino: Int64, name: [UInt8], value: [UInt8], flags: Int32, nowNs: Int64) throws(FSError) {
+    /// Sets an xattr; an ACL also changes the mode (`setACL`), `mayKeepSetGID(gid)` saying
+    /// whether the caller is in group `gid` or privileged.
+    public func setXattr(ino: Int64, name: [UInt8], value: [UInt8], flags: Int32, nowNs: Int64,
+                         mayKeepSetGID: (Int64) -> Bool = { _ in true }) throws(FSError) {
         try XattrName.check(name)
         return try fs { db in
-            guard try Self.fetchInode(db, ino) != nil else { throw FSError.noEntry }
-            let exists = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?"), arguments: [ino, Data(name)]) != nil
+            guard let record = try Self.fetchInode(db, ino) else { throw FSError.noEntry }
+            let exists = try Self.xattr(db, ino, name) != nil
             if flags & Self.xattrCreate != 0 && exists { throw FSError.exists }
             if flags & Self.xattrReplace != 0 && !exists { throw FSError.noData }
-            // Known before the row commits, so no reader can miss it.
-            xattrNames.withLock { _ = $0.insert(Data(name)) }
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO xattr (ino, name, value) VALUES (?, ?, ?)").execute(arguments: [ino, Data(name), Data(value)])
+            if XattrName.isACL(name) {
+                try setACL(db, record, name: name, value: value, nowNs: nowNs, mayKeepSetGID: mayKeepSetGID)
+                return
+            }
+            try storeXattr(db, ino, name, value)
             try db.cachedStatement(sql: "UPDATE inode SET ctime_ns = ? WHERE ino = ?").execute(arguments: [nowNs, ino])
         }
     }
@@ -620,11 +632,14 @@ extension VolumeDatabase {
         }
     }
 
+    /// Removes an xattr. Removing an ACL that is not there succeeds (`setfacl -k` of a
+    /// directory without a default ACL), as on ext4; the mode stays as it is.
     public func removeXattr(ino: Int64, name: [UInt8], nowNs: Int64) throws(FSError) {
         try XattrName.check(name)
         return try fs { db in
-            try db.cachedStatement(sql: "DELETE FROM xattr WHERE ino = ? AND name = ?").execute(arguments: [ino, Data(name)])
-            if db.changesCount == 0 { throw FSError.noData }
+            guard try Self.fetchInode(db, ino) != nil else { throw FSError.noEntry }
+            try deleteXattr(db, ino, name)
+            if db.changesCount == 0 && !XattrName.isACL(name) { throw FSError.noData }
             try db.cachedStatement(sql: "UPDATE inode SET ctime_ns = ? WHERE ino = ?").execute(arguments: [nowNs, ino])
         }
     }

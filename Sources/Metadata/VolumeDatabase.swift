@@ -39,14 +39,15 @@ public final class VolumeDatabase: Sendable {
     /// which does not see the open batch — the slices of a deleted inode not yet committed.
     let nextIno = Mutex<Int64?>(nil)
 
-    public init(path: String, volumeID: String) throws {
+    /// `batchWindow`: see the property (tests that watch a batch stay open choose a longer one).
+    public init(path: String, volumeID: String, batchWindow: DispatchTimeInterval = .milliseconds(10)) throws {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
         // The namespace batch stays open across accesses of the writer (`batched`).
         configuration.allowsUnsafeTransactions = true
         self.volumeID = volumeID
-        batchWindow = .milliseconds(10)
+        self.batchWindow = batchWindow
         inodeWatcher = InodeCache.Invalidator(inodes)
         writer = try DatabasePool(path: path, configuration: configuration)
         try prepare()

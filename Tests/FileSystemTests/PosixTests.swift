@@ -208,6 +208,167 @@ import Testing
         #expect(q.terminationStatus == 0)
     }
 
+    /// POSIX ACLs as ext4 keeps them: the kernel enforces them (allowed and refused as
+    /// nobody), chmod and the ACL mask move together, default ACLs are inherited past the
+    /// umask, set-group-ID goes when a non-member sets an ACL, `cp -a` copies them. The
+    /// expected text is what this script printed on ext4 (Debian 12, acl 2.3.1).
+    @Test func posixACLsBehaveAsOnExt4() throws {
+        let v = try MountedVolume(storageClass: "remote-disk")
+        #expect(chmod(v.mountpoint, 0o777) == 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", Self.aclScript]
+        p.currentDirectoryURL = URL(fileURLWithPath: v.mountpoint)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let got = text.trimmingCharacters(in: .newlines).split(separator: "\n", omittingEmptySubsequences: false)
+        let want = Self.aclExpected.trimmingCharacters(in: .newlines).split(separator: "\n", omittingEmptySubsequences: false)
+        for (i, line) in want.enumerated() {
+            #expect(i < got.count && got[i] == line, "line \(i + 1): \(i < got.count ? String(got[i]) : "missing")")
+            if i >= got.count || got[i] != line { break }
+        }
+        #expect(got.count == want.count)
+    }
+
+    static let aclScript = """
+umask 022
+touch f; setfacl -m u:nobody:rw f; getfacl -c f; ls -l f | cut -c1-11
+runuser -u nobody -- sh -c 'echo hi >> f' && echo "nobody wrote f"
+chmod 640 f; getfacl -c f; ls -l f | cut -c1-11
+runuser -u nobody -- sh -c 'echo hi >> f' 2>/dev/null || echo "nobody denied f"
+setfacl -m m::rw f; runuser -u nobody -- sh -c 'echo hi >> f' && echo "nobody wrote f through the mask"
+mkdir d; chmod 755 d; setfacl -d -m u:nobody:rwx d; setfacl -m u:nobody:rwx d; getfacl -c d
+touch d/new; mkdir d/sub; ln -s new d/link; mknod d/fifo p
+getfacl -c d/new d/sub d/fifo; ls -ld d/new d/sub d/fifo d/link | cut -c1-11
+runuser -u nobody -- sh -c 'touch d/bynobody && mkdir d/nd' && echo "nobody created in d"
+ls -ld d/bynobody d/nd | cut -c1-11
+umask 077; touch d/masked plain; mkdir plaindir; ls -ld d/masked plain plaindir | cut -c1-11; umask 022
+setfacl -b f; getfacl -c f; ls -l f | cut -c1-11
+setfacl -k d; getfacl -c d; setfacl -k d && echo "removing an absent default ACL is fine"
+touch g; chown nobody:root g; chmod 2770 g; runuser -u nobody -- setfacl -m u:nobody:rwx g; ls -l g | cut -c1-11
+touch h; chown nobody:nogroup h; chmod 2770 h; runuser -u nobody -- setfacl -m u:nobody:rwx h; ls -l h | cut -c1-11
+setfacl -m d:u::rwx,d:g::---,d:o::--- e 2>&1 | sed 's/^.*: //'; mkdir e; setfacl -m d:u::rwx,d:g::---,d:o::--- e
+touch e/x; mkdir e/y; ls -ld e/x e/y | cut -c1-11; getfacl -c e/y
+setfacl --set u::rw,g::r,o::- e/x; getfacl -c e/x; ls -l e/x | cut -c1-11
+setfacl -d -m u:nobody:r e/x 2>&1 | sed 's/^.*: //'
+cp -a d d2; getfacl -c d2/sub d2/new
+"""
+
+    static let aclExpected = """
+user::rw-
+user:nobody:rw-
+group::r--
+mask::rw-
+other::r--
+
+-rw-rw-r--+
+nobody wrote f
+user::rw-
+user:nobody:rw-\t#effective:r--
+group::r--
+mask::r--
+other::---
+
+-rw-r-----+
+nobody denied f
+nobody wrote f through the mask
+user::rwx
+user:nobody:rwx
+group::r-x
+mask::rwx
+other::r-x
+default:user::rwx
+default:user:nobody:rwx
+default:group::r-x
+default:mask::rwx
+default:other::r-x
+
+user::rw-
+user:nobody:rwx\t#effective:rw-
+group::r-x\t#effective:r--
+mask::rw-
+other::r--
+
+user::rwx
+user:nobody:rwx
+group::r-x
+mask::rwx
+other::r-x
+default:user::rwx
+default:user:nobody:rwx
+default:group::r-x
+default:mask::rwx
+default:other::r-x
+
+user::rw-
+user:nobody:rwx\t#effective:rw-
+group::r-x\t#effective:r--
+mask::rw-
+other::r--
+
+prw-rw-r--+
+lrwxrwxrwx 
+-rw-rw-r--+
+drwxrwxr-x+
+nobody created in d
+-rw-rw-r--+
+drwxrwxr-x+
+-rw-rw-r--+
+-rw------- 
+drwx------ 
+user::rw-
+group::r--
+other::---
+
+-rw-r----- 
+user::rwx
+user:nobody:rwx
+group::r-x
+mask::rwx
+other::r-x
+
+removing an absent default ACL is fine
+-rwxrwx---+
+-rwxrws---+
+No such file or directory
+-rw------- 
+drwx------+
+user::rwx
+group::---
+other::---
+default:user::rwx
+default:group::---
+default:other::---
+
+user::rw-
+group::r--
+other::---
+
+-rw-r----- 
+Only directories can have default ACLs
+user::rwx
+user:nobody:rwx
+group::r-x
+mask::rwx
+other::r-x
+default:user::rwx
+default:user:nobody:rwx
+default:group::r-x
+default:mask::rwx
+default:other::r-x
+
+user::rw-
+user:nobody:rwx\t#effective:rw-
+group::r-x\t#effective:r--
+mask::rw-
+other::r--
+
+"""
+
     /// What is made in a set-group-ID directory takes the directory's group, and a new
     /// directory the bit too (Linux semantics); elsewhere the creator's group.
     @Test func setGroupIDDirectoriesPassOnTheirGroup() throws {
