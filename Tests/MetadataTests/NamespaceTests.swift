@@ -344,5 +344,9 @@ import Testing
                                  target: n("f"), umask: 0o077, nowNs: 4)
         #expect(link.mode == 0o777)
         #expect(try db.listXattr(ino: link.ino).isEmpty)
+        // A removed directory takes its ACLs with it.
+        _ = try db.rmdir(parent: d.ino, name: n("s"), nowNs: 5)
+        #expect(try db.deleteInode(sub.ino) == [])
+        #expect(try db.writer.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM xattr WHERE ino = ?", arguments: [sub.ino]) } == 0)
     }
 }
