@@ -639,7 +639,10 @@ extension VolumeDatabase {
         return try fs { db in
             guard try Self.fetchInode(db, ino) != nil else { throw FSError.noEntry }
             try deleteXattr(db, ino, name)
-            if db.changesCount == 0 && !XattrName.isACL(name) { throw FSError.noData }
+            if db.changesCount == 0 {
+                if XattrName.isACL(name) { return }  // nothing changed: no new ctime either
+                throw FSError.noData
+            }
             try db.cachedStatement(sql: "UPDATE inode SET ctime_ns = ? WHERE ino = ?").execute(arguments: [nowNs, ino])
         }
     }

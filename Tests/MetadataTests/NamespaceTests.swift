@@ -311,7 +311,8 @@ import Testing
         try db.setXattr(ino: f.ino, name: PosixACL.accessName, value: PosixACL(mode: 0o640).xattr, flags: 0, nowNs: 6)
         #expect(try db.inode(f.ino).mode == 0o640)
         #expect(throws: FSError.noData) { _ = try db.getXattr(ino: f.ino, name: PosixACL.accessName) }
-        try db.removeXattr(ino: f.ino, name: PosixACL.accessName, nowNs: 7)  // not there: still fine
+        try db.removeXattr(ino: f.ino, name: PosixACL.accessName, nowNs: 7)  // not there: still fine, and no change
+        #expect(try db.inode(f.ino).ctimeNs == 6)
         #expect(throws: FSError(EACCES)) {
             try db.setXattr(ino: f.ino, name: PosixACL.defaultName, value: acl.xattr, flags: 0, nowNs: 8)
         }
