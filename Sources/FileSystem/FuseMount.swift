@@ -226,6 +226,11 @@ public final class FuseMount: @unchecked Sendable {
     /// The umask the namespace applies: the caller's when the kernel left it to us.
     func umask(_ who: (uid: Int64, gid: Int64, umask: Int64)) -> Int64? { aclsEnabled ? who.umask : nil }
 
+    /// `fh` of a handle opened with O_NOATIME: its reads leave atime alone.
+    static let noatimeHandle: UInt64 = 1
+    /// O_NOATIME, which Glibc declares only under _GNU_SOURCE (the same on every Linux ABI).
+    static let openNoAtime: Int32 = 0o1_000_000
+
     /// Whether the kernel may close a handle opened with `openFlags` without a FLUSH
     /// (FOPEN_NOFLUSH): a read-only handle wrote nothing whose write-back its close could
     /// start or report, so its close costs no round trip (one of three requests of an
@@ -361,7 +366,12 @@ public final class FuseMount: @unchecked Sendable {
                     _ = try m.fileSystem.setattr(Int64(ino), size: 0)
                 }
                 try m.fileSystem.open(Int64(ino))
-                fi!.pointee.keep_cache = 1
+                // Reads move atime (relatime) only where they reach us: when one is due,
+                // the kernel drops the pages it holds so that the next read does.
+                let noatime = flags & FuseMount.openNoAtime != 0
+                let reads = flags & O_ACCMODE != O_WRONLY
+                fi!.pointee.keep_cache = reads && !noatime && m.fileSystem.atimeIsDue(attributes) ? 0 : 1
+                fi!.pointee.fh = noatime ? FuseMount.noatimeHandle : 0
                 fi!.pointee.noflush = FuseMount.skipsFlush(openFlags: flags) ? 1 : 0
                 fuse_reply_open(req, fi)
             }
@@ -382,9 +392,12 @@ public final class FuseMount: @unchecked Sendable {
                 fuse_reply_create(req, &e, fi)
             }
         }
-        ops.read = { req, ino, size, offset, _ in
+        ops.read = { req, ino, size, offset, fi in
             FuseMount.handle(req) { m throws(FSError) in
                 let data = try m.fileSystem.read(Int64(ino), offset: Int64(offset), size: size)
+                // Before the reply, so that a stat after the read sees the new atime; it
+                // cannot fail the read.
+                if fi?.pointee.fh != FuseMount.noatimeHandle { try? m.fileSystem.accessed(Int64(ino)) }
                 data.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
             }
         }
@@ -440,6 +453,7 @@ public final class FuseMount: @unchecked Sendable {
                     if used + needed > size { break }
                     used += needed
                 }
+                if offset == 0 { try? m.fileSystem.accessed(Int64(ino)) }  // a listing reads the directory
                 buffer.withUnsafeBufferPointer { _ = fuse_reply_buf(req, $0.baseAddress, used) }
             }
         }

@@ -189,6 +189,18 @@ public final class VolumeFileSystem: @unchecked Sendable {
         return a
     }
 
+    /// Whether an access now would move the atime of a file with attributes `a` (relatime).
+    public func atimeIsDue(_ a: Attributes) -> Bool {
+        Relatime.isDue(atimeNs: a.atimeNs, mtimeNs: a.mtimeNs, ctimeNs: a.ctimeNs, nowNs: Self.now())
+    }
+
+    /// A read of `ino` or a listing of it reached the daemon: its atime moves where
+    /// relatime says so (one batched change per change of the file, or per day).
+    public func accessed(_ ino: Int64) throws(FSError) {
+        let a = try getattr(ino)
+        if atimeIsDue(a) { try namespace.touchAtime(ino: ino, nowNs: Self.now()) }
+    }
+
     public func readlink(_ ino: Int64) throws(FSError) -> [UInt8] {
         let r = try namespace.inode(ino)
         guard r.kind == InodeRecord.symlink, let target = r.target else { throw .invalid }

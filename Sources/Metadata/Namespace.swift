@@ -430,6 +430,13 @@ extension VolumeDatabase {
         }
     }
 
+    /// An access (a read, a directory listing): the atime moves, nothing else.
+    public func touchAtime(ino: Int64, nowNs: Int64) throws(FSError) {
+        try fs { db in
+            try db.cachedStatement(sql: "UPDATE inode SET atime_ns = ? WHERE ino = ?").execute(arguments: [nowNs, ino])
+        }
+    }
+
     static func truncate(_ db: Database, ino: Int64, to size: Int64, chunkSize: Int64) throws {
         let lastChunk = size / chunkSize
         try db.cachedStatement(sql: "DELETE FROM slice WHERE ino = ? AND chunk > ?").execute(arguments: [ino, size % chunkSize == 0 ? lastChunk - 1 : lastChunk])

@@ -134,6 +134,60 @@ import Testing
         #expect(FuseMount.readAheadBytes(chunkSize: 64 << 20) == 16 << 20)
     }
 
+    /// Reads and listings move atime as `relatime` does on Linux: once after each change
+    /// (or when a day old), not on every read; O_NOATIME reads never.
+    @Test func readsMoveAtimeAsRelatimeDoes() throws {
+        let v = try MountedVolume(storageClass: "remote-disk")
+        func atime(_ path: String) -> Int64 {
+            var st = stat()
+            _ = stat(path, &st)
+            return Int64(st.st_atim.tv_sec) * 1_000_000_000 + Int64(st.st_atim.tv_nsec)
+        }
+        func setTimes(_ path: String, atime: Int64, mtime: Int64) {
+            var times = [timespec(tv_sec: Int(atime / 1_000_000_000), tv_nsec: Int(atime % 1_000_000_000)),
+                         timespec(tv_sec: Int(mtime / 1_000_000_000), tv_nsec: Int(mtime % 1_000_000_000))]
+            #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        }
+        func readAll(_ path: String, flags: Int32 = O_RDONLY) {
+            let fd = open(path, flags)
+            var buffer = [UInt8](repeating: 0, count: 64)
+            #expect(fd >= 0 && read(fd, &buffer, 64) >= 0)
+            close(fd)
+        }
+        let past: Int64 = 1_000_000_000 * 1_000_000_000  // 2001
+        let file = v.path("f")
+        #expect(writeFile(file, Array("hello".utf8)) == 0)
+        setTimes(file, atime: past, mtime: past)
+        let start = VolumeFileSystem.now() - 1_000_000_000
+        readAll(file)
+        let first = atime(file)
+        #expect(first >= start)
+        readAll(file)
+        #expect(atime(file) == first)  // not after a change: stays
+        #expect(writeFile(file, Array("again".utf8), flags: O_WRONLY | O_APPEND) == 0)
+        readAll(file)
+        #expect(atime(file) > first)  // the first read after a change moves it
+        setTimes(file, atime: past, mtime: past + 1)
+        readAll(file, flags: O_RDONLY | FuseMount.openNoAtime)
+        #expect(atime(file) == past)
+        setTimes(file, atime: VolumeFileSystem.now() - 2 * Relatime.dayNs, mtime: past)
+        readAll(file)
+        #expect(atime(file) >= start)  // a day old: moves
+        let directory = v.path("d")
+        #expect(mkdir(directory, 0o755) == 0)
+        #expect(writeFile(directory + "/x", []) == 0)
+        setTimes(directory, atime: past, mtime: past)
+        _ = try FileManager.default.contentsOfDirectory(atPath: directory)
+        let listed = atime(directory)
+        #expect(listed >= start)
+        _ = try FileManager.default.contentsOfDirectory(atPath: directory)
+        #expect(atime(directory) == listed)
+        #expect(Relatime.isDue(atimeNs: 5, mtimeNs: 5, ctimeNs: 1, nowNs: 6))
+        #expect(Relatime.isDue(atimeNs: 5, mtimeNs: 1, ctimeNs: 5, nowNs: 6))
+        #expect(!Relatime.isDue(atimeNs: 5, mtimeNs: 4, ctimeNs: 4, nowNs: 5 + Relatime.dayNs - 1))
+        #expect(Relatime.isDue(atimeNs: 5, mtimeNs: 4, ctimeNs: 4, nowNs: 5 + Relatime.dayNs))
+    }
+
     /// Read-only handles close without a FLUSH round trip; handles that may write keep it
     /// (their close reports a failed write-back). A reader closing while a writer still
     /// holds unflushed bytes loses none of them.
