@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""posix-probe.py DIR — applies ~60 POSIX operations (special files, rename/rmdir/link error
+"""posix-probe.py DIR — applies ~70 POSIX operations (special files, rename/rmdir/link error
 codes, ELOOP, O_EXCL, name lengths, SEEK_DATA/HOLE, huge offsets, O_APPEND, lutimes,
-RENAME_EXCHANGE, O_TMPFILE, copy_file_range, locks, mmap, xattr namespaces…) inside DIR/p and
-prints one line per operation: its result or errno. scripts/posix-compare.sh runs it on a
-native directory and on a Berth mount and prints the lines that differ."""
+RENAME_EXCHANGE, O_TMPFILE, copy_file_range, locks, mmap, xattr namespaces, POSIX ACLs,
+umask, relatime…) inside DIR/p and prints one line per operation: its result or errno.
+scripts/posix-compare.sh runs it on a native directory and on a Berth mount and prints the
+lines that differ."""
 import os, sys, errno, stat, socket, fcntl, struct, time
 root = sys.argv[1]
 os.chdir(root)
@@ -158,4 +159,37 @@ def mmapw():
     m = mmap.mmap(fd, 8192); m[0:5] = b"mmapd"; m.flush(); m.close(); os.close(fd)
     return open("mm", "rb").read(5)
 t("mmap-shared-write", mmapw)
+def acl(entries):  # posix_acl_xattr: version 2, then (tag, perm, id) per entry
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+U, G, M, O, N = 0x01, 0x04, 0x10, 0x20, 0xFFFFFFFF
+def acl_access():
+    mk("acl"); os.chmod("acl", 0o644)
+    os.setxattr("acl", "system.posix_acl_access", acl([(U, 6, N), (2, 6, 65534), (G, 4, N), (M, 6, N), (O, 0, N)]))
+    return (oct(os.lstat("acl").st_mode & 0o7777), len(os.getxattr("acl", "system.posix_acl_access")))
+t("acl-access-sets-mode", acl_access)
+def acl_chmod():
+    os.chmod("acl", 0o600); v = os.getxattr("acl", "system.posix_acl_access")
+    return [struct.unpack_from("<HH", v, 4 + 8 * i) for i in range(5)]
+t("acl-follows-chmod", acl_chmod)
+def acl_minimal():
+    os.setxattr("acl", "system.posix_acl_access", acl([(U, 7, N), (G, 5, N), (O, 1, N)]))
+    return oct(os.lstat("acl").st_mode & 0o7777), "system.posix_acl_access" in os.listxattr("acl")
+t("acl-minimal-is-mode", acl_minimal)
+t("acl-invalid", lambda: os.setxattr("acl", "system.posix_acl_access", acl([(U, 7, N), (O, 1, N)])))
+t("acl-default-on-file", lambda: os.setxattr("acl", "system.posix_acl_default", acl([(U, 7, N), (G, 5, N), (O, 1, N)])))
+def acl_inherit():
+    os.mkdir("acld"); os.setxattr("acld", "system.posix_acl_default", acl([(U, 7, N), (G, 0, N), (O, 0, N)]))
+    old = os.umask(0o022); mk("acld/x"); os.mkdir("acld/y"); os.umask(old)
+    return (oct(os.lstat("acld/x").st_mode & 0o777), oct(os.lstat("acld/y").st_mode & 0o777),
+            len(os.getxattr("acld/y", "system.posix_acl_default")))
+t("acl-default-inherited", acl_inherit)
+def umask_applied():
+    old = os.umask(0o077); mk("um"); os.mkdir("umd"); os.umask(old)
+    return oct(os.lstat("um").st_mode & 0o777), oct(os.lstat("umd").st_mode & 0o777)
+t("umask-without-default-acl", umask_applied)
+def atime_read():
+    mk("at", b"x"); os.utime("at", ns=(10**18, 10**18)); open("at", "rb").read()
+    a = os.lstat("at").st_atime_ns; open("at", "rb").read()
+    return a > 10**18, os.lstat("at").st_atime_ns == a
+t("atime-relatime", atime_read)
 for n, r in res: print(f"{n:28} {r}")
