@@ -5,6 +5,8 @@
   fs-workloads.py meta DIR FILES TARBALL    # JSON: creates/s, stats/s, deletes/s of FILES empty
                                             # files, then seconds to extract TARBALL and stat all
   fs-workloads.py meta-line NAME DIR FILES TARBALL   # the same as one line of text
+  fs-workloads.py reads DIR FILES           # FILES files of 4 KiB written, then read 3 times
+                                            # (open, read, close): reads/s per pass
 """
 import io, json, os, random, subprocess, sys, tarfile, time
 
@@ -42,6 +44,20 @@ def meta(d, n, archive):
     return {"create": create, "stat": stat, "delete": delete, "tar_s": time.perf_counter() - t}
 
 
+def reads(d, n):
+    os.makedirs(f"{d}/r", exist_ok=True)
+    for i in range(n):
+        with open(f"{d}/r/f{i}", "wb") as f: f.write(b"x" * 4096)
+    time.sleep(0.5)
+    passes = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for i in range(n):
+            with open(f"{d}/r/f{i}", "rb") as f: f.read()
+        passes.append(n / (time.perf_counter() - t))
+    return passes
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "tarball":
         tarball(sys.argv[2])
@@ -51,5 +67,7 @@ if __name__ == "__main__":
         r = meta(sys.argv[3], int(sys.argv[4]), sys.argv[5])
         print(f"{sys.argv[2]:12} create {r['create']:7.0f}/s  stat {r['stat']:8.0f}/s  "
               f"delete {r['delete']:7.0f}/s  tar+stat {r['tar_s']:5.2f} s")
+    elif sys.argv[1] == "reads":
+        print(" ".join(f"{r:7.0f}" for r in reads(sys.argv[2], int(sys.argv[3]))), "reads/s per pass")
     else:
         sys.exit(__doc__)
