@@ -368,7 +368,7 @@ public final class FuseMount: @unchecked Sendable {
                 try m.fileSystem.open(Int64(ino))
                 // Reads move atime (relatime) only where they reach us: when one is due,
                 // the kernel drops the pages it holds so that the next read does.
-                let noatime = flags & FuseMount.openNoAtime != 0
+                let noatime = flags & FuseMount.openNoAtime != 0 || m.readOnly  // a read-only mount changes nothing
                 let reads = flags & O_ACCMODE != O_WRONLY
                 fi!.pointee.keep_cache = reads && !noatime && m.fileSystem.atimeIsDue(attributes) ? 0 : 1
                 fi!.pointee.fh = noatime ? FuseMount.noatimeHandle : 0
@@ -453,7 +453,7 @@ public final class FuseMount: @unchecked Sendable {
                     if used + needed > size { break }
                     used += needed
                 }
-                if offset == 0 { try? m.fileSystem.accessed(Int64(ino)) }  // a listing reads the directory
+                if offset == 0 && !m.readOnly { try? m.fileSystem.accessed(Int64(ino)) }  // a listing reads the directory
                 buffer.withUnsafeBufferPointer { _ = fuse_reply_buf(req, $0.baseAddress, used) }
             }
         }

@@ -52,10 +52,11 @@ final class MountedVolume: @unchecked Sendable {
         return Int64(fs.f_blocks) * Int64(fs.f_frsize) == size
     }
 
-    func mount() throws {
+    /// `readOnly`: mounted with `--ro`.
+    func mount(readOnly: Bool = false) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.tool)
-        p.arguments = ["mount", state, volume, mountpoint, "--class", storageClass, "--size", "\(size)"]
+        p.arguments = ["mount", state, volume, mountpoint, "--class", storageClass, "--size", "\(size)"] + (readOnly ? ["--ro"] : [])
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         process = p

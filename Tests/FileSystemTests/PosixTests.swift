@@ -182,6 +182,18 @@ import Testing
         #expect(listed >= start)
         _ = try FileManager.default.contentsOfDirectory(atPath: directory)
         #expect(atime(directory) == listed)
+        // A read-only mount changes nothing, atime included.
+        setTimes(file, atime: past, mtime: past)
+        setTimes(directory, atime: past, mtime: past)
+        v.unmount()
+        try v.mount(readOnly: true)
+        readAll(file)
+        _ = try FileManager.default.contentsOfDirectory(atPath: directory)
+        #expect(open(file, O_WRONLY) < 0 && errno == EROFS)
+        v.unmount()  // what the volume holds, not what the kernel cached
+        try v.mount()
+        #expect(atime(file) == past)
+        #expect(atime(directory) == past)
         #expect(Relatime.isDue(atimeNs: 5, mtimeNs: 5, ctimeNs: 1, nowNs: 6))
         #expect(Relatime.isDue(atimeNs: 5, mtimeNs: 1, ctimeNs: 5, nowNs: 6))
         #expect(!Relatime.isDue(atimeNs: 5, mtimeNs: 4, ctimeNs: 4, nowNs: 5 + Relatime.dayNs - 1))
