@@ -20,24 +20,11 @@ for tag in old new; do
   PID[$tag]=$!; MNT[$tag]=$W/$tag/mnt
 done
 for _ in $(seq 100); do mountpoint -q "${MNT[old]}" && mountpoint -q "${MNT[new]}" && break; sleep 0.1; done
-cat > "$W/op.py" <<'PY'
-import os, sys, time
-pid, d, n, what = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
-def cpu():
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-os.makedirs(d, exist_ok=True)
-c0, t0 = cpu(), time.perf_counter()
-for i in range(n):
-    if what == "create": os.close(os.open(f"{d}/f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
-    else: os.unlink(f"{d}/f{i}")
-print(f"{(time.perf_counter() - t0) / n * 1e6:6.1f} {(cpu() - c0) / n * 1e6:6.1f}")
-PY
 echo "round binary   create: wall µs  cpu µs   delete: wall µs  cpu µs"
 for r in $(seq "$ROUNDS"); do
   for tag in old new; do
-    c=$(python3 "$W/op.py" "${PID[$tag]}" "${MNT[$tag]}/r$r" "$FILES" create)
-    d=$(python3 "$W/op.py" "${PID[$tag]}" "${MNT[$tag]}/r$r" "$FILES" delete)
+    c=$(python3 scripts/fs-workloads.py ops "${MNT[$tag]}/r$r" "$FILES" create "${PID[$tag]}")
+    d=$(python3 scripts/fs-workloads.py ops "${MNT[$tag]}/r$r" "$FILES" delete "${PID[$tag]}")
     echo "$r     $tag      $c          $d"
   done
 done

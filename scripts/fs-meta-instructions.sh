@@ -18,15 +18,6 @@ swift build -c release --product berth-engine >/dev/null
 cleanup() { for m in "$W"/*/mnt; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done; true; }
 trap cleanup EXIT
 cleanup; rm -rf "$W"; mkdir -p "$W"
-cat > "$W/loop.py" <<'PY'
-import os, sys
-d, n, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-os.makedirs(d, exist_ok=True)
-for i in range(n):
-    if what == "create": os.close(os.open(f"{d}/f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
-    elif what == "stat": os.stat(f"{d}/f{i}")
-    else: os.unlink(f"{d}/f{i}")
-PY
 measure() {  # TAG BINARY
   local tag=$1 dir="$W/$1"
   mkdir -p "$dir/mnt"
@@ -37,11 +28,12 @@ measure() {  # TAG BINARY
     --class remote-disk --size $((16 << 30)) >"$dir/mount.log" 2>&1 &
   local pid=$!
   for _ in $(seq 600); do mountpoint -q "$dir/mnt" && break; sleep 0.2; done
-  python3 "$W/loop.py" "$dir/mnt/warm" 200 create; python3 "$W/loop.py" "$dir/mnt/warm" 200 delete
+  python3 scripts/fs-workloads.py ops "$dir/mnt/warm" 200 create >/dev/null
+  python3 scripts/fs-workloads.py ops "$dir/mnt/warm" 200 delete >/dev/null
   callgrind_control -z "$pid" >/dev/null 2>&1
   local op line=""
   for op in create stat delete; do
-    python3 "$W/loop.py" "$dir/mnt/m" "$FILES" "$op"
+    python3 scripts/fs-workloads.py ops "$dir/mnt/m" "$FILES" "$op" >/dev/null
     sleep 0.5  # the batch commit of the last changes belongs to this phase
     callgrind_control -d "$op" "$pid" >/dev/null 2>&1
   done

@@ -5,6 +5,8 @@
   fs-workloads.py meta DIR FILES TARBALL    # JSON: creates/s, stats/s, deletes/s of FILES empty
                                             # files, then seconds to extract TARBALL and stat all
   fs-workloads.py meta-line NAME DIR FILES TARBALL   # the same as one line of text
+  fs-workloads.py ops DIR FILES OP [PID]    # OP (create, stat, delete) on FILES empty files:
+                                            # wall µs per op and, given PID, that process's CPU µs
   fs-workloads.py reads DIR FILES           # FILES files of 4 KiB written, then read 3 times
                                             # (open, read, close): reads/s per pass
 """
@@ -21,20 +23,24 @@ def tarball(path):
             tar.addfile(info, io.BytesIO(data))
 
 
+def ops(d, n, op):
+    """Applies `op` (create, stat or delete) to empty files f0…f{n-1} in d; seconds taken."""
+    os.makedirs(d, exist_ok=True)
+    t = time.perf_counter()
+    for i in range(n):
+        if op == "create": os.close(os.open(f"{d}/f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
+        elif op == "stat": os.stat(f"{d}/f{i}")
+        else: os.unlink(f"{d}/f{i}")
+    return time.perf_counter() - t
+
+
+def cpu_seconds(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def meta(d, n, archive):
-    os.makedirs(f"{d}/m", exist_ok=True)
-    t = time.perf_counter()
-    for i in range(n):
-        os.close(os.open(f"{d}/m/f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
-    create = n / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for i in range(n):
-        os.stat(f"{d}/m/f{i}")
-    stat = n / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for i in range(n):
-        os.unlink(f"{d}/m/f{i}")
-    delete = n / (time.perf_counter() - t)
+    create, stat, delete = (n / ops(f"{d}/m", n, op) for op in ("create", "stat", "delete"))
     os.makedirs(f"{d}/tar", exist_ok=True)
     t = time.perf_counter()
     subprocess.run(["tar", "-xf", archive, "-C", f"{d}/tar"], check=True)
@@ -67,6 +73,12 @@ if __name__ == "__main__":
         r = meta(sys.argv[3], int(sys.argv[4]), sys.argv[5])
         print(f"{sys.argv[2]:12} create {r['create']:7.0f}/s  stat {r['stat']:8.0f}/s  "
               f"delete {r['delete']:7.0f}/s  tar+stat {r['tar_s']:5.2f} s")
+    elif sys.argv[1] == "ops":
+        d, n, op = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+        pid = int(sys.argv[5]) if len(sys.argv) > 5 else None
+        c = cpu_seconds(pid) if pid else 0
+        wall = ops(d, n, op)
+        print(f"{wall / n * 1e6:6.1f}" + (f" {(cpu_seconds(pid) - c) / n * 1e6:6.1f}" if pid else ""))
     elif sys.argv[1] == "reads":
         print(" ".join(f"{r:7.0f}" for r in reads(sys.argv[2], int(sys.argv[3]))), "reads/s per pass")
     else:

@@ -210,6 +210,14 @@ public final class FuseMount: @unchecked Sendable {
     private let acls = Mutex(false)
     var aclsEnabled: Bool { acls.withLock { $0 } }
 
+    /// An xattr name from the kernel; the ACL names are EOPNOTSUPP unless the kernel
+    /// enforces ACLs (it would pass them through as plain xattrs and never check them).
+    func xattrName(_ name: UnsafePointer<CChar>?) throws(FSError) -> [UInt8] {
+        let bytes = Self.bytes(name)
+        if XattrName.isACL(bytes) && !aclsEnabled { throw .notSupported }
+        return bytes
+    }
+
     /// getxattr/listxattr: size 0 asks for the length; a buffer too small is ERANGE.
     static func replyXattr(_ req: fuse_req_t?, _ bytes: [UInt8], size: Int) throws(FSError) {
         if size == 0 {
@@ -480,8 +488,7 @@ public final class FuseMount: @unchecked Sendable {
             FuseMount.handle(req) { m throws(FSError) in
                 try m.writable()
                 let bytesValue = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-                let name = FuseMount.bytes(name)
-                if XattrName.isACL(name) && !m.aclsEnabled { throw .notSupported }
+                let name = try m.xattrName(name)
                 try m.fileSystem.setXattr(Int64(ino), name: name, value: bytesValue, flags: flags) {
                     FuseMount.inGroupOrPrivileged(req, gid: $0)
                 }
@@ -490,8 +497,7 @@ public final class FuseMount: @unchecked Sendable {
         }
         ops.getxattr = { req, ino, name, size in
             FuseMount.handle(req) { m throws(FSError) in
-                let name = FuseMount.bytes(name)
-                if XattrName.isACL(name) && !m.aclsEnabled { throw .notSupported }
+                let name = try m.xattrName(name)
                 try FuseMount.replyXattr(req, try m.fileSystem.getXattr(Int64(ino), name: name), size: size)
             }
         }
@@ -505,8 +511,7 @@ public final class FuseMount: @unchecked Sendable {
         ops.removexattr = { req, ino, name in
             FuseMount.handle(req) { m throws(FSError) in
                 try m.writable()
-                let name = FuseMount.bytes(name)
-                if XattrName.isACL(name) && !m.aclsEnabled { throw .notSupported }
+                let name = try m.xattrName(name)
                 try m.fileSystem.removeXattr(Int64(ino), name: name)
                 fuse_reply_err(req, 0)
             }

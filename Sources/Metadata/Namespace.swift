@@ -603,13 +603,10 @@ extension VolumeDatabase {
     public func getXattr(ino: Int64, name: [UInt8]) throws(FSError) -> [UInt8] {
         _ = try inode(ino)
         try XattrName.check(name)
-        let key = Data(name)
-        if !xattrNames.withLock({ $0.contains(key) }) { throw .noData }
+        if !mayHave(xattr: name) { throw .noData }
         return try fsRead { db in
-            guard let value = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM xattr WHERE ino = ? AND name = ?"), arguments: [ino, Data(name)]) else {
-                throw FSError.noData
-            }
-            return [UInt8](value)
+            guard let value = try Self.xattr(db, ino, name) else { throw FSError.noData }
+            return value
         }
     }
 
