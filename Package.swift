@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineTool", "TestSupport"]),
-        .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "EngineTool", "CFuse3", "TestSupport"]),
+        .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "EngineTool", "CFuse3", "CLinux", "TestSupport"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
         .testTarget(name: "CSITests", dependencies: ["CSI", "CSIProtocol", "AdminProtocol", "SocketTransport", "VolumeDriver", "provisionctl", "TestSupport",
                                                      .product(name: "GRPCCore", package: "grpc-swift-2")]),

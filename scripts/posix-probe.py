@@ -2,7 +2,7 @@
 """posix-probe.py DIR — applies ~70 POSIX operations (special files, rename/rmdir/link error
 codes, ELOOP, O_EXCL, name lengths, SEEK_DATA/HOLE, huge offsets, O_APPEND, lutimes,
 RENAME_EXCHANGE, O_TMPFILE, copy_file_range, locks, mmap, xattr namespaces, POSIX ACLs,
-umask, relatime…) inside DIR/p and prints one line per operation: its result or errno.
+umask, relatime, fallocate…) inside DIR/p and prints one line per operation: its result or errno.
 scripts/posix-compare.sh runs it on a native directory and on a Berth mount and prints the
 lines that differ."""
 import os, sys, errno, stat, socket, fcntl, struct, time
@@ -192,4 +192,20 @@ def atime_read():
     a = os.lstat("at").st_atime_ns; open("at", "rb").read()
     return a > 10**18, os.lstat("at").st_atime_ns == a
 t("atime-relatime", atime_read)
+def falloc(mode, off, length, name="fa"):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(name, os.O_RDWR)
+    try:
+        if libc.fallocate(fd, mode, ctypes.c_long(off), ctypes.c_long(length)) != 0:
+            raise OSError(ctypes.get_errno(), "fallocate")
+        st = os.fstat(fd)
+        return st.st_size, os.pread(fd, 16, max(0, off - 4)).hex()
+    finally: os.close(fd)
+mk("fa", bytes(range(256)) * 64)
+t("fallocate-punch-hole", lambda: falloc(0x03, 1000, 5000))
+t("fallocate-punch-no-keep", lambda: falloc(0x02, 0, 10))
+t("fallocate-zero-range-grow", lambda: falloc(0x10, 16000, 1000))
+t("fallocate-keep-size", lambda: falloc(0x01, 0, 1 << 20))
+t("fallocate-grow", lambda: falloc(0x00, 17000, 3000))
 for n, r in res: print(f"{n:28} {r}")

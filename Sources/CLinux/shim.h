@@ -10,3 +10,6 @@ int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags);
 static inline int berth_start_writeback(int fd, int64_t offset, int64_t length) {
     return sync_file_range(fd, offset, length, 2);
 }
+
+// fcntl.h, _GNU_SOURCE: allocate or deallocate a file range (modes in linux/falloc.h).
+int fallocate(int fd, int mode, long offset, long length);

@@ -141,6 +141,9 @@ public final class FuseMount: @unchecked Sendable {
         if let session { fuse_session_exit(session) }
     }
 
+    /// `fallocate` modes (linux/falloc.h).
+    static let fallocKeepSize: Int32 = 0x01, fallocPunchHole: Int32 = 0x02, fallocZeroRange: Int32 = 0x10
+
     static func context(_ req: fuse_req_t?) -> FuseMount {
         Unmanaged<FuseMount>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
     }
@@ -524,10 +527,26 @@ public final class FuseMount: @unchecked Sendable {
         ops.fallocate = { req, ino, mode, offset, length, _ in
             FuseMount.handle(req) { m throws(FSError) in
                 try m.writable()
-                // Plain allocation only: grow the size (space is thin; data reads as zeros).
-                guard mode == 0 else { throw .notSupported }
-                let end = Int64(offset) + Int64(length)
-                if end > (try m.fileSystem.getattr(Int64(ino))).size { _ = try m.fileSystem.setattr(Int64(ino), size: end) }
+                // Space is counted by file sizes, so allocating is growing the size (the new
+                // bytes read as zeros); KEEP_SIZE checks there is room; PUNCH_HOLE and
+                // ZERO_RANGE deallocate. Other modes (COLLAPSE, INSERT, UNSHARE) are refused.
+                let (ino, offset, length) = (Int64(ino), Int64(offset), Int64(length))
+                let (end, overflow) = offset.addingReportingOverflow(length)
+                guard offset >= 0, length > 0, !overflow else { throw overflow ? .fileTooLarge : .invalid }
+                let keepSize = mode & FuseMount.fallocKeepSize != 0
+                func grow() throws(FSError) {
+                    if end > (try m.fileSystem.getattr(ino)).size { _ = try m.fileSystem.setattr(ino, size: end) }
+                }
+                switch mode & ~FuseMount.fallocKeepSize {
+                case 0: if keepSize { try m.fileSystem.ensureRoom(ino, upTo: end) } else { try grow() }
+                case FuseMount.fallocPunchHole:
+                    guard keepSize else { throw .notSupported }  // as the kernel demands
+                    try m.fileSystem.deallocate(ino, offset: offset, length: length)
+                case FuseMount.fallocZeroRange:
+                    if !keepSize { try grow() }
+                    try m.fileSystem.deallocate(ino, offset: offset, length: length)
+                default: throw .notSupported
+                }
                 fuse_reply_err(req, 0)
             }
         }

@@ -58,6 +58,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// Objects compaction made unreferenced, purged once reads that may still use them are
     /// done (after `retireAfterSeconds`, or at unmount).
     var retired: [(ids: [String], at: Double)] = []
+    /// The bytes the files take against the provisioned size (an upper bound; see `SpaceAccount`).
+    var space = SpaceAccount(usedBytes: 0)
     static let retireAfterSeconds = 10.0
     /// A chunk with more slices than this is rewritten as one object at its next commit.
     /// Reads fetch only the bytes each slice contributes, so a chunk may hold many.
@@ -114,6 +116,24 @@ public final class VolumeFileSystem: @unchecked Sendable {
         // Objects a compaction retired just before the last session ended.
         let leftovers = try namespace.unreferencedLiveObjects()
         if !leftovers.isEmpty { do { try engine.purgeObjects(volume: volume, ids: leftovers) } catch { throw .io } }
+        space = SpaceAccount(usedBytes: try namespace.usage().bytes)
+    }
+
+    /// The exact bytes in use: the committed sizes of regular files, plus what bytes not
+    /// committed yet grow files by.
+    func usedBytesLocked() throws(FSError) -> Int64 {
+        var total = try namespace.usage().bytes
+        for ino in Set(buffers.keys).union(inflight.keys) {
+            guard let committed = try? namespace.inode(ino) else { continue }
+            let pending = pendingLocked(ino).map(\.size).max() ?? 0
+            total += max(0, pending - committed.size)
+        }
+        return total
+    }
+
+    /// Counts `bytes` of growth against the provisioned size (all, or with `partial` what fits).
+    func grantLocked(_ bytes: Int64, partial: Bool) throws(FSError) -> Int64 {
+        try space.grant(bytes, capacity: capacityBytes, partial: partial) { () throws(FSError) -> Int64 in try usedBytesLocked() }
     }
 
     /// Runs `body` under the filesystem's lock, keeping its typed error.
@@ -219,6 +239,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             let (victim, deleted) = try namespace.unlink(parent: parent, name: name, nowNs: Self.now()) {
                 (openHandles[$0] ?? 0) == 0 && inflight[$0] == nil
             }
+            space.markStale()
             if let deleted {
                 buffers[victim.ino] = nil
                 forgetWriteBackLocked(victim.ino)
@@ -240,6 +261,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         try locked { () throws(FSError) -> Void in
             if let replaced = try namespace.rename(parent: parent, name: name, newParent: newParent, newName: newName,
                                                    flags: flags, nowNs: Self.now()) {
+                space.markStale()
                 try releaseIfGoneLocked(replaced)
             }
         }
@@ -253,6 +275,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// Deletes a file with no names and no open handles: its buffered bytes are dropped,
     /// a write-back of them in flight is let finish, then the inode and its objects go.
     private func deleteUnusedLocked(_ ino: Int64) throws(FSError) {
+        space.markStale()
         buffers[ino] = nil
         forgetWriteBackLocked(ino)
         waitForWriteBackLocked(ino)
@@ -287,15 +310,52 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public func setattr(_ ino: Int64, mode: Int64? = nil, uid: Int64? = nil, gid: Int64? = nil, size: Int64? = nil,
                         atimeNs: Int64? = nil, mtimeNs: Int64? = nil) throws(FSError) -> Attributes {
         try locked { () throws(FSError) -> Attributes in
-            if size != nil { try commitLocked(ino) }  // pending bytes first, then cut
-            if let size, size > capacityBytes { throw .noSpace }
+            var old: Int64 = 0, granted: Int64 = 0
+            if let size {
+                try commitLocked(ino)  // pending bytes first, then cut
+                old = try namespace.inode(ino).size
+                granted = try grantLocked(size - old, partial: false)
+            }
             // Times chosen now win over the write time the buffered bytes would commit.
             if atimeNs != nil || mtimeNs != nil {
                 for pending in pendingLocked(ino) { pending.timesSet = true }
             }
-            let record = try namespace.setattr(ino: ino, mode: mode, uid: uid, gid: gid, size: size, atimeNs: atimeNs,
-                                               mtimeNs: mtimeNs, chunkSize: chunkSize, nowNs: Self.now())
-            return attributesLocked(record)
+            let changed: (record: InodeRecord, freed: [String])
+            do throws(FSError) {
+                changed = try namespace.setattr(ino: ino, mode: mode, uid: uid, gid: gid, size: size, atimeNs: atimeNs,
+                                                mtimeNs: mtimeNs, chunkSize: chunkSize, nowNs: Self.now())
+            } catch {
+                space.release(granted)
+                throw error
+            }
+            if let size, size < old { space.release(old - size) }
+            // Objects a cut left unreferenced: retired, since a read in flight may still use them.
+            retireLocked(changed.freed)
+            return attributesLocked(changed.record)
+        }
+    }
+
+    /// `fallocate` PUNCH_HOLE and ZERO_RANGE: bytes [offset, offset + length) read as zeros
+    /// from now on and hold no space (whole chunks of them lose their objects); the size
+    /// stays. Bytes not committed yet are committed first, so the hole covers them too.
+    public func deallocate(_ ino: Int64, offset: Int64, length: Int64) throws(FSError) {
+        guard offset >= 0, length > 0 else { throw .invalid }
+        let (end, overflow) = offset.addingReportingOverflow(length)
+        if overflow { throw .fileTooLarge }
+        try locked { () throws(FSError) -> Void in
+            try commitLocked(ino)
+            let punched = try namespace.punchHole(ino: ino, range: offset..<end, chunkSize: chunkSize, nowNs: Self.now())
+            retireLocked(punched.freed)
+            try compactCrowdedLocked(ino, chunks: Set(punched.partial))
+        }
+    }
+
+    /// Whether the volume has room for file `ino` to grow to `end` bytes (`fallocate`
+    /// KEEP_SIZE). A check, not a reservation: the volume's space is counted by file sizes.
+    public func ensureRoom(_ ino: Int64, upTo end: Int64) throws(FSError) {
+        try locked { () throws(FSError) -> Void in
+            let current = attributesLocked(try namespace.inode(ino)).size
+            space.release(try grantLocked(end - current, partial: false))
         }
     }
 
@@ -353,8 +413,22 @@ public final class VolumeFileSystem: @unchecked Sendable {
             if record.isDirectory { throw .isDirectory }
             if let failure = writeBackFailures.removeValue(forKey: ino) { throw failure }
             let buffer = buffers[ino] ?? FileBuffer(size: record.size)
+            // Growth past the file's size counts against the volume's; what does not fit is
+            // a short write, and a write of which nothing fits is ENOSPC.
+            var bytes = bytes
+            let current = attributesLocked(record).size
+            let (last, overflow) = offset.addingReportingOverflow(Int64(bytes.count))
+            if overflow { throw .fileTooLarge }
+            let growth = last - current
+            if growth > 0 {
+                let granted = try grantLocked(growth, partial: true)
+                if granted < growth {
+                    let fits = current + granted - offset
+                    if fits <= 0 { space.release(granted); throw .noSpace }
+                    bytes = UnsafeRawBufferPointer(rebasing: bytes[0..<Int(fits)])
+                }
+            }
             let end = offset + Int64(bytes.count)
-            if end > buffer.size, end > capacityBytes { throw .noSpace }
             var done = 0
             while done < bytes.count {
                 let position = offset + Int64(done)
@@ -462,7 +536,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         }
         cache.insert(id.description, data)
         let freed = try namespace.compactChunk(ino: ino, chunk: chunk, upToSlice: newest, object: id.description, length: length)
-        if !freed.isEmpty { retired.append((freed, Double(Self.now()) / 1e9)) }
+        retireLocked(freed)
     }
 
     /// The committed bytes [0, length) of a chunk, slices applied in order over zeros.
@@ -489,6 +563,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 result.replaceSubrange(destination..<(destination + overlap.count), with: repeatElement(0, count: overlap.count))
             }
         }
+    }
+
+    /// Objects no slice references any more, purged once reads that may still use them are done.
+    func retireLocked(_ objects: [String]) {
+        if !objects.isEmpty { retired.append((objects, Double(Self.now()) / 1e9)) }
     }
 
     func purgeRetiredLocked(all: Bool) {
@@ -582,11 +661,15 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public func removeXattr(_ ino: Int64, name: [UInt8]) throws(FSError) { try namespace.removeXattr(ino: ino, name: name, nowNs: Self.now()) }
 
     /// Capacity and use in bytes and inodes: the volume's provisioned size.
+    /// The used bytes are those writes are checked against (`SpaceAccount`), counted exactly.
     public func statfs() throws(FSError) -> (capacityBytes: Int64, usedBytes: Int64, inodes: Int64) {
-        let usage = try namespace.usage()
-        let pending = lock.withLock { (Array(buffers.values) + Array(inflight.values)).reduce(Int64(0)) { $0 + Int64($1.dirtyBytes) } }
         let capacity = capacity(fresh: true)
-        return (capacity, min(capacity, usage.bytes + pending), usage.inodes)
+        let (used, inodes) = try locked { () throws(FSError) -> (Int64, Int64) in
+            let used = try usedBytesLocked()
+            space = SpaceAccount(usedBytes: used)
+            return (used, try namespace.usage().inodes)
+        }
+        return (capacity, min(capacity, used), inodes)
     }
 
     /// Finishes the write-back, commits every buffer and purges retired objects (unmount:

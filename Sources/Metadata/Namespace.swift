@@ -20,6 +20,7 @@ public struct FSError: Error, Equatable, Sendable, CustomStringConvertible {
     public static let tooManyLinks = FSError(31) // EMLINK
     public static let notSupported = FSError(95) // EOPNOTSUPP
     public static let noSuchAddress = FSError(6) // ENXIO
+    public static let fileTooLarge = FSError(27) // EFBIG
 }
 
 /// One inode as stored. `kind` is the S_IFMT type shifted right by 12.
@@ -400,11 +401,15 @@ extension VolumeDatabase {
     /// Times as Linux filesystems keep them: any size change of a file — a truncate to the
     /// size it has, an `O_TRUNC` open of an empty file — moves its mtime and ctime, and a
     /// change of nothing (`chown(f, -1, -1)`) its ctime.
+    /// Returns the inode as changed and the objects a cut left no slice referencing (still
+    /// live: the caller retires them once reads in flight are done).
     public func setattr(ino: Int64, mode: Int64? = nil, uid: Int64? = nil, gid: Int64? = nil, size: Int64? = nil,
-                        atimeNs: Int64? = nil, mtimeNs: Int64? = nil, chunkSize: Int64, nowNs: Int64) throws(FSError) -> InodeRecord {
+                        atimeNs: Int64? = nil, mtimeNs: Int64? = nil, chunkSize: Int64,
+                        nowNs: Int64) throws(FSError) -> (record: InodeRecord, freed: [String]) {
         // A new size changes slices, which reads see through other connections.
         try fs(immediate: size != nil) { db in
             guard var record = try Self.fetchInode(db, ino) else { throw FSError.noEntry }
+            var freed: [String] = []
             if let mode {
                 record.mode = mode & 0o7777
                 record.ctimeNs = nowNs
@@ -417,7 +422,7 @@ extension VolumeDatabase {
             if let size, size != record.size {
                 if record.isDirectory { throw FSError.isDirectory }
                 if record.kind != InodeRecord.regular { throw FSError.invalid }
-                if size < record.size { try Self.truncate(db, ino: ino, to: size, chunkSize: chunkSize) }
+                if size < record.size { freed = try Self.truncate(db, ino: ino, to: size, chunkSize: chunkSize) }
                 record.size = size
             }
             if size != nil && record.kind == InodeRecord.regular {
@@ -426,7 +431,7 @@ extension VolumeDatabase {
             }
             if mode == nil && uid == nil && gid == nil && size == nil && atimeNs == nil && mtimeNs == nil { record.ctimeNs = nowNs }
             try Self.store(db, record)
-            return record
+            return (record, freed)
         }
     }
 
@@ -437,12 +442,68 @@ extension VolumeDatabase {
         }
     }
 
-    static func truncate(_ db: Database, ino: Int64, to size: Int64, chunkSize: Int64) throws {
+    /// Drops the slices past `size` and writes a hole over the rest of its chunk; returns
+    /// the objects no slice references any more.
+    static func truncate(_ db: Database, ino: Int64, to size: Int64, chunkSize: Int64) throws -> [String] {
         let lastChunk = size / chunkSize
-        try db.cachedStatement(sql: "DELETE FROM slice WHERE ino = ? AND chunk > ?").execute(arguments: [ino, size % chunkSize == 0 ? lastChunk - 1 : lastChunk])
+        let firstDropped = size % chunkSize == 0 ? lastChunk : lastChunk + 1
+        let dropped = try String.fetchAll(db.cachedStatement(sql: """
+            SELECT DISTINCT object FROM slice WHERE ino = ? AND chunk >= ? AND object IS NOT NULL
+            """), arguments: [ino, firstDropped])
+        try db.cachedStatement(sql: "DELETE FROM slice WHERE ino = ? AND chunk >= ?").execute(arguments: [ino, firstDropped])
         let offset = size % chunkSize
         if offset > 0 {
             try SliceRecord(ino: ino, chunk: lastChunk, pos: offset, len: chunkSize - offset, object: nil).insert(db)
+        }
+        return try unreferenced(db, dropped)
+    }
+
+    /// Those of `candidates` that no slice references.
+    static func unreferenced(_ db: Database, _ candidates: [String]) throws -> [String] {
+        try candidates.filter { object in
+            try Int.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM slice WHERE object = ? LIMIT 1"), arguments: [object]) == nil
+        }
+    }
+
+    /// Deallocates bytes `range` of a regular file (`fallocate` PUNCH_HOLE, ZERO_RANGE): the
+    /// chunks it covers whole lose their slices, the one or two it covers in part get a hole
+    /// slice (reads of either give zeros); the size stays, mtime and ctime move. Bytes past
+    /// the end are left alone. Returns the objects no slice references any more (still
+    /// live: the caller retires them) and the chunks given a hole slice.
+    public func punchHole(ino: Int64, range: Range<Int64>, chunkSize: Int64,
+                          nowNs: Int64) throws(FSError) -> (freed: [String], partial: [Int64]) {
+        try fs(immediate: true) { db in
+            guard var record = try Self.fetchInode(db, ino) else { throw FSError.noEntry }
+            if record.isDirectory { throw FSError.isDirectory }
+            if record.kind != InodeRecord.regular { throw FSError.invalid }
+            let low = range.lowerBound, end = min(range.upperBound, record.size)
+            var freed: [String] = [], partial: [Int64] = []
+            if low < end {
+                let head = low / chunkSize, tail = (end - 1) / chunkSize
+                // Whole chunks: from the first starting at or after `low` to the last ending
+                // at or before `end` (the file's last chunk ends at its size).
+                let firstWhole = (low + chunkSize - 1) / chunkSize
+                let lastWhole = end == record.size ? tail : end / chunkSize - 1
+                let whole: ClosedRange<Int64>? = firstWhole <= lastWhole ? firstWhole...lastWhole : nil
+                if whole != nil {
+                    let candidates = try String.fetchAll(db.cachedStatement(sql: """
+                        SELECT DISTINCT object FROM slice WHERE ino = ? AND chunk BETWEEN ? AND ? AND object IS NOT NULL
+                        """), arguments: [ino, firstWhole, lastWhole])
+                    try db.cachedStatement(sql: "DELETE FROM slice WHERE ino = ? AND chunk BETWEEN ? AND ?")
+                        .execute(arguments: [ino, firstWhole, lastWhole])
+                    freed = try Self.unreferenced(db, candidates)
+                }
+                for chunk in Set([head, tail]).sorted() where !(whole?.contains(chunk) ?? false) {
+                    let start = chunk * chunkSize
+                    let from = max(low, start) - start, to = min(end, start + chunkSize) - start
+                    try SliceRecord(ino: ino, chunk: chunk, pos: from, len: to - from, object: nil).insert(db)
+                    partial.append(chunk)
+                }
+            }
+            record.mtimeNs = nowNs
+            record.ctimeNs = nowNs
+            try Self.store(db, record)
+            return (freed, partial)
         }
     }
 
@@ -514,13 +575,7 @@ extension VolumeDatabase {
                 // every slice left, which must still shadow it.
                 try SliceRecord(id: upToSlice, ino: ino, chunk: chunk, pos: 0, len: length, object: object).insert(db)
             }
-            var unreferenced: [String] = []
-            for candidate in before {
-                if try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM slice WHERE object = ?"), arguments: [candidate]) == 0 {
-                    unreferenced.append(candidate)
-                }
-            }
-            return unreferenced
+            return try Self.unreferenced(db, before)
         }
     }
 

@@ -1,9 +1,12 @@
+import CLinux
 import Foundation
 import Testing
 
 /// Oracle test: a plain directory on the host's filesystem is the model. The same seeded
 /// random operations go to both; every result (bytes or errno) must match, and so must
-/// the whole tree (names, kinds, sizes, contents) every 25 steps and at the end.
+/// the whole tree (names, kinds, sizes, contents) every 25 steps and at the end. The
+/// operations: writes, reads, truncates, appends, `O_TRUNC` opens, holes punched and ranges
+/// zeroed with `fallocate`, and the namespace's mkdir, rmdir, unlink, rename and link.
 @Suite(.serialized) struct ModelTests {
     struct Rng {
         var state: UInt64
@@ -47,11 +50,17 @@ import Testing
             defer { close(fd) }
             let n = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             return n < 0 ? "errno \(errno)" : "appended \(n)"
-        default:  // open with O_TRUNC
+        case 9:  // open with O_TRUNC
             let fd = open(pa, O_WRONLY | O_TRUNC)
             if fd < 0 { return "errno \(errno)" }
             close(fd)
             return "ok"
+        default:  // fallocate: punch a hole (10), zero a range and maybe grow (11)
+            let fd = open(pa, O_WRONLY)
+            if fd < 0 { return "errno \(errno)" }
+            defer { close(fd) }
+            let mode: Int32 = op == 10 ? 0x01 | 0x02 : 0x10  // KEEP_SIZE | PUNCH_HOLE, ZERO_RANGE
+            return e(fallocate(fd, mode, off_t(offset), off_t(max(1, data.count))))
         }
     }
 
@@ -117,7 +126,7 @@ import Testing
         let names = ["a", "b", "c", "d/x", "d/y", "d", "e", "e/z", "d/e"]
         let chunk = 64 << 10
         for step in 0..<400 {
-            let op = rng.below(10)
+            let op = rng.below(12)
             let a = names[rng.below(names.count)], b = names[rng.below(names.count)]
             // Offsets around chunk boundaries and far beyond the end.
             let offset = [0, 1, chunk - 3, chunk, chunk + 7, 3 * chunk - 1, 200_000, rng.below(300_000)][rng.below(8)]

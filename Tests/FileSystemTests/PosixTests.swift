@@ -1,3 +1,4 @@
+import CLinux
 import CFuse3
 import Foundation
 import Testing
@@ -507,6 +508,105 @@ other::r--
         expectSame(readFile(v.path("fits")), pattern(500_000, seed: 3))
         #expect(unlink(v.path("too-big")) == 0 || errno == ENOENT)
         #expect(writeFile(v.path("small"), [1, 2]) == 0)
+    }
+
+    /// The provisioned size bounds all the files together, not each alone: the write that
+    /// crosses it is cut short and the next one refused; growing a size past it (truncate,
+    /// fallocate) is ENOSPC; an unlink (once the file is closed) and a truncate give the
+    /// room back; `statfs` counts the same bytes.
+    @Test func theProvisionedSizeBoundsAllFilesTogether() throws {
+        let v = try MountedVolume(size: 1 << 20)
+        #expect(writeFile(v.path("a"), pattern(400_000, seed: 1)) == 0)
+        #expect(writeFile(v.path("b"), pattern(400_000, seed: 2)) == 0)
+        let fd = open(v.path("c"), O_RDWR | O_CREAT, 0o644)
+        let first = pattern(400_000, seed: 3).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        #expect(first == 248_576, "the write crossing the provisioned size is cut where it ends")
+        let second = [UInt8](repeating: 1, count: 10).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        #expect(second == -1 && errno == ENOSPC)
+        // Past the end, a hole would count too.
+        #expect(pwrite(fd, [UInt8(1)], 1, 2_000_000) == -1 && errno == ENOSPC)
+        var fs = statvfs()
+        #expect(statvfs(v.mountpoint, &fs) == 0)
+        #expect(fs.f_bavail == 0 && fs.f_bfree == 0, "\(fs.f_bfree) blocks free of a full volume")
+        // An unlinked file keeps its room while it is open.
+        let held = open(v.path("a"), O_RDONLY)
+        #expect(unlink(v.path("a")) == 0)
+        #expect(writeFile(v.path("d"), [1]) == ENOSPC)
+        close(held)
+        #expect(writeFile(v.path("d"), pattern(300_000, seed: 4)) == 0)
+        #expect(truncate(v.path("b"), 0) == 0)
+        #expect(writeFile(v.path("e"), pattern(300_000, seed: 5)) == 0)
+        // 200,000 bytes left.
+        #expect(truncate(v.path("e"), 600_000) == -1 && errno == ENOSPC)
+        #expect(fallocate(fd, 0, 0, 600_000) == -1 && errno == ENOSPC)
+        #expect(fallocate(fd, 0x01, 0, 600_000) == -1 && errno == ENOSPC, "KEEP_SIZE past the room")
+        #expect(fallocate(fd, 0x01, 0, 400_000) == 0, "KEEP_SIZE within the room")
+        #expect(fallocate(fd, 0, 0, 400_000) == 0)
+        var st = stat()
+        #expect(fstat(fd, &st) == 0 && st.st_size == 400_000)
+        close(fd)
+        #expect(statvfs(v.mountpoint, &fs) == 0)
+        #expect(Int(fs.f_bfree) * Int(fs.f_frsize) <= (1 << 20) - 1_000_000 && fs.f_bfree > 0)
+        for when in ["mounted", "remounted"] {
+            expectSame(readFile(v.path("c")).map { Array($0.prefix(248_576)) }, Array(pattern(400_000, seed: 3).prefix(248_576)), "c \(when)")
+            expectSame(readFile(v.path("d")), pattern(300_000, seed: 4), "d \(when)")
+            expectSame(readFile(v.path("e")), pattern(300_000, seed: 5), "e \(when)")
+            #expect(writeFile(v.path("f"), [UInt8](repeating: 2, count: 200_000)) == ENOSPC, "\(when)")
+            v.unmount()
+            try v.mount()
+        }
+    }
+
+    /// `fallocate`: PUNCH_HOLE (with KEEP_SIZE, as Linux demands) and ZERO_RANGE read as
+    /// zeros from then on, inside a chunk, across a boundary and over whole chunks, whose
+    /// objects are deleted; ZERO_RANGE without KEEP_SIZE grows the file; modes Berth does
+    /// not do are EOPNOTSUPP.
+    @Test func punchedHolesReadAsZerosAndFreeWholeChunks() throws {
+        let v = try MountedVolume(storageClass: "replicated-3")  // 64 KiB chunks
+        let chunk = 64 << 10
+        var model = pattern(6 * chunk + 1000, seed: 7)
+        #expect(writeFile(v.path("f"), model, sync: true) == 0)
+        let fd = open(v.path("f"), O_RDWR)
+        for (offset, length) in [(100, 5000), (chunk - 10, 30), (2 * chunk - 5, 3 * chunk + 10)] {
+            #expect(fallocate(fd, 0x01 | 0x02, off_t(offset), off_t(length)) == 0, "punch \(offset) +\(length)")
+            model.replaceSubrange(offset..<(offset + length), with: repeatElement(0, count: length))
+        }
+        #expect(fallocate(fd, 0x02, 0, 10) == -1 && errno == EOPNOTSUPP, "PUNCH_HOLE without KEEP_SIZE")
+        #expect(fallocate(fd, 0x08, 0, off_t(chunk)) == -1 && errno == EOPNOTSUPP, "COLLAPSE_RANGE")
+        // Punching past the end changes nothing; zeroing past it grows the file.
+        #expect(fallocate(fd, 0x01 | 0x02, off_t(model.count + 10), 100) == 0)
+        #expect(fallocate(fd, 0x10, off_t(model.count - 10), 100) == 0)
+        model.replaceSubrange((model.count - 10)..., with: repeatElement(0, count: 10))
+        model += [UInt8](repeating: 0, count: 90)
+        // Bytes written and not committed yet are punched too.
+        #expect(pwrite(fd, [UInt8](repeating: 9, count: 4), 4, 50_000) == 4)
+        #expect(fallocate(fd, 0x01 | 0x10, 50_001, 2) == 0)
+        model.replaceSubrange(50_000..<50_004, with: [9, 0, 0, 9])
+        close(fd)
+        expectSame(readFile(v.path("f")), model, "mounted")
+        var st = stat()
+        #expect(stat(v.path("f"), &st) == 0 && st.st_size == model.count)
+        v.unmount()  // purges the objects the holes retired
+        // 7 chunks were written as 7 objects; chunks 2, 3 and 4 are holes now; the 4-byte
+        // write is one more object.
+        #expect(v.shardFiles() / 3 <= 5, "\(v.shardFiles() / 3) objects remain")
+        try v.mount()
+        expectSame(readFile(v.path("f")), model, "remounted")
+    }
+
+    /// Cutting a file short gives its space back on the devices at once: the objects past
+    /// the new end are deleted (once reads in flight are done), not kept until a remount.
+    @Test(arguments: ["replicated-3", "ec-4-2"])
+    func truncatedDataDoesNotKeepItsSpace(storageClass: String) throws {
+        let v = try MountedVolume(storageClass: storageClass)  // 64 KiB chunks
+        for round in 0..<5 { #expect(writeFile(v.path("log"), pattern(300_000, seed: round), sync: true) == 0) }  // O_TRUNC
+        #expect(truncate(v.path("log"), 70_000) == 0)
+        v.unmount()  // purges what truncation retired, as a running mount does after a while
+        let width = storageClass == "replicated-3" ? 3 : 6
+        // The last version's first two chunks (of five) are left.
+        #expect(v.shardFiles() / width <= 2, "\(v.shardFiles() / width) objects remain")
+        try v.mount()
+        expectSame(readFile(v.path("log")), Array(pattern(300_000, seed: 4).prefix(70_000)))
     }
 
     /// fsynced data and names survive a SIGKILL of the daemon and a remount, which

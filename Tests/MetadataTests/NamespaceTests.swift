@@ -242,6 +242,42 @@ import Testing
         #expect(try db.object(id: own)?.state == .deleting)
     }
 
+    /// A cut hands back the objects no slice references any more; a punched hole deletes
+    /// the slices of the chunks it covers whole and shadows the ones it covers in part.
+    @Test func cutsAndHolesHandBackTheirObjects() throws {
+        let db = try fresh()
+        let f = try db.create(parent: 1, name: n("f"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        let g = try db.create(parent: 1, name: n("g"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        let objects = (0..<6).map { String(repeating: String($0), count: 32) }
+        for object in objects {
+            try db.beginObject(ObjectRecord(id: object, poolID: 1, pg: 0, sizeBytes: 100, state: .writing, createdMs: 0))
+        }
+        // f: chunks 0...4 of 100 bytes, one object each (object 4 also holds g's bytes); f is 450 bytes.
+        try db.commitWrites([.init(ino: f.ino, size: 450, mtimeNs: 3), .init(ino: g.ino, size: 10, mtimeNs: 3)],
+                            slices: (0..<5).map { SliceRecord(ino: f.ino, chunk: Int64($0), pos: 0, len: $0 == 4 ? 50 : 100, object: objects[$0]) }
+                                + [SliceRecord(ino: g.ino, chunk: 0, pos: 0, len: 10, object: objects[4], objectOff: 50)],
+                            objects: Array(objects.prefix(5)))
+        // Bytes 150..<420: chunk 1 in part, chunks 2 and 3 whole, chunk 4 in part.
+        let punched = try db.punchHole(ino: f.ino, range: 150..<420, chunkSize: 100, nowNs: 4)
+        #expect(Set(punched.freed) == [objects[2], objects[3]])
+        #expect(punched.partial == [1, 4])
+        #expect(try db.slices(ino: f.ino, chunk: 1).map { [$0.pos, $0.len] } == [[0, 100], [50, 50]])
+        #expect(try db.slices(ino: f.ino, chunk: 1).last?.object == nil)
+        #expect(try db.slices(ino: f.ino, chunk: 2).isEmpty && db.slices(ino: f.ino, chunk: 3).isEmpty)
+        #expect(try db.slices(ino: f.ino, chunk: 4).map { [$0.pos, $0.len] } == [[0, 50], [0, 20]])
+        #expect(try db.inode(f.ino).size == 450 && db.inode(f.ino).mtimeNs == 4)
+        // To the end of the file: its last chunk counts as whole, past the end nothing happens.
+        #expect(try db.punchHole(ino: f.ino, range: 400..<10_000, chunkSize: 100, nowNs: 5).freed.isEmpty, "g still uses object 4")
+        #expect(try db.slices(ino: f.ino, chunk: 4).isEmpty)
+        #expect(try db.punchHole(ino: f.ino, range: 450..<500, chunkSize: 100, nowNs: 5) == ([], []))
+        // A cut to 120: chunk 1 keeps its object under a hole, chunk 0 is untouched.
+        let cut = try db.setattr(ino: f.ino, size: 120, chunkSize: 100, nowNs: 6)
+        #expect(cut.freed.isEmpty && cut.record.size == 120)
+        #expect(try db.setattr(ino: f.ino, size: 100, chunkSize: 100, nowNs: 7).freed == [objects[1]])
+        #expect(try db.setattr(ino: f.ino, size: 0, chunkSize: 100, nowNs: 8).freed == [objects[0]])
+        #expect(throws: FSError.isDirectory) { try db.punchHole(ino: 1, range: 0..<1, chunkSize: 100, nowNs: 9) }
+    }
+
     /// A volume made before migration v5 (constraints rebuilt) keeps every row of its
     /// namespace through it, and its foreign keys still hold.
     @Test func theConstraintMigrationKeepsTheNamespace() throws {
