@@ -208,4 +208,8 @@ t("fallocate-punch-no-keep", lambda: falloc(0x02, 0, 10))
 t("fallocate-zero-range-grow", lambda: falloc(0x10, 16000, 1000))
 t("fallocate-keep-size", lambda: falloc(0x01, 0, 1 << 20))
 t("fallocate-grow", lambda: falloc(0x00, 17000, 3000))
+def rdonly_trunc():
+    mk("rt", b"abc"); os.close(os.open("rt", os.O_RDONLY | os.O_TRUNC)); return os.lstat("rt").st_size
+t("open-rdonly-trunc", rdonly_trunc)
+t("utime-before-1970", lambda: (mk("old"), os.utime("old", ns=(-1, -1500000000)), os.lstat("old").st_mtime_ns)[2])
 for n, r in res: print(f"{n:28} {r}")

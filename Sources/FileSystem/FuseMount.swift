@@ -153,6 +153,11 @@ public final class FuseMount: @unchecked Sendable {
         return Array(UnsafeRawBufferPointer(start: name, count: strlen(name)))
     }
 
+    static func timespecOf(_ ns: Int64) -> timespec {
+        let (seconds, nanoseconds) = Timestamp.parts(ns)
+        return timespec(tv_sec: seconds, tv_nsec: nanoseconds)
+    }
+
     func attributesStat(_ a: Attributes) -> Glibc.stat {
         var s = Glibc.stat()
         s.st_ino = UInt(a.ino)
@@ -164,9 +169,9 @@ public final class FuseMount: @unchecked Sendable {
         s.st_rdev = UInt(a.rdev)
         s.st_blksize = 4096
         s.st_blocks = Int((a.size + 511) / 512)
-        s.st_atim = timespec(tv_sec: Int(a.atimeNs / 1_000_000_000), tv_nsec: Int(a.atimeNs % 1_000_000_000))
-        s.st_mtim = timespec(tv_sec: Int(a.mtimeNs / 1_000_000_000), tv_nsec: Int(a.mtimeNs % 1_000_000_000))
-        s.st_ctim = timespec(tv_sec: Int(a.ctimeNs / 1_000_000_000), tv_nsec: Int(a.ctimeNs % 1_000_000_000))
+        s.st_atim = Self.timespecOf(a.atimeNs)
+        s.st_mtim = Self.timespecOf(a.mtimeNs)
+        s.st_ctim = Self.timespecOf(a.ctimeNs)
         return s
     }
 
@@ -298,9 +303,9 @@ public final class FuseMount: @unchecked Sendable {
                     gid: has(FUSE_SET_ATTR_GID) ? Int64(a.st_gid) : nil,
                     size: has(FUSE_SET_ATTR_SIZE) ? Int64(a.st_size) : nil,
                     atimeNs: has(FUSE_SET_ATTR_ATIME_NOW) ? now
-                        : has(FUSE_SET_ATTR_ATIME) ? Int64(a.st_atim.tv_sec) * 1_000_000_000 + Int64(a.st_atim.tv_nsec) : nil,
+                        : has(FUSE_SET_ATTR_ATIME) ? Timestamp.nanoseconds(seconds: a.st_atim.tv_sec, nanoseconds: a.st_atim.tv_nsec) : nil,
                     mtimeNs: has(FUSE_SET_ATTR_MTIME_NOW) ? now
-                        : has(FUSE_SET_ATTR_MTIME) ? Int64(a.st_mtim.tv_sec) * 1_000_000_000 + Int64(a.st_mtim.tv_nsec) : nil)
+                        : has(FUSE_SET_ATTR_MTIME) ? Timestamp.nanoseconds(seconds: a.st_mtim.tv_sec, nanoseconds: a.st_mtim.tv_nsec) : nil)
                 m.replyAttr(req, result)
             }
         }
@@ -370,12 +375,11 @@ public final class FuseMount: @unchecked Sendable {
         ops.open = { req, ino, fi in
             FuseMount.handle(req) { m throws(FSError) in
                 let flags = fi!.pointee.flags
-                if m.readOnly && (flags & O_ACCMODE) != O_RDONLY { throw FSError(EROFS) }
+                if m.readOnly && ((flags & O_ACCMODE) != O_RDONLY || flags & O_TRUNC != 0) { throw FSError(EROFS) }
                 let attributes = try m.fileSystem.getattr(Int64(ino))
                 if attributes.kind == InodeRecord.directory { throw .isDirectory }
-                if flags & O_TRUNC != 0 && (flags & O_ACCMODE) != O_RDONLY {
-                    _ = try m.fileSystem.setattr(Int64(ino), size: 0)
-                }
+                // Also with O_RDONLY, as on Linux: the kernel has checked write access for O_TRUNC.
+                if flags & O_TRUNC != 0 { _ = try m.fileSystem.setattr(Int64(ino), size: 0) }
                 try m.fileSystem.open(Int64(ino))
                 // Reads move atime (relatime) only where they reach us: when one is due,
                 // the kernel drops the pages it holds so that the next read does.

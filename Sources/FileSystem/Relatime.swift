@@ -7,6 +7,6 @@ public enum Relatime {
     public static let dayNs: Int64 = 86_400 * 1_000_000_000
 
     public static func isDue(atimeNs: Int64, mtimeNs: Int64, ctimeNs: Int64, nowNs: Int64) -> Bool {
-        atimeNs <= mtimeNs || atimeNs <= ctimeNs || nowNs - atimeNs >= dayNs
+        atimeNs <= mtimeNs || atimeNs <= ctimeNs || atimeNs <= nowNs - dayNs  // no difference: it could overflow
     }
 }

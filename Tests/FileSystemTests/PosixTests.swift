@@ -20,6 +20,12 @@ import Testing
         // O_TRUNC.
         #expect(writeFile(v.path("f"), [9]) == 0)
         #expect(readFile(v.path("f")) == [9])
+        // O_TRUNC with O_RDONLY truncates too, as Linux does (the kernel has checked write access).
+        let readOnlyTrunc = open(v.path("f"), O_RDONLY | O_TRUNC)
+        #expect(readOnlyTrunc >= 0)
+        close(readOnlyTrunc)
+        #expect(readFile(v.path("f")) == [])
+        #expect(writeFile(v.path("f"), [9]) == 0)
         // Sparse files read zeros, including above 4 GiB.
         let fd = open(v.path("sparse"), O_WRONLY | O_CREAT, 0o644)
         #expect(fd >= 0)
@@ -508,6 +514,29 @@ other::r--
         expectSame(readFile(v.path("fits")), pattern(500_000, seed: 3))
         #expect(unlink(v.path("too-big")) == 0 || errno == ENOENT)
         #expect(writeFile(v.path("small"), [1, 2]) == 0)
+    }
+
+    /// Times Berth cannot hold (past 2262, before 1677) are clamped, as ext4 clamps to its
+    /// range; times before 1970 read back exact (a timespec's nanoseconds stay positive).
+    @Test func timesOutsideTheRangeAreClampedAndTheMountStaysUp() throws {
+        let v = try MountedVolume()
+        #expect(writeFile(v.path("f"), [1, 2, 3]) == 0)
+        func set(_ seconds: Int, _ nanoseconds: Int) -> Int32 {
+            var times = [timespec(tv_sec: seconds, tv_nsec: nanoseconds), timespec(tv_sec: seconds, tv_nsec: nanoseconds)]
+            return utimensat(AT_FDCWD, v.path("f"), &times, 0)
+        }
+        func mtime() -> timespec { var st = stat(); _ = stat(v.path("f"), &st); return st.st_mtim }
+        #expect(set(32_503_680_000, 0) == 0, "year 3000")
+        #expect(mtime().tv_sec == Int(Int64.max / 1_000_000_000), "clamped to 2262")
+        #expect(set(-32_503_680_000, 0) == 0)
+        #expect(mtime().tv_sec == Int(Int64.min / 1_000_000_000) - 1, "clamped to 1677")
+        #expect(set(-1, 999_999_999) == 0)
+        let before1970 = mtime()
+        #expect(before1970.tv_sec == -1 && before1970.tv_nsec == 999_999_999)
+        v.unmount()
+        try v.mount()
+        #expect(mtime().tv_sec == -1 && mtime().tv_nsec == 999_999_999, "after a remount")
+        #expect(readFile(v.path("f")) == [1, 2, 3])
     }
 
     /// The provisioned size bounds all the files together, not each alone: the write that
