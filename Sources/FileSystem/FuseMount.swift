@@ -168,7 +168,7 @@ public final class FuseMount: @unchecked Sendable {
         s.st_size = Int(a.size)
         s.st_rdev = UInt(a.rdev)
         s.st_blksize = 4096
-        s.st_blocks = Int((a.size + 511) / 512)
+        s.st_blocks = Int(a.blocks)
         s.st_atim = Self.timespecOf(a.atimeNs)
         s.st_mtim = Self.timespecOf(a.mtimeNs)
         s.st_ctim = Self.timespecOf(a.ctimeNs)

@@ -17,6 +17,9 @@ public struct Attributes: Sendable, Hashable {
     public var atimeNs: Int64
     public var mtimeNs: Int64
     public var ctimeNs: Int64
+    /// 512-byte units of data held (`st_blocks`): for a file, its chunks that hold data
+    /// (`Namespace.dataBytes`) and its bytes not committed yet, at most its size.
+    public var blocks: Int64 = 0
 }
 
 public struct DirectoryListing: Sendable {
@@ -199,13 +202,16 @@ public final class VolumeFileSystem: @unchecked Sendable {
         var a = Attributes(ino: r.ino, kind: r.kind, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid, size: r.size,
                            rdev: r.rdev, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs, ctimeNs: r.ctimeNs)
         // Bytes not committed yet count: the size they reach, the time they were written.
+        var data = r.kind == InodeRecord.regular ? (try? namespace.dataBytes(r, chunkSize: chunkSize)) ?? r.size : r.size
         for pending in pendingLocked(r.ino) {
             a.size = max(a.size, pending.size)
+            data += Int64(pending.dirtyBytes)
             if !pending.timesSet && pending.lastWriteNs > a.mtimeNs {
                 a.mtimeNs = pending.lastWriteNs
                 a.ctimeNs = max(a.ctimeNs, pending.lastWriteNs)
             }
         }
+        a.blocks = (min(data, a.size) + 511) / 512
         return a
     }
 

@@ -9,9 +9,14 @@ import Synchronization
 /// A reader may fetch a row, then a writer change and commit it, then the reader insert
 /// what it fetched. So every change bumps `generation`, and an insert is refused unless
 /// the generation is still the one the reader saw before it fetched.
+///
+/// Beside each inode it may hold the bytes of the file's data (`Namespace.dataBytes`):
+/// every change of a file's slices also changes its inode row (size, times) — except a
+/// compaction, which keeps the chunks that hold data — so it is dropped with the inode.
 final class InodeCache: Sendable {
     private struct State {
         var entries: [Int64: InodeRecord] = [:]
+        var dataBytes: [Int64: Int64] = [:]
         var generation: UInt64 = 0
     }
     private let state = Mutex(State())
@@ -32,17 +37,31 @@ final class InodeCache: Sendable {
         }
     }
 
+    func dataBytes(_ ino: Int64) -> Int64? { state.withLock { $0.dataBytes[ino] } }
+
+    func insertDataBytes(_ bytes: Int64, of ino: Int64, ifGeneration generation: UInt64) {
+        state.withLock { s in
+            guard s.generation == generation else { return }
+            if s.dataBytes.count >= capacity { s.dataBytes.removeAll(keepingCapacity: true) }
+            s.dataBytes[ino] = bytes
+        }
+    }
+
     func invalidateAll() {
         state.withLock { s in
             s.generation &+= 1
             s.entries.removeAll(keepingCapacity: true)
+            s.dataBytes.removeAll(keepingCapacity: true)
         }
     }
 
     func invalidate(_ inos: some Sequence<Int64>) {
         state.withLock { s in
             s.generation &+= 1
-            for ino in inos { s.entries[ino] = nil }
+            for ino in inos {
+                s.entries[ino] = nil
+                s.dataBytes[ino] = nil
+            }
         }
     }
 
@@ -51,7 +70,10 @@ final class InodeCache: Sendable {
     func install(_ fresh: [InodeRecord], replacing changed: some Sequence<Int64>) {
         state.withLock { s in
             s.generation &+= 1
-            for ino in changed { s.entries[ino] = nil }
+            for ino in changed {
+                s.entries[ino] = nil
+                s.dataBytes[ino] = nil
+            }
             if s.entries.count + fresh.count > capacity { s.entries.removeAll(keepingCapacity: true) }
             for record in fresh { s.entries[record.ino] = record }
         }

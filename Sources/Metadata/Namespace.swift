@@ -517,6 +517,21 @@ extension VolumeDatabase {
         }
     }
 
+    /// Bytes of a file's committed data, at chunk granularity: each chunk holding a slice
+    /// with an object counts whole, the last up to the size; holes and chunks never written
+    /// count nothing. What `st_blocks` reports (with bytes not committed yet). Cached with
+    /// the inode (`InodeCache`).
+    public func dataBytes(_ record: InodeRecord, chunkSize: Int64) throws(FSError) -> Int64 {
+        guard record.kind == InodeRecord.regular, record.size > 0 else { return 0 }
+        if let cached = inodes.dataBytes(record.ino) { return cached }
+        let generation = inodes.generation
+        let bytes = try dataChunks(ino: record.ino, from: 0).reduce(Int64(0)) { total, chunk in
+            total + max(0, min(chunkSize, record.size - chunk * chunkSize))
+        }
+        inodes.insertDataBytes(bytes, of: record.ino, ifGeneration: generation)
+        return bytes
+    }
+
     /// A chunk's slices, oldest first, each with its object's size.
     public func slices(ino: Int64, chunk: Int64) throws(FSError) -> [SliceRecord] {
         try fsParallelRead { db in

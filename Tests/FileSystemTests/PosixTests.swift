@@ -623,6 +623,34 @@ other::r--
         expectSame(readFile(v.path("f")), model, "remounted")
     }
 
+    /// `st_blocks` counts the chunks that hold data (and bytes not committed yet), so `du`
+    /// and sparse-aware copies see holes: a file grown by truncate holds nothing, a byte
+    /// far out holds one chunk at most, a punched chunk gives its blocks back.
+    @Test func blocksCountTheChunksThatHoldData() throws {
+        let v = try MountedVolume(storageClass: "remote-disk")  // 64 KiB chunks
+        func blocks(_ name: String) -> Int { var st = stat(); _ = stat(v.path(name), &st); return Int(st.st_blocks) }
+        #expect(writeFile(v.path("full"), pattern(300_000, seed: 1)) == 0)
+        #expect(blocks("full") == (300_000 + 511) / 512, "pending bytes count")
+        #expect(writeFile(v.path("synced"), pattern(300_000, seed: 2), sync: true) == 0)
+        #expect(blocks("synced") == (300_000 + 511) / 512, "committed bytes count")
+        #expect(writeFile(v.path("empty"), []) == 0 && truncate(v.path("empty"), 1 << 30) == 0)
+        #expect(blocks("empty") == 0, "a file grown by truncate holds nothing")
+        let fd = open(v.path("far"), O_RDWR | O_CREAT, 0o644)
+        #expect(pwrite(fd, [UInt8(7)], 1, 5 << 30) == 1)
+        #expect(blocks("far") <= 128, "one byte far out: \(blocks("far")) blocks")
+        #expect(fsync(fd) == 0)
+        #expect(blocks("far") == 1, "committed: the last chunk up to the size")
+        close(fd)
+        // Punch chunk 1 of "synced" whole: 64 KiB fewer.
+        let sfd = open(v.path("synced"), O_RDWR)
+        #expect(fallocate(sfd, 0x01 | 0x02, 65_536, 65_536) == 0)
+        close(sfd)
+        #expect(blocks("synced") == (300_000 - 65_536 + 511) / 512)
+        v.unmount()
+        try v.mount()
+        #expect(blocks("synced") == (300_000 - 65_536 + 511) / 512 && blocks("far") == 1 && blocks("empty") == 0, "after a remount")
+    }
+
     /// Cutting a file short gives its space back on the devices at once: the objects past
     /// the new end are deleted (once reads in flight are done), not kept until a remount.
     @Test(arguments: ["replicated-3", "ec-4-2"])

@@ -257,6 +257,9 @@ import Testing
                             slices: (0..<5).map { SliceRecord(ino: f.ino, chunk: Int64($0), pos: 0, len: $0 == 4 ? 50 : 100, object: objects[$0]) }
                                 + [SliceRecord(ino: g.ino, chunk: 0, pos: 0, len: 10, object: objects[4], objectOff: 50)],
                             objects: Array(objects.prefix(5)))
+        // Data bytes (st_blocks) at chunk granularity, cached and dropped with the inode.
+        #expect(try db.dataBytes(db.inode(f.ino), chunkSize: 100) == 450)
+        #expect(try db.dataBytes(db.inode(f.ino), chunkSize: 100) == 450, "cached")
         // Bytes 150..<420: chunk 1 in part, chunks 2 and 3 whole, chunk 4 in part.
         let punched = try db.punchHole(ino: f.ino, range: 150..<420, chunkSize: 100, nowNs: 4)
         #expect(Set(punched.freed) == [objects[2], objects[3]])
@@ -266,6 +269,7 @@ import Testing
         #expect(try db.slices(ino: f.ino, chunk: 2).isEmpty && db.slices(ino: f.ino, chunk: 3).isEmpty)
         #expect(try db.slices(ino: f.ino, chunk: 4).map { [$0.pos, $0.len] } == [[0, 50], [0, 20]])
         #expect(try db.inode(f.ino).size == 450 && db.inode(f.ino).mtimeNs == 4)
+        #expect(try db.dataBytes(db.inode(f.ino), chunkSize: 100) == 250, "chunks 0, 1 and 4 (50 bytes) hold data")
         // To the end of the file: its last chunk counts as whole, past the end nothing happens.
         #expect(try db.punchHole(ino: f.ino, range: 400..<10_000, chunkSize: 100, nowNs: 5).freed.isEmpty, "g still uses object 4")
         #expect(try db.slices(ino: f.ino, chunk: 4).isEmpty)
@@ -273,6 +277,7 @@ import Testing
         // A cut to 120: chunk 1 keeps its object under a hole, chunk 0 is untouched.
         let cut = try db.setattr(ino: f.ino, size: 120, chunkSize: 100, nowNs: 6)
         #expect(cut.freed.isEmpty && cut.record.size == 120)
+        #expect(try db.dataBytes(cut.record, chunkSize: 100) == 120)
         #expect(try db.setattr(ino: f.ino, size: 100, chunkSize: 100, nowNs: 7).freed == [objects[1]])
         #expect(try db.setattr(ino: f.ino, size: 0, chunkSize: 100, nowNs: 8).freed == [objects[0]])
         #expect(throws: FSError.isDirectory) { try db.punchHole(ino: 1, range: 0..<1, chunkSize: 100, nowNs: 9) }
