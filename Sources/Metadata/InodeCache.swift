@@ -90,6 +90,8 @@ final class InodeCache: Sendable {
         let cache: InodeCache
         /// Only touched on the writer's queue: inodes changed since the last read-back.
         private var changed: Set<Int64> = []
+        /// Changed inodes whose state the writer knows (`know`): read back without a query.
+        private var known: [Int64: InodeRecord] = [:]
 
         init(_ cache: InodeCache) { self.cache = cache }
 
@@ -97,25 +99,35 @@ final class InodeCache: Sendable {
 
         func databaseDidChange(with event: DatabaseEvent) {
             changed.insert(event.rowID)
+            known[event.rowID] = nil
             cache.invalidate(CollectionOfOne(event.rowID))
+        }
+
+        /// The writer has just written `record` as it now stands: the read-back takes it
+        /// instead of querying — unless a later statement changes the row again first.
+        func know(_ record: InodeRecord) {
+            if changed.contains(record.ino) { known[record.ino] = record }
         }
 
         /// Installs the inodes changed so far, as they now stand.
         func readBack(_ db: Database, fetch: (Database, Int64) throws -> InodeRecord?) throws {
             guard !changed.isEmpty else { return }
-            let fresh = try changed.compactMap { try fetch(db, $0) }
+            let fresh = try changed.compactMap { try known[$0] ?? fetch(db, $0) }
             cache.install(fresh, replacing: changed)
             changed.removeAll(keepingCapacity: true)
+            known.removeAll(keepingCapacity: true)
         }
 
         func databaseDidCommit(_ db: Database) {
             if !changed.isEmpty { cache.invalidate(changed) }
             changed.removeAll(keepingCapacity: true)
+            known.removeAll(keepingCapacity: true)
         }
 
         func databaseDidRollback(_ db: Database) {
             cache.invalidateAll()
             changed.removeAll(keepingCapacity: true)
+            known.removeAll(keepingCapacity: true)
         }
     }
 }

@@ -174,6 +174,19 @@ extension VolumeDatabase {
         return dir
     }
 
+    /// `fetchInode` inside a change, from the inode cache where it holds the inode: the
+    /// cache follows the writer's connection exactly (`InodeCache`), so it is what a query
+    /// would return.
+    func currentInode(_ db: Database, _ ino: Int64) throws -> InodeRecord? {
+        if let cached = inodes.get(ino) { return cached }
+        return try Self.fetchInode(db, ino)
+    }
+
+    /// Whether `parent` has an entry `name` (no inode read).
+    static func hasChild(_ db: Database, _ parent: Int64, _ name: [UInt8]) throws -> Bool {
+        try InodeRows.fetchIno(db.cachedStatement(sql: "SELECT ino FROM dentry WHERE parent = ? AND name = ?"), parent, name) != nil
+    }
+
     static func child(_ db: Database, _ parent: Int64, _ name: [UInt8]) throws -> InodeRecord? {
         try InodeRows.fetchOne(
             db.cachedStatement(sql: "SELECT i.* FROM dentry d JOIN inode i ON i.ino = d.ino WHERE d.parent = ? AND d.name = ?"),
@@ -183,6 +196,17 @@ extension VolumeDatabase {
     static func touchDirectory(_ db: Database, _ ino: Int64, nlinkDelta: Int64, nowNs: Int64) throws {
         try db.cachedStatement(sql: "UPDATE inode SET nlink = nlink + ?, mtime_ns = ?, ctime_ns = ? WHERE ino = ?")
             .execute(arguments: [nlinkDelta, nowNs, nowNs, ino])
+    }
+
+    /// `touchDirectory` of a directory the caller holds as it stood: the read-back then
+    /// takes its new state without a query.
+    func touchDirectory(_ db: Database, _ directory: InodeRecord, nlinkDelta: Int64, nowNs: Int64) throws {
+        try Self.touchDirectory(db, directory.ino, nlinkDelta: nlinkDelta, nowNs: nowNs)
+        var touched = directory
+        touched.nlink += nlinkDelta
+        touched.mtimeNs = nowNs
+        touched.ctimeNs = nowNs
+        inodeWatcher.know(touched)
     }
 
     public func lookup(parent: Int64, name: [UInt8]) throws(FSError) -> InodeRecord {
@@ -204,8 +228,9 @@ extension VolumeDatabase {
                        target: [UInt8]? = nil, umask: Int64? = nil, nowNs: Int64) throws(FSError) -> InodeRecord {
         if name.count > 255 { throw .nameTooLong }
         return try fs { db in
-            let directory = try Self.directory(db, parent)
-            if try Self.child(db, parent, name) != nil { throw FSError.exists }
+            guard let directory = try currentInode(db, parent) else { throw FSError.noEntry }
+            guard directory.isDirectory else { throw FSError.notDirectory }
+            if try Self.hasChild(db, parent, name) { throw FSError.exists }
             let isDir = kind == InodeRecord.directory
             let inherits = directory.mode & Self.setGroupID != 0
             let acls = try inheritance(db, parent: parent, kind: kind, mode: mode & 0o7777, umask: umask)
@@ -221,8 +246,9 @@ extension VolumeDatabase {
                                          record.rdev, nowNs, nowNs, nowNs, record.target])
             try db.cachedStatement(sql: "INSERT INTO dentry (parent, name, ino) VALUES (?, ?, ?)")
                 .execute(arguments: [parent, Data(name), record.ino])
+            inodeWatcher.know(record)
             try storeInherited(db, ino: record.ino, access: acls.access, defaultACL: acls.defaultACL)
-            try Self.touchDirectory(db, parent, nlinkDelta: isDir ? 1 : 0, nowNs: nowNs)
+            try touchDirectory(db, directory, nlinkDelta: isDir ? 1 : 0, nowNs: nowNs)
             return record
         }
     }
@@ -265,16 +291,19 @@ extension VolumeDatabase {
                        deleteIfUnused: (Int64) -> Bool = { _ in false }) throws(FSError) -> (inode: InodeRecord, deleted: [String]?) {
         // The objects it frees lose their shards next: the change must be committed first.
         try fs(commitIf: { $0.deleted?.isEmpty == false }) { db in
-            _ = try Self.directory(db, parent)
-            guard var victim = try Self.child(db, parent, name) else { throw FSError.noEntry }
+            guard let directory = try currentInode(db, parent) else { throw FSError.noEntry }
+            guard directory.isDirectory else { throw FSError.notDirectory }
+            guard let ino = try InodeRows.fetchIno(db.cachedStatement(sql: "SELECT ino FROM dentry WHERE parent = ? AND name = ?"), parent, name),
+                  var victim = try currentInode(db, ino) else { throw FSError.noEntry }
             if victim.isDirectory { throw FSError.isDirectory }
             try db.cachedStatement(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?").execute(arguments: [parent, Data(name)])
             victim.nlink -= 1
             victim.ctimeNs = nowNs
-            try Self.touchDirectory(db, parent, nlinkDelta: 0, nowNs: nowNs)
+            try touchDirectory(db, directory, nlinkDelta: 0, nowNs: nowNs)
             // Deleted in this same change: its new link count need not be stored first.
             if victim.nlink == 0 && deleteIfUnused(victim.ino) { return (victim, try self.deleteUnlinkedInode(db, victim.ino)) }
             try Self.store(db, victim)
+            inodeWatcher.know(victim)
             return (victim, nil)
         }
     }
