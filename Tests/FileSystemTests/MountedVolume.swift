@@ -82,6 +82,21 @@ final class MountedVolume: @unchecked Sendable {
 
     func path(_ relative: String) -> String { mountpoint + "/" + relative }
 
+    /// Paths of the shard files on all of the volume's devices.
+    func shardPaths() -> [String] {
+        let devices = state + "/devices"
+        guard let walker = FileManager.default.enumerator(atPath: devices) else { return [] }
+        var paths: [String] = []
+        while let path = walker.nextObject() as? String {
+            guard path.contains("/shards/") else { continue }
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: devices + "/" + path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                paths.append(devices + "/" + path)
+            }
+        }
+        return paths
+    }
+
     /// Shard files on all of the volume's devices.
     func shardFiles() -> Int {
         let devices = state + "/devices"

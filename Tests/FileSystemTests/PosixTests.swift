@@ -651,6 +651,51 @@ other::r--
         #expect(blocks("synced") == (300_000 - 65_536 + 511) / 512 && blocks("far") == 1 && blocks("empty") == 0, "after a remount")
     }
 
+    /// Shards whose bytes rot on disk: as long as the class has enough good ones the file
+    /// reads right (checksums catch the bad ones), and when it has not a read is EIO — never
+    /// the damaged bytes — and the mount keeps serving everything else.
+    @Test(arguments: [("replicated-3", [0, 1]), ("ec-4-2", [0, 3]), ("remote-disk", [])])
+    func rottenShardsReadRightOrFailWithEIO(storageClass: String, rotten positions: [Int]) throws {
+        let v = try MountedVolume(storageClass: storageClass)  // 64 KiB chunks
+        let data = pattern(200_000, seed: 11)
+        #expect(writeFile(v.path("f"), data, sync: true) == 0)
+        v.unmount()
+        // Flip the last byte (payload) of the chosen positions' shards — every shard for single copy.
+        var flipped = 0
+        for path in v.shardPaths() where positions.isEmpty || positions.contains(where: { path.hasSuffix(".\($0)") }) {
+            let fd = open(path, O_RDWR)
+            var st = stat()
+            #expect(fd >= 0 && fstat(fd, &st) == 0)
+            var byte: UInt8 = 0
+            #expect(pread(fd, &byte, 1, off_t(st.st_size - 1)) == 1)
+            byte ^= 0xFF
+            #expect(pwrite(fd, &byte, 1, off_t(st.st_size - 1)) == 1)
+            close(fd)
+            flipped += 1
+        }
+        #expect(flipped > 0)
+        try v.mount()
+        if positions.isEmpty {
+            let fd = open(v.path("f"), O_RDONLY)
+            var buffer = [UInt8](repeating: 0, count: 200_000)
+            // The kernel returns the pages that did read (a short read), then the error.
+            var done = 0, failure: Int32 = 0
+            while done < buffer.count {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
+                if n < 0 { failure = errno; break }
+                if n == 0 { break }
+                done += n
+            }
+            #expect(failure == EIO && done < data.count, "damaged data is EIO, not garbage (\(done) bytes read)")
+            #expect(buffer.prefix(done) == data.prefix(done), "what did read is right")
+            close(fd)
+        } else {
+            expectSame(readFile(v.path("f")), data, "\(storageClass) with positions \(positions) rotten")
+        }
+        #expect(writeFile(v.path("g"), [1, 2, 3], sync: true) == 0)
+        #expect(readFile(v.path("g")) == [1, 2, 3], "the mount still serves")
+    }
+
     /// Cutting a file short gives its space back on the devices at once: the objects past
     /// the new end are deleted (once reads in flight are done), not kept until a remount.
     @Test(arguments: ["replicated-3", "ec-4-2"])
