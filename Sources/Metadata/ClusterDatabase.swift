@@ -13,9 +13,8 @@ public final class ClusterDatabase: Sendable {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
-        writer = try DatabasePool(path: path, configuration: configuration)
+        writer = try SharedFileOpen.pool(path: path, configuration: configuration, migrator: ClusterMigrations.migrator)
         try Durable.makeCommitsDurable(writer)
-        try ClusterMigrations.migrator.migrate(writer)
     }
 
     /// An in-memory database, for tests.

@@ -49,7 +49,7 @@ public final class VolumeDatabase: Sendable {
         self.volumeID = volumeID
         self.batchWindow = batchWindow
         inodeWatcher = InodeCache.Invalidator(inodes)
-        writer = try DatabasePool(path: path, configuration: configuration)
+        writer = try SharedFileOpen.pool(path: path, configuration: configuration, migrator: VolumeMigrations.migrator)
         try prepare()
     }
 
@@ -59,12 +59,12 @@ public final class VolumeDatabase: Sendable {
         batchWindow = nil
         inodeWatcher = InodeCache.Invalidator(inodes)
         writer = try DatabaseQueue()
+        try VolumeMigrations.migrator.migrate(writer)
         try prepare()
     }
 
-    /// Migrates, starts watching the inode table, learns the xattr names in use.
+    /// Starts watching the inode table (migrated), learns the xattr names in use.
     private func prepare() throws {
-        try VolumeMigrations.migrator.migrate(writer)
         writer.add(transactionObserver: inodeWatcher, extent: .databaseLifetime)
         let names = try writer.read { db in try Data.fetchAll(db, sql: "SELECT DISTINCT name FROM xattr") }
         xattrNames.withLock { $0 = Set(names) }

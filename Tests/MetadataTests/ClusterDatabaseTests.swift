@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRDB
 import Placement
 import Testing
@@ -123,5 +124,35 @@ import Testing
         }
         try db.removeObject(id: id)
         #expect(try db.objectCount() == 0)
+    }
+}
+
+/// Two processes may open one new database file at the same moment (two `berth-engine`
+/// commands on one state directory, a daemon and an operator's tool). Each migrates it; a
+/// migration one of them applied while the other was deciding what to apply must not fail
+/// the other's open. Separate pools in one process race through SQLite just as processes do.
+@Suite struct ConcurrentMigrationTests {
+    func openAtOnce(_ count: Int, _ open: @escaping @Sendable (String) throws -> Void) -> [String] {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-migrate-\(UUID().uuidString)").path
+        try! FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let failures = Mutex<[String]>([])
+        for round in 0..<count {
+            let path = "\(directory)/\(round).sqlite"
+            DispatchQueue.concurrentPerform(iterations: 4) { _ in
+                do { try open(path) } catch { failures.withLock { $0.append("round \(round): \(error)") } }
+            }
+        }
+        return failures.withLock { $0 }
+    }
+
+    @Test func aNewVolumeDatabaseOpenedByManyAtOnceOpensForAll() {
+        let failures = openAtOnce(30) { path in _ = try VolumeDatabase(path: path, volumeID: "v") }
+        #expect(failures.isEmpty, "\(failures.prefix(3))")
+    }
+
+    @Test func aNewClusterDatabaseOpenedByManyAtOnceOpensForAll() {
+        let failures = openAtOnce(30) { path in _ = try ClusterDatabase(path: path) }
+        #expect(failures.isEmpty, "\(failures.prefix(3))")
     }
 }
