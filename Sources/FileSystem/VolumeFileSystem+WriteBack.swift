@@ -62,9 +62,9 @@ extension VolumeFileSystem {
         while inflight[ino] != nil { lock.wait() }
     }
 
-    /// Waits until no write-back is in flight or due.
+    /// Waits until no write-back is in flight or due, and no compaction is writing.
     func waitForAllWriteBacksLocked() {
-        while !inflight.isEmpty || writeBackScheduled { lock.wait() }
+        while !inflight.isEmpty || writeBackScheduled || compactions > 0 { lock.wait() }
     }
 
     /// Takes what is queued (under the lock): whole buffers, or the full chunks split off a
@@ -109,19 +109,15 @@ extension VolumeFileSystem {
 
         lock.lock()
         defer {
-            for (ino, _) in batch { inflight[ino] = nil }
             if !(queuedWhole.isEmpty && queuedFull.isEmpty) && !writeBackScheduled {
                 writeBackScheduled = true
                 writeBackQueue.asyncAfter(deadline: .now() + Self.writeBackDelay) { [self] in writeBack() }
             }
-            lock.broadcast()
             lock.unlock()
         }
         do throws(FSError) {
             let (slices, objects) = try staged.get()
             try namespace.commitWrites(batch.map { $0.buffer.written($0.ino) }, slices: slices, objects: objects)
-            for (ino, buffer) in batch { try? compactCrowdedLocked(ino, chunks: Set(buffer.chunks.keys)) }
-            purgeRetiredLocked(all: false)
         } catch {
             // Back into the buffers, under whatever was written since; the file's next
             // write, close or fsync reports the failure, and its next commit retries.
@@ -129,7 +125,16 @@ extension VolumeFileSystem {
                 if let newer = buffers[ino] { buffer.absorb(newer) }
                 buffers[ino] = buffer
                 writeBackFailures[ino] = error
+                inflight[ino] = nil
             }
+            lock.broadcast()
+            return
         }
+        for (ino, _) in batch { inflight[ino] = nil }
+        lock.broadcast()
+        // After the bytes are out of flight: compaction lets go of the lock while it
+        // writes, and nothing need wait for it.
+        for (ino, buffer) in batch { try? compactCrowdedLocked(ino, chunks: Set(buffer.chunks.keys)) }
+        purgeRetiredLocked(all: false)
     }
 }

@@ -56,6 +56,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// Why a file's last write-back failed, reported by its next write, close or fsync.
     var writeBackFailures: [Int64: FSError] = [:]
     var writeBackScheduled = false
+    /// Compactions writing their object (the lock let go meanwhile); unmount waits for them.
+    var compactions = 0
     let writeBackQueue = DispatchQueue(label: "berth.fs.write-back")
     let cache = ObjectCache(budgetBytes: 64 << 20)
     /// Objects compaction made unreferenced, purged once reads that may still use them are
@@ -352,7 +354,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             try commitLocked(ino)
             let punched = try namespace.punchHole(ino: ino, range: offset..<end, chunkSize: chunkSize, nowNs: Self.now())
             retireLocked(punched.freed)
-            try compactCrowdedLocked(ino, chunks: Set(punched.partial))
+            try? compactCrowdedLocked(ino, chunks: Set(punched.partial))  // an optimization: a failure loses nothing
         }
     }
 
@@ -403,7 +405,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// at fsync, not at every create), and this makes them all durable.
     public func fsync(_ ino: Int64) throws(FSError) {
         try locked { () throws(FSError) -> Void in
-            try commitLocked(ino)
+            try commitLocked(ino, untilEmpty: false)
             writeBackFailures[ino] = nil
         }
         try namespace.syncNamespace()
@@ -463,21 +465,53 @@ public final class VolumeFileSystem: @unchecked Sendable {
         }
     }
 
-    /// Writes buffered chunks as objects and commits their slices, the size and times in
-    /// one transaction. Waits first for a write-back of the same file still in flight, so
-    /// slices commit in the order their bytes were written. Objects written before a
-    /// failure stay 'writing' and are collected.
-    func commitLocked(_ ino: Int64) throws(FSError) {
-        waitForWriteBackLocked(ino)
-        guard let buffer = buffers[ino] else { return }
-        let pieces = buffer.pieces(of: ino)
-        let (slices, objects) = try stage(pieces)
-        try namespace.commitWrites([buffer.written(ino)], slices: slices, objects: objects)
-        buffers[ino] = nil
-        queuedWhole.remove(ino)
-        queuedFull.remove(ino)
-        try compactCrowdedLocked(ino, chunks: Set(pieces.map(\.chunk)))
-        purgeRetiredLocked(all: false)
+    /// Writes `ino`'s buffered bytes as objects and commits their slices, the size and times
+    /// in one transaction. Waits first for a write-back of the same file still in flight, so
+    /// slices commit in the order their bytes were written.
+    ///
+    /// Called with the lock held, and holds it on return, but not while the objects are
+    /// written: their shards are fsynced on every device of the class, milliseconds to
+    /// seconds, and every other operation of the volume (a stat, a lookup, another file's
+    /// write) would wait that long. Meanwhile the bytes are `inflight` — visible to reads and
+    /// getattr, waited for by anything else that must come after them, as with the
+    /// background write-back. Writers may fill a new buffer meanwhile: with `untilEmpty`
+    /// (truncation, hole punching, unmount) that is committed too, so that no byte is
+    /// pending on return; `fsync` needs only the bytes written before it. If writing the
+    /// objects or the transaction fails, the bytes go back into the buffer, under anything
+    /// written since, and stay there; objects written before the failure stay 'writing'
+    /// and are collected.
+    func commitLocked(_ ino: Int64, untilEmpty: Bool = true) throws(FSError) {
+        repeat {
+            waitForWriteBackLocked(ino)
+            guard let buffer = buffers.removeValue(forKey: ino) else { return }
+            queuedWhole.remove(ino)
+            queuedFull.remove(ino)
+            inflight[ino] = buffer
+            let pieces = buffer.pieces(of: ino)
+            let staged = unlocked { () throws(FSError) in try stage(pieces) }
+            do throws(FSError) {
+                let (slices, objects) = try staged.get()
+                try namespace.commitWrites([buffer.written(ino)], slices: slices, objects: objects)
+            } catch {
+                inflight[ino] = nil
+                if let newer = buffers[ino] { buffer.absorb(newer) }
+                buffers[ino] = buffer
+                lock.broadcast()
+                throw error
+            }
+            inflight[ino] = nil
+            lock.broadcast()
+            try? compactCrowdedLocked(ino, chunks: Set(pieces.map(\.chunk)))  // an optimization: a failure loses nothing
+            purgeRetiredLocked(all: false)
+        } while untilEmpty
+    }
+
+    /// Runs `body` with the filesystem's lock released (the caller holds it, and holds it
+    /// again on return), keeping its result or typed error.
+    func unlocked<T>(_ body: () throws(FSError) -> T) -> Result<T, FSError> {
+        lock.unlock()
+        defer { lock.lock() }
+        do throws(FSError) { return .success(try body()) } catch { return .failure(error) }
     }
 
     /// Bytes of one file's chunk on their way into an object.
@@ -528,21 +562,43 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// Rewrites a chunk's slices as one object, so reads stay one object per chunk and
     /// overwritten data stops holding space. The objects it frees are retired, not deleted:
     /// a read in flight may have fetched the old slice list.
+    ///
+    /// Called with the lock held; the chunk is read and its object written without it (see
+    /// `commitLocked`). What changed meanwhile is found when the new slice commits: slices
+    /// added since are newer and still shadow it; if any of the slices it replaces are gone
+    /// (a truncation or a punched hole took them, or another compaction ran), it is dropped
+    /// and its object deleted — the chunk is compacted again at a later commit.
     func compactLocked(_ ino: Int64, chunk: Int64) throws(FSError) {
         let record = try namespace.inode(ino)
         let start = chunk * chunkSize
         let length = max(0, min(chunkSize, record.size - start))
         let slices = try namespace.slices(ino: ino, chunk: chunk)
         guard let newest = slices.last?.id else { return }
-        let data = length > 0 ? try composedChunk(ino, chunk: chunk, length: Int(length), slices: slices) : []
-        let id: ObjectID
-        do { id = try engine.stageObject(volume: volume, bytes: data) } catch {
-            if case .storage(.noSpace) = error { return }  // compaction is an optimization: try again later
-            throw .io
+        compactions += 1
+        defer { compactions -= 1; lock.broadcast() }
+        let written = unlocked { () throws(FSError) -> CompactedChunk? in
+            try compacted(ino, chunk: chunk, length: length, slices: slices)
+        }
+        guard let (id, data) = try written.get() else { return }
+        guard let freed = try namespace.compactChunk(ino: ino, chunk: chunk, replacing: slices.compactMap(\.id), upToSlice: newest,
+                                                     object: id.description, length: length) else {
+            try? engine.purgeObjects(volume: volume, ids: [id.description])
+            return
         }
         cache.insert(id.description, data)
-        let freed = try namespace.compactChunk(ino: ino, chunk: chunk, upToSlice: newest, object: id.description, length: length)
         retireLocked(freed)
+    }
+
+    typealias CompactedChunk = (id: ObjectID, data: [UInt8])
+
+    /// A chunk's bytes [0, length) composed from `slices`, written as one staged object; nil
+    /// if the devices are full (compaction is an optimization: it is tried again later).
+    private func compacted(_ ino: Int64, chunk: Int64, length: Int64, slices: [SliceRecord]) throws(FSError) -> CompactedChunk? {
+        let data = length > 0 ? try composedChunk(ino, chunk: chunk, length: Int(length), slices: slices) : []
+        do { return (try engine.stageObject(volume: volume, bytes: data), data) } catch {
+            if case .storage(.noSpace) = error { return nil }
+            throw .io
+        }
     }
 
     /// The committed bytes [0, length) of a chunk, slices applied in order over zeros.

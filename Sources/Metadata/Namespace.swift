@@ -604,11 +604,19 @@ extension VolumeDatabase {
         }
     }
 
-    /// Replaces the slices of a chunk up to `upToSlice` with one slice of `object` covering
-    /// [0, length), making the object live; returns the objects no slice references any
-    /// more (still live: the caller retires them once reads in flight are done).
-    public func compactChunk(ino: Int64, chunk: Int64, upToSlice: Int64, object: String, length: Int64) throws(FSError) -> [String] {
-        try fs(immediate: true) { db in
+    /// Replaces the slices of a chunk up to `upToSlice` — which must still be exactly
+    /// `replacing`, the ids the caller composed the chunk from — with one slice of `object`
+    /// covering [0, length), making the object live; returns the objects no slice references
+    /// any more (still live: the caller retires them once reads in flight are done). Returns
+    /// nil and changes nothing when those slices changed meanwhile (the object stays
+    /// 'writing': the caller deletes it).
+    public func compactChunk(ino: Int64, chunk: Int64, replacing: [Int64], upToSlice: Int64, object: String,
+                             length: Int64) throws(FSError) -> [String]? {
+        try fs(immediate: true) { db -> [String]? in
+            let current = try Int64.fetchAll(db.cachedStatement(sql: """
+                SELECT id FROM slice WHERE ino = ? AND chunk = ? AND id <= ? ORDER BY id
+                """), arguments: [ino, chunk, upToSlice])
+            guard current == replacing.sorted() else { return nil }
             let before = try String.fetchAll(db.cachedStatement(sql: """
                 SELECT DISTINCT object FROM slice WHERE ino = ? AND chunk = ? AND id <= ? AND object IS NOT NULL
                 """), arguments: [ino, chunk, upToSlice])

@@ -1,0 +1,206 @@
+import Engine
+import Foundation
+import Metadata
+import StorageClasses
+@testable import Storage
+import Synchronization
+import Testing
+@testable import FileSystem
+
+/// Writing objects — shards fsynced on every device of the class, milliseconds to seconds —
+/// happens without the filesystem's lock, so one file's fsync, truncation or compaction does
+/// not stop every other operation of the volume (a stat, a lookup, a create, another file's
+/// write). Each test pauses the object write (the object store's `afterPlacement` hook) and
+/// checks that other operations finish meanwhile; with the lock held across the write they
+/// would wait for the pause, and the test would time out on them instead of hanging.
+@Suite(.serialized) struct LockScopeTests {
+    static let chunk = 64 << 10
+
+    /// A volume of `className` on a fresh engine (7 hosts × 2 directory devices), mounted
+    /// nowhere: the filesystem's operations are called directly.
+    final class Volume: @unchecked Sendable {
+        let directory: String
+        let engine: Engine
+        let fs: VolumeFileSystem
+
+        init(_ className: String) throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-lock-\(UUID().uuidString)").path
+            engine = try Engine(configuration: EngineConfiguration(stateDirectory: directory))
+            try engine.addDevices((0..<7).flatMap { h in
+                (0..<2).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: 256 << 20) }
+            })
+            try engine.applyClasses([
+                StorageClass(name: "replicated-3", redundancy: .replicated(copies: 3), chunkSizeBytes: LockScopeTests.chunk, pgCount: 32),
+                StorageClass(name: "ec-4-2", redundancy: .erasure(dataShards: 4, parityShards: 2), chunkSizeBytes: LockScopeTests.chunk, pgCount: 32),
+                StorageClass(name: "remote-disk", redundancy: .single, chunkSizeBytes: LockScopeTests.chunk, pgCount: 32),
+            ])
+            let volume = try engine.createVolume(name: "pvc", className: className, capacityBytes: 64 << 20)
+            fs = try VolumeFileSystem(engine: engine, volume: volume.id)
+        }
+
+        deinit {
+            fs.flushAll()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+
+        func file(_ name: String) throws -> Int64 {
+            try fs.create(parent: 1, name: Array(name.utf8), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0).ino
+        }
+
+        func write(_ ino: Int64, at offset: Int64, _ bytes: [UInt8]) throws {
+            _ = try bytes.withUnsafeBytes { buffer throws(FSError) in try fs.write(ino, offset: offset, bytes: buffer) }
+        }
+
+        /// Pauses the `nth` object write from now on, after its placement and before its shards.
+        func pauseObjectWrite(_ nth: Int = 1) -> Pause {
+            let pause = Pause()
+            let seen = Mutex(0)
+            engine.objects.afterPlacement.withLock { hook in
+                hook = { _ in
+                    guard seen.withLock({ $0 += 1; return $0 }) == nth else { return }
+                    pause.reached.signal()
+                    pause.resume.wait()
+                }
+            }
+            return pause
+        }
+
+        func stopPausing() { engine.objects.afterPlacement.withLock { $0 = nil } }
+    }
+
+    final class Pause: Sendable {
+        let reached = DispatchSemaphore(value: 0)
+        let resume = DispatchSemaphore(value: 0)
+    }
+
+    /// Runs `body` on a thread of its own; true if it finished within `seconds`.
+    static func finishes(within seconds: Double = 10, _ body: @escaping @Sendable () -> Void) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        Thread { body(); done.signal() }.start()
+        return done.wait(timeout: .now() + seconds) == .success
+    }
+
+    static func bytes(_ count: Int, seed: UInt8) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31) ^ seed } }
+
+    /// What every test does while an object write is paused: operations on other files and
+    /// on the namespace, and a read of the file whose bytes are being written (it sees them).
+    static func otherOperationsFinish(_ v: Volume, paused file: Int64, expecting content: [UInt8]) {
+        let fs = v.fs
+        let results = Mutex<[String]>([])
+        let finished = finishes {
+            func note(_ what: String, _ body: () throws -> Void) {
+                do { try body() } catch { results.withLock { $0.append("\(what): \(error)") } }
+            }
+            note("lookup") { _ = try fs.lookup(parent: 1, name: Array("other".utf8)) }
+            note("getattr") { _ = try fs.getattr(1) }
+            note("create") { _ = try v.file("new-\(UUID().uuidString)") }
+            note("write") { try v.write(try fs.lookup(parent: 1, name: Array("other".utf8)).ino, at: 0, [1, 2, 3]) }
+            note("read") {
+                let read = try fs.read(file, offset: 0, size: content.count)
+                if read != content { results.withLock { $0.append("read: \(read.count) bytes, not the \(content.count) written") } }
+            }
+        }
+        #expect(finished, "operations on other files waited for an object write of another")
+        #expect(results.withLock { $0 }.isEmpty, "\(results.withLock { $0 })")
+    }
+
+    @Test(arguments: ["replicated-3", "ec-4-2", "remote-disk"])
+    func anFsyncWritesWithoutTheLock(className: String) throws {
+        let v = try Volume(className)
+        let file = try v.file("f")
+        _ = try v.file("other")
+        // Less than a chunk: nothing goes to the background write-back before the fsync.
+        let data = Self.bytes(Self.chunk - 1000, seed: 7)
+        try v.write(file, at: 0, data)
+        let pause = v.pauseObjectWrite()
+        let synced = Mutex<Result<Void, FSError>?>(nil)
+        let fs = v.fs
+        Thread { synced.withLock { $0 = Result { () throws(FSError) in try fs.fsync(file) } } }.start()
+        #expect(pause.reached.wait(timeout: .now() + 10) == .success, "the fsync wrote no object")
+        Self.otherOperationsFinish(v, paused: file, expecting: data)
+        v.stopPausing()
+        pause.resume.signal()
+        while synced.withLock({ $0 == nil }) { usleep(1_000) }
+        #expect(throws: Never.self) { try synced.withLock { $0 }!.get() }
+        #expect(try v.fs.read(file, offset: 0, size: data.count) == data)
+    }
+
+    /// A truncation commits the bytes pending before it cuts; bytes written while that commit
+    /// writes its objects are committed too, then cut: the file ends at the new size.
+    @Test func aTruncationWritesWithoutTheLockAndCutsWhatCameMeanwhile() throws {
+        let v = try Volume("remote-disk")
+        let file = try v.file("f")
+        _ = try v.file("other")
+        let data = Self.bytes(Self.chunk - 1000, seed: 3)  // no full chunk: nothing written back before
+        try v.write(file, at: 0, data)
+        let pause = v.pauseObjectWrite()
+        let cut = Mutex<Result<Attributes, FSError>?>(nil)
+        let fs = v.fs
+        Thread { cut.withLock { $0 = Result { () throws(FSError) in try fs.setattr(file, size: 1000) } } }.start()
+        #expect(pause.reached.wait(timeout: .now() + 10) == .success, "the truncation wrote no object")
+        Self.otherOperationsFinish(v, paused: file, expecting: data)
+        // Written while the truncation's commit is on its way: before the cut, so cut too.
+        #expect(Self.finishes { try? v.write(file, at: Int64(2 * Self.chunk), [9, 9, 9]) })
+        v.stopPausing()
+        pause.resume.signal()
+        while cut.withLock({ $0 == nil }) { usleep(1_000) }
+        #expect(try cut.withLock { $0 }!.get().size == 1000)
+        #expect(try v.fs.getattr(file).size == 1000)
+        #expect(try v.fs.read(file, offset: 0, size: 5000) == Array(data[0..<1000]))
+        _ = try v.fs.setattr(file, size: Int64(3 * Self.chunk))
+        let grown = try v.fs.read(file, offset: 0, size: 3 * Self.chunk)
+        #expect(grown.count == 3 * Self.chunk)
+        #expect(Array(grown[0..<1000]) == Array(data[0..<1000]))
+        #expect(grown[1000...].allSatisfy { $0 == 0 }, "bytes cut came back")
+    }
+
+    /// Compaction composes a crowded chunk and writes it without the lock. A truncation that
+    /// takes the chunk's slices meanwhile wins: the compacted object is dropped (and
+    /// deleted), not committed over the cut — the file grown again reads zeros.
+    @Test(arguments: [false, true])
+    func compactionWritesWithoutTheLockAndYieldsToACut(cut: Bool) throws {
+        let v = try Volume("remote-disk")
+        let file = try v.file("f")
+        _ = try v.file("other")
+        var model = [UInt8](repeating: 0, count: Self.chunk)
+        // One slice per fsynced write: the last one crowds the chunk past the limit.
+        let writes = VolumeFileSystem.compactAboveSlices + 1
+        for i in 0..<(writes - 1) {
+            let piece = Self.bytes(512, seed: UInt8(i))
+            try v.write(file, at: Int64(i * 1024), piece)
+            model.replaceSubrange((i * 1024)..<(i * 1024 + 512), with: piece)
+            try v.fs.fsync(file)
+        }
+        let last = Self.bytes(512, seed: 0xEE)
+        try v.write(file, at: Int64((writes - 1) * 1024), last)
+        model.replaceSubrange(((writes - 1) * 1024)..<((writes - 1) * 1024 + 512), with: last)
+        let size = (writes - 1) * 1024 + 512
+        let expected = Array(model[0..<size])
+        // The fsync's own object is the first write; the compacted chunk the second.
+        let pause = v.pauseObjectWrite(2)
+        let synced = Mutex<Result<Void, FSError>?>(nil)
+        let fs = v.fs
+        Thread { synced.withLock { $0 = Result { () throws(FSError) in try fs.fsync(file) } } }.start()
+        #expect(pause.reached.wait(timeout: .now() + 10) == .success, "no compaction")
+        Self.otherOperationsFinish(v, paused: file, expecting: expected)
+        if cut {
+            #expect(Self.finishes { _ = try? fs.setattr(file, size: 0) }, "a truncation waited for a compaction")
+        }
+        v.stopPausing()
+        pause.resume.signal()
+        while synced.withLock({ $0 == nil }) { usleep(1_000) }
+        #expect(throws: Never.self) { try synced.withLock { $0 }!.get() }
+        let namespace = try v.engine.namespace(volume: v.fs.volume)
+        let slices = try namespace.slices(ino: file, chunk: 0)
+        if cut {
+            #expect(slices.isEmpty, "a compaction committed over a truncation: \(slices.count) slices")
+            _ = try v.fs.setattr(file, size: Int64(size))
+            #expect(try v.fs.read(file, offset: 0, size: size).allSatisfy { $0 == 0 }, "bytes cut came back")
+        } else {
+            #expect(slices.count == 1, "the chunk was not compacted: \(slices.count) slices")
+            #expect(try v.fs.read(file, offset: 0, size: size) == expected)
+        }
+        // A dropped compaction leaves no object behind.
+        #expect(try namespace.objects(state: .writing).isEmpty)
+    }
+}
