@@ -204,13 +204,15 @@ extension Engine {
                      sizeBytes: Int64(size), state: .writing, createdMs: Engine.nowMs())
     }
 
-    /// Removes objects already marked 'deleting' (or any state): shards, then rows.
+    /// Removes objects already marked 'deleting' (or any state): all their shards (each
+    /// device's at once, one sync per directory), then all their rows in one transaction.
+    /// Shards a device could not remove are orphans for garbage collection, as with one
+    /// object; a crash before the rows go leaves them for start-up to finish.
     public func purgeObjects(volume: String, ids: [String]) throws(EngineError) {
+        if ids.isEmpty { return }
         let (vdb, entry) = try volumeAndClass(volume)
-        for text in ids {
-            if let id = ObjectID(text) { _ = try? objects.delete(pool: entry.poolID, object: id) }
-            try EngineError.wrap { try vdb.removeObject(id: text) }
-        }
+        _ = try? objects.delete(pool: entry.poolID, objects: ids.compactMap(ObjectID.init))
+        try EngineError.wrap { try vdb.removeObjects(ids: ids) }
     }
 
     /// The volume's own database (objects and, for the filesystem, its namespace).

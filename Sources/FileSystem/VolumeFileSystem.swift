@@ -59,6 +59,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// Compactions writing their object (the lock let go meanwhile); unmount waits for them.
     var compactions = 0
     let writeBackQueue = DispatchQueue(label: "berth.fs.write-back")
+    /// Where unreferenced objects are deleted (`purgeLater`).
+    let purgeQueue = DispatchQueue(label: "berth.fs.purge")
     let cache = ObjectCache(budgetBytes: 64 << 20)
     /// Objects compaction made unreferenced, purged once reads that may still use them are
     /// done (after `retireAfterSeconds`, or at unmount).
@@ -241,53 +243,57 @@ public final class VolumeFileSystem: @unchecked Sendable {
         }
     }
 
+    // A deleted file's objects are deleted in the background (`purgeLater`), after the
+    // namespace change: removing every shard on every device of the class and syncing
+    // the removals takes a second for a GiB of 3-copy, and the kernel holds the parent
+    // directory locked until the UNLINK is answered.
+
     public func unlink(parent: Int64, name: [UInt8]) throws(FSError) {
-        try locked { () throws(FSError) -> Void in
+        let freed = try locked { () throws(FSError) -> [String] in
             // An unlinked file nobody has open goes in the same transaction.
             let (victim, deleted) = try namespace.unlink(parent: parent, name: name, nowNs: Self.now()) {
                 (openHandles[$0] ?? 0) == 0 && inflight[$0] == nil
             }
             space.markStale()
-            if let deleted {
-                buffers[victim.ino] = nil
-                forgetWriteBackLocked(victim.ino)
-                try purgeObjects(deleted)
-            } else {
-                try releaseIfGoneLocked(victim)
-            }
+            guard let deleted else { return try releaseIfGoneLocked(victim) }
+            buffers[victim.ino] = nil
+            forgetWriteBackLocked(victim.ino)
+            return deleted
         }
+        purgeLater(freed)
     }
 
     public func rmdir(parent: Int64, name: [UInt8]) throws(FSError) {
-        try locked { () throws(FSError) -> Void in
-            let victim = try namespace.rmdir(parent: parent, name: name, nowNs: Self.now())
-            try releaseIfGoneLocked(victim)
-        }
+        purgeLater(try locked { () throws(FSError) -> [String] in
+            try releaseIfGoneLocked(try namespace.rmdir(parent: parent, name: name, nowNs: Self.now()))
+        })
     }
 
     public func rename(parent: Int64, name: [UInt8], newParent: Int64, newName: [UInt8], flags: UInt32) throws(FSError) {
-        try locked { () throws(FSError) -> Void in
-            if let replaced = try namespace.rename(parent: parent, name: name, newParent: newParent, newName: newName,
-                                                   flags: flags, nowNs: Self.now()) {
-                space.markStale()
-                try releaseIfGoneLocked(replaced)
-            }
-        }
+        purgeLater(try locked { () throws(FSError) -> [String] in
+            guard let replaced = try namespace.rename(parent: parent, name: name, newParent: newParent, newName: newName,
+                                                      flags: flags, nowNs: Self.now()) else { return [] }
+            space.markStale()
+            return try releaseIfGoneLocked(replaced)
+        })
     }
 
-    /// An inode with no links left goes once no handle holds it open.
-    private func releaseIfGoneLocked(_ r: InodeRecord) throws(FSError) {
-        if r.nlink == 0 && (openHandles[r.ino] ?? 0) == 0 { try deleteUnusedLocked(r.ino) }
+    /// An inode with no links left goes once no handle holds it open; returns its objects,
+    /// for `purgeLater`.
+    private func releaseIfGoneLocked(_ r: InodeRecord) throws(FSError) -> [String] {
+        guard r.nlink == 0 && (openHandles[r.ino] ?? 0) == 0 else { return [] }
+        return try deleteUnusedLocked(r.ino)
     }
 
     /// Deletes a file with no names and no open handles: its buffered bytes are dropped,
-    /// a write-back of them in flight is let finish, then the inode and its objects go.
-    private func deleteUnusedLocked(_ ino: Int64) throws(FSError) {
+    /// a write-back of them in flight is let finish, then the inode goes; returns the
+    /// objects only it referenced, now 'deleting'.
+    private func deleteUnusedLocked(_ ino: Int64) throws(FSError) -> [String] {
         space.markStale()
         buffers[ino] = nil
         forgetWriteBackLocked(ino)
         waitForWriteBackLocked(ino)
-        try purge(ino)
+        return try namespace.deleteInode(ino)
     }
 
     func purge(_ ino: Int64) throws(FSError) {
@@ -299,6 +305,21 @@ public final class VolumeFileSystem: @unchecked Sendable {
         do { try engine.purgeObjects(volume: volume, ids: objects) } catch { throw .io }
         for id in objects { cache.remove(id) }
     }
+
+    /// Deletes objects nothing references any more — a deleted file's, those a truncation
+    /// or a compaction freed, a dropped compaction's — in the background, in the order they
+    /// were handed over; unmount waits for them. They are 'deleting' (or 'writing', or
+    /// retired and unreferenced) in a committed transaction already, so a daemon that stops
+    /// first leaves them for the next start, which finishes the job. Until then their
+    /// shards still take room on the devices; the volume's own space is counted by file
+    /// sizes and is free at once.
+    func purgeLater(_ objects: [String]) {
+        if objects.isEmpty { return }
+        purgeQueue.async { [self] in try? purgeObjects(objects) }
+    }
+
+    /// Waits until every purge handed over so far is done.
+    func waitForPurges() { purgeQueue.sync {} }
 
     public func readdir(_ ino: Int64, offset: Int, limit: Int) throws(FSError) -> [DirectoryListing] {
         var result: [DirectoryListing] = []
@@ -377,18 +398,18 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// Last close of a handle: hands the file's bytes to the write-back, or deletes the
     /// file if it was unlinked meanwhile.
     public func release(_ ino: Int64) throws(FSError) {
-        try locked { () throws(FSError) -> Void in
+        purgeLater(try locked { () throws(FSError) -> [String] in
             defer {
                 openHandles[ino, default: 1] -= 1
                 if openHandles[ino] == 0 { openHandles[ino] = nil }
             }
             if (openHandles[ino] ?? 0) <= 1, let r = try? namespace.inode(ino), r.nlink == 0 {
                 openHandles[ino] = nil
-                try deleteUnusedLocked(ino)
-            } else {
-                queueWriteBackLocked(ino, .whole)
+                return try deleteUnusedLocked(ino)
             }
-        }
+            queueWriteBackLocked(ino, .whole)
+            return []
+        })
     }
 
     /// close(): the bytes go to the write-back (POSIX promises durability at fsync only).
@@ -582,7 +603,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         guard let (id, data) = try written.get() else { return }
         guard let freed = try namespace.compactChunk(ino: ino, chunk: chunk, replacing: slices.compactMap(\.id), upToSlice: newest,
                                                      object: id.description, length: length) else {
-            try? engine.purgeObjects(volume: volume, ids: [id.description])
+            purgeLater([id.description])
             return
         }
         cache.insert(id.description, data)
@@ -637,10 +658,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         let due = retired.filter { all || now - $0.at >= Self.retireAfterSeconds }
         guard !due.isEmpty else { return }
         retired.removeAll { all || now - $0.at >= Self.retireAfterSeconds }
-        for batch in due {
-            try? engine.purgeObjects(volume: volume, ids: batch.ids)
-            for id in batch.ids { cache.remove(id) }
-        }
+        purgeLater(due.flatMap(\.ids))
     }
 
     /// `lseek(SEEK_DATA / SEEK_HOLE)` at chunk granularity (`SparseSeek`), the bytes not
@@ -743,6 +761,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             purgeRetiredLocked(all: true)
             try? namespace.commitNamespaceChanges()
         }
+        waitForPurges()
     }
 }
 

@@ -271,7 +271,16 @@ public final class VolumeDatabase: Sendable {
     }
 
     public func removeObject(id: String) throws {
-        try objectWrite { db in _ = try ObjectRecord.deleteOne(db, key: id) }
+        try removeObjects(ids: [id])
+    }
+
+    /// Removes the rows of objects whose shards are gone, in one transaction.
+    public func removeObjects(ids: [String]) throws {
+        if ids.isEmpty { return }
+        try objectWrite { db in
+            let statement = try db.cachedStatement(sql: "DELETE FROM object WHERE id = ?")
+            for id in ids { try statement.execute(arguments: [id]) }
+        }
     }
 
     public func object(id: String) throws -> ObjectRecord? {

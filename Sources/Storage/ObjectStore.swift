@@ -46,6 +46,8 @@ public final class ObjectStore: Sendable {
     private let putsInFlight = PutsInFlight()
     /// Tests only: called by every put after it took its placement, before any shard is written.
     let afterPlacement = Mutex<(@Sendable (ObjectID) -> Void)?>(nil)
+    /// Tests only: called by every delete before any shard is removed.
+    let beforeDelete = Mutex<(@Sendable ([ObjectID]) -> Void)?>(nil)
 
     public init(layout: Layout, devices: [ShardStore], codecs: [PoolCodec]) {
         state = Mutex(State(
@@ -318,16 +320,31 @@ public final class ObjectStore: Sendable {
     /// orphans for garbage collection.
     @discardableResult
     public func delete(pool: UInt32, object: ObjectID) throws(StorageError) -> [StorageError] {
+        try delete(pool: pool, objects: [object])
+    }
+
+    /// Removes every shard of each object, as `delete(pool:object:)` does for one: each
+    /// device removes all of its shards at once, the devices in parallel, and syncs each
+    /// directory once (`ShardStore.delete(_:)`). Returns what failed.
+    @discardableResult
+    public func delete(pool: UInt32, objects: [ObjectID]) throws(StorageError) -> [StorageError] {
+        if let hook = beforeDelete.withLock({ $0 }) { hook(objects) }
         let (s, codec) = try snapshot(pool)
-        let (current, previous) = try Self.placement(s, codec, object)
-        let results = queues.run(Self.locations(current, previous).map { target in
-            let store = s.devices[target.device]
-            return (target.device, { @Sendable () -> StorageError? in
-                guard let store else { return .deviceUnavailable(target.device, reason: "not attached to this node") }
-                do throws(StorageError) { try store.delete(object: object, position: target.position); return nil } catch { return error }
+        var perDevice: [DeviceID: [(object: ObjectID, position: Int)]] = [:]
+        for object in objects {
+            let (current, previous) = try Self.placement(s, codec, object)
+            for target in Self.locations(current, previous) {
+                perDevice[target.device, default: []].append((object, target.position))
+            }
+        }
+        let results = queues.run(perDevice.map { device, shards in
+            let store = s.devices[device]
+            return (device, { @Sendable () -> [StorageError] in
+                guard let store else { return [.deviceUnavailable(device, reason: "not attached to this node")] }
+                return store.delete(shards)
             })
         })
-        return results.compactMap { $0 }
+        return results.flatMap { $0 }
     }
 
     // MARK: moving one shard

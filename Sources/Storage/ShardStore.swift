@@ -367,21 +367,36 @@ public final class ShardStore: Sendable {
 
     /// Removes a shard; removing one that is not there succeeds.
     public func delete(object: ObjectID, position: Int) throws(StorageError) {
-        let file = path(object, position)
-        var info = stat()
-        guard stat(file, &info) == 0 else {
-            if errno == ENOENT {
-                if !isReachable { throw .deviceUnavailable(id, reason: "\(root) is gone") }
-                return
+        if let failure = delete([(object, position)]).first { throw failure }
+    }
+
+    /// Removes shards (those not there count as removed), then makes the removals durable
+    /// with one fsync per leaf directory they were in — after all the unlinks, so one
+    /// journal commit covers most of them, where a sync after each shard paid one per
+    /// shard. Returns what failed; the others are removed.
+    public func delete(_ shards: [(object: ObjectID, position: Int)]) -> [StorageError] {
+        var failures: [StorageError] = []
+        var directories: Set<Int> = []
+        for (object, position) in shards {
+            let file = path(object, position)
+            var info = stat()
+            guard stat(file, &info) == 0 else {
+                if errno != ENOENT { failures.append(error("stat \(file)")) } else if !isReachable {
+                    failures.append(.deviceUnavailable(id, reason: "\(root) is gone"))
+                }
+                continue
             }
-            throw error("stat \(file)")
+            guard unlink(file) == 0 else {
+                if errno != ENOENT { failures.append(error("unlink \(file)")) }
+                continue
+            }
+            release(Int(info.st_size))
+            directories.insert(Self.leaf(object))
         }
-        guard unlink(file) == 0 else {
-            if errno == ENOENT { return }
-            throw error("unlink \(file)")
+        for leaf in directories.sorted() {
+            if let failure = Self.syncDirectory(directory(leaf: leaf)) { failures.append(error(failure)) }
         }
-        release(Int(info.st_size))
-        if let failure = Self.syncDirectory(directory(for: object)) { throw error(failure) }
+        return failures
     }
 
     /// Every shard on the device, for scrubbing and garbage collection.

@@ -65,7 +65,29 @@ import Testing
             return pause
         }
 
-        func stopPausing() { engine.objects.afterPlacement.withLock { $0 = nil } }
+        /// Pauses the next delete of objects, before any shard is removed.
+        func pauseObjectDelete() -> Pause {
+            let pause = Pause()
+            engine.objects.beforeDelete.withLock { hook in
+                hook = { _ in
+                    pause.reached.signal()
+                    pause.resume.wait()
+                }
+            }
+            return pause
+        }
+
+        func stopPausing() {
+            engine.objects.afterPlacement.withLock { $0 = nil }
+            engine.objects.beforeDelete.withLock { $0 = nil }
+        }
+
+        /// Shard files on the devices.
+        func shardCount() -> Int {
+            let devices = directory + "/devices"
+            return (FileManager.default.subpaths(atPath: devices) ?? []).filter { $0.contains("/shards/") && !$0.hasSuffix("/") }
+                .filter { var st = stat(); return stat(devices + "/" + $0, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG }.count
+        }
     }
 
     final class Pause: Sendable {
@@ -201,6 +223,45 @@ import Testing
             #expect(try v.fs.read(file, offset: 0, size: size) == expected)
         }
         // A dropped compaction leaves no object behind.
+        v.fs.waitForPurges()
         #expect(try namespace.objects(state: .writing).isEmpty)
+    }
+
+    /// Unlinking a file answers once its name is gone; its objects — every shard, each
+    /// device's removals synced — are deleted in the background, without the lock, and
+    /// unmount waits for them.
+    @Test(arguments: ["replicated-3", "ec-4-2", "remote-disk"])
+    func anUnlinkDeletesObjectsInTheBackground(className: String) throws {
+        let v = try Volume(className)
+        let file = try v.file("f")
+        let kept = try v.file("other")
+        let data = Self.bytes(3 * Self.chunk + 5, seed: 1)
+        try v.write(file, at: 0, data)
+        try v.fs.fsync(file)
+        let keptData = Self.bytes(1000, seed: 2)
+        try v.write(kept, at: 0, keptData)
+        try v.fs.fsync(kept)
+        let shardsBefore = v.shardCount()
+        let pause = v.pauseObjectDelete()
+        let fs = v.fs
+        #expect(Self.finishes { try? fs.unlink(parent: 1, name: Array("f".utf8)) }, "the unlink waited for its objects' deletion")
+        #expect(pause.reached.wait(timeout: .now() + 10) == .success, "the unlink deleted no object")
+        Self.otherOperationsFinish(v, paused: kept, expecting: [1, 2, 3] + Array(keptData[3...]))
+        let gone = Mutex(false)
+        _ = Self.finishes {
+            let missing = (try? fs.lookup(parent: 1, name: Array("f".utf8))) == nil
+            gone.withLock { $0 = missing }
+        }
+        #expect(gone.withLock { $0 }, "the name is still there while its objects are deleted")
+        let namespace = try v.engine.namespace(volume: v.fs.volume)
+        #expect(try namespace.objects(state: .deleting).count == 4, "the file's objects are not marked 'deleting'")
+        v.stopPausing()
+        pause.resume.signal()
+        v.fs.waitForPurges()
+        let width = ["replicated-3": 3, "ec-4-2": 6, "remote-disk": 1][className]!
+        #expect(v.shardCount() == shardsBefore - 4 * width, "the file's shards are still there")
+        #expect(try namespace.objects(state: .deleting).isEmpty)
+        try v.fs.fsync(kept)
+        #expect(try v.fs.read(kept, offset: 0, size: 1000) == [1, 2, 3] + Array(keptData[3...]))
     }
 }

@@ -182,6 +182,30 @@ import Testing
         #expect(throws: StorageError.self) { _ = try cluster.store.get(pool: 2, object: id) }
     }
 
+    /// Many objects at once (a deleted file's): every shard of every object goes, on every
+    /// device, and the devices' use with them; objects already gone count as removed; a
+    /// device that is gone is reported and the others still remove theirs.
+    @Test(arguments: [1, 2, 3] as [UInt32])
+    func deletingManyObjectsRemovesEveryShard(pool: UInt32) throws {
+        let cluster = try TestCluster()
+        let ids = (0..<40).map { _ in generator.next() }
+        for (i, id) in ids.enumerated() { try cluster.store.put(pool: pool, object: id, bytes: randomBytes(3_000 + i, seed: UInt64(i))) }
+        #expect(try cluster.store.delete(pool: pool, object: ids[0]).isEmpty)
+        #expect(try cluster.store.delete(pool: pool, objects: Array(ids[0..<20])).isEmpty)
+        for id in ids[0..<20] {
+            for store in cluster.stores.values { #expect(!(0..<6).contains { store.contains(object: id, position: $0) }) }
+        }
+        for (i, id) in ids.enumerated().dropFirst(20) {
+            #expect(try cluster.store.get(pool: pool, object: id).bytes == randomBytes(3_000 + i, seed: UInt64(i)))
+        }
+        // One device gone: its shards are reported, everyone else's removed.
+        let lost = try cluster.store.placement(pool: pool, object: ids[20]).current[0]
+        try cluster.destroy(lost)
+        let failures = try cluster.store.delete(pool: pool, objects: Array(ids[20...]))
+        #expect(!failures.isEmpty && failures.allSatisfy { if case .deviceUnavailable(lost, _) = $0 { true } else { false } })
+        #expect(cluster.stores.filter { $0.key != lost }.values.reduce(0) { $0 + $1.usedBytes } == 0)
+    }
+
     /// A whole host fails: the plan's shards are rebuilt on their new devices, after which
     /// every object reads without degradation from the new epoch alone.
     @Test func movingShardsRestoresRedundancy() throws {
