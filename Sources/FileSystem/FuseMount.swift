@@ -263,6 +263,13 @@ public final class FuseMount: @unchecked Sendable {
             conn?.pointee.max_write = 1 << 20
             let m = Unmanaged<FuseMount>.fromOpaque(userdata!).takeUnretainedValue()
             conn?.pointee.max_readahead = UInt32(FuseMount.readAheadBytes(chunkSize: Int(m.fileSystem.chunkSize)))
+            // Every change of a file's data passes through the kernel (one daemon serves a
+            // volume), so its cached pages never go stale behind its back. With libfuse's
+            // default AUTO_INVAL_DATA the kernel dropped all of them whenever a GETATTR
+            // reply carried an mtime it had not seen — the first stat after any write: a
+            // stat of a 1 GiB file just written took 140 ms of kernel time, and a reader's
+            // cached pages went at every fstat after a write.
+            conn?.pointee.want &= ~UInt32(FUSE_CAP_AUTO_INVAL_DATA)
             // POSIX ACLs: the kernel enforces them and caches them from our xattrs; the
             // namespace keeps them and the mode in step and applies the umask itself.
             let both = UInt32(FUSE_CAP_POSIX_ACL) | UInt32(FUSE_CAP_DONT_MASK)
