@@ -62,6 +62,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// Where unreferenced objects are deleted (`purgeLater`).
     let purgeQueue = DispatchQueue(label: "berth.fs.purge")
     let cache = ObjectCache(budgetBytes: 64 << 20)
+    /// Recently read chunks' slice lists (`SliceCache`): invalidated for a file under the
+    /// lock by every change of its slices, after it commits.
+    let sliceCache = SliceCache()
     /// Objects compaction made unreferenced, purged once reads that may still use them are
     /// done (after `retireAfterSeconds`, or at unmount).
     var retired: [(ids: [String], at: Double)] = []
@@ -256,6 +259,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             }
             space.markStale()
             guard let deleted else { return try releaseIfGoneLocked(victim) }
+            sliceCache.invalidate(victim.ino)
             buffers[victim.ino] = nil
             forgetWriteBackLocked(victim.ino)
             return deleted
@@ -293,6 +297,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         buffers[ino] = nil
         forgetWriteBackLocked(ino)
         waitForWriteBackLocked(ino)
+        defer { sliceCache.invalidate(ino) }
         return try namespace.deleteInode(ino)
     }
 
@@ -350,6 +355,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 for pending in pendingLocked(ino) { pending.timesSet = true }
             }
             let changed: (record: InodeRecord, freed: [String])
+            defer { if size != nil { sliceCache.invalidate(ino) } }
             do throws(FSError) {
                 changed = try namespace.setattr(ino: ino, mode: mode, uid: uid, gid: gid, size: size, atimeNs: atimeNs,
                                                 mtimeNs: mtimeNs, chunkSize: chunkSize, nowNs: Self.now())
@@ -373,6 +379,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         if overflow { throw .fileTooLarge }
         try locked { () throws(FSError) -> Void in
             try commitLocked(ino)
+            defer { sliceCache.invalidate(ino) }
             let punched = try namespace.punchHole(ino: ino, range: offset..<end, chunkSize: chunkSize, nowNs: Self.now())
             retireLocked(punched.freed)
             try? compactCrowdedLocked(ino, chunks: Set(punched.partial))  // an optimization: a failure loses nothing
@@ -512,6 +519,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             let staged = unlocked { () throws(FSError) in try stage(pieces) }
             do throws(FSError) {
                 let (slices, objects) = try staged.get()
+                defer { sliceCache.invalidate(ino) }
                 try namespace.commitWrites([buffer.written(ino)], slices: slices, objects: objects)
             } catch {
                 inflight[ino] = nil
@@ -601,6 +609,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             try compacted(ino, chunk: chunk, length: length, slices: slices)
         }
         guard let (id, data) = try written.get() else { return }
+        defer { sliceCache.invalidate(ino) }
         guard let freed = try namespace.compactChunk(ino: ino, chunk: chunk, replacing: slices.compactMap(\.id), upToSlice: newest,
                                                      object: id.description, length: length) else {
             purgeLater([id.description])
@@ -708,11 +717,21 @@ public final class VolumeFileSystem: @unchecked Sendable {
             let n = Int(min(end - position, chunkSize - Int64(within)))
             let window = within..<(within + n)
             let base = Int(position - offset)
-            try applySlices(try namespace.slices(ino: ino, chunk: chunk), window: window, into: &result, at: base)
+            try applySlices(try slices(ino, chunk: chunk), window: window, into: &result, at: base)
             for layer in pending { layer[chunk]?.overlay(window: window, onto: &result, at: base) }
             position += Int64(n)
         }
         return result
+    }
+
+    /// A chunk's committed slices, from `sliceCache` or the database. Not under the lock:
+    /// see `SliceCache` for why a list fetched while a change commits is never kept.
+    private func slices(_ ino: Int64, chunk: Int64) throws(FSError) -> [SliceRecord] {
+        if let cached = sliceCache.get(ino: ino, chunk: chunk) { return cached }
+        let ticket = sliceCache.ticket(ino)
+        let fetched = try namespace.slices(ino: ino, chunk: chunk)
+        sliceCache.insert(fetched, ino: ino, chunk: chunk, ticket: ticket)
+        return fetched
     }
 
     /// Bytes `range` of an object: from the cache of recently written objects, or read

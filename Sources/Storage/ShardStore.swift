@@ -279,8 +279,11 @@ public final class ShardStore: Sendable {
         defer { if !ok { close(fd) } }
         func corrupt(_ reason: String) -> StorageError { .corruptShard(device: id, shard: Self.name(object, position), reason: reason) }
         // The header and, in the same read, the table of a payload up to 4 MiB.
-        var front = [UInt8](repeating: 0, count: ShardHeader.size + 4096)
-        let got = front.withUnsafeMutableBytes { Self.readFully(fd, $0, at: 0) }
+        var got = 0
+        var front = [UInt8](unsafeUninitializedCapacity: ShardHeader.size + 4096) { buffer, count in
+            got = Self.readFully(fd, UnsafeMutableRawBufferPointer(buffer), at: 0)
+            count = max(0, got)
+        }
         guard got >= 0 else { throw error("read \(file)") }
         let header: ShardHeader
         switch front.withUnsafeBytes({ ShardHeader.decode(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }) {
@@ -302,8 +305,14 @@ public final class ShardStore: Sendable {
             let tableCRC: UInt32
             (table, tableCRC) = front.withUnsafeBytes { b in
                 let bytes = UnsafeRawBufferPointer(rebasing: b[ShardHeader.size..<(ShardHeader.size + tableBytes)])
-                return ((0..<(tableBytes / 4)).map { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) },
-                        CRC32C.checksum(bytes))
+                // Little-endian on disk and in memory (x86-64, arm64): one copy, where a
+                // load per entry cost 10 k instructions for a 4 MiB payload's table.
+                let entries = [UInt32](unsafeUninitializedCapacity: tableBytes / 4) { out, count in
+                    UnsafeMutableRawBufferPointer(out).copyMemory(from: bytes)
+                    count = tableBytes / 4
+                    for i in 0..<count { out[i] = UInt32(littleEndian: out[i]) }
+                }
+                return (entries, CRC32C.checksum(bytes))
             }
             guard tableCRC == header.checksum else { throw corrupt("block table checksum mismatch") }
         }

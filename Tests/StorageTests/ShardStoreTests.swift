@@ -304,6 +304,14 @@ import TestSupport
         #expect(a.low == 42)
         #expect(ObjectID(a.description) == a)
         #expect(a.description.count == 32)
+        // The on-disk name: fixed-width lowercase hex of high then low, as String(radix:) pads it.
+        #expect(ObjectID(high: 0x0123_4567_89ab_cdef, low: 0xf).description == "0123456789abcdef000000000000000f")
+        for _ in 0..<1000 {
+            let id = ObjectID(high: .random(in: 0...(.max)), low: .random(in: 0...(.max)))
+            let padded = { (v: UInt64) in String(repeating: "0", count: 16 - String(v, radix: 16).count) + String(v, radix: 16) }
+            #expect(id.description == padded(id.high) + padded(id.low))
+            #expect(ObjectID(id.description) == id)
+        }
         #expect(ObjectID("not hex") == nil)
         #expect(ObjectID(String(repeating: "g", count: 32)) == nil)
         #expect(ObjectID(String(repeating: "A", count: 32)) == nil)  // lowercase only
