@@ -9,8 +9,14 @@
                                             # wall µs per op and, given PID, that process's CPU µs
   fs-workloads.py reads DIR FILES           # FILES files of 4 KiB written, then read 3 times
                                             # (open, read, close): reads/s per pass
+  fs-workloads.py beside-fsync DIR SECONDS MIB   # creates (100 bytes) + stats while another
+                                            # process rewrites MIB MiB and fsyncs in a loop:
+                                            # their latency p50/p99/max, ops, fsyncs
+  fs-workloads.py beside-rm DIR MIB         # a file of MIB MiB written and fsynced, then rm'd
+                                            # while another process creates files: rm seconds,
+                                            # worst create latency
 """
-import io, json, os, random, subprocess, sys, tarfile, time
+import io, json, multiprocessing, os, random, subprocess, sys, tarfile, time
 
 
 def tarball(path):
@@ -64,6 +70,59 @@ def reads(d, n):
     return passes
 
 
+def rewrite_and_fsync(path, mib, stop, fsyncs):
+    block = os.urandom(1 << 20)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+    while not stop.is_set():
+        os.lseek(fd, 0, os.SEEK_SET)
+        for _ in range(mib): os.write(fd, block)
+        os.fsync(fd)
+        fsyncs.value += 1
+    os.close(fd)
+
+
+def creates_while(d, until, latencies):
+    """Creates (and stats) small files in d until `until` returns True; appends latencies."""
+    os.makedirs(d, exist_ok=True)
+    i = 0
+    while not until():
+        t = time.perf_counter()
+        fd = os.open(f"{d}/f{i}", os.O_CREAT | os.O_WRONLY, 0o644); os.write(fd, b"x" * 100); os.close(fd)
+        os.stat(f"{d}/f{i}")
+        latencies.append(time.perf_counter() - t)
+        i += 1
+    return i
+
+
+def beside_fsync(d, seconds, mib):
+    stop, fsyncs = multiprocessing.Event(), multiprocessing.Value("i", 0)
+    writer = multiprocessing.Process(target=rewrite_and_fsync, args=(f"{d}/big", mib, stop, fsyncs))
+    writer.start(); time.sleep(0.5)
+    lat, end = [], time.time() + seconds
+    n = creates_while(f"{d}/small", lambda: time.time() > end, lat)
+    stop.set(); writer.join()
+    lat.sort()
+    q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] * 1e3
+    for i in range(n): os.unlink(f"{d}/small/f{i}")
+    return f"p50 {q(0.5):.2f} ms  p99 {q(0.99):.2f} ms  max {lat[-1] * 1e3:.1f} ms  ops {n}  fsyncs {fsyncs.value}"
+
+
+def beside_rm(d, mib):
+    block = bytes(1 << 20)
+    with open(f"{d}/big", "wb") as f:
+        for _ in range(mib): f.write(block)
+        f.flush(); os.fsync(f.fileno())
+    done = multiprocessing.Event()
+    lat = multiprocessing.Manager().list()
+    creator = multiprocessing.Process(target=lambda: creates_while(f"{d}/small", done.is_set, lat))
+    creator.start(); time.sleep(0.3)
+    t = time.perf_counter()
+    os.unlink(f"{d}/big")
+    rm = time.perf_counter() - t
+    time.sleep(0.3); done.set(); creator.join()
+    return f"rm {rm:.3f} s  worst create beside it {max(lat) * 1e3:.1f} ms"
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "tarball":
         tarball(sys.argv[2])
@@ -81,5 +140,9 @@ if __name__ == "__main__":
         print(f"{wall / n * 1e6:6.1f}" + (f" {(cpu_seconds(pid) - c) / n * 1e6:6.1f}" if pid else ""))
     elif sys.argv[1] == "reads":
         print(" ".join(f"{r:7.0f}" for r in reads(sys.argv[2], int(sys.argv[3]))), "reads/s per pass")
+    elif sys.argv[1] == "beside-fsync":
+        print(beside_fsync(sys.argv[2], float(sys.argv[3]), int(sys.argv[4])))
+    elif sys.argv[1] == "beside-rm":
+        print(beside_rm(sys.argv[2], int(sys.argv[3])))
     else:
         sys.exit(__doc__)
