@@ -503,12 +503,15 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// write) would wait that long. Meanwhile the bytes are `inflight` — visible to reads and
     /// getattr, waited for by anything else that must come after them, as with the
     /// background write-back. Writers may fill a new buffer meanwhile: with `untilEmpty`
-    /// (truncation, hole punching, unmount) that is committed too, so that no byte is
-    /// pending on return; `fsync` needs only the bytes written before it. If writing the
-    /// objects or the transaction fails, the bytes go back into the buffer, under anything
-    /// written since, and stay there; objects written before the failure stay 'writing'
-    /// and are collected.
+    /// (truncation, hole punching, unmount) that is committed too, in a second round that
+    /// keeps the lock — a writer faster than the devices could otherwise keep a
+    /// truncation going round after round (a log truncated while its writer appends) — so
+    /// that no byte is pending on return; `fsync` needs only the bytes written before it.
+    /// If writing the objects or the transaction fails, the bytes go back into the buffer,
+    /// under anything written since, and stay there; objects written before the failure
+    /// stay 'writing' and are collected.
     func commitLocked(_ ino: Int64, untilEmpty: Bool = true) throws(FSError) {
+        var round = 0
         repeat {
             waitForWriteBackLocked(ino)
             guard let buffer = buffers.removeValue(forKey: ino) else { return }
@@ -516,7 +519,13 @@ public final class VolumeFileSystem: @unchecked Sendable {
             queuedFull.remove(ino)
             inflight[ino] = buffer
             let pieces = buffer.pieces(of: ino)
-            let staged = unlocked { () throws(FSError) in try stage(pieces) }
+            let staged: Result<(slices: [SliceRecord], objects: [String]), FSError>
+            if round == 0 {
+                staged = unlocked { () throws(FSError) in try stage(pieces) }
+            } else {
+                do throws(FSError) { staged = .success(try stage(pieces)) } catch { staged = .failure(error) }
+            }
+            round += 1
             do throws(FSError) {
                 let (slices, objects) = try staged.get()
                 defer { sliceCache.invalidate(ino) }
@@ -530,7 +539,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
             }
             inflight[ino] = nil
             lock.broadcast()
-            try? compactCrowdedLocked(ino, chunks: Set(pieces.map(\.chunk)))  // an optimization: a failure loses nothing
+            // An optimization (a failure loses nothing) that lets go of the lock: in the
+            // first round only, so that the second, locked one is the last.
+            if round == 1 { try? compactCrowdedLocked(ino, chunks: Set(pieces.map(\.chunk))) }
             purgeRetiredLocked(all: false)
         } while untilEmpty
     }

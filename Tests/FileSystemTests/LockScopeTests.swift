@@ -176,6 +176,32 @@ import Testing
         #expect(grown[1000...].allSatisfy { $0 == 0 }, "bytes cut came back")
     }
 
+    /// A truncation commits what writers added during its first, unlocked round in a second
+    /// round that keeps the lock, so it ends even while a writer faster than the devices
+    /// keeps writing (a log truncated under its appender); round after unlocked round, it
+    /// would chase the writer for as long as it writes.
+    @Test func aTruncationEndsWhileAWriterKeepsWriting() throws {
+        let v = try Volume("replicated-3")
+        let file = try v.file("log")
+        let stop = Mutex(false)
+        let writer = DispatchSemaphore(value: 0)
+        let piece = Self.bytes(4096, seed: 9)
+        Thread {
+            // Small pieces at random offsets in 4 MiB: chunks seldom fill, so nothing throttles
+            // the writer to the devices' pace (full chunks would wait for the bytes in flight).
+            var random = SystemRandomNumberGenerator()
+            while !stop.withLock({ $0 }) {
+                try? v.write(file, at: Int64.random(in: 0..<(1024 - 1), using: &random) * 4096, piece)
+            }
+            writer.signal()
+        }.start()
+        usleep(200_000)
+        let fs = v.fs
+        #expect(Self.finishes(within: 60) { _ = try? fs.setattr(file, size: 0) }, "the truncation chased the writer")
+        stop.withLock { $0 = true }
+        writer.wait()
+    }
+
     /// Compaction composes a crowded chunk and writes it without the lock. A truncation that
     /// takes the chunk's slices meanwhile wins: the compacted object is dropped (and
     /// deleted), not committed over the cut — the file grown again reads zeros.
