@@ -10,6 +10,7 @@
 #   randread      fio random 4 KiB reads of a 1 GiB file, cold cache, 8 s: IOPS, mean
 #                 latency and the daemon's CPU per read (from /proc)
 #   randwrite     fio random 4 KiB writes, 4 jobs of 32 MiB, fsync every 16 writes: IOPS
+#   seqwrite      fio sequential write, 1 MiB blocks, 1 GiB, fsync at the end (fs-bench's): MB/s
 #   meta          fs-workloads.py meta: creates, stats, deletes of 5,000 files, tarball
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,9 @@ run() {  # TAG
     fsync-stall) python3 scripts/fs-workloads.py beside-fsync "$m" 8 16 ;;
     rm) python3 scripts/fs-workloads.py beside-rm "$m" 1024 ;;
     meta) python3 scripts/fs-workloads.py meta-line "$1" "$m/b" 5000 "$W/tarball.tar" ;;
+    seqwrite) fio --name=sw --directory="$m" --rw=write --bs=1M --size=1g --end_fsync=1 --ioengine=psync \
+                --output-format=json | python3 -c \
+                'import json,sys; print("MB/s", round(json.load(sys.stdin)["jobs"][0]["write"]["bw_bytes"] / 1e6, 1))' ;;
     randwrite) fio --name=rw --directory="$m" --rw=randwrite --bs=4k --size=32m --numjobs=4 --fsync=16 \
                  --group_reporting --output-format=json | python3 -c \
                  'import json,sys; print("IOPS", round(json.load(sys.stdin)["jobs"][0]["write"]["iops"]))' ;;
