@@ -727,6 +727,13 @@ extension VolumeDatabase {
             let exists = try Self.xattr(db, ino, name) != nil
             if flags & Self.xattrCreate != 0 && exists { throw FSError.exists }
             if flags & Self.xattrReplace != 0 && !exists { throw FSError.noData }
+            // Before anything changes: a refusal then leaves the namespace batch alone.
+            let others = try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT coalesce(sum(length(name) + 1), 0), coalesce(sum(length(name) + length(value)), 0)
+                FROM xattr WHERE ino = ? AND name <> ?
+                """), arguments: [ino, Data(name)])
+            guard XattrLimits.fits(otherListBytes: others?[0] ?? 0, otherTotalBytes: others?[1] ?? 0,
+                                   nameBytes: name.count, valueBytes: value.count) else { throw FSError.noSpace }
             if XattrName.isACL(name) {
                 try setACL(db, record, name: name, value: value, nowNs: nowNs, mayKeepSetGID: mayKeepSetGID)
                 return

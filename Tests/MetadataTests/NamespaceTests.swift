@@ -28,6 +28,45 @@ import Testing
         }
     }
 
+    /// An inode's xattrs stop at the limits with ENOSPC (ext4 stops near 4 KiB): names
+    /// that `listxattr` can still return in 64 KiB, and 256 KiB of names and values. A
+    /// replacement counts the new value instead of the old one; a refusal changes nothing
+    /// of the open namespace batch; what was kept still lists.
+    @Test func xattrsStopAtTheLimits() throws {
+        let db = try fresh()
+        let f = try db.create(parent: 1, name: n("f"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2).ino
+        // Names: 30 bytes each, 31 in the list.
+        func name(_ i: Int) -> [UInt8] { n("user." + String(format: "%025d", i)) }
+        var kept = 0
+        while true {
+            do throws(FSError) {
+                try db.setXattr(ino: f, name: name(kept), value: [1], flags: 0, nowNs: 3)
+                kept += 1
+            } catch {
+                #expect(error == .noSpace)
+                break
+            }
+        }
+        #expect(kept == XattrLimits.listBytes / 31)
+        let listed = try db.listXattr(ino: f)
+        #expect(listed.count == kept && listed.reduce(0) { $0 + $1.count + 1 } <= XattrLimits.listBytes)
+        // Replacing one of them still fits; another name does not.
+        try db.setXattr(ino: f, name: name(0), value: [2, 2], flags: 0, nowNs: 4)
+        #expect(throws: FSError.noSpace) { try db.setXattr(ino: f, name: n("user.x"), value: [], flags: 0, nowNs: 5) }
+        // Values: four of the largest size fit in 256 KiB with their names, a fifth does not.
+        let g = try db.create(parent: 1, name: n("g"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2).ino
+        let big = [UInt8](repeating: 7, count: 65_536 - 16)
+        for i in 0..<4 { try db.setXattr(ino: g, name: n("user.v\(i)"), value: big, flags: 0, nowNs: 6) }
+        #expect(throws: FSError.noSpace) { try db.setXattr(ino: g, name: n("user.v4"), value: big, flags: 0, nowNs: 7) }
+        // A smaller value in place of a big one makes room.
+        try db.setXattr(ino: g, name: n("user.v0"), value: [1], flags: 0, nowNs: 8)
+        try db.setXattr(ino: g, name: n("user.v4"), value: big, flags: 0, nowNs: 9)
+        #expect(try db.getXattr(ino: g, name: n("user.v4")) == big)
+        // Refusals left the namespace as it was (nothing rolled back with them).
+        #expect(try db.getXattr(ino: f, name: name(0)) == [2, 2])
+        #expect(try db.lookup(parent: 1, name: n("f")).ino == f)
+    }
+
     /// Inode rows read straight from SQLite (`InodeRows`) equal what GRDB's own decoding
     /// reads, for every column: catches a column order the raw reader does not expect.
     @Test func rawInodeRowsMatchGRDBDecoding() throws {
