@@ -577,11 +577,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 if packed.isEmpty { packed = piece.extent.bytes } else { packed += piece.extent.bytes }  // a whole chunk: no copy
                 index += 1
             }
-            let id: ObjectID
-            do { id = try engine.stageObject(volume: volume, bytes: packed) } catch {
-                if case .storage(.noSpace) = error { throw .noSpace }
-                throw .io
-            }
+            let id = try writeObject(packed)
             cache.insert(id.description, packed)
             objects.append(id.description)
             for m in members {
@@ -590,6 +586,19 @@ public final class VolumeFileSystem: @unchecked Sendable {
             }
         }
         return (slices, objects)
+    }
+
+    /// Writes `bytes` as a staged object of the volume. A device that is full may only
+    /// wait for deletes queued in the background (`purgeLater`: a file just removed still
+    /// holds its shards): then the write is tried once more after them.
+    func writeObject(_ bytes: [UInt8]) throws(FSError) -> ObjectID {
+        for attempt in 0..<2 {
+            do { return try engine.stageObject(volume: volume, bytes: bytes) } catch {
+                guard case .storage(.noSpace) = error else { throw .io }
+                if attempt == 0 { waitForPurges() }
+            }
+        }
+        throw .noSpace
     }
 
     /// Compacts those of a file's chunks that hold too many slices.
@@ -636,9 +645,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// if the devices are full (compaction is an optimization: it is tried again later).
     private func compacted(_ ino: Int64, chunk: Int64, length: Int64, slices: [SliceRecord]) throws(FSError) -> CompactedChunk? {
         let data = length > 0 ? try composedChunk(ino, chunk: chunk, length: Int(length), slices: slices) : []
-        do { return (try engine.stageObject(volume: volume, bytes: data), data) } catch {
-            if case .storage(.noSpace) = error { return nil }
-            throw .io
+        do throws(FSError) { return (try writeObject(data), data) } catch {
+            if error == .noSpace { return nil }
+            throw error
         }
     }
 

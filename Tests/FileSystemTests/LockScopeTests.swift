@@ -23,18 +23,18 @@ import Testing
         let engine: Engine
         let fs: VolumeFileSystem
 
-        init(_ className: String) throws {
+        init(_ className: String, deviceCapacity: Int64 = 256 << 20, volumeCapacity: Int64 = 64 << 20) throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-lock-\(UUID().uuidString)").path
             engine = try Engine(configuration: EngineConfiguration(stateDirectory: directory))
             try engine.addDevices((0..<7).flatMap { h in
-                (0..<2).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: 256 << 20) }
+                (0..<2).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: deviceCapacity) }
             })
             try engine.applyClasses([
                 StorageClass(name: "replicated-3", redundancy: .replicated(copies: 3), chunkSizeBytes: LockScopeTests.chunk, pgCount: 32),
                 StorageClass(name: "ec-4-2", redundancy: .erasure(dataShards: 4, parityShards: 2), chunkSizeBytes: LockScopeTests.chunk, pgCount: 32),
                 StorageClass(name: "remote-disk", redundancy: .single, chunkSizeBytes: LockScopeTests.chunk, pgCount: 32),
             ])
-            let volume = try engine.createVolume(name: "pvc", className: className, capacityBytes: 64 << 20)
+            let volume = try engine.createVolume(name: "pvc", className: className, capacityBytes: volumeCapacity)
             fs = try VolumeFileSystem(engine: engine, volume: volume.id)
         }
 
@@ -289,5 +289,34 @@ import Testing
         #expect(try namespace.objects(state: .deleting).isEmpty)
         try v.fs.fsync(kept)
         #expect(try v.fs.read(kept, offset: 0, size: 1000) == [1, 2, 3] + Array(keptData[3...]))
+    }
+
+    /// A deleted file's shards hold their room on the devices until the background delete
+    /// gets to them; a write that finds a device full waits for the deletes queued and
+    /// tries again, instead of failing with ENOSPC while the room is on its way back.
+    @Test func aFullDeviceWaitsForTheDeletesQueued() throws {
+        // 14 devices of 1 MiB. Two files of 7 MiB need more than the 14 MiB there are, so
+        // the second fills some device while the first's shards are still there.
+        let v = try Volume("remote-disk", deviceCapacity: 1 << 20, volumeCapacity: 8 << 20)
+        let size = 7 << 20
+        let piece = Self.bytes(Self.chunk, seed: 4)
+        let first = try v.file("first")
+        for offset in stride(from: 0, to: size, by: Self.chunk) { try v.write(first, at: Int64(offset), piece) }
+        try v.fs.fsync(first)
+        let pause = v.pauseObjectDelete()
+        try v.fs.unlink(parent: 1, name: Array("first".utf8))
+        #expect(pause.reached.wait(timeout: .now() + 10) == .success, "the unlink deleted no object")
+        // The delete goes on half a second after the second file's commit starts.
+        let resumed = Mutex(false)
+        DispatchQueue(label: "resume").asyncAfter(deadline: .now() + 0.5) {
+            v.stopPausing()
+            resumed.withLock { $0 = true }
+            pause.resume.signal()
+        }
+        let second = try v.file("second")
+        for offset in stride(from: 0, to: size, by: Self.chunk) { try v.write(second, at: Int64(offset), piece) }
+        #expect(throws: Never.self) { try v.fs.fsync(second) }
+        #expect(resumed.withLock { $0 }, "the devices did not fill: the test proves nothing")
+        #expect(try v.fs.read(second, offset: Int64(size - Self.chunk), size: Self.chunk) == piece)
     }
 }
