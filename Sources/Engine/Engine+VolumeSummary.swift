@@ -30,7 +30,7 @@ extension Engine {
     public func volumeSummary(id: String) throws(EngineError) -> VolumeSummary {
         guard let record = try EngineError.wrap({ try database.volume(id: id) }) else { throw .unknownVolume(id) }
         let (vdb, entry) = try volumeAndClass(id)
-        let usage = (try? vdb.usage()) ?? (bytes: 0, inodes: 0)
+        let usage = (try? vdb.usage()) ?? (bytes: 0, inodes: 0, entries: 0)
         let live = try EngineError.wrap { try vdb.objects(state: .live) }
         let s = state.withLock { $0 }
         let locations = s.locations[entry.poolID] ?? []

@@ -491,8 +491,8 @@ public final class FuseMount: @unchecked Sendable {
                 s.f_blocks = UInt(usage.capacityBytes) / block
                 s.f_bfree = UInt(max(0, usage.capacityBytes - usage.usedBytes)) / block
                 s.f_bavail = s.f_bfree
-                s.f_files = UInt(max(usage.inodes, 1) + 1_000_000)
-                s.f_ffree = 1_000_000
+                s.f_files = UInt(usage.entryLimit)
+                s.f_ffree = UInt(max(0, usage.entryLimit - usage.entries))
                 s.f_favail = s.f_ffree
                 s.f_namemax = 255
                 fuse_reply_statfs(req, &s)

@@ -10,6 +10,9 @@ import Metadata
 /// still be open). The exact figure is recounted from the namespace only when a growth would
 /// not fit while the count is stale, so a write is refused only when the exact count says
 /// the volume is full.
+///
+/// A second one counts the namespace's entries against `EntryLimit` the same way (in
+/// units of one inode or name instead of bytes).
 struct SpaceAccount {
     private(set) var usedBytes: Int64
     /// Whether space may have been given back since `usedBytes` was last exact.

@@ -70,6 +70,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
     var retired: [(ids: [String], at: Double)] = []
     /// The bytes the files take against the provisioned size (an upper bound; see `SpaceAccount`).
     var space = SpaceAccount(usedBytes: 0)
+    /// The inodes and extra names against `EntryLimit` (the same kind of upper bound).
+    var entries = SpaceAccount(usedBytes: 0)
     static let retireAfterSeconds = 10.0
     /// A chunk with more slices than this is rewritten as one object at its next commit.
     /// Reads fetch only the bytes each slice contributes, so a chunk may hold many.
@@ -126,7 +128,20 @@ public final class VolumeFileSystem: @unchecked Sendable {
         // Objects a compaction retired just before the last session ended.
         let leftovers = try namespace.unreferencedLiveObjects()
         if !leftovers.isEmpty { do { try engine.purgeObjects(volume: volume, ids: leftovers) } catch { throw .io } }
-        space = SpaceAccount(usedBytes: try namespace.usage().bytes)
+        let usage = try namespace.usage()
+        space = SpaceAccount(usedBytes: usage.bytes)
+        entries = SpaceAccount(usedBytes: usage.entries)
+    }
+
+    /// Counts one more inode or name against the volume's `EntryLimit` (ENOSPC past it);
+    /// `body` makes it, and a failure gives the entry back.
+    func takingEntryLocked<T>(_ body: () throws(FSError) -> T) throws(FSError) -> T {
+        let limit = EntryLimit.entries(capacityBytes: capacityBytes)
+        _ = try entries.grant(1, capacity: limit, partial: false) { () throws(FSError) -> Int64 in try namespace.usage().entries }
+        do { return try body() } catch {
+            entries.release(1)
+            throw error
+        }
     }
 
     /// The exact bytes in use: the committed sizes of regular files, plus what bytes not
@@ -197,8 +212,10 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public func create(parent: Int64, name: [UInt8], kind: Int64, mode: Int64, uid: Int64, gid: Int64, rdev: Int64 = 0,
                        target: [UInt8]? = nil, umask: Int64? = nil) throws(FSError) -> Attributes {
         try locked { () throws(FSError) -> Attributes in
-            attributesLocked(try namespace.create(parent: parent, name: name, kind: kind, mode: mode, uid: uid, gid: gid,
-                                                  rdev: rdev, target: target, umask: umask, nowNs: Self.now()))
+            try takingEntryLocked { () throws(FSError) -> Attributes in
+                attributesLocked(try namespace.create(parent: parent, name: name, kind: kind, mode: mode, uid: uid, gid: gid,
+                                                      rdev: rdev, target: target, umask: umask, nowNs: Self.now()))
+            }
         }
     }
 
@@ -242,7 +259,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     public func link(ino: Int64, newParent: Int64, newName: [UInt8]) throws(FSError) -> Attributes {
         try locked { () throws(FSError) -> Attributes in
-            attributesLocked(try namespace.link(ino: ino, newParent: newParent, newName: newName, nowNs: Self.now()))
+            try takingEntryLocked { () throws(FSError) -> Attributes in
+                attributesLocked(try namespace.link(ino: ino, newParent: newParent, newName: newName, nowNs: Self.now()))
+            }
         }
     }
 
@@ -258,6 +277,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 (openHandles[$0] ?? 0) == 0 && inflight[$0] == nil
             }
             space.markStale()
+            entries.markStale()
             guard let deleted else { return try releaseIfGoneLocked(victim) }
             sliceCache.invalidate(victim.ino)
             buffers[victim.ino] = nil
@@ -269,7 +289,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     public func rmdir(parent: Int64, name: [UInt8]) throws(FSError) {
         purgeLater(try locked { () throws(FSError) -> [String] in
-            try releaseIfGoneLocked(try namespace.rmdir(parent: parent, name: name, nowNs: Self.now()))
+            entries.markStale()
+            return try releaseIfGoneLocked(try namespace.rmdir(parent: parent, name: name, nowNs: Self.now()))
         })
     }
 
@@ -278,6 +299,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             guard let replaced = try namespace.rename(parent: parent, name: name, newParent: newParent, newName: newName,
                                                       flags: flags, nowNs: Self.now()) else { return [] }
             space.markStale()
+            entries.markStale()
             return try releaseIfGoneLocked(replaced)
         })
     }
@@ -294,6 +316,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// objects only it referenced, now 'deleting'.
     private func deleteUnusedLocked(_ ino: Int64) throws(FSError) -> [String] {
         space.markStale()
+        entries.markStale()
         buffers[ino] = nil
         forgetWriteBackLocked(ino)
         waitForWriteBackLocked(ino)
@@ -779,16 +802,18 @@ public final class VolumeFileSystem: @unchecked Sendable {
     }
     public func removeXattr(_ ino: Int64, name: [UInt8]) throws(FSError) { try namespace.removeXattr(ino: ino, name: name, nowNs: Self.now()) }
 
-    /// Capacity and use in bytes and inodes: the volume's provisioned size.
-    /// The used bytes are those writes are checked against (`SpaceAccount`), counted exactly.
-    public func statfs() throws(FSError) -> (capacityBytes: Int64, usedBytes: Int64, inodes: Int64) {
+    /// Capacity and use in bytes and entries: the volume's provisioned size, and its
+    /// `EntryLimit` (inodes and extra names). The used bytes are those writes are checked
+    /// against (`SpaceAccount`), counted exactly; so are the entries.
+    public func statfs() throws(FSError) -> (capacityBytes: Int64, usedBytes: Int64, entries: Int64, entryLimit: Int64) {
         let capacity = capacity(fresh: true)
-        let (used, inodes) = try locked { () throws(FSError) -> (Int64, Int64) in
+        let (used, taken) = try locked { () throws(FSError) -> (Int64, Int64) in
             let used = try usedBytesLocked()
             space = SpaceAccount(usedBytes: used)
-            return (used, try namespace.usage().inodes)
+            entries = SpaceAccount(usedBytes: try namespace.usage().entries)
+            return (used, entries.usedBytes)
         }
-        return (capacity, min(capacity, used), inodes)
+        return (capacity, min(capacity, used), taken, EntryLimit.entries(capacityBytes: capacity))
     }
 
     /// Finishes the write-back, commits every buffer and purges retired objects (unmount:

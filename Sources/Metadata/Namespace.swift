@@ -256,6 +256,9 @@ extension VolumeDatabase {
     /// S_ISGID.
     static let setGroupID: Int64 = 0o2000
 
+    /// The most names a file has (ext4's EXT4_LINK_MAX): one more link is EMLINK.
+    public static let maxLinks: Int64 = 65_000
+
     /// A new inode number: above every one in the table and every one handed out since
     /// the database opened (`nextIno`).
     func allocateIno(_ db: Database) throws -> Int64 {
@@ -272,6 +275,7 @@ extension VolumeDatabase {
         return try fs { db in
             guard var target = try Self.fetchInode(db, ino) else { throw FSError.noEntry }
             if target.isDirectory { throw FSError.notPermitted }
+            if target.nlink >= Self.maxLinks { throw FSError.tooManyLinks }
             _ = try Self.directory(db, newParent)
             if try Self.child(db, newParent, newName) != nil { throw FSError.exists }
             try db.cachedStatement(sql: "INSERT INTO dentry (parent, name, ino) VALUES (?, ?, ?)").execute(arguments: [newParent, Data(newName), ino])
@@ -695,11 +699,16 @@ extension VolumeDatabase {
         try fsRead { db in try Int64.fetchAll(db, sql: "SELECT ino FROM inode WHERE nlink = 0") }
     }
 
-    /// Total bytes in files and the number of inodes.
-    public func usage() throws(FSError) -> (bytes: Int64, inodes: Int64) {
+    /// Total bytes in files, the number of inodes, and the entries they take of the
+    /// volume's limit (`EntryLimit`): every inode, and every name of a file past its first.
+    public func usage() throws(FSError) -> (bytes: Int64, inodes: Int64, entries: Int64) {
         try fsRead { db in
-            let row = try Row.fetchOne(db, sql: "SELECT COALESCE(SUM(CASE WHEN kind = 8 THEN size ELSE 0 END), 0) AS b, count(*) AS n FROM inode")!
-            return (row["b"], row["n"])
+            let row = try Row.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(CASE WHEN kind = 8 THEN size ELSE 0 END), 0) AS b, count(*) AS n,
+                       COALESCE(SUM(CASE WHEN kind != 4 AND nlink > 1 THEN nlink - 1 ELSE 0 END), 0) AS x FROM inode
+                """)!
+            let inodes: Int64 = row["n"], extraNames: Int64 = row["x"]
+            return (row["b"], inodes, inodes + extraNames)
         }
     }
 

@@ -22,6 +22,7 @@ import Testing
         let directory: String
         let engine: Engine
         let fs: VolumeFileSystem
+        let volumeID: String
 
         init(_ className: String, deviceCapacity: Int64 = 256 << 20, volumeCapacity: Int64 = 64 << 20) throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-lock-\(UUID().uuidString)").path
@@ -35,6 +36,7 @@ import Testing
                 StorageClass(name: "remote-disk", redundancy: .single, chunkSizeBytes: LockScopeTests.chunk, pgCount: 32),
             ])
             let volume = try engine.createVolume(name: "pvc", className: className, capacityBytes: volumeCapacity)
+            volumeID = volume.id
             fs = try VolumeFileSystem(engine: engine, volume: volume.id)
         }
 

@@ -126,6 +126,9 @@ import Testing
         var fs = statvfs()
         #expect(statvfs(v.mountpoint, &fs) == 0)
         #expect(Int64(fs.f_blocks) * Int64(fs.f_frsize) == v.size)
+        // And its entry limit (df -i): one inode per 16 KiB, at least 65,536; the files here take some.
+        #expect(Int64(fs.f_files) == max(65_536, v.size / 16_384))
+        #expect(fs.f_ffree > 0 && fs.f_ffree < fs.f_files && fs.f_favail == fs.f_ffree)
     }
 
     /// Permissions are the kernel's (default_permissions) from our attributes.

@@ -28,6 +28,26 @@ import Testing
         }
     }
 
+    /// A file takes at most 65,000 names, as on ext4 (EMLINK past them); `usage` counts
+    /// every inode and every name of a file past its first as an entry, a directory's
+    /// link count (its subdirectories) not.
+    @Test func linksStopAtExt4sLimitAndCountAsEntries() throws {
+        let db = try fresh()
+        let f = try db.create(parent: 1, name: n("f"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2).ino
+        let d = try db.create(parent: 1, name: n("d"), kind: InodeRecord.directory, mode: 0o755, uid: 0, gid: 0, nowNs: 2).ino
+        _ = try db.create(parent: d, name: n("sub"), kind: InodeRecord.directory, mode: 0o755, uid: 0, gid: 0, nowNs: 2)
+        #expect(try db.usage().entries == 4 && db.usage().inodes == 4)
+        for i in 1..<Int(VolumeDatabase.maxLinks) {
+            _ = try db.link(ino: f, newParent: d, newName: n("l\(i)"), nowNs: 3)
+        }
+        #expect(try db.inode(f).nlink == VolumeDatabase.maxLinks)
+        #expect(throws: FSError.tooManyLinks) { try db.link(ino: f, newParent: 1, newName: n("one-more"), nowNs: 4) }
+        #expect(try db.usage().entries == 4 + VolumeDatabase.maxLinks - 1)
+        _ = try db.unlink(parent: d, name: n("l1"), nowNs: 5) { _ in true }
+        _ = try db.link(ino: f, newParent: 1, newName: n("one-more"), nowNs: 6)
+        #expect(try db.usage().inodes == 4)
+    }
+
     /// An inode's xattrs stop at the limits with ENOSPC (ext4 stops near 4 KiB): names
     /// that `listxattr` can still return in 64 KiB, and 256 KiB of names and values. A
     /// replacement counts the new value instead of the old one; a refusal changes nothing
