@@ -18,6 +18,8 @@ public final class FuseMount: @unchecked Sendable {
     /// updates its caches from our replies), so cached entries cannot go stale.
     let cacheSeconds: Double = 3600
     private var session: OpaquePointer?
+    /// The loop serving the session while `run()` runs (FuseLoop), for `stop()` to wake.
+    private let loop = Mutex<FuseLoop?>(nil)
 
     /// Whether `run()` installs libfuse's SIGTERM/SIGINT/SIGHUP handlers. A process serving
     /// one mount wants them; a daemon serving many handles signals itself and stops each
@@ -93,10 +95,21 @@ public final class FuseMount: @unchecked Sendable {
         // the read-ahead the init callback asks for.
         Self.setReadAhead(of: absolute, bytes: Self.readAheadBytes(chunkSize: Int(fileSystem.chunkSize)))
         mounted?()
-        let config = fuse_loop_cfg_create()
-        fuse_loop_cfg_set_max_threads(config, 16)
-        _ = fuse_session_loop_mt(se, config)
-        fuse_loop_cfg_destroy(config)
+        // One receiving thread that answers the namespace's requests itself (FuseLoop);
+        // BERTH_FUSE_LOOP=libfuse serves with libfuse's pool of threads instead.
+        if ProcessInfo.processInfo.environment["BERTH_FUSE_LOOP"] == "libfuse" {
+            let config = fuse_loop_cfg_create()
+            fuse_loop_cfg_set_max_threads(config, 16)
+            _ = fuse_session_loop_mt(se, config)
+            fuse_loop_cfg_destroy(config)
+        } else {
+            let fs = fileSystem
+            let loop = FuseLoop(session: se, spinNanoseconds: FuseLoop.spinFromEnvironment(),
+                                writeMayWait: { fs.writeMayWait(Int64(bitPattern: $0), offset: $1, count: $2) },
+                                releaseMayWait: { fs.releaseMayWait(Int64(bitPattern: $0)) })
+            self.loop.withLock { $0 = loop }
+            loop.run()
+        }
         fileSystem.flushAll()
         fuse_session_unmount(se)
     }
@@ -139,6 +152,7 @@ public final class FuseMount: @unchecked Sendable {
     /// Asks a running `run()` to stop (as SIGTERM does).
     public func stop() {
         if let session { fuse_session_exit(session) }
+        loop.withLock { $0 }?.wake()
     }
 
     /// `fallocate` modes (linux/falloc.h).

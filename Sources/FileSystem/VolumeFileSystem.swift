@@ -464,6 +464,20 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     // MARK: data
 
+    /// Whether a write of `count` bytes to `ino` could wait for the file's write-back
+    /// (`write` does once a file holds two full chunks or `dirtyBytesPerFile`): false only
+    /// for a small write to a file with less than a chunk buffered, none in flight.
+    public func writeMayWait(_ ino: Int64, offset: UInt64, count: Int) -> Bool {
+        if count > 256 << 10 { return true }
+        return lock.withLock { (buffers[ino]?.dirtyBytes ?? 0) + count >= Int(chunkSize) || inflight[ino] != nil }
+    }
+
+    /// Whether closing `ino`'s last handle could wait for its write-back (an unlinked
+    /// file is deleted once that is done).
+    public func releaseMayWait(_ ino: Int64) -> Bool {
+        lock.withLock { inflight[ino] != nil }
+    }
+
     public func write(_ ino: Int64, offset: Int64, bytes: UnsafeRawBufferPointer) throws(FSError) -> Int {
         guard offset >= 0 else { throw .invalid }
         if bytes.isEmpty { return 0 }
