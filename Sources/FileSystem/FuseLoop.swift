@@ -13,10 +13,11 @@ import Synchronization
 /// VM whose idle vCPUs halt (this machine kind: `haltpoll` with `guest_halt_poll_ns` 0),
 /// waking a halted vCPU is the most expensive part of a round trip: pinning the daemon and
 /// the application to one CPU alone ran deletes at 2–3× the rate. A receiver that is
-/// already running when the next request comes needs no wake-up (measured: deletes
-/// 6,400–9,400/s → 14,000–15,500/s, creates 2,200–5,700/s → 6,500–8,100/s, beside
-/// passthrough_ll's 14,900–17,800 and 5,100–6,400). The spin is bounded: an idle mount
-/// sleeps in `poll`, and one spinning thread costs at most one CPU while requests keep coming.
+/// already running when the next request comes needs no wake-up (measured side by side:
+/// deletes 6,600–10,400/s → 9,800–16,300/s beside passthrough_ll's 10,200–16,600, creates
+/// 4,800–5,500/s → 5,700–9,600/s; docs/benchmarks.md, session 12). The spin is bounded: an
+/// idle mount sleeps in `poll`; one spinning thread costs at most one CPU while requests
+/// keep coming, and none follows work handed to the pool.
 final class FuseLoop: @unchecked Sendable {
     private let session: OpaquePointer
     private let spinNanoseconds: UInt64
@@ -28,6 +29,9 @@ final class FuseLoop: @unchecked Sendable {
     /// Requests waiting for a worker; `nil` tells a worker to stop.
     private var queue: [fuse_buf?] = []
     private var busy = 0
+    /// Workers started (on demand, up to `workerCount`: a node serves many volumes) and
+    /// those waiting for a request.
+    private var started = 0, idle = 0
     private let condition = NSCondition()
     /// Receive buffers (libfuse's size) not in use, for reuse (their addresses).
     private let spare = Mutex<[Int]>([])
@@ -66,13 +70,6 @@ final class FuseLoop: @unchecked Sendable {
     func run() {
         let fd = fuse_session_fd(session)
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        let workers = (0..<workerCount).map { i in
-            let t = Thread { [self] in work() }
-            t.name = "berth-fuse-\(i)"
-            t.start()
-            return t
-        }
-        _ = workers
         var buf = fuse_buf()
         var last = Self.now()
         while fuse_session_exited(session) == 0 {
@@ -100,7 +97,7 @@ final class FuseLoop: @unchecked Sendable {
         }
         if let mem = buf.mem { free(mem) }
         condition.lock()
-        for _ in 0..<workerCount { queue.append(nil) }
+        for _ in 0..<started { queue.append(nil) }
         condition.broadcast()
         while busy > 0 || !queue.isEmpty { condition.wait() }
         condition.unlock()
@@ -115,6 +112,12 @@ final class FuseLoop: @unchecked Sendable {
     private func hand(_ buf: fuse_buf) {
         condition.lock()
         queue.append(buf)
+        if idle < queue.count && started < workerCount {
+            started += 1
+            let t = Thread { [self] in work() }
+            t.name = "berth-fuse-\(started)"
+            t.start()
+        }
         condition.signal()
         condition.unlock()
     }
@@ -122,7 +125,9 @@ final class FuseLoop: @unchecked Sendable {
     private func work() {
         while true {
             condition.lock()
+            idle += 1
             while queue.isEmpty { condition.wait() }
+            idle -= 1
             let item = queue.removeFirst()
             if item != nil { busy += 1 } else { condition.broadcast() }  // `run` waits for the queue to empty
             condition.unlock()
