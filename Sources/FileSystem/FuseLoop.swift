@@ -2,48 +2,48 @@ import CFuse3
 import Foundation
 import Synchronization
 
-/// Serves a FUSE session: one thread receives every request and answers the quick ones
-/// itself — the namespace's, answered from SQLite and the caches in microseconds — then
-/// keeps reading for the next one for a short while (`spinNanoseconds`) before it sleeps.
-/// Requests that may wait on devices or on other work (`isSlow`: reads, writes, fsync, a
-/// truncation, statfs…) go to a pool of worker threads.
+/// Serves a FUSE session with leader and followers: one thread at a time (the leader)
+/// receives requests and answers the quick ones itself — the namespace's, answered from
+/// SQLite and the caches in microseconds — then keeps reading for the next one for a short
+/// while (`spinNanoseconds`) before it sleeps in `poll`. A request that may wait on devices
+/// or on other work (`isSlow`: reads, large writes, fsync, a truncation, statfs…) is
+/// processed by the thread that received it, which first hands the leadership to a
+/// follower (started on demand, up to `threads`): the slow request starts at once, and
+/// the next requests are received meanwhile.
 ///
 /// Why: a metadata operation is a few round trips between the application and the daemon,
 /// each of which woke a sleeping thread of libfuse's pool, usually on the other CPU. On a
 /// VM whose idle vCPUs halt (this machine kind: `haltpoll` with `guest_halt_poll_ns` 0),
 /// waking a halted vCPU is the most expensive part of a round trip: pinning the daemon and
-/// the application to one CPU alone ran deletes at 2–3× the rate. A receiver that is
+/// the application to one CPU alone ran deletes at 2–3× the rate. A leader that is
 /// already running when the next request comes needs no wake-up (measured side by side:
 /// deletes 6,600–10,400/s → 9,800–16,300/s beside passthrough_ll's 10,200–16,600, creates
 /// 4,800–5,500/s → 5,700–9,600/s; docs/benchmarks.md, session 12). The spin is bounded: an
 /// idle mount sleeps in `poll`; one spinning thread costs at most one CPU while requests
-/// keep coming, and none follows work handed to the pool.
+/// keep coming, and none follows a slow request (the CPUs go to the write-back and the
+/// devices). A slow request costs what it did with libfuse's pool: one wake-up, of the
+/// follower, off its own path.
 final class FuseLoop: @unchecked Sendable {
     private let session: OpaquePointer
     private let spinNanoseconds: UInt64
     /// Whether a write (node, offset, size) or a release (node) could wait for the file's
-    /// write-back: those go to the pool.
+    /// write-back: those are slow.
     private let writeMayWait: (UInt64, UInt64, Int) -> Bool
     private let releaseMayWait: (UInt64) -> Bool
-    private let workerCount: Int
-    /// Requests waiting for a worker; `nil` tells a worker to stop.
-    private var queue: [fuse_buf?] = []
-    private var busy = 0
-    /// Workers started (on demand, up to `workerCount`: a node serves many volumes) and
-    /// those waiting for a request.
-    private var started = 0, idle = 0
+    private let maxThreads: Int
     private let condition = NSCondition()
-    /// Receive buffers (libfuse's size) not in use, for reuse (their addresses).
-    private let spare = Mutex<[Int]>([])
-    /// `stop()` writes here to wake a sleeping receiver.
+    /// Under `condition`: whether a thread leads, how many wait to, how many run besides
+    /// the one in `run()`, and whether the session is over.
+    private var hasLeader = false, followers = 0, threads = 0, stopping = false
+    /// `stop()` writes here to wake a sleeping leader.
     private let wakeRead: Int32, wakeWrite: Int32
 
-    init(session: OpaquePointer, workers: Int = 16, spinNanoseconds: UInt64 = 50_000,
+    init(session: OpaquePointer, threads: Int = 16, spinNanoseconds: UInt64 = 50_000,
          writeMayWait: @escaping (UInt64, UInt64, Int) -> Bool, releaseMayWait: @escaping (UInt64) -> Bool) {
         self.session = session
         self.writeMayWait = writeMayWait
         self.releaseMayWait = releaseMayWait
-        self.workerCount = workers
+        self.maxThreads = max(1, threads)
         self.spinNanoseconds = spinNanoseconds
         var fds: [Int32] = [-1, -1]
         if pipe(&fds) == 0 {
@@ -56,7 +56,6 @@ final class FuseLoop: @unchecked Sendable {
 
     deinit {
         if wakeRead >= 0 { close(wakeRead); close(wakeWrite) }
-        for address in spare.withLock({ $0 }) { free(UnsafeMutableRawPointer(bitPattern: address)) }
     }
 
     /// The spin from `BERTH_FUSE_SPIN_US` (microseconds; 0: never spin), else 50 µs.
@@ -66,81 +65,88 @@ final class FuseLoop: @unchecked Sendable {
     }
 
     /// Serves until the session exits (unmount, a signal, `stop()`), then waits for the
-    /// requests the workers hold.
+    /// requests other threads are processing.
     func run() {
         let fd = fuse_session_fd(session)
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        var buf = fuse_buf()
-        var last = Self.now()
-        while fuse_session_exited(session) == 0 {
-            let res = fuse_session_receive_buf(session, &buf)
-            if res > 0 {
-                if isSlow(buf) {
-                    hand(buf)
-                    buf = fuse_buf()
-                    buf.mem = spare.withLock { $0.popLast() }.flatMap { UnsafeMutableRawPointer(bitPattern: $0) }
-                    // No spin after these: the workers, the write-back and the devices
-                    // need the CPUs (a spin beside a sequential writer halved EC 4+2's rate).
-                    last = 0
-                } else {
-                    fuse_session_process_buf(session, &buf)
-                    last = Self.now()
-                }
-                continue
-            }
-            guard res == -EAGAIN || res == -EINTR else { break }  // 0: unmounted; other: the device failed
-            if last != 0 && Self.now() &- last < spinNanoseconds { continue }
-            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-            _ = poll(&fds, wakeRead >= 0 ? 2 : 1, 500)
-            if fds[1].revents != 0 { var byte: UInt8 = 0; while read(wakeRead, &byte, 1) > 0 {} }
-            last = 0
-        }
-        if let mem = buf.mem { free(mem) }
+        serve()
         condition.lock()
-        for _ in 0..<started { queue.append(nil) }
-        condition.broadcast()
-        while busy > 0 || !queue.isEmpty { condition.wait() }
+        while threads > 0 { condition.wait() }
         condition.unlock()
     }
 
-    /// Wakes a receiver sleeping in `poll` so that it sees `fuse_session_exit`.
+    /// Wakes a leader sleeping in `poll` so that it sees `fuse_session_exit`.
     func wake() {
         var byte: UInt8 = 1
         if wakeWrite >= 0 { _ = write(wakeWrite, &byte, 1) }
     }
 
-    private func hand(_ buf: fuse_buf) {
-        condition.lock()
-        queue.append(buf)
-        if idle < queue.count && started < workerCount {
-            started += 1
-            let t = Thread { [self] in work() }
-            t.name = "berth-fuse-\(started)"
-            t.start()
-        }
-        condition.signal()
-        condition.unlock()
-    }
-
-    private func work() {
+    /// One thread's life: wait to lead, lead until a slow request, process it, again.
+    private func serve() {
+        let fd = fuse_session_fd(session)
+        var buf = fuse_buf()
+        defer { if let mem = buf.mem { free(mem) } }
         while true {
             condition.lock()
-            idle += 1
-            while queue.isEmpty { condition.wait() }
-            idle -= 1
-            let item = queue.removeFirst()
-            if item != nil { busy += 1 } else { condition.broadcast() }  // `run` waits for the queue to empty
-            condition.unlock()
-            guard var buf = item else { return }
-            fuse_session_process_buf(session, &buf)
-            if let mem = buf.mem {
-                let address = Int(bitPattern: mem)
-                spare.withLock { $0.append(address) }
+            while hasLeader && !stopping {
+                followers += 1
+                condition.wait()
+                followers -= 1
             }
-            condition.lock()
-            busy -= 1
-            condition.broadcast()
+            if stopping { condition.unlock(); return }
+            hasLeader = true
             condition.unlock()
+            var last: UInt64 = 0
+            lead: while true {
+                let res = fuse_session_receive_buf(session, &buf)
+                if res > 0 {
+                    if isSlow(buf) {
+                        handOver()
+                        fuse_session_process_buf(session, &buf)
+                        break lead
+                    }
+                    fuse_session_process_buf(session, &buf)
+                    last = Self.now()
+                    continue
+                }
+                // 0: unmounted; an error other than these: the device failed.
+                guard (res == -EAGAIN || res == -EINTR) && fuse_session_exited(session) == 0 else {
+                    condition.lock()
+                    stopping = true
+                    hasLeader = false
+                    condition.broadcast()
+                    condition.unlock()
+                    return
+                }
+                if last != 0 && Self.now() &- last < spinNanoseconds { continue }
+                var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+                _ = poll(&fds, wakeRead >= 0 ? 2 : 1, 500)
+                if fds[1].revents != 0 { var byte: UInt8 = 0; while read(wakeRead, &byte, 1) > 0 {} }
+                last = 0
+            }
+        }
+    }
+
+    /// Gives up leading before a slow request: a waiting follower takes over, or a new
+    /// thread if none waits and fewer than `maxThreads` run (else the next thread done
+    /// with its request leads).
+    private func handOver() {
+        condition.lock()
+        defer { condition.unlock() }
+        hasLeader = false
+        if followers > 0 {
+            condition.signal()
+        } else if threads + 1 < maxThreads && !stopping {
+            threads += 1
+            let t = Thread { [self] in
+                serve()
+                condition.lock()
+                threads -= 1
+                condition.broadcast()
+                condition.unlock()
+            }
+            t.name = "berth-fuse"
+            t.start()
         }
     }
 

@@ -4,9 +4,10 @@ import Synchronization
 import Testing
 @testable import FileSystem
 
-/// Which requests the receiving thread answers itself and which go to the pool: a slow
-/// request answered on the receiver would stall every other request of the mount, a quick
-/// one sent to the pool costs a thread wake-up (see docs/filesystem.md, Serving requests).
+/// Which requests the leading thread answers itself and which make it hand the leadership
+/// to another thread first: a slow request answered while leading would stall every other
+/// request of the mount, a quick one handed over costs a thread wake-up and the spin (see
+/// docs/filesystem.md, Serving requests).
 @Suite struct FuseLoopTests {
     /// A request as the kernel sends it: `fuse_in_header` (40 bytes), then `body`.
     static func request(opcode: UInt32, node: UInt64 = 7, body: [UInt8] = []) -> [UInt8] {
@@ -37,7 +38,7 @@ import Testing
         let asked = Mutex<[(UInt64, UInt64, Int)]>([])
         let busyRelease = Mutex<Set<UInt64>>([9])
         // Never run: the routing needs no session.
-        let loop = FuseLoop(session: OpaquePointer(bitPattern: 1)!, workers: 0,
+        let loop = FuseLoop(session: OpaquePointer(bitPattern: 1)!, threads: 1,
                             writeMayWait: { node, offset, size in
                                 asked.withLock { $0.append((node, offset, size)) }
                                 return size > 4096
