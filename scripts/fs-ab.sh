@@ -12,6 +12,8 @@
 #   randwrite     fio random 4 KiB writes, 4 jobs of 32 MiB, fsync every 16 writes: IOPS
 #   seqwrite      fio sequential write, 1 MiB blocks, 1 GiB, fsync at the end (fs-bench's): MB/s
 #   meta          fs-workloads.py meta: creates, stats, deletes of 5,000 files, tarball
+# The second slot has read low in its first round whichever binary sat there (session 12):
+# for sequential figures, run both orders (OLD NEW, then NEW OLD).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=${1:?usage: fs-ab.sh OLD NEW TEST [CLASS] [ROUNDS]}; NEW=${2:?}; TEST=${3:?}
@@ -32,7 +34,8 @@ mount_fresh() {  # TAG
   for _ in $(seq 100); do mountpoint -q "$d/mnt" && return; sleep 0.1; done
   echo "mount of $1 failed" >&2; exit 1
 }
-daemon_cpu() { awk '{print $14 + $15}' "/proc/$(pgrep -f "$W/bin/$1 mount $W/$1/state")/stat"; }
+# The newest daemon of that name: an earlier one may still be finishing its unmount.
+daemon_cpu() { awk '{print $14 + $15}' "/proc/$(pgrep -n -f "$W/bin/$1 mount $W/$1/state")/stat"; }
 run() {  # TAG
   local m="$W/$1/mnt"
   case "$TEST" in
