@@ -297,10 +297,13 @@ import Testing
     /// gets to them; a write that finds a device full waits for the deletes queued and
     /// tries again, instead of failing with ENOSPC while the room is on its way back.
     @Test func aFullDeviceWaitsForTheDeletesQueued() throws {
-        // 14 devices of 1 MiB. Two files of 7 MiB need more than the 14 MiB there are, so
-        // the second fills some device while the first's shards are still there.
-        let v = try Volume("remote-disk", deviceCapacity: 1 << 20, volumeCapacity: 8 << 20)
-        let size = 7 << 20
+        // 14 devices of 2 MiB (30 objects of a 64 KiB chunk each). One file of 13 MiB (208
+        // objects, 15 a device on average) fits however placement spreads it; two need
+        // more than the 420 objects there are, so the second fills some device while the
+        // first's shards are still there. (With 1 MiB devices and 7 MiB files, a device that
+        // placement gave 16 of one file's 112 objects failed the test about one run in six.)
+        let v = try Volume("remote-disk", deviceCapacity: 2 << 20, volumeCapacity: 16 << 20)
+        let size = 13 << 20
         let piece = Self.bytes(Self.chunk, seed: 4)
         let first = try v.file("first")
         for offset in stride(from: 0, to: size, by: Self.chunk) { try v.write(first, at: Int64(offset), piece) }
