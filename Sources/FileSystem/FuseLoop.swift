@@ -26,9 +26,9 @@ import Synchronization
 final class FuseLoop: @unchecked Sendable {
     private let session: OpaquePointer
     private let spinNanoseconds: UInt64
-    /// Whether a write (node, offset, size) or a release (node) could wait for the file's
+    /// Whether a write (node, size) or a release (node) could wait for the file's
     /// write-back: those are slow.
-    private let writeMayWait: (UInt64, UInt64, Int) -> Bool
+    private let writeMayWait: (UInt64, Int) -> Bool
     private let releaseMayWait: (UInt64) -> Bool
     private let maxThreads: Int
     private let condition = NSCondition()
@@ -39,7 +39,7 @@ final class FuseLoop: @unchecked Sendable {
     private let wakeRead: Int32, wakeWrite: Int32
 
     init(session: OpaquePointer, threads: Int = 16, spinNanoseconds: UInt64 = 50_000,
-         writeMayWait: @escaping (UInt64, UInt64, Int) -> Bool, releaseMayWait: @escaping (UInt64) -> Bool) {
+         writeMayWait: @escaping (UInt64, Int) -> Bool, releaseMayWait: @escaping (UInt64) -> Bool) {
         self.session = session
         self.writeMayWait = writeMayWait
         self.releaseMayWait = releaseMayWait
@@ -178,9 +178,8 @@ final class FuseLoop: @unchecked Sendable {
         case Self.opWrite:
             // fuse_write_in: fh, offset, size.
             guard buf.size >= Self.headerBytes + 24 else { return true }
-            let offset = mem.loadUnaligned(fromByteOffset: Self.headerBytes + 8, as: UInt64.self)
             let size = mem.loadUnaligned(fromByteOffset: Self.headerBytes + 16, as: UInt32.self)
-            return writeMayWait(node, offset, Int(size))
+            return writeMayWait(node, Int(size))
         case Self.opRelease: return releaseMayWait(node)
         case Self.opSetattr:
             return buf.size >= Self.headerBytes + 4 && mem.loadUnaligned(fromByteOffset: Self.headerBytes, as: UInt32.self) & Self.setattrSize != 0

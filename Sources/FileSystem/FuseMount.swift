@@ -105,7 +105,7 @@ public final class FuseMount: @unchecked Sendable {
         } else {
             let fs = fileSystem
             let loop = FuseLoop(session: se, spinNanoseconds: FuseLoop.spinFromEnvironment(),
-                                writeMayWait: { fs.writeMayWait(Int64(bitPattern: $0), offset: $1, count: $2) },
+                                writeMayWait: { fs.writeMayWait(Int64(bitPattern: $0), count: $1) },
                                 releaseMayWait: { fs.releaseMayWait(Int64(bitPattern: $0)) })
             self.loop.withLock { $0 = loop }
             loop.run()

@@ -144,10 +144,12 @@ public final class VolumeFileSystem: @unchecked Sendable {
         }
     }
 
-    /// The exact bytes in use: the committed sizes of regular files, plus what bytes not
-    /// committed yet grow files by.
-    func usedBytesLocked() throws(FSError) -> Int64 {
-        var total = try namespace.usage().bytes
+    /// The exact bytes in use: the committed sizes of regular files (`committed`, when the
+    /// caller has just read the namespace's usage), plus what bytes not committed yet grow
+    /// files by.
+    func usedBytesLocked(committed: Int64? = nil) throws(FSError) -> Int64 {
+        var total: Int64
+        if let committed { total = committed } else { total = try namespace.usage().bytes }
         for ino in Set(buffers.keys).union(inflight.keys) {
             guard let committed = try? namespace.inode(ino) else { continue }
             let pending = pendingLocked(ino).map(\.size).max() ?? 0
@@ -467,7 +469,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// Whether a write of `count` bytes to `ino` could wait for the file's write-back
     /// (`write` does once a file holds two full chunks or `dirtyBytesPerFile`): false only
     /// for a small write to a file with less than a chunk buffered, none in flight.
-    public func writeMayWait(_ ino: Int64, offset: UInt64, count: Int) -> Bool {
+    public func writeMayWait(_ ino: Int64, count: Int) -> Bool {
         if count > 256 << 10 { return true }
         return lock.withLock { (buffers[ino]?.dirtyBytes ?? 0) + count >= Int(chunkSize) || inflight[ino] != nil }
     }
@@ -822,10 +824,12 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public func statfs() throws(FSError) -> (capacityBytes: Int64, usedBytes: Int64, entries: Int64, entryLimit: Int64) {
         let capacity = capacity(fresh: true)
         let (used, taken) = try locked { () throws(FSError) -> (Int64, Int64) in
-            let used = try usedBytesLocked()
+            // One scan of the inodes for both counts.
+            let usage = try namespace.usage()
+            let used = try usedBytesLocked(committed: usage.bytes)
             space = SpaceAccount(usedBytes: used)
-            entries = SpaceAccount(usedBytes: try namespace.usage().entries)
-            return (used, entries.usedBytes)
+            entries = SpaceAccount(usedBytes: usage.entries)
+            return (used, usage.entries)
         }
         return (capacity, min(capacity, used), taken, EntryLimit.entries(capacityBytes: capacity))
     }

@@ -35,12 +35,12 @@ import Testing
     }
 
     @Test func requestsAreRoutedByWhatTheyMayWaitFor() throws {
-        let asked = Mutex<[(UInt64, UInt64, Int)]>([])
+        let asked = Mutex<[(UInt64, Int)]>([])
         let busyRelease = Mutex<Set<UInt64>>([9])
         // Never run: the routing needs no session.
         let loop = FuseLoop(session: OpaquePointer(bitPattern: 1)!, threads: 1,
-                            writeMayWait: { node, offset, size in
-                                asked.withLock { $0.append((node, offset, size)) }
+                            writeMayWait: { node, size in
+                                asked.withLock { $0.append((node, size)) }
                                 return size > 4096
                             },
                             releaseMayWait: { node in busyRelease.withLock { $0.contains(node) } })
@@ -62,7 +62,7 @@ import Testing
         let write = { (size: UInt32) in Self.request(opcode: 16, node: 5, body: Self.le(UInt64(0)) + Self.le(UInt64(8192)) + Self.le(size) + [UInt8](repeating: 0, count: 20)) }
         #expect(!slow(loop, write(100)))
         #expect(slow(loop, write(1 << 20)))
-        #expect(asked.withLock { $0.map { "\($0.0) \($0.1) \($0.2)" } } == ["5 8192 100", "5 8192 1048576"])
+        #expect(asked.withLock { $0.map { "\($0.0) \($0.1)" } } == ["5 100", "5 1048576"])
         // release: only with a write-back in flight for the node.
         #expect(slow(loop, Self.request(opcode: 18, node: 9, body: [UInt8](repeating: 0, count: 24))))
         #expect(!slow(loop, Self.request(opcode: 18, node: 3, body: [UInt8](repeating: 0, count: 24))))
