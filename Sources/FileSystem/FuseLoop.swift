@@ -5,7 +5,8 @@ import Synchronization
 /// Serves a FUSE session with leader and followers: one thread at a time (the leader)
 /// receives requests and answers the quick ones itself — the namespace's, answered from
 /// SQLite and the caches in microseconds — then keeps reading for the next one for a short
-/// while (`spinNanoseconds`) before it sleeps in `poll`. A request that may wait on devices
+/// while before it sleeps in `poll` (`SpinWindow`: 50 µs, growing up to 400 µs while
+/// requests keep coming just after the leader gave up). A request that may wait on devices
 /// or on other work (`isSlow`: reads, large writes, fsync, a truncation, statfs…) is
 /// processed by the thread that received it, which first hands the leadership to a
 /// follower (started on demand, up to `threads`): the slow request starts at once, and
@@ -25,7 +26,8 @@ import Synchronization
 /// follower, off its own path.
 final class FuseLoop: @unchecked Sendable {
     private let session: OpaquePointer
-    private let spinNanoseconds: UInt64
+    /// Only the leader uses it; the leadership passes under `condition`.
+    private var spin: SpinWindow
     /// Whether a write (node, size) or a release (node) could wait for the file's
     /// write-back: those are slow.
     private let writeMayWait: (UInt64, Int) -> Bool
@@ -38,13 +40,13 @@ final class FuseLoop: @unchecked Sendable {
     /// `stop()` writes here to wake a sleeping leader.
     private let wakeRead: Int32, wakeWrite: Int32
 
-    init(session: OpaquePointer, threads: Int = 16, spinNanoseconds: UInt64 = 50_000,
+    init(session: OpaquePointer, threads: Int = 16, spinLimitNanoseconds: UInt64 = FuseLoop.defaultSpinLimit,
          writeMayWait: @escaping (UInt64, Int) -> Bool, releaseMayWait: @escaping (UInt64) -> Bool) {
         self.session = session
         self.writeMayWait = writeMayWait
         self.releaseMayWait = releaseMayWait
         self.maxThreads = max(1, threads)
-        self.spinNanoseconds = spinNanoseconds
+        spin = SpinWindow(base: Self.baseSpin, limit: spinLimitNanoseconds)
         var fds: [Int32] = [-1, -1]
         if pipe(&fds) == 0 {
             for fd in fds { _ = fcntl(fd, F_SETFL, O_NONBLOCK); _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -58,9 +60,15 @@ final class FuseLoop: @unchecked Sendable {
         if wakeRead >= 0 { close(wakeRead); close(wakeWrite) }
     }
 
-    /// The spin from `BERTH_FUSE_SPIN_US` (microseconds; 0: never spin), else 50 µs.
-    static func spinFromEnvironment() -> UInt64 {
-        guard let text = ProcessInfo.processInfo.environment["BERTH_FUSE_SPIN_US"], let us = UInt64(text) else { return 50_000 }
+    /// The shortest spin, and the longest unless `BERTH_FUSE_SPIN_US` says otherwise.
+    static let baseSpin: UInt64 = 50_000, defaultSpinLimit: UInt64 = 400_000
+
+    /// The longest spin from `BERTH_FUSE_SPIN_US` (microseconds; 0: never spin; at most
+    /// 10,000), else 400 µs.
+    static func spinLimitFromEnvironment() -> UInt64 {
+        guard let text = ProcessInfo.processInfo.environment["BERTH_FUSE_SPIN_US"], let us = UInt64(text) else {
+            return defaultSpinLimit
+        }
         return min(us, 10_000) * 1_000
     }
 
@@ -118,10 +126,13 @@ final class FuseLoop: @unchecked Sendable {
                     condition.unlock()
                     return
                 }
-                if last != 0 && Self.now() &- last < spinNanoseconds { continue }
+                if last != 0 && Self.now() &- last < spin.current { continue }
                 var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+                let asleep = last == 0 ? 0 : Self.now()
                 _ = poll(&fds, wakeRead >= 0 ? 2 : 1, 500)
                 if fds[1].revents != 0 { var byte: UInt8 = 0; while read(wakeRead, &byte, 1) > 0 {} }
+                // Only a sleep that followed a spin tells whether the spin was too short.
+                if asleep != 0 { spin.sleptAfterSpin(Self.now() &- asleep) }
                 last = 0
             }
         }

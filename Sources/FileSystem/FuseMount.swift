@@ -104,7 +104,7 @@ public final class FuseMount: @unchecked Sendable {
             fuse_loop_cfg_destroy(config)
         } else {
             let fs = fileSystem
-            let loop = FuseLoop(session: se, spinNanoseconds: FuseLoop.spinFromEnvironment(),
+            let loop = FuseLoop(session: se, spinLimitNanoseconds: FuseLoop.spinLimitFromEnvironment(),
                                 writeMayWait: { fs.writeMayWait(Int64(bitPattern: $0), count: $1) },
                                 releaseMayWait: { fs.releaseMayWait(Int64(bitPattern: $0)) })
             self.loop.withLock { $0 = loop }
