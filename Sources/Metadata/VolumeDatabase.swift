@@ -38,9 +38,13 @@ public final class VolumeDatabase: Sendable {
     /// never meets the kernel's memory of a deleted one, nor — through the reader pool,
     /// which does not see the open batch — the slices of a deleted inode not yet committed.
     let nextIno = Mutex<Int64?>(nil)
+    /// Checkpoints the WAL off the writer's thread (nil in memory).
+    let checkpointer: WalCheckpointer?
 
-    /// `batchWindow`: see the property (tests that watch a batch stay open choose a longer one).
-    public init(path: String, volumeID: String, batchWindow: DispatchTimeInterval = .milliseconds(10)) throws {
+    /// `batchWindow`: see the property (tests that watch a batch stay open choose a longer one);
+    /// `checkpointFrames`: the WAL's size, in frames, that asks for a checkpoint.
+    public init(path: String, volumeID: String, batchWindow: DispatchTimeInterval = .milliseconds(10),
+                checkpointFrames: Int32 = WalCheckpointer.defaultThreshold) throws {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
@@ -50,14 +54,20 @@ public final class VolumeDatabase: Sendable {
         self.batchWindow = batchWindow
         inodeWatcher = InodeCache.Invalidator(inodes)
         writer = try SharedFileOpen.pool(path: path, configuration: configuration, migrator: VolumeMigrations.migrator)
+        let checkpointer = WalCheckpointer(path: path, threshold: checkpointFrames)
+        writer.writeWithoutTransaction { db in checkpointer.install(on: db) }
+        self.checkpointer = checkpointer
         try prepare()
     }
+
+    deinit { checkpointer?.close() }
 
     /// In memory, for tests.
     public init(volumeID: String) throws {
         self.volumeID = volumeID
         batchWindow = nil
         inodeWatcher = InodeCache.Invalidator(inodes)
+        checkpointer = nil
         writer = try DatabaseQueue()
         try VolumeMigrations.migrator.migrate(writer)
         try prepare()
