@@ -12,6 +12,8 @@
 #   randwrite     fio random 4 KiB writes, 4 jobs of 32 MiB, fsync every 16 writes: IOPS
 #   seqwrite      fio sequential write, 1 MiB blocks, 1 GiB, fsync at the end (fs-bench's): MB/s
 #   meta          fs-workloads.py meta: creates, stats, deletes of 5,000 files, tarball
+#   deletes       fs-workloads.py delete-latency: 10,000 files created, stat'ed, unlinked one
+#                 by one on a fresh volume: deletes/s and the unlinks' latency tail
 # The second slot has read low in its first round whichever binary sat there (session 12):
 # for sequential figures, run both orders (OLD NEW, then NEW OLD).
 set -euo pipefail
@@ -42,6 +44,7 @@ run() {  # TAG
     fsync-stall) python3 scripts/fs-workloads.py beside-fsync "$m" 8 16 ;;
     rm) python3 scripts/fs-workloads.py beside-rm "$m" 1024 ;;
     meta) python3 scripts/fs-workloads.py meta-line "$1" "$m/b" 5000 "$W/tarball.tar" ;;
+    deletes) python3 scripts/fs-workloads.py delete-latency "$m/d" 10000 ;;
     seqwrite) fio --name=sw --directory="$m" --rw=write --bs=1M --size=1g --end_fsync=1 --ioengine=psync \
                 --output-format=json | python3 -c \
                 'import json,sys; print("MB/s", round(json.load(sys.stdin)["jobs"][0]["write"]["bw_bytes"] / 1e6, 1))' ;;

@@ -12,6 +12,9 @@
   fs-workloads.py beside-fsync DIR SECONDS MIB   # creates (100 bytes) + stats while another
                                             # process rewrites MIB MiB and fsyncs in a loop:
                                             # their latency p50/p99/max, ops, fsyncs
+  fs-workloads.py delete-latency DIR FILES  # FILES empty files created and stat'ed, then
+                                            # unlinked one by one: deletes/s, latency p50/p90/
+                                            # p99/max, time spent in unlinks over 1 ms
   fs-workloads.py beside-rm DIR MIB         # a file of MIB MiB written and fsynced, then rm'd
                                             # while another process creates files: rm seconds,
                                             # worst create latency
@@ -123,6 +126,22 @@ def beside_rm(d, mib):
     return f"rm {rm:.3f} s  worst create beside it {max(lat) * 1e3:.1f} ms"
 
 
+def delete_latency(d, n):
+    ops(d, n, "create"); ops(d, n, "stat")
+    lat = []
+    start = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        os.unlink(f"{d}/f{i}")
+        lat.append(time.perf_counter() - t)
+    total = time.perf_counter() - start
+    s = sorted(lat)
+    slow = [x for x in lat if x > 0.001]
+    return (f"deletes/s {n / total:.0f}  p50 {s[n // 2] * 1e6:.0f} us  p90 {s[int(n * .9)] * 1e6:.0f}  "
+            f"p99 {s[int(n * .99)] * 1e6:.0f}  max {s[-1] * 1e3:.1f} ms  in unlinks > 1 ms: "
+            f"{sum(slow) * 1e3:.0f} ms of {total * 1e3:.0f} ({len(slow)})")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "tarball":
         tarball(sys.argv[2])
@@ -142,6 +161,8 @@ if __name__ == "__main__":
         print(" ".join(f"{r:7.0f}" for r in reads(sys.argv[2], int(sys.argv[3]))), "reads/s per pass")
     elif sys.argv[1] == "beside-fsync":
         print(beside_fsync(sys.argv[2], float(sys.argv[3]), int(sys.argv[4])))
+    elif sys.argv[1] == "delete-latency":
+        print(delete_latency(sys.argv[2], int(sys.argv[3])))
     elif sys.argv[1] == "beside-rm":
         print(beside_rm(sys.argv[2], int(sys.argv[3])))
     else:
