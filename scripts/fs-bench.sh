@@ -8,9 +8,12 @@
 # per second for FILES files, and the time to extract a tarball of 5,000 files (1–16 KiB)
 # and stat them all. Prints a table and the ratios; JSON lines go to $OUT (default
 # fs-bench-results.jsonl in the work directory). Each test runs on all targets back to
-# back, so a ratio compares figures measured minutes apart at most.
+# back, so a ratio compares figures measured minutes apart at most. The metadata figures
+# (creates, stats, deletes, tarball) are the medians of META_ROUNDS rounds (default 3), the
+# targets alternating within each round; a single round of them swung ±40 % on this VM.
+# GlusterFS targets run one round (theirs take minutes; they are 10–40× slower here).
 #
-#   scripts/fs-bench.sh                     # SIZE=1g FILES=10000 RUNTIME=10
+#   scripts/fs-bench.sh                     # SIZE=1g FILES=10000 RUNTIME=10 META_ROUNDS=3
 #   SIZE=256m FILES=2000 RUNTIME=5 scripts/fs-bench.sh   # quicker
 #   TARGETS="berth-r3 native passthrough" scripts/fs-bench.sh
 set -euo pipefail
@@ -98,17 +101,24 @@ for t in $TARGETS; do
   RW[$t]=$(fiojson --name=rw --directory="$d" --rw=randwrite --bs=4k --size=256m --ioengine=psync --time_based --runtime="$RUNTIME" --end_fsync=1)
   rm -f "$d"/sw.* "$d"/rw.*
 done
-for t in $TARGETS; do
-  d="${PATHS[$t]}/bench"
-  say "$t: $FILES files, tarball"
-  META[$t]=$(python3 scripts/fs-workloads.py meta "$d" "$FILES" "$WORK/tarball.tar")
-  rm -rf "$d"
+META_ROUNDS=${META_ROUNDS:-3}
+for r in $(seq "$META_ROUNDS"); do
+  for t in $TARGETS; do
+    case $t in gl-*) [ "$r" -gt 1 ] && continue ;; esac
+    d="${PATHS[$t]}/bench/meta$r"
+    say "$t: $FILES files, tarball (round $r of $META_ROUNDS)"
+    META[$t]+="$(python3 scripts/fs-workloads.py meta "$d" "$FILES" "$WORK/tarball.tar")"$'\n'
+    rm -rf "$d"
+  done
 done
+for t in $TARGETS; do rm -rf "${PATHS[$t]}/bench"; done
 for t in $TARGETS; do
   python3 - "$t" "${SW[$t]}" "${SR[$t]}" "${RR[$t]}" "${RW[$t]}" "${META[$t]}" >> "$OUT" <<'PY'
-import json, sys
-t, sw, sr, rr, rw, meta = sys.argv[1], *map(json.loads, sys.argv[2:])
-print(json.dumps({"target": t, "seq_write_mb_s": sw["wbw"] / 1e6, "seq_read_mb_s": sr["rbw"] / 1e6,
+import json, statistics, sys
+t, sw, sr, rr, rw = sys.argv[1], *map(json.loads, sys.argv[2:6])
+rounds = [json.loads(line) for line in sys.argv[6].splitlines() if line.strip()]
+meta = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+print(json.dumps({"target": t, "meta_rounds": len(rounds), "seq_write_mb_s": sw["wbw"] / 1e6, "seq_read_mb_s": sr["rbw"] / 1e6,
                   "rand_read_iops": rr["riops"], "rand_write_iops": rw["wiops"], "creates_per_s": meta["create"],
                   "stats_per_s": meta["stat"], "deletes_per_s": meta["delete"], "tar_extract_stat_s": meta["tar_s"]}))
 PY
