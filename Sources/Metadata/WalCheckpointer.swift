@@ -99,10 +99,13 @@ public final class WalCheckpointer: @unchecked Sendable {
                 return
             }
         }
+        if Self.checkpointPassively(connection) { checkpoints.add(1, ordering: .relaxed) }
+    }
+
+    /// One PASSIVE checkpoint on `connection`; whether it ran (BUSY: another one runs).
+    private static func checkpointPassively(_ connection: OpaquePointer?) -> Bool {
         var logged: Int32 = 0, copied: Int32 = 0
-        if sqlite3_wal_checkpoint_v2(connection, nil, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) == SQLITE_OK {
-            checkpoints.add(1, ordering: .relaxed)
-        }
+        return sqlite3_wal_checkpoint_v2(connection, nil, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) == SQLITE_OK
     }
 
     // MARK: finding a checkpointer from SQLite's hook
@@ -121,10 +124,7 @@ public final class WalCheckpointer: @unchecked Sendable {
         if frames >= checkpointer.restartFrames, let writer {
             // As SQLite's own hook does; BUSY (this thread's checkpoint runs) is tried again
             // at the next commit.
-            var logged: Int32 = 0, copied: Int32 = 0
-            if sqlite3_wal_checkpoint_v2(writer, nil, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) == SQLITE_OK {
-                checkpointer.writerCheckpoints.add(1, ordering: .relaxed)
-            }
+            if checkpointPassively(writer) { checkpointer.writerCheckpoints.add(1, ordering: .relaxed) }
         } else {
             checkpointer.request()
         }
