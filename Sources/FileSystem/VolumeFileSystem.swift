@@ -78,6 +78,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
     static let compactAboveSlices = 32
     /// A file's buffered bytes are committed once they pass this (full chunks go at once).
     static let dirtyBytesPerFile = 32 << 20
+    /// How many full chunks a writer may hold while its file's write-back is in flight
+    /// before it waits for it (`stageParallelism` is how many of them the next writes at once).
+    static let chunksAhead = 4
 
     /// A file's bytes waiting to be written: per chunk, its dirty extents.
     final class FileBuffer {
@@ -467,7 +470,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
     // MARK: data
 
     /// Whether a write of `count` bytes to `ino` could wait for the file's write-back
-    /// (`write` does once a file holds two full chunks or `dirtyBytesPerFile`): false only
+    /// (`write` does once a file holds `chunksAhead` full chunks or `dirtyBytesPerFile`): false only
     /// for a small write to a file with less than a chunk buffered, none in flight.
     public func writeMayWait(_ ino: Int64, count: Int) -> Bool {
         if count > 256 << 10 { return true }
@@ -518,14 +521,15 @@ public final class VolumeFileSystem: @unchecked Sendable {
             buffer.timesSet = false
             buffers[ino] = buffer
             // Full chunks go to the write-back at once, while the writer fills the next
-            // (one batch in flight per file, so a writer runs at most two chunks ahead);
-            // so does everything once the file holds too many bytes.
+            // (one batch in flight per file, so a writer runs at most `chunksAhead` full
+            // chunks ahead of it, and the next batch writes those in parallel); so does
+            // everything once the file holds too many bytes.
             let full = buffer.chunks.values.filter { $0.covers(Int(chunkSize)) }.count
             if buffer.dirtyBytes > Self.dirtyBytesPerFile {
                 waitForWriteBackLocked(ino)
                 queueWriteBackLocked(ino, .whole, soon: true)
             } else if full > 0 {
-                if full >= 2 { waitForWriteBackLocked(ino) }
+                if full >= Self.chunksAhead { waitForWriteBackLocked(ino) }
                 queueWriteBackLocked(ino, .fullChunks, soon: true)
             }
             return bytes.count
@@ -602,29 +606,60 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     /// Packs pieces back to back into as few objects as the chunk size allows (slices
     /// point at their offset inside), so many small writes — or many small files — cost
-    /// one object, not one each; writes the objects (staged, not yet live). Needs no lock.
+    /// one object, not one each; writes the objects (staged, not yet live), up to
+    /// `stageParallelism` at once. Needs no lock. If any object fails, those written are
+    /// purged and the first failure is thrown.
     func stage(_ pieces: [Piece]) throws(FSError) -> (slices: [SliceRecord], objects: [String]) {
-        var slices: [SliceRecord] = []
-        var objects: [String] = []
-        var index = 0
-        while index < pieces.count {
+        let packs = Self.pack(pieces.map(\.extent.bytes.count), limit: Int(chunkSize))
+        let contents: [[UInt8]] = packs.map { pack in
+            if pack.count == 1 { return pieces[pack.lowerBound].extent.bytes }  // a whole chunk: no copy
             var packed: [UInt8] = []
-            var members: [(piece: Piece, offset: Int)] = []
-            while index < pieces.count && (packed.isEmpty || packed.count + pieces[index].extent.bytes.count <= Int(chunkSize)) {
+            packed.reserveCapacity(pack.reduce(0) { $0 + pieces[$1].extent.bytes.count })
+            for index in pack { packed += pieces[index].extent.bytes }
+            return packed
+        }
+        let written = ParallelMap.run(contents.count, width: Self.stageParallelism) { (i: Int) throws(FSError) in
+            try writeObject(contents[i])
+        }
+        let ids = written.compactMap { try? $0.get() }
+        if ids.count < written.count {
+            purgeLater(ids.map(\.description))
+            for result in written { if case .failure(let error) = result { throw error } }
+        }
+        var slices: [SliceRecord] = []
+        for (pack, (id, bytes)) in zip(packs, zip(ids, contents)) {
+            cache.insert(id.description, bytes)
+            var offset = 0
+            for index in pack {
                 let piece = pieces[index]
-                members.append((piece, packed.count))
-                if packed.isEmpty { packed = piece.extent.bytes } else { packed += piece.extent.bytes }  // a whole chunk: no copy
-                index += 1
-            }
-            let id = try writeObject(packed)
-            cache.insert(id.description, packed)
-            objects.append(id.description)
-            for m in members {
-                slices.append(SliceRecord(ino: m.piece.ino, chunk: m.piece.chunk, pos: Int64(m.piece.extent.start),
-                                          len: Int64(m.piece.extent.bytes.count), object: id.description, objectOff: Int64(m.offset)))
+                slices.append(SliceRecord(ino: piece.ino, chunk: piece.chunk, pos: Int64(piece.extent.start),
+                                          len: Int64(piece.extent.bytes.count), object: id.description, objectOff: Int64(offset)))
+                offset += piece.extent.bytes.count
             }
         }
-        return (slices, objects)
+        return (slices, ids.map(\.description))
+    }
+
+    /// How many objects one `stage` writes at once. A sequential writer's chunks then
+    /// overlap their shard fsyncs (each a device flush) instead of queueing behind them.
+    static let stageParallelism = 4
+
+    /// Groups consecutive sizes into packs of at most `limit` bytes (a size over the limit
+    /// alone): the index ranges of the objects `stage` writes.
+    static func pack(_ sizes: [Int], limit: Int) -> [Range<Int>] {
+        var packs: [Range<Int>] = []
+        var start = 0
+        var bytes = 0
+        for (index, size) in sizes.enumerated() {
+            if index > start && bytes + size > limit {
+                packs.append(start..<index)
+                start = index
+                bytes = 0
+            }
+            bytes += size
+        }
+        if start < sizes.count { packs.append(start..<sizes.count) }
+        return packs
     }
 
     /// Writes `bytes` as a staged object of the volume. A device that is full may only

@@ -1,0 +1,78 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import FileSystem
+
+/// How the write-back stages a batch (docs/filesystem.md, Write-back): pieces packed into
+/// objects of at most a chunk, and the objects written several at once with every result
+/// kept in order.
+@Suite struct ParallelStagingTests {
+    @Test func packsConsecutivePiecesUpToTheLimit() {
+        #expect(VolumeFileSystem.pack([], limit: 10) == [])
+        #expect(VolumeFileSystem.pack([10, 10, 10], limit: 10) == [0..<1, 1..<2, 2..<3])
+        #expect(VolumeFileSystem.pack([3, 3, 4, 1], limit: 10) == [0..<3, 3..<4])
+        #expect(VolumeFileSystem.pack([3, 8, 2], limit: 10) == [0..<1, 1..<3])
+        // A piece over the limit goes alone; an empty piece joins the pack it fits in.
+        #expect(VolumeFileSystem.pack([12, 0, 5, 0], limit: 10) == [0..<1, 1..<4])
+    }
+
+    @Test func everyPackFitsAndThePiecesStayInOrder() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            let sizes = (0..<Int.random(in: 0...40, using: &generator)).map { _ in Int.random(in: 0...12, using: &generator) }
+            let packs = VolumeFileSystem.pack(sizes, limit: 10)
+            #expect(packs.flatMap { Array($0) } == Array(sizes.indices))
+            for pack in packs {
+                #expect(!pack.isEmpty)
+                #expect(pack.count == 1 || pack.reduce(0) { $0 + sizes[$1] } <= 10)
+            }
+            // Greedy: the next piece would not have fitted in the pack before it.
+            for (before, after) in zip(packs, packs.dropFirst()) {
+                #expect(before.reduce(0) { $0 + sizes[$1] } + sizes[after.lowerBound] > 10)
+            }
+        }
+    }
+
+    struct Odd: Error, Equatable { let index: Int }
+
+    @Test func resultsComeBackInIndexOrderWithTheirErrors() {
+        let results = ParallelMap.run(50, width: 4) { (i: Int) throws(Odd) -> Int in
+            usleep(UInt32.random(in: 0...500))
+            if i % 7 == 3 { throw Odd(index: i) }
+            return i * i
+        }
+        #expect(results.count == 50)
+        for (i, result) in results.enumerated() {
+            switch result {
+            case .success(let value): #expect(i % 7 != 3 && value == i * i)
+            case .failure(let error): #expect(error == Odd(index: i))
+            }
+        }
+    }
+
+    @Test func atMostWidthJobsRunAtOnceAndTheyDoOverlap() {
+        let running = Atomic<Int>(0)
+        let most = Atomic<Int>(0)
+        let results = ParallelMap.run(24, width: 3) { (i: Int) -> Int in
+            let now = running.add(1, ordering: .relaxed).newValue
+            most.max(now, ordering: .relaxed)
+            usleep(5_000)  // blocking work, as a shard fsync is
+            running.subtract(1, ordering: .relaxed)
+            return i
+        }
+        #expect(results.map { $0.get() } == Array(0..<24))
+        #expect(most.load(ordering: .relaxed) <= 3)
+        #expect(most.load(ordering: .relaxed) >= 2)
+    }
+
+    @Test func widthOneRunsInOrderOnTheCallingThread() {
+        let caller = pthread_self()
+        var order: [Int] = []
+        _ = ParallelMap.run(5, width: 1) { (i: Int) -> Void in
+            #expect(pthread_equal(pthread_self(), caller) != 0)
+            order.append(i)
+        }
+        #expect(order == [0, 1, 2, 3, 4])
+        #expect(ParallelMap.run(0, width: 4) { (i: Int) -> Int in i }.isEmpty)
+    }
+}
