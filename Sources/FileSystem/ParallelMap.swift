@@ -3,12 +3,11 @@ import Synchronization
 
 /// Runs `job` for indexes `0..<count`, at most `width` at once (the calling thread is one
 /// of them), and returns each index's result in order. For blocking work — writing objects
-/// whose shards each wait for a device flush — on threads of libdispatch's overcommitting
-/// pool, which a blocked job does not starve (unlike `concurrentPerform`, capped at the
-/// core count).
+/// whose shards each wait for a device flush: each other worker runs on a serial queue of
+/// its own, which libdispatch serves from its overcommitting pool, so blocked jobs do not
+/// hold the others back (a concurrent queue, like `concurrentPerform`, gets only as many
+/// threads as there are cores). Should no worker start, the calling thread does every job.
 enum ParallelMap {
-    private static let queue = DispatchQueue(label: "berth.fs.parallel", attributes: .concurrent)
-
     static func run<T, E: Error>(_ count: Int, width: Int, _ job: (Int) throws(E) -> T) -> [Result<T, E>] {
         func one(_ i: Int) -> Result<T, E> {
             do throws(E) { return .success(try job(i)) } catch { return .failure(error) }
@@ -28,7 +27,7 @@ enum ParallelMap {
                 }
             }
             let group = DispatchGroup()
-            for _ in 1..<workers { queue.async(group: group, execute: work) }
+            for _ in 1..<workers { DispatchQueue(label: "berth.fs.parallel").async(group: group, execute: work) }
             work()
             group.wait()  // no job outlives the call: `one` does not escape
         }
