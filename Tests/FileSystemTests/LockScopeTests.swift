@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Metadata
+import Placement
 import StorageClasses
 @testable import Storage
 import Synchronization
@@ -291,6 +292,27 @@ import Testing
         #expect(try namespace.objects(state: .deleting).isEmpty)
         try v.fs.fsync(kept)
         #expect(try v.fs.read(kept, offset: 0, size: 1000) == [1, 2, 3] + Array(keptData[3...]))
+    }
+
+    /// A batch of objects that fails part-way (here: half the devices detached, so that of 16
+    /// single-copy objects written at once some land on a missing device) leaves nothing
+    /// behind: the objects that were written are purged, not left 'writing' until the next
+    /// start, and their shards are gone.
+    @Test func aBatchThatFailsPurgesTheObjectsItWrote() throws {
+        let v = try Volume("remote-disk")
+        let namespace = try v.engine.namespace(volume: v.fs.volume)
+        for h in 0..<7 { v.engine.objects.detach(DeviceID(rawValue: "h\(h)-d0")) }
+        let pieces = (0..<16).map { i in
+            VolumeFileSystem.Piece(ino: 99, chunk: Int64(i), extent: .init(start: 0, bytes: Self.bytes(Self.chunk, seed: UInt8(i))))
+        }
+        let written = Mutex(0)
+        v.engine.objects.afterPlacement.withLock { $0 = { _ in written.withLock { $0 += 1 } } }
+        #expect(throws: FSError.self) { _ = try v.fs.stage(pieces) }
+        v.stopPausing()
+        #expect(written.withLock { $0 } == 16)
+        v.fs.waitForPurges()
+        #expect(try namespace.objects(state: .writing).isEmpty, "objects of the failed batch were left 'writing'")
+        #expect(v.shardCount() == 0, "shards of the failed batch are still on the devices")
     }
 
     /// A deleted file's shards hold their room on the devices until the background delete
