@@ -14,6 +14,8 @@
 #   meta          fs-workloads.py meta: creates, stats, deletes of 5,000 files, tarball
 #   deletes       fs-workloads.py delete-latency: 10,000 files created, stat'ed, unlinked one
 #                 by one on a fresh volume: deletes/s and the unlinks' latency tail
+# OLD_CHUNK / NEW_CHUNK (bytes, default 4 MiB) set each slot's chunk size, so one binary can be
+# compared with itself at two chunk sizes: OLD_CHUNK=$((4<<20)) NEW_CHUNK=$((8<<20)) fs-ab.sh B B seqwrite ec-4-2
 # The second slot has read low in its first round whichever binary sat there (session 12):
 # for sequential figures, run both orders (OLD NEW, then NEW OLD).
 set -euo pipefail
@@ -31,7 +33,8 @@ mount_fresh() {  # TAG
   local d="$W/$1"
   mountpoint -q "$d/mnt" 2>/dev/null && umount "$d/mnt"
   rm -rf "$d"; mkdir -p "$d/mnt"
-  "$W/bin/$1" init "$d/state" --capacity $((64 << 30)) --chunk $((4 << 20)) --pgs 256 >/dev/null
+  local chunk; [ "$1" = old ] && chunk=${OLD_CHUNK:-$((4 << 20))} || chunk=${NEW_CHUNK:-$((4 << 20))}
+  "$W/bin/$1" init "$d/state" --capacity $((64 << 30)) --chunk "$chunk" --pgs 256 >/dev/null
   "$W/bin/$1" mount "$d/state" v "$d/mnt" --class "$CLASS" --size $((16 << 30)) >/dev/null 2>&1 &
   for _ in $(seq 100); do mountpoint -q "$d/mnt" && return; sleep 0.1; done
   echo "mount of $1 failed" >&2; exit 1
