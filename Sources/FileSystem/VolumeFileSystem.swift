@@ -611,24 +611,28 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// purged and the first failure is thrown.
     func stage(_ pieces: [Piece]) throws(FSError) -> (slices: [SliceRecord], objects: [String]) {
         let packs = Self.pack(pieces.map(\.extent.bytes.count), limit: Int(chunkSize))
-        let contents: [[UInt8]] = packs.map { pack in
-            if pack.count == 1 { return pieces[pack.lowerBound].extent.bytes }  // a whole chunk: no copy
+        // Each job packs its own object, so no more than `stageParallelism` packed copies
+        // exist at once (a whole chunk is no copy at all).
+        let written = ParallelMap.run(packs.count, width: Self.stageParallelism) { (i: Int) throws(FSError) -> ObjectID in
+            let pack = packs[i]
             var packed: [UInt8] = []
-            packed.reserveCapacity(pack.reduce(0) { $0 + pieces[$1].extent.bytes.count })
-            for index in pack { packed += pieces[index].extent.bytes }
-            return packed
-        }
-        let written = ParallelMap.run(contents.count, width: Self.stageParallelism) { (i: Int) throws(FSError) in
-            try writeObject(contents[i])
+            if pack.count == 1 {
+                packed = pieces[pack.lowerBound].extent.bytes
+            } else {
+                packed.reserveCapacity(pack.reduce(0) { $0 + pieces[$1].extent.bytes.count })
+                for index in pack { packed += pieces[index].extent.bytes }
+            }
+            let id = try writeObject(packed)
+            cache.insert(id.description, packed)
+            return id
         }
         let ids = written.compactMap { try? $0.get() }
         if ids.count < written.count {
-            purgeLater(ids.map(\.description))
+            purgeLater(ids.map(\.description))  // also drops them from the cache
             for result in written { if case .failure(let error) = result { throw error } }
         }
         var slices: [SliceRecord] = []
-        for (pack, (id, bytes)) in zip(packs, zip(ids, contents)) {
-            cache.insert(id.description, bytes)
+        for (pack, id) in zip(packs, ids) {
             var offset = 0
             for index in pack {
                 let piece = pieces[index]
