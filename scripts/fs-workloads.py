@@ -97,6 +97,11 @@ def creates_while(d, until, latencies):
     return i
 
 
+def quantile(ordered, f):
+    """The value a fraction f of the way up an ascending list."""
+    return ordered[min(len(ordered) - 1, int(f * len(ordered)))]
+
+
 def beside_fsync(d, seconds, mib):
     stop, fsyncs = multiprocessing.Event(), multiprocessing.Value("i", 0)
     writer = multiprocessing.Process(target=rewrite_and_fsync, args=(f"{d}/big", mib, stop, fsyncs))
@@ -105,7 +110,7 @@ def beside_fsync(d, seconds, mib):
     n = creates_while(f"{d}/small", lambda: time.time() > end, lat)
     stop.set(); writer.join()
     lat.sort()
-    q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] * 1e3
+    q = lambda f: quantile(lat, f) * 1e3
     for i in range(n): os.unlink(f"{d}/small/f{i}")
     return f"p50 {q(0.5):.2f} ms  p99 {q(0.99):.2f} ms  max {lat[-1] * 1e3:.1f} ms  ops {n}  fsyncs {fsyncs.value}"
 
@@ -137,8 +142,8 @@ def delete_latency(d, n):
     total = time.perf_counter() - start
     s = sorted(lat)
     slow = [x for x in lat if x > 0.001]
-    return (f"deletes/s {n / total:.0f}  p50 {s[n // 2] * 1e6:.0f} us  p90 {s[int(n * .9)] * 1e6:.0f}  "
-            f"p99 {s[int(n * .99)] * 1e6:.0f}  max {s[-1] * 1e3:.1f} ms  in unlinks > 1 ms: "
+    return (f"deletes/s {n / total:.0f}  p50 {quantile(s, .5) * 1e6:.0f} us  p90 {quantile(s, .9) * 1e6:.0f}  "
+            f"p99 {quantile(s, .99) * 1e6:.0f}  max {s[-1] * 1e3:.1f} ms  in unlinks > 1 ms: "
             f"{sum(slow) * 1e3:.0f} ms of {total * 1e3:.0f} ({len(slow)})")
 
 
