@@ -118,7 +118,7 @@ extension VolumeFileSystem {
         do throws(FSError) {
             let (slices, objects) = try staged.get()
             defer { for (ino, _) in batch { sliceCache.invalidate(ino) } }
-            try namespace.commitWrites(batch.map { $0.buffer.written($0.ino) }, slices: slices, objects: objects)
+            retireLocked(try namespace.commitWrites(batch.map { $0.buffer.written($0.ino) }, slices: slices, objects: objects))
         } catch {
             // Back into the buffers, under whatever was written since; the file's next
             // write, close or fsync reports the failure, and its next commit retries.

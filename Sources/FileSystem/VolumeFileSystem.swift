@@ -41,6 +41,13 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public let volume: String
     let namespace: VolumeDatabase
     public let chunkSize: Int64
+    /// The largest object the class takes (`StorageClass.objectLimitBytes`, whole chunks):
+    /// what `stage` packs a batch's bytes into.
+    let objectLimit: Int
+    /// How many full chunks a writer may hold while its file's write-back is in flight
+    /// before it waits for it: as many as the next batch writes at once
+    /// (`stageParallelism` objects of `objectLimit`), within `dirtyBytesPerFile`.
+    let chunksAhead: Int
     /// The pool of the volume's class: reads go straight to the object store.
     let pool: UInt32
     /// The filesystem's lock, and the condition writers wait on for a write-back in flight.
@@ -78,9 +85,6 @@ public final class VolumeFileSystem: @unchecked Sendable {
     static let compactAboveSlices = 32
     /// A file's buffered bytes are committed once they pass this (full chunks go at once).
     static let dirtyBytesPerFile = 32 << 20
-    /// How many full chunks a writer may hold while its file's write-back is in flight
-    /// before it waits for it (`stageParallelism` is how many of them the next writes at once).
-    static let chunksAhead = 4
 
     /// A file's bytes waiting to be written: per chunk, its dirty extents.
     final class FileBuffer {
@@ -122,9 +126,12 @@ public final class VolumeFileSystem: @unchecked Sendable {
         self.volume = volume
         do {
             namespace = try engine.namespace(volume: volume)
-            chunkSize = Int64(try engine.storageClass(ofVolume: volume).chunkSizeBytes)
+            let storageClass = try engine.storageClass(ofVolume: volume)
+            chunkSize = Int64(storageClass.chunkSizeBytes)
+            objectLimit = storageClass.objectLimitBytes
             pool = try engine.pool(ofVolume: volume)
         } catch { throw .noEntry }
+        chunksAhead = Self.chunksAhead(chunkSize: Int(chunkSize), objectLimit: objectLimit)
         try namespace.ensureRoot(uid: 0, gid: 0, mode: 0o755, nowNs: Self.now())
         // Files unlinked while open when the last session ended: nobody can open them now.
         for ino in try namespace.unlinkedInodes() { try purge(ino) }
@@ -523,13 +530,15 @@ public final class VolumeFileSystem: @unchecked Sendable {
             // Full chunks go to the write-back at once, while the writer fills the next
             // (one batch in flight per file, so a writer runs at most `chunksAhead` full
             // chunks ahead of it, and the next batch writes those in parallel); so does
-            // everything once the file holds too many bytes.
+            // everything once the file holds too many bytes — more than those chunks and
+            // the one being filled, which a sequential writer's next write may add before
+            // the write-back has taken them.
             let full = buffer.chunks.values.filter { $0.covers(Int(chunkSize)) }.count
-            if buffer.dirtyBytes > Self.dirtyBytesPerFile {
+            if buffer.dirtyBytes > max(Self.dirtyBytesPerFile, (chunksAhead + 1) * Int(chunkSize)) {
                 waitForWriteBackLocked(ino)
                 queueWriteBackLocked(ino, .whole, soon: true)
             } else if full > 0 {
-                if full >= Self.chunksAhead { waitForWriteBackLocked(ino) }
+                if full >= chunksAhead { waitForWriteBackLocked(ino) }
                 queueWriteBackLocked(ino, .fullChunks, soon: true)
             }
             return bytes.count
@@ -572,7 +581,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             do throws(FSError) {
                 let (slices, objects) = try staged.get()
                 defer { sliceCache.invalidate(ino) }
-                try namespace.commitWrites([buffer.written(ino)], slices: slices, objects: objects)
+                retireLocked(try namespace.commitWrites([buffer.written(ino)], slices: slices, objects: objects))
             } catch {
                 inflight[ino] = nil
                 if let newer = buffers[ino] { buffer.absorb(newer) }
@@ -604,13 +613,13 @@ public final class VolumeFileSystem: @unchecked Sendable {
         var extent: DirtyExtents.Extent
     }
 
-    /// Packs pieces back to back into as few objects as the chunk size allows (slices
-    /// point at their offset inside), so many small writes — or many small files — cost
-    /// one object, not one each; writes the objects (staged, not yet live), up to
+    /// Packs pieces back to back into as few objects as `objectLimit` allows (slices point
+    /// at their offset inside), so many small writes — or many small files, or two full
+    /// chunks — cost one object, not one each; writes the objects (staged, not yet live), up to
     /// `stageParallelism` at once. Needs no lock. If any object fails, those written are
     /// purged and the first failure is thrown.
     func stage(_ pieces: [Piece]) throws(FSError) -> (slices: [SliceRecord], objects: [String]) {
-        let packs = Self.pack(pieces.map(\.extent.bytes.count), limit: Int(chunkSize))
+        let packs = Self.pack(pieces.map(\.extent.bytes.count), limit: objectLimit)
         // Each job packs its own object, so no more than `stageParallelism` packed copies
         // exist at once (a whole chunk is no copy at all).
         let written = ParallelMap.run(packs.count, width: Self.stageParallelism) { (i: Int) throws(FSError) -> ObjectID in
@@ -642,6 +651,12 @@ public final class VolumeFileSystem: @unchecked Sendable {
             }
         }
         return (slices, ids.map(\.description))
+    }
+
+    /// `chunksAhead` for a class: enough full chunks for `stageParallelism` objects, no
+    /// more than `dirtyBytesPerFile` holds, at least one.
+    static func chunksAhead(chunkSize: Int, objectLimit: Int) -> Int {
+        max(1, min(stageParallelism * max(1, objectLimit / chunkSize), dirtyBytesPerFile / chunkSize))
     }
 
     /// How many objects one `stage` writes at once. A sequential writer's chunks then

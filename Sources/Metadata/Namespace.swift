@@ -591,12 +591,27 @@ extension VolumeDatabase {
     /// Makes written data visible, atomically: staged objects become live, their slices
     /// are added, and the files' sizes and times move forward — for one file or for many
     /// (the write-back commits every file it packed together in one transaction).
-    public func commitWrites(_ files: [WrittenFile], slices: [SliceRecord], objects: [String]) throws(FSError) {
-        try fs(immediate: true) { db in
+    ///
+    /// Older slices that a new one covers whole shadow nothing any more: they go, so an
+    /// overwritten chunk lets go of its old objects at once rather than at its next
+    /// compaction. Returns the objects no slice references any more (still live: the
+    /// caller retires them once reads in flight are done, as after `compactChunk`).
+    @discardableResult
+    public func commitWrites(_ files: [WrittenFile], slices: [SliceRecord], objects: [String]) throws(FSError) -> [String] {
+        try fs(immediate: true) { db -> [String] in
             for object in objects {
                 try db.cachedStatement(sql: "UPDATE object SET state = 'live' WHERE id = ?").execute(arguments: [object])
             }
-            for slice in slices { try slice.insert(db) }
+            var dropped: Set<String> = []
+            for slice in slices {
+                // Before the insert, so only older slices match (a batch's slices of one
+                // chunk never overlap: they come from one buffer's disjoint extents).
+                let covered = try String?.fetchAll(db.cachedStatement(sql: """
+                    DELETE FROM slice WHERE ino = ? AND chunk = ? AND pos >= ? AND pos + len <= ? RETURNING object
+                    """), arguments: [slice.ino, slice.chunk, slice.pos, slice.pos + slice.len])
+                for case let object? in covered { dropped.insert(object) }
+                try slice.insert(db)
+            }
             for file in files {
                 if let mtime = file.mtimeNs {
                     try db.cachedStatement(sql: "UPDATE inode SET size = max(size, ?), mtime_ns = max(mtime_ns, ?), ctime_ns = max(ctime_ns, ?) WHERE ino = ?")
@@ -605,6 +620,7 @@ extension VolumeDatabase {
                     try db.cachedStatement(sql: "UPDATE inode SET size = max(size, ?) WHERE ino = ?").execute(arguments: [file.size, file.ino])
                 }
             }
+            return try Self.unreferenced(db, dropped.sorted())
         }
     }
 

@@ -115,8 +115,8 @@ public final class ObjectStore: Sendable {
         defer { putsInFlight.end(epoch: epoch) }
         let codec = try Self.codec(s, pool)
         if let hook = afterPlacement.withLock({ $0 }) { hook(object) }
-        guard bytes.count <= codec.chunkSizeBytes else {
-            throw .objectTooLarge(sizeBytes: bytes.count, limitBytes: codec.chunkSizeBytes)
+        guard bytes.count <= codec.objectLimitBytes else {
+            throw .objectTooLarge(sizeBytes: bytes.count, limitBytes: codec.objectLimitBytes)
         }
         let targets = try Self.placement(s, codec, object).current
         let errors: [StorageError?]

@@ -13,13 +13,14 @@ public struct PoolCodec: Sendable {
     public let poolID: UInt32
     public let pgCount: Int
     public let scheme: Scheme
-    public let chunkSizeBytes: Int
+    /// The largest object `ObjectStore.put` takes (`StorageClass.objectLimitBytes`).
+    public let objectLimitBytes: Int
 
-    public init(poolID: UInt32, pgCount: Int, scheme: Scheme, chunkSizeBytes: Int) {
+    public init(poolID: UInt32, pgCount: Int, scheme: Scheme, objectLimitBytes: Int) {
         self.poolID = poolID
         self.pgCount = pgCount
         self.scheme = scheme
-        self.chunkSizeBytes = chunkSizeBytes
+        self.objectLimitBytes = objectLimitBytes
     }
 
     /// The codec of a storage class's pool.
@@ -33,7 +34,7 @@ public struct PoolCodec: Sendable {
                 throw .unknownClass("\(storageClass.name): \(error)")
             }
         }
-        self.init(poolID: poolID, pgCount: storageClass.pgCount, scheme: scheme, chunkSizeBytes: storageClass.chunkSizeBytes)
+        self.init(poolID: poolID, pgCount: storageClass.pgCount, scheme: scheme, objectLimitBytes: storageClass.objectLimitBytes)
     }
 
     public var width: Int {

@@ -15,7 +15,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case deviceUnavailable(DeviceID, reason: String)
     /// Too few shards could be read to rebuild the object.
     case unreadable(object: String, reason: String)
-    /// The object is larger than the class's chunk size.
+    /// The object is larger than the class allows (`StorageClass.objectLimitBytes`).
     case objectTooLarge(sizeBytes: Int, limitBytes: Int)
     case unknownClass(String)
     case invalidDevice(String)
@@ -28,7 +28,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .io(let d, let op, let e): "device \(d): \(op) failed: \(String(cString: strerror(e))) (errno \(e))"
         case .deviceUnavailable(let d, let why): "device \(d) is unavailable: \(why)"
         case .unreadable(let o, let why): "object \(o) cannot be read: \(why)"
-        case .objectTooLarge(let size, let limit): "object of \(size) bytes exceeds the chunk size \(limit)"
+        case .objectTooLarge(let size, let limit): "object of \(size) bytes exceeds the class's object limit of \(limit) bytes"
         case .unknownClass(let name): "no storage class \"\(name)\""
         case .invalidDevice(let why): "invalid device: \(why)"
         }

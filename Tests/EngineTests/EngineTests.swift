@@ -177,8 +177,9 @@ import TestSupport
         #expect(engine.map.epoch == epoch)
         let v = try engine.createVolume(name: "pvc", className: "ec-4-2", capacityBytes: 1 << 20)
         #expect(throws: EngineError.classInUse("ec-4-2")) { try engine.deleteClass(named: "ec-4-2") }
-        #expect(throws: EngineError.storage(.objectTooLarge(sizeBytes: Fixture.chunk + 1, limitBytes: Fixture.chunk))) {
-            _ = try engine.writeObject(volume: v.id, bytes: Fixture.bytes(Fixture.chunk + 1, seed: 0))
+        let limit = Fixture.chunk * StorageClass.chunksPerObject
+        #expect(throws: EngineError.storage(.objectTooLarge(sizeBytes: limit + 1, limitBytes: limit))) {
+            _ = try engine.writeObject(volume: v.id, bytes: Fixture.bytes(limit + 1, seed: 0))
         }
         #expect(throws: EngineError.unknownVolume("vol-missing")) { _ = try engine.writeObject(volume: "vol-missing", bytes: []) }
         try engine.deleteVolume(id: "vol-missing")  // unknown: succeeds

@@ -271,6 +271,10 @@ import Testing
         try v.write(kept, at: 0, keptData)
         try v.fs.fsync(kept)
         let shardsBefore = v.shardCount()
+        let namespace = try v.engine.namespace(volume: v.fs.volume)
+        // Its full chunks go two to an object, however the write-back batched them: 2 or 3.
+        let objects = try namespace.objects(state: .live).count - 1
+        #expect((2...3).contains(objects), "\(objects) objects for a file of 3 chunks and 5 bytes")
         let pause = v.pauseObjectDelete()
         let fs = v.fs
         #expect(Self.finishes { try? fs.unlink(parent: 1, name: Array("f".utf8)) }, "the unlink waited for its objects' deletion")
@@ -282,34 +286,33 @@ import Testing
             gone.withLock { $0 = missing }
         }
         #expect(gone.withLock { $0 }, "the name is still there while its objects are deleted")
-        let namespace = try v.engine.namespace(volume: v.fs.volume)
-        #expect(try namespace.objects(state: .deleting).count == 4, "the file's objects are not marked 'deleting'")
+        #expect(try namespace.objects(state: .deleting).count == objects, "the file's objects are not marked 'deleting'")
         v.stopPausing()
         pause.resume.signal()
         v.fs.waitForPurges()
         let width = ["replicated-3": 3, "ec-4-2": 6, "remote-disk": 1][className]!
-        #expect(v.shardCount() == shardsBefore - 4 * width, "the file's shards are still there")
+        #expect(v.shardCount() == shardsBefore - objects * width, "the file's shards are still there")
         #expect(try namespace.objects(state: .deleting).isEmpty)
         try v.fs.fsync(kept)
         #expect(try v.fs.read(kept, offset: 0, size: 1000) == [1, 2, 3] + Array(keptData[3...]))
     }
 
     /// A batch of objects that fails part-way (here: half the devices detached, so that of 16
-    /// single-copy objects written at once some land on a missing device) leaves nothing
+    /// single-copy objects of two chunks written at once some land on a missing device) leaves nothing
     /// behind: the objects that were written are purged, not left 'writing' until the next
     /// start, and their shards are gone.
     @Test func aBatchThatFailsPurgesTheObjectsItWrote() throws {
         let v = try Volume("remote-disk")
         let namespace = try v.engine.namespace(volume: v.fs.volume)
         for h in 0..<7 { v.engine.objects.detach(DeviceID(rawValue: "h\(h)-d0")) }
-        let pieces = (0..<16).map { i in
+        let pieces = (0..<32).map { i in
             VolumeFileSystem.Piece(ino: 99, chunk: Int64(i), extent: .init(start: 0, bytes: Self.bytes(Self.chunk, seed: UInt8(i))))
         }
         let written = Mutex(0)
         v.engine.objects.afterPlacement.withLock { $0 = { _ in written.withLock { $0 += 1 } } }
         #expect(throws: FSError.self) { _ = try v.fs.stage(pieces) }
         v.stopPausing()
-        #expect(written.withLock { $0 } == 16)
+        #expect(written.withLock { $0 } == 16)  // 32 chunks, two to an object
         v.fs.waitForPurges()
         #expect(try namespace.objects(state: .writing).isEmpty, "objects of the failed batch were left 'writing'")
         #expect(v.shardCount() == 0, "shards of the failed batch are still on the devices")
@@ -319,13 +322,14 @@ import Testing
     /// gets to them; a write that finds a device full waits for the deletes queued and
     /// tries again, instead of failing with ENOSPC while the room is on its way back.
     @Test func aFullDeviceWaitsForTheDeletesQueued() throws {
-        // 14 devices of 2 MiB (30 objects of a 64 KiB chunk each). One file of 13 MiB (208
-        // objects, 15 a device on average) fits however placement spreads it; two need
-        // more than the 420 objects there are, so the second fills some device while the
-        // first's shards are still there. (With 1 MiB devices and 7 MiB files, a device that
-        // placement gave 16 of one file's 112 objects failed the test about one run in six.)
-        let v = try Volume("remote-disk", deviceCapacity: 2 << 20, volumeCapacity: 16 << 20)
-        let size = 13 << 20
+        // 14 devices of 4 MiB (56 MiB). One file of 26 MiB (208 objects of two 64 KiB
+        // chunks, or more of one) fits however placement spreads it — a device holding 3 of
+        // the 32 PGs expects 2.4 MiB of it — and two need nearly all the room there is, so
+        // the second fills some device while the first's shards are still there. (With
+        // 1 MiB devices and 7 MiB files, a device that placement gave 16 of one file's 112
+        // objects failed the test about one run in six.)
+        let v = try Volume("remote-disk", deviceCapacity: 4 << 20, volumeCapacity: 32 << 20)
+        let size = 26 << 20
         let piece = Self.bytes(Self.chunk, seed: 4)
         let first = try v.file("first")
         for offset in stride(from: 0, to: size, by: Self.chunk) { try v.write(first, at: Int64(offset), piece) }

@@ -116,13 +116,17 @@ final class MountedVolume: @unchecked Sendable {
 /// errno of a failing call, or 0.
 func errnoOf(_ result: Int32) -> Int32 { result < 0 ? errno : 0 }
 
-func writeFile(_ path: String, _ bytes: [UInt8], flags: Int32 = O_WRONLY | O_CREAT | O_TRUNC, sync: Bool = false) -> Int32 {
+/// Writes `bytes` at `offset` (with `write` when 0, `pwrite` otherwise) and closes.
+func writeFile(_ path: String, _ bytes: [UInt8], flags: Int32 = O_WRONLY | O_CREAT | O_TRUNC, offset: Int = 0, sync: Bool = false) -> Int32 {
     let fd = open(path, flags, 0o644)
     guard fd >= 0 else { return errno }
     defer { close(fd) }
     var done = 0
     while done < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+        let n = bytes.withUnsafeBytes {
+            offset == 0 ? write(fd, $0.baseAddress! + done, bytes.count - done)
+                : pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset + done))
+        }
         if n < 0 { return errno }
         done += n
     }

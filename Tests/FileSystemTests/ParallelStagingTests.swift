@@ -4,7 +4,7 @@ import Testing
 @testable import FileSystem
 
 /// How the write-back stages a batch (docs/filesystem.md, Write-back): pieces packed into
-/// objects of at most a chunk, and the objects written several at once with every result
+/// objects of at most two chunks, and the objects written several at once with every result
 /// kept in order.
 @Suite struct ParallelStagingTests {
     @Test func packsConsecutivePiecesUpToTheLimit() {
@@ -31,6 +31,45 @@ import Testing
                 #expect(before.reduce(0) { $0 + sizes[$1] } + sizes[after.lowerBound] > 10)
             }
         }
+    }
+
+    /// A writer may run as many full chunks ahead as the next batch writes at once, within
+    /// the per-file buffer budget, and always at least one.
+    @Test func chunksAheadFillTheNextBatchWithinTheBudget() {
+        #expect(VolumeFileSystem.chunksAhead(chunkSize: 4 << 20, objectLimit: 8 << 20) == 8)
+        #expect(VolumeFileSystem.chunksAhead(chunkSize: 64 << 10, objectLimit: 128 << 10) == 8)
+        #expect(VolumeFileSystem.chunksAhead(chunkSize: 4 << 20, objectLimit: 4 << 20) == 4)
+        #expect(VolumeFileSystem.chunksAhead(chunkSize: 8 << 20, objectLimit: 16 << 20) == 4)
+        #expect(VolumeFileSystem.chunksAhead(chunkSize: 64 << 20, objectLimit: 128 << 20) == 1)
+    }
+
+    /// Full chunks written in one go share objects, two to one (`StorageClass.chunksPerObject`);
+    /// rewriting one chunk of a pair keeps the object for the other, rewriting both frees
+    /// it, and the data reads back right after every step and every remount.
+    @Test(arguments: ["remote-disk", "ec-4-2"])
+    func fullChunksGoTwoToAnObjectAndAreFreedTogether(storageClass: String) throws {
+        let chunk = 64 << 10
+        let v = try MountedVolume(storageClass: storageClass, chunk: chunk)
+        let width = storageClass == "ec-4-2" ? 6 : 1
+        var model = pattern(8 * chunk, seed: 1)
+        #expect(writeFile(v.path("f"), model, sync: true) == 0)  // one 512 KiB FUSE write: one batch
+        #expect(v.shardFiles() == 4 * width, "8 chunks in \(v.shardFiles() / width) objects")
+        func overwrite(chunk index: Int, seed: Int) {
+            let patch = pattern(chunk, seed: seed)
+            model.replaceSubrange((index * chunk)..<((index + 1) * chunk), with: patch)
+            #expect(writeFile(v.path("f"), patch, flags: O_WRONLY, offset: index * chunk, sync: true) == 0)
+            expectSame(readFile(v.path("f")), model, "after rewriting chunk \(index)")
+        }
+        overwrite(chunk: 0, seed: 2)
+        v.unmount()  // purges what the rewrite retired
+        #expect(v.shardFiles() == 5 * width, "chunk 1 still needs the first pair's object")
+        try v.mount()
+        expectSame(readFile(v.path("f")), model, "remounted after chunk 0")
+        overwrite(chunk: 1, seed: 3)
+        v.unmount()
+        #expect(v.shardFiles() == 5 * width, "the first pair's object is gone, chunk 1's new one came")
+        try v.mount()
+        expectSame(readFile(v.path("f")), model, "remounted after chunk 1")
     }
 
     struct Odd: Error, Equatable { let index: Int }

@@ -240,6 +240,41 @@ import Testing
         #expect(try committedNames() == ["b", "d", "e"])
     }
 
+    /// A committed slice that covers older ones whole takes their place: they are deleted,
+    /// and the objects no slice names any more come back for retiring. Slices it covers in
+    /// part, and objects other slices still name, stay.
+    @Test func aSliceCoveringOlderOnesWholeFreesTheirObjects() throws {
+        let db = try fresh()
+        let a = try db.create(parent: 1, name: n("a"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        let (pair, small, whole) = (String(repeating: "1", count: 32), String(repeating: "2", count: 32), String(repeating: "3", count: 32))
+        for object in [pair, small, whole] {
+            try db.beginObject(ObjectRecord(id: object, poolID: 1, pg: 0, sizeBytes: 200, state: .writing, createdMs: 0))
+        }
+        // Chunks 0 and 1 from one object of two chunks (100 bytes each); a small write on chunk 0.
+        #expect(try db.commitWrites([.init(ino: a.ino, size: 200, mtimeNs: 3)],
+                                    slices: [SliceRecord(ino: a.ino, chunk: 0, pos: 0, len: 100, object: pair),
+                                             SliceRecord(ino: a.ino, chunk: 1, pos: 0, len: 100, object: pair, objectOff: 100)],
+                                    objects: [pair]) == [])
+        #expect(try db.commitWrites([.init(ino: a.ino, size: 200, mtimeNs: 4)],
+                                    slices: [SliceRecord(ino: a.ino, chunk: 0, pos: 10, len: 20, object: small)], objects: [small]) == [])
+        // A write over [5, 40) of chunk 0 covers the small slice whole, the pair's in part.
+        let patch = String(repeating: "4", count: 32)
+        try db.beginObject(ObjectRecord(id: patch, poolID: 1, pg: 0, sizeBytes: 35, state: .writing, createdMs: 0))
+        #expect(try db.commitWrites([.init(ino: a.ino, size: 200, mtimeNs: 5)],
+                                    slices: [SliceRecord(ino: a.ino, chunk: 0, pos: 5, len: 35, object: patch)], objects: [patch]) == [small])
+        #expect(try db.slices(ino: a.ino, chunk: 0).map(\.object) == [pair, patch])
+        // Chunk 0 rewritten whole: the pair still backs chunk 1.
+        #expect(try db.commitWrites([.init(ino: a.ino, size: 200, mtimeNs: 6)],
+                                    slices: [SliceRecord(ino: a.ino, chunk: 0, pos: 0, len: 100, object: whole)], objects: [whole]) == [patch])
+        #expect(try db.slices(ino: a.ino, chunk: 0).map(\.object) == [whole])
+        // Chunk 1 rewritten whole, from the second half of the same object: the pair is free.
+        #expect(try db.commitWrites([.init(ino: a.ino, size: 200, mtimeNs: 7)],
+                                    slices: [SliceRecord(ino: a.ino, chunk: 1, pos: 0, len: 100, object: whole, objectOff: 100)],
+                                    objects: []) == [pair])
+        #expect(try db.slices(ino: a.ino, chunk: 1).map(\.object) == [whole])
+        #expect(try db.unreferencedLiveObjects().sorted() == [pair, patch, small].sorted())
+    }
+
     /// Deleting an inode that still has a name (the unlink that took its last one was
     /// rolled back with a failed batch) keeps it and its objects.
     @Test func deletingALinkedInodeKeepsItsObjects() throws {

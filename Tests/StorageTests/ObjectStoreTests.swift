@@ -6,12 +6,12 @@ import Testing
 @Suite struct ObjectStoreTests {
     let generator = ObjectIDGenerator(node: 1)
 
-    /// Every class, object sizes from empty to the chunk size.
+    /// Every class, object sizes from empty to the object limit (two chunks).
     @Test(arguments: [1, 2, 3] as [UInt32])
     func roundTripsForEverySize(pool: UInt32) throws {
         let cluster = try TestCluster()
         var written: [(ObjectID, [UInt8])] = []
-        for size in [0, 1, 63, 64, 65, TestCluster.chunk - 1, TestCluster.chunk] {
+        for size in [0, 1, 63, 64, 65, TestCluster.chunk - 1, TestCluster.chunk, TestCluster.chunk + 1, TestCluster.limit - 1, TestCluster.limit] {
             let id = generator.next()
             let bytes = randomBytes(size, seed: UInt64(size) + UInt64(pool) * 1000)
             try cluster.store.put(pool: pool, object: id, bytes: bytes)
@@ -36,8 +36,8 @@ import Testing
         for (position, device) in devices.enumerated() {
             #expect(cluster.stores[device]!.contains(object: id, position: position))
         }
-        #expect(throws: StorageError.objectTooLarge(sizeBytes: TestCluster.chunk + 1, limitBytes: TestCluster.chunk)) {
-            try cluster.store.put(pool: pool, object: generator.next(), bytes: randomBytes(TestCluster.chunk + 1, seed: 9))
+        #expect(throws: StorageError.objectTooLarge(sizeBytes: TestCluster.limit + 1, limitBytes: TestCluster.limit)) {
+            try cluster.store.put(pool: pool, object: generator.next(), bytes: randomBytes(TestCluster.limit + 1, seed: 9))
         }
     }
 

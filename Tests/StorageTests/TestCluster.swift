@@ -23,6 +23,8 @@ final class TestCluster {
     let store: ObjectStore
     let codecs: [PoolCodec]
     static let chunk = 64 << 10
+    /// The largest object the classes take (two chunks).
+    static let limit = chunk * StorageClass.chunksPerObject
 
     static let classes: [(UInt32, StorageClass)] = [
         (1, StorageClass(name: "replicated-3", redundancy: .replicated(copies: 3), chunkSizeBytes: chunk, pgCount: 32)),
