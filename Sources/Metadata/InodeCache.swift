@@ -92,6 +92,8 @@ final class InodeCache: Sendable {
         private var changed: Set<Int64> = []
         /// Changed inodes whose state the writer knows (`know`): read back without a query.
         private var known: [Int64: InodeRecord] = [:]
+        /// Changed inodes whose last change deleted them: read back as gone, without a query.
+        private var deleted: Set<Int64> = []
 
         init(_ cache: InodeCache) { self.cache = cache }
 
@@ -100,6 +102,7 @@ final class InodeCache: Sendable {
         func databaseDidChange(with event: DatabaseEvent) {
             changed.insert(event.rowID)
             known[event.rowID] = nil
+            if event.kind == .delete { deleted.insert(event.rowID) } else if !deleted.isEmpty { deleted.remove(event.rowID) }
             cache.invalidate(CollectionOfOne(event.rowID))
         }
 
@@ -112,22 +115,28 @@ final class InodeCache: Sendable {
         /// Installs the inodes changed so far, as they now stand.
         func readBack(_ db: Database, fetch: (Database, Int64) throws -> InodeRecord?) throws {
             guard !changed.isEmpty else { return }
-            let fresh = try changed.compactMap { try known[$0] ?? fetch(db, $0) }
+            let fresh = try changed.compactMap { ino -> InodeRecord? in
+                if deleted.contains(ino) { return nil }
+                return try known[ino] ?? fetch(db, ino)
+            }
             cache.install(fresh, replacing: changed)
+            forgetChanges()
+        }
+
+        private func forgetChanges() {
             changed.removeAll(keepingCapacity: true)
             known.removeAll(keepingCapacity: true)
+            deleted.removeAll(keepingCapacity: true)
         }
 
         func databaseDidCommit(_ db: Database) {
             if !changed.isEmpty { cache.invalidate(changed) }
-            changed.removeAll(keepingCapacity: true)
-            known.removeAll(keepingCapacity: true)
+            forgetChanges()
         }
 
         func databaseDidRollback(_ db: Database) {
             cache.invalidateAll()
-            changed.removeAll(keepingCapacity: true)
-            known.removeAll(keepingCapacity: true)
+            forgetChanges()
         }
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-/// Inode rows (and dentry lookups) read straight from SQLite on the hot paths (lookup,
+/// Inode rows (and dentry lookups, and a file's slice objects) read straight from SQLite on the hot paths (lookup,
 /// getattr, every change's read-back): GRDB builds a column-name dictionary for each row
 /// it fetches, and that decoding cost a third of an unlink's SQL (perf, release build).
 /// Only for statements whose columns are the inode table's in table order (`SELECT *` or
@@ -30,6 +30,41 @@ enum InodeRows {
             case SQLITE_ROW: return sqlite3_column_int64(s, 0)
             case SQLITE_DONE: return nil
             case let code: throw error(code, statement)
+            }
+        }
+    }
+
+    /// Runs a change `statement` taking an integer and a blob, stepped here alone (not
+    /// through GRDB, whose transaction observers it therefore bypasses): only for tables
+    /// none observes and SQLite reports no row changes of — the `dentry` table is WITHOUT
+    /// ROWID, so its changes reach no update hook. Its SQL must be its own (not one GRDB
+    /// also runs), as for the fetches here.
+    static func execute(_ statement: Statement, _ integer: Int64, _ blob: [UInt8]) throws {
+        try bound(statement, integer, blob) {
+            let s = statement.sqliteStatement
+            defer { sqlite3_reset(s) }
+            let code = sqlite3_step(s)
+            guard code == SQLITE_DONE else { throw error(code, statement) }
+        }
+    }
+
+    /// Column 0 of every row `statement` yields for one integer argument, as text (nil for
+    /// NULL): a file's slice objects when its inode is deleted, where GRDB's cursor cost
+    /// more than the query.
+    static func fetchTexts(_ statement: Statement, _ integer: Int64) throws -> [String?] {
+        let s = statement.sqliteStatement
+        sqlite3_reset(s)
+        defer { sqlite3_reset(s) }
+        sqlite3_bind_int64(s, 1, integer)
+        var texts: [String?] = []
+        while true {
+            switch sqlite3_step(s) {
+            case SQLITE_ROW:
+                texts.append(sqlite3_column_type(s, 0) == SQLITE_NULL ? nil : String(cString: sqlite3_column_text(s, 0)))
+            case SQLITE_DONE:
+                return texts
+            case let code:
+                throw error(code, statement)
             }
         }
     }

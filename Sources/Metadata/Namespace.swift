@@ -300,7 +300,7 @@ extension VolumeDatabase {
             guard let ino = try InodeRows.fetchIno(db.cachedStatement(sql: "SELECT ino FROM dentry WHERE parent = ? AND name = ?"), parent, name),
                   var victim = try currentInode(db, ino) else { throw FSError.noEntry }
             if victim.isDirectory { throw FSError.isDirectory }
-            try db.cachedStatement(sql: "DELETE FROM dentry WHERE parent = ? AND name = ?").execute(arguments: [parent, Data(name)])
+            try InodeRows.execute(db.cachedStatement(sql: "DELETE FROM dentry WHERE parent = ?1 AND name = ?2"), parent, name)
             victim.nlink -= 1
             victim.ctimeNs = nowNs
             try touchDirectory(db, directory, nlinkDelta: 0, nowNs: nowNs)
@@ -689,7 +689,7 @@ extension VolumeDatabase {
     /// costs (see migration v5). Returns the objects no other inode's slices name (the
     /// write-back packs small files into shared objects), now 'deleting'.
     func deleteUnlinkedInode(_ db: Database, _ ino: Int64) throws -> [String] {
-        let named = try String?.fetchAll(db.cachedStatement(sql: "SELECT object FROM slice WHERE ino = ?"), arguments: [ino])
+        let named = try InodeRows.fetchTexts(db.cachedStatement(sql: "SELECT object FROM slice WHERE ino = ?"), ino)
         var objects: [String] = []
         if !named.isEmpty {
             var seen = Set<String>()

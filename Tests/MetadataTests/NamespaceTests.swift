@@ -150,6 +150,19 @@ import Testing
             throw FSError.io
         }
         #expect(try db.inode(1).uid == 0)
+        // A deleted inode leaves the cache with its change (read back as gone, no query):
+        // neither the cache nor a lookup finds it, and its name is gone from the directory.
+        #expect(try db.inode(c.ino) == c)
+        let gone = try db.unlink(parent: 1, name: n("c"), nowNs: 10, deleteIfUnused: { _ in true })
+        #expect(gone.deleted == [])
+        #expect(db.inodes.get(c.ino) == nil)
+        #expect(throws: FSError.noEntry) { try db.inode(c.ino) }
+        #expect(throws: FSError.noEntry) { try db.lookup(parent: 1, name: n("c")) }
+        #expect(db.inodes.get(1)?.mtimeNs == 10)
+        // Unlinking a directory is refused and changes nothing.
+        let d = try db.create(parent: 1, name: n("d"), kind: InodeRecord.directory, mode: 0o755, uid: 0, gid: 0, nowNs: 11)
+        #expect(throws: FSError.isDirectory) { try db.unlink(parent: 1, name: n("d"), nowNs: 12) }
+        #expect(try db.lookup(parent: 1, name: n("d")).ino == d.ino)
     }
 
     @Test func renameFlags() throws {
