@@ -13,3 +13,30 @@ static inline int berth_start_writeback(int fd, int64_t offset, int64_t length) 
 
 // fcntl.h, _GNU_SOURCE: allocate or deallocate a file range (modes in linux/falloc.h).
 int fallocate(int fd, int mode, long offset, long length);
+
+// fcntl.h, _GNU_SOURCE: O_TMPFILE is (__O_TMPFILE | O_DIRECTORY) = 020000000 | 0200000 on
+// every Linux architecture Swift runs on but alpha, parisc and sparc.
+/// Opens an unnamed regular file in directory `directory` for writing (O_TMPFILE): it has
+/// no name until `berth_link_tmpfile` gives it one, and vanishes if the process dies first.
+/// -1 with errno EOPNOTSUPP / EISDIR / EINVAL where the filesystem or kernel lacks it.
+int open(const char *path, int flags, ...);
+static inline int berth_open_tmpfile(const char *directory) {
+    return open(directory, 020000000 | 0200000 | 01 /* O_WRONLY */ | 02000000 /* O_CLOEXEC */, 0644);
+}
+
+int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags);
+/// Gives the unnamed file open as `fd` the name `path`, atomically: it appears whole or not
+/// at all (through /proc/self/fd, which needs no capability, unlike AT_EMPTY_PATH). -1 with
+/// errno EEXIST if the name is taken.
+static inline int berth_link_tmpfile(int fd, const char *path) {
+    char proc[32];
+    int n = 0, v = fd;
+    const char *prefix = "/proc/self/fd/";
+    while (prefix[n]) { proc[n] = prefix[n]; n++; }
+    char digits[12];
+    int d = 0;
+    do { digits[d++] = (char)('0' + v % 10); v /= 10; } while (v > 0);
+    while (d > 0) proc[n++] = digits[--d];
+    proc[n] = 0;
+    return linkat(-100 /* AT_FDCWD */, proc, -100, path, 0x400 /* AT_SYMLINK_FOLLOW */);
+}

@@ -12,8 +12,11 @@ import Synchronization
 /// `mix64(high ^ low)` of the object id in hex — 65,536 leaf directories, so a device with
 /// millions of shards keeps small directories.
 ///
-/// Write protocol (crash-safe): write header + payload to a new file in `tmp/`, fsync it,
-/// rename it over the final name (atomic), fsync the directory. The payload goes in
+/// Write protocol (crash-safe): write header + payload to a new unnamed file (O_TMPFILE in
+/// `tmp/`), fsync it, link it at the final name (atomic: it appears whole or not at all),
+/// fsync the directory. A retry whose shard is already there links it in `tmp/` and renames
+/// it over the old one; where the filesystem has no O_TMPFILE, the file is created in
+/// `tmp/` with a name and renamed the same way. The payload goes in
 /// `writebackPiece` at a time, each piece's writeback started as soon as it is copied, so
 /// the disk takes the shard while the rest is still being copied and the fsync waits for
 /// the tail only. A crash leaves either no shard or the whole shard; `tmp/` leftovers are
@@ -24,6 +27,10 @@ public final class ShardStore: Sendable {
     public let capacityBytes: Int
     private let used: Mutex<Int>
     private let leaves: LeafDirectories
+    /// Whether shards are written as unnamed files (O_TMPFILE) and linked into place: false
+    /// once the filesystem refuses one, or with `BERTH_NAMED_TEMPORARIES` set in the
+    /// environment (then a named file in tmp/, renamed into place). Tests set it.
+    let unnamedTemporaries = Atomic<Bool>(getenv("BERTH_NAMED_TEMPORARIES") == nil)
 
     static let identityFile = "device-id"
 
@@ -104,12 +111,20 @@ public final class ShardStore: Sendable {
         let leafReady = leaves.prepare(leaf, at: directory)
         defer { _ = leafReady?.value() }  // never left running past the call
         let tmp = root + "/tmp/" + Self.name(object, position) + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        // An unnamed file where the filesystem has them (O_TMPFILE), else a named one in tmp/.
+        let tryUnnamed = unnamedTemporaries.load(ordering: .relaxed)
+        let unnamed = tryUnnamed ? berth_open_tmpfile(root + "/tmp") : -1
+        if tryUnnamed && unnamed < 0 {
+            let refused = errno
+            if refused == EOPNOTSUPP || refused == EISDIR || refused == EINVAL { unnamedTemporaries.store(false, ordering: .relaxed) }
+        }
+        let fd = unnamed >= 0 ? unnamed : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw error("create \(tmp)") }
-        var renamed = false
-        defer { if !renamed { unlink(tmp) } }
+        defer { close(fd) }
+        // Whether `tmp` names the file, and must go if the write does not complete.
+        var tmpNamed = unnamed < 0
+        defer { if tmpNamed { unlink(tmp) } }
         do {
-            defer { close(fd) }
             let blocks = ShardHeader.blockCount(payloadLength: payload.count)
             try writeStreaming(fd, payload, at: ShardHeader.size + 4 * blocks, what: tmp)
             let table: [UInt32]
@@ -137,8 +152,18 @@ public final class ShardStore: Sendable {
         let final = directory + "/" + Self.name(object, position)
         var old = stat()
         let replaced = stat(final, &old) == 0 ? Int(old.st_size) : 0
-        guard rename(tmp, final) == 0 else { throw error("rename to \(final)") }
-        renamed = true
+        if unnamed >= 0 && berth_link_tmpfile(fd, final) == 0 {
+            // Named whole, in one step.
+        } else {
+            if unnamed >= 0 {
+                // The name is taken (a retry of this shard): named in tmp/ first, then renamed over it.
+                guard errno == EEXIST else { throw error("link to \(final)") }
+                guard berth_link_tmpfile(fd, tmp) == 0 else { throw error("link to \(tmp)") }
+                tmpNamed = true
+            }
+            guard rename(tmp, final) == 0 else { throw error("rename to \(final)") }
+            tmpNamed = false
+        }
         if let failure = Self.syncDirectory(directory) { throw error(failure) }
         committed = true
         if replaced > 0 { release(replaced) }

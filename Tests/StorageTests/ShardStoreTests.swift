@@ -10,15 +10,19 @@ import TestSupport
     let dir = TemporaryDirectory("berth-shards")
     let generator = ObjectIDGenerator(node: 7)
 
-    func device(capacity: Int = 1 << 20) throws -> ShardStore {
-        try ShardStore(id: "dev-a", root: dir.path + "/dev-a", capacityBytes: capacity)
+    /// `unnamed`: shards written as O_TMPFILE files linked into place (the default), or as
+    /// named files in tmp/ renamed into place (the fallback).
+    func device(capacity: Int = 1 << 20, unnamed: Bool = true) throws -> ShardStore {
+        let store = try ShardStore(id: "dev-a", root: dir.path + "/dev-a", capacityBytes: capacity)
+        store.unnamedTemporaries.store(unnamed, ordering: .relaxed)
+        return store
     }
 
     /// Sizes around the writeback pieces too (a payload goes in 1 MiB pieces).
     @Test(arguments: [0, 1, 4095, 65_536, ShardStore.writebackPiece - 1, ShardStore.writebackPiece,
-                      ShardStore.writebackPiece + 1, 2 * ShardStore.writebackPiece + 4097])
-    func roundTrip(size: Int) throws {
-        let store = try device(capacity: 4 << 20)
+                      ShardStore.writebackPiece + 1, 2 * ShardStore.writebackPiece + 4097], [true, false])
+    func roundTrip(size: Int, unnamed: Bool) throws {
+        let store = try device(capacity: 4 << 20, unnamed: unnamed)
         let id = generator.next()
         let bytes = randomBytes(size, seed: UInt64(size))
         try store.write(object: id, position: 3, objectSize: size * 2, bytes: bytes)
@@ -172,17 +176,42 @@ import TestSupport
         try store.write(object: b, position: 0, objectSize: 6000, bytes: randomBytes(6000, seed: 3))
     }
 
-    @Test func retriedWriteReplacesWithoutDoubleCounting() throws {
-        let store = try device()
+    /// A retry rewrites the shard in place of the old one (the last write is what reads back),
+    /// counting its bytes once, and leaves nothing in tmp/.
+    @Test(arguments: [true, false])
+    func retriedWriteReplacesWithoutDoubleCounting(unnamed: Bool) throws {
+        let store = try device(unnamed: unnamed)
         let id = generator.next()
-        for _ in 0..<3 { try store.write(object: id, position: 0, objectSize: 500, bytes: randomBytes(500, seed: 4)) }
+        for seed in 0..<3 as Range<UInt64> { try store.write(object: id, position: 0, objectSize: 500, bytes: randomBytes(500, seed: seed)) }
         #expect(store.usedBytes == ShardHeader.fileBytes(payloadLength: 500))
+        expectSame(try store.read(object: id, position: 0).payload, randomBytes(500, seed: 2))
+        #expect(ShardStore.entries(dir.path + "/dev-a/tmp").isEmpty)
+    }
+
+    /// Whether `condition` holds within 10 s (a thread of a busy pool may start late).
+    static func eventually(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<10_000 {
+            if condition() { return true }
+            usleep(1_000)
+        }
+        return condition()
+    }
+
+    /// This process's open files made with O_TMPFILE in `directory` (the kernel shows them
+    /// as `directory/#inode (deleted)`).
+    static func openUnnamedFiles(in directory: String) -> Int {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return fds.filter { fd in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + fd) else { return false }
+            return target.hasPrefix(directory + "/#") && target.hasSuffix(" (deleted)")
+        }.count
     }
 
     /// A shard waiting for its object's row takes its final name only when the row is
     /// durable: the write blocks until then; if the row fails, nothing of it remains.
-    @Test func shardTakesItsNameOnlyAfterTheGate() throws {
-        let store = try device()
+    @Test(arguments: [true, false])
+    func shardTakesItsNameOnlyAfterTheGate(unnamed: Bool) throws {
+        let store = try device(unnamed: unnamed)
         let bytes = randomBytes(3000, seed: 5)
         for opens in [true, false] {
             let id = generator.next()
@@ -202,6 +231,11 @@ import TestSupport
             let waited = done.wait(timeout: .now() + 0.3) == .timedOut
             #expect(waited, "the write must wait for the gate")
             #expect(!store.contains(object: id, position: 0))
+            // Written meanwhile: without a name at all (an open file in tmp/ that no entry
+            // names), or named in tmp/.
+            let tmp = dir.path + "/dev-a/tmp"
+            #expect(Self.eventually { unnamed ? Self.openUnnamedFiles(in: tmp) == 1 : ShardStore.entries(tmp).count == 1 })
+            #expect(ShardStore.entries(tmp).count == (unnamed ? 0 : 1))
             gate.fulfill(opens)
             if waited { done.wait() }
             if opens {
