@@ -621,7 +621,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
     func stage(_ pieces: [Piece]) throws(FSError) -> (slices: [SliceRecord], objects: [String]) {
         let packs = Self.pack(pieces.map(\.extent.bytes.count), limit: objectLimit)
         // Each job packs its own object, so no more than `stageParallelism` packed copies
-        // exist at once (a whole chunk is no copy at all).
+        // exist at once (a lone piece is no copy at all; two full chunks are copied into one).
         let written = ParallelMap.run(packs.count, width: Self.stageParallelism) { (i: Int) throws(FSError) -> ObjectID in
             let pack = packs[i]
             var packed: [UInt8] = []

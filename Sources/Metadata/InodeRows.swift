@@ -2,11 +2,13 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-/// Inode rows (and dentry lookups, and a file's slice objects) read straight from SQLite on the hot paths (lookup,
-/// getattr, every change's read-back): GRDB builds a column-name dictionary for each row
+/// Statements of the hot paths bound and stepped straight through SQLite's C API: inode
+/// rows and dentry lookups (lookup, getattr, every change's read-back), and an unlink's
+/// dentry delete and slice-object read. GRDB builds a column-name dictionary for each row
 /// it fetches, and that decoding cost a third of an unlink's SQL (perf, release build).
-/// Only for statements whose columns are the inode table's in table order (`SELECT *` or
-/// `SELECT i.*`), bound and stepped here alone: GRDB's own fetches never share them.
+/// Each statement here is stepped here alone — GRDB never runs the same SQL — and
+/// `fetchOne` only takes statements whose columns are the inode table's in table order
+/// (`SELECT *` or `SELECT i.*`).
 enum InodeRows {
     /// The inode row `statement` yields with integer arguments `arguments` (nil: none).
     static func fetchOne(_ statement: Statement, _ arguments: Int64...) throws -> InodeRecord? {

@@ -152,11 +152,10 @@ public final class ShardStore: Sendable {
         let final = directory + "/" + Self.name(object, position)
         var old = stat()
         let replaced = stat(final, &old) == 0 ? Int(old.st_size) : 0
-        if unnamed >= 0 && berth_link_tmpfile(fd, final) == 0 {
-            // Named whole, in one step.
-        } else {
+        // An unnamed file takes its name in one step; a named one, or an unnamed one whose
+        // name is taken (a retry of this shard: named in tmp/ first), is renamed over it.
+        if unnamed < 0 || berth_link_tmpfile(fd, final) != 0 {
             if unnamed >= 0 {
-                // The name is taken (a retry of this shard): named in tmp/ first, then renamed over it.
                 guard errno == EEXIST else { throw error("link to \(final)") }
                 guard berth_link_tmpfile(fd, tmp) == 0 else { throw error("link to \(tmp)") }
                 tmpNamed = true
