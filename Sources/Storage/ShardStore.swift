@@ -7,10 +7,12 @@ import Synchronization
 
 /// One device: a directory of shard files with a capacity.
 ///
-/// Layout under `root`: `device-id` (which device this directory is), `tmp/` (writes in
-/// flight), `shards/xx/yy/<object>.<position>` where `xx`, `yy` are the top two bytes of
-/// `mix64(high ^ low)` of the object id in hex — 65,536 leaf directories, so a device with
-/// millions of shards keeps small directories.
+/// Layout under `root`: `device-id` (which device this directory is), `leaf-scheme`,
+/// `tmp/` (writes in flight), `shards/xx/yy/<object>.<position>` where `xxyy` is the leaf
+/// number in hex: by default bits 12–27 of the object id's milliseconds, so objects written
+/// within the same 4 s share a leaf and the 65,536 leaves are cycled through every 3.1 days
+/// (`LeafScheme`) — a device with millions of shards keeps small directories, and a young
+/// device does not make a directory for nearly every shard it takes.
 ///
 /// Write protocol (crash-safe): write header + payload to a new unnamed file (O_TMPFILE in
 /// `tmp/`), fsync it, link it at the final name (atomic: it appears whole or not at all),
@@ -27,6 +29,7 @@ public final class ShardStore: Sendable {
     public let capacityBytes: Int
     private let used: Mutex<Int>
     private let leaves: LeafDirectories
+    let leafScheme: LeafScheme
     /// Whether shards are written as unnamed files (O_TMPFILE) and linked into place: false
     /// once the filesystem refuses one, or with `BERTH_NAMED_TEMPORARIES` set in the
     /// environment (then a named file in tmp/, renamed into place). Tests set it.
@@ -43,9 +46,18 @@ public final class ShardStore: Sendable {
         self.capacityBytes = capacityBytes
         leaves = LeafDirectories()
         let identity = root + "/" + Self.identityFile
+        let schemeFile = root + "/" + LeafScheme.file
         if let existing = Self.readSmallFile(identity) {
             if existing != id.rawValue {
                 throw .invalidDevice("directory \(root) belongs to device \"\(existing)\", not \"\(id)\"")
+            }
+            if let text = Self.readSmallFile(schemeFile) {
+                guard let scheme = LeafScheme(fileContents: text) else {
+                    throw .invalidDevice("device \(id): \(schemeFile) names an unknown leaf scheme \"\(LeafScheme.name(in: text))\"")
+                }
+                leafScheme = scheme
+            } else {
+                leafScheme = .hashed
             }
         } else {
             guard create else { throw .deviceUnavailable(id, reason: "\(root) is not an initialized device") }
@@ -53,6 +65,8 @@ public final class ShardStore: Sendable {
             try Self.makeDirectory(root + "/tmp", id: id)
             try Self.makeDirectory(root + "/shards", id: id)
             for top in 0..<256 { try Self.makeDirectory(root + "/shards/" + Self.hex2(top), id: id) }
+            leafScheme = .byTime
+            try Self.writeSmallFile(schemeFile, contents: leafScheme.fileContents + "\n", id: id)
             try Self.writeSmallFile(identity, contents: id.rawValue, id: id)
             try Self.syncDirectory(root, id: id)
         }
@@ -76,10 +90,10 @@ public final class ShardStore: Sendable {
 
     static func name(_ object: ObjectID, _ position: Int) -> String { "\(object).\(position)" }
 
-    func directory(for object: ObjectID) -> String { directory(leaf: Self.leaf(object)) }
+    func directory(for object: ObjectID) -> String { directory(leaf: leaf(object)) }
 
     /// Which of the 65,536 leaf directories holds the object's shards.
-    static func leaf(_ object: ObjectID) -> Int { Int(StableHash.mix64(object.high ^ object.low) >> 48) }
+    func leaf(_ object: ObjectID) -> Int { leafScheme.leaf(object) }
 
     func directory(leaf: Int) -> String { root + "/shards/" + Self.hex2(leaf >> 8) + "/" + Self.hex2(leaf & 0xff) }
 
@@ -105,7 +119,7 @@ public final class ShardStore: Sendable {
         try reserve(fileBytes)
         var committed = false
         defer { if !committed { release(fileBytes) } }
-        let leaf = Self.leaf(object)
+        let leaf = leaf(object)
         let directory = directory(leaf: leaf)
         // Made durable meanwhile, if it is not yet (LeafDirectories); waited for before the rename.
         let leafReady = leaves.prepare(leaf, at: directory)
@@ -424,7 +438,7 @@ public final class ShardStore: Sendable {
                 continue
             }
             release(Int(info.st_size))
-            directories.insert(Self.leaf(object))
+            directories.insert(leaf(object))
         }
         for leaf in directories.sorted() {
             if let failure = Self.syncDirectory(directory(leaf: leaf)) { failures.append(error(failure)) }

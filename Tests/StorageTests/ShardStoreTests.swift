@@ -256,31 +256,84 @@ import TestSupport
     @Test func leafDirectoriesAreMadeOnceAndTheirFailureIsAWriteError() throws {
         let store = try device()
         let a = generator.next()
-        let leaf = ShardStore.leaf(a)
+        let leaf = store.leaf(a)
         #expect(!FileManager.default.fileExists(atPath: store.directory(leaf: leaf)))
         try store.write(object: a, position: 0, objectSize: 10, bytes: randomBytes(10, seed: 6))
         #expect(FileManager.default.fileExists(atPath: store.directory(leaf: leaf)))
         #expect(store.leafIsKnown(leaf))
         // Another object in the same leaf, and a retry: no leaf work, both read back.
-        var b = generator.next()
-        while ShardStore.leaf(b) != leaf { b = generator.next() }
+        let b = ObjectID(high: a.high, low: a.low &+ 1)
+        #expect(store.leaf(b) == leaf)
         try store.write(object: b, position: 1, objectSize: 10, bytes: randomBytes(10, seed: 7))
         expectSame(try store.read(object: b, position: 1).payload, randomBytes(10, seed: 7))
         expectSame(try store.read(object: a, position: 0).payload, randomBytes(10, seed: 6))
 
-        // A leaf whose parent is a file cannot be made.
-        var c = generator.next()
-        while ShardStore.leaf(c) >> 8 == leaf >> 8 { c = generator.next() }
-        let top = dir.path + "/dev-a/shards/" + ShardStore.hex2(ShardStore.leaf(c) >> 8)
+        // A leaf whose parent is a file cannot be made (an id 2^20 ms away: another top).
+        let c = ObjectID(high: a.high ^ (1 << (16 + 20)), low: a.low)
+        #expect(store.leaf(c) >> 8 != leaf >> 8)
+        let top = dir.path + "/dev-a/shards/" + ShardStore.hex2(store.leaf(c) >> 8)
         try FileManager.default.removeItem(atPath: top)
         #expect(FileManager.default.createFile(atPath: top, contents: Data([1])))
         let used = store.usedBytes
-        #expect(throws: StorageError.io(device: "dev-a", operation: "mkdir \(store.directory(leaf: ShardStore.leaf(c)))", errno: ENOTDIR)) {
+        #expect(throws: StorageError.io(device: "dev-a", operation: "mkdir \(store.directory(leaf: store.leaf(c)))", errno: ENOTDIR)) {
             try store.write(object: c, position: 0, objectSize: 10, bytes: randomBytes(10, seed: 8))
         }
-        #expect(!store.leafIsKnown(ShardStore.leaf(c)))
+        #expect(!store.leafIsKnown(store.leaf(c)))
         #expect(store.usedBytes == used)
         #expect(ShardStore.entries(dir.path + "/dev-a/tmp").isEmpty)
+    }
+
+    /// A new device files shards by when their object was made: ids of the same 4.096 s
+    /// share a leaf (bits 12–27 of the milliseconds), the next window takes the next leaf,
+    /// and the scheme is recorded on the device and kept on reopening.
+    @Test func objectsMadeTogetherShareALeaf() throws {
+        let store = try device()
+        #expect(store.leafScheme == .byTime)
+        #expect(ShardStore.readSmallFile(dir.path + "/dev-a/leaf-scheme") == "time-4096ms\n")
+        func id(_ ms: UInt64, _ low: UInt64) -> ObjectID { ObjectID(high: ms << 16 | 7, low: low) }
+        let early = id(0x19_3456_7000, 1), late = id(0x19_3456_7fff, 2), next = id(0x19_3456_8000, 3)
+        #expect(store.leaf(early) == 0x4567 && store.leaf(late) == 0x4567 && store.leaf(next) == 0x4568)
+        for (i, object) in [early, late, next].enumerated() {
+            try store.write(object: object, position: i, objectSize: 10, bytes: randomBytes(10, seed: UInt64(i)))
+        }
+        #expect(Set(ShardStore.entries(dir.path + "/dev-a/shards/45/67")) == ["\(early).0", "\(late).1"])
+        #expect(ShardStore.entries(dir.path + "/dev-a/shards/45/68") == ["\(next).2"])
+        // Every other leaf is still to be made.
+        let made = (0..<256).flatMap { top in ShardStore.entries(dir.path + "/dev-a/shards/" + ShardStore.hex2(top)) }
+        #expect(made.sorted() == ["67", "68"])
+        let reopened = try ShardStore(id: "dev-a", root: dir.path + "/dev-a", capacityBytes: 1 << 20)
+        #expect(reopened.leafScheme == .byTime)
+        for (i, object) in [early, late, next].enumerated() {
+            expectSame(try reopened.read(object: object, position: i).payload, randomBytes(10, seed: UInt64(i)))
+        }
+    }
+
+    /// A device made before the `leaf-scheme` file existed keeps its hashed leaves — the
+    /// top two bytes of mix64(high ^ low) — so an upgrade finds every shard where it was.
+    /// An unknown scheme is refused, naming the file.
+    @Test func devicesWithoutALeafSchemeKeepHashedLeaves() throws {
+        _ = try device()
+        try FileManager.default.removeItem(atPath: dir.path + "/dev-a/leaf-scheme")
+        let store = try device()
+        #expect(store.leafScheme == .hashed)
+        let ids = (0..<20).map { _ in generator.next() }
+        for (i, object) in ids.enumerated() {
+            try store.write(object: object, position: 0, objectSize: 10, bytes: randomBytes(10, seed: UInt64(i)))
+            let hash = StableHash.mix64(object.high ^ object.low) >> 48
+            let path = dir.path + "/dev-a/shards/" + ShardStore.hex2(Int(hash >> 8)) + "/" + ShardStore.hex2(Int(hash & 0xff)) + "/\(object).0"
+            #expect(FileManager.default.fileExists(atPath: path))
+        }
+        let reopened = try device()
+        #expect(reopened.leafScheme == .hashed)
+        for (i, object) in ids.enumerated() {
+            expectSame(try reopened.read(object: object, position: 0).payload, randomBytes(10, seed: UInt64(i)))
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/dev-a/leaf-scheme"))
+
+        try "spiral\n".write(toFile: dir.path + "/dev-a/leaf-scheme", atomically: false, encoding: .utf8)
+        #expect(throws: StorageError.invalidDevice("device dev-a: \(dir.path)/dev-a/leaf-scheme names an unknown leaf scheme \"spiral\"")) {
+            _ = try device()
+        }
     }
 
     /// A write into a new leaf completes while every thread of the global queue is busy:
@@ -291,7 +344,7 @@ import TestSupport
     @Test func leafWorkDoesNotNeedTheGlobalQueue() throws {
         let store = try device()
         let id = generator.next()
-        #expect(!store.leafIsKnown(ShardStore.leaf(id)))
+        #expect(!store.leafIsKnown(store.leaf(id)))
         let outcome = GlobalQueueHold.run { () -> StorageError? in
             do throws(StorageError) {
                 try store.write(object: id, position: 0, objectSize: 10, bytes: randomBytes(10, seed: 9))
