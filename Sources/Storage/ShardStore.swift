@@ -52,8 +52,9 @@ public final class ShardStore: Sendable {
                 throw .invalidDevice("directory \(root) belongs to device \"\(existing)\", not \"\(id)\"")
             }
             if let text = Self.readSmallFile(schemeFile) {
-                guard let scheme = LeafScheme(fileContents: text) else {
-                    throw .invalidDevice("device \(id): \(schemeFile) names an unknown leaf scheme \"\(LeafScheme.name(in: text))\"")
+                let name = LeafScheme.name(in: text)
+                guard let scheme = LeafScheme(rawValue: name) else {
+                    throw .invalidDevice("device \(id): \(schemeFile) names an unknown leaf scheme \"\(name)\"")
                 }
                 leafScheme = scheme
             } else {
@@ -66,7 +67,7 @@ public final class ShardStore: Sendable {
             try Self.makeDirectory(root + "/shards", id: id)
             for top in 0..<256 { try Self.makeDirectory(root + "/shards/" + Self.hex2(top), id: id) }
             leafScheme = .byTime
-            try Self.writeSmallFile(schemeFile, contents: leafScheme.fileContents + "\n", id: id)
+            try Self.writeSmallFile(schemeFile, contents: leafScheme.rawValue + "\n", id: id)
             try Self.writeSmallFile(identity, contents: id.rawValue, id: id)
             try Self.syncDirectory(root, id: id)
         }
