@@ -59,7 +59,9 @@ let package = Package(
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // A volume as a POSIX filesystem: FUSE low-level operations over the namespace
         // (SQLite) and the engine's objects.
-        .target(name: "FileSystem", dependencies: ["CFuse3", "Engine", "Metadata", "Storage"]),
+        // liburing (liburing-dev): FUSE over io_uring, where the kernel offers it.
+        .target(name: "CURing", linkerSettings: [.linkedLibrary("uring")]),
+        .target(name: "FileSystem", dependencies: ["CFuse3", "CURing", "Engine", "Metadata", "Storage"]),
         // Generated from proto/csi.proto and proto/admin.proto by scripts/generate-protos.sh
         // (committed: CI never builds protoc plugins).
         .target(name: "CSIProtocol", dependencies: grpcProtobuf),

@@ -16,6 +16,7 @@
 #   scripts/fs-bench.sh                     # SIZE=1g FILES=10000 RUNTIME=10 META_ROUNDS=3
 #   SIZE=256m FILES=2000 RUNTIME=5 scripts/fs-bench.sh   # quicker
 #   TARGETS="berth-r3 native passthrough" scripts/fs-bench.sh
+#   FUSE_RING=0 scripts/fs-bench.sh         # Berth through /dev/fuse instead of io_uring
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -39,7 +40,19 @@ say() { echo "[fs-bench] $*" >&2; }
 # to the host at once, and page-cache writes into fresh pages run ~10x slower.
 reporting=/sys/module/page_reporting/parameters/min_free_ms
 [ -r "$reporting" ] && say "free page reporting min_free_ms: $(cat "$reporting")$([ "$(cat "$reporting")" = 0 ] && echo ' (freed memory returns to the host at once: write figures are noisy)')"
+# FUSE over io_uring (docs/filesystem.md, "FUSE over io_uring"): the fuse module offers it
+# only with enable_uring on, off by default. FUSE_RING=1 (default) turns it on for the run and
+# back after; FUSE_RING=0 turns it off; FUSE_RING=keep leaves the machine's setting. Only
+# Berth takes it up (libfuse 3.14 and GlusterFS's client do not ask for it).
+ring_param=/sys/module/fuse/parameters/enable_uring
+ring_before=$(cat "$ring_param" 2>/dev/null || true)
+case "${FUSE_RING:-1}" in
+  1) [ -w "$ring_param" ] && echo Y > "$ring_param" ;;
+  0) [ -w "$ring_param" ] && echo N > "$ring_param" ;;
+esac
+say "fuse enable_uring: $(cat "$ring_param" 2>/dev/null || echo 'absent (kernel before 6.14)')"
 cleanup() {
+  [ -n "$ring_before" ] && [ -w "$ring_param" ] && echo "$ring_before" > "$ring_param"
   for m in "$WORK"/mnt/*; do mountpoint -q "$m" 2>/dev/null && { umount "$m" 2>/dev/null || umount -l "$m"; }; done
   [ -n "${PIDS:-}" ] && kill $PIDS 2>/dev/null || true
   [[ " $TARGETS " == *" gl-"* ]] && bash "$GLUSTER_SCRIPT" stop "$WORK/gluster" >/dev/null 2>&1 || true

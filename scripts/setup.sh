@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # System libraries the package links against (grows as modules land).
-BERTH_APT_PACKAGES=(pkg-config libisal-dev libsqlite3-dev fuse3 libfuse3-dev acl)
+BERTH_APT_PACKAGES=(pkg-config libisal-dev libsqlite3-dev fuse3 libfuse3-dev liburing-dev acl)
 
 need=()
 for p in "${BERTH_APT_PACKAGES[@]}"; do

@@ -37,6 +37,9 @@ final class FuseLoop: @unchecked Sendable {
     /// Under `condition`: whether a thread leads, how many wait to, how many run besides
     /// the one in `run()`, and whether the session is over.
     private var hasLeader = false, followers = 0, threads = 0, stopping = false
+    /// Off once io_uring serves the session (`FuseRing`): only FORGETs and INTERRUPTs
+    /// still come through the device, and spinning for them would only burn a CPU.
+    private let spinning = Atomic<Bool>(true)
     /// `stop()` writes here to wake a sleeping leader.
     private let wakeRead: Int32, wakeWrite: Int32
 
@@ -89,6 +92,9 @@ final class FuseLoop: @unchecked Sendable {
         if wakeWrite >= 0 { _ = write(wakeWrite, &byte, 1) }
     }
 
+    /// Never spin again (the session's requests now come through io_uring).
+    func stopSpinning() { spinning.store(false, ordering: .relaxed) }
+
     /// One thread's life: wait to lead, lead until a slow request, process it, again.
     private func serve() {
         let fd = fuse_session_fd(session)
@@ -126,7 +132,7 @@ final class FuseLoop: @unchecked Sendable {
                     condition.unlock()
                     return
                 }
-                if last != 0 && Self.now() &- last < spin.current { continue }
+                if last != 0 && spinning.load(ordering: .relaxed) && Self.now() &- last < spin.current { continue }
                 var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
                 let asleep = last == 0 ? 0 : Self.now()
                 _ = poll(&fds, wakeRead >= 0 ? 2 : 1, 500)

@@ -20,6 +20,9 @@ public final class FuseMount: @unchecked Sendable {
     private var session: OpaquePointer?
     /// The loop serving the session while `run()` runs (FuseLoop), for `stop()` to wake.
     private let loop = Mutex<FuseLoop?>(nil)
+    /// Serves the session through io_uring where the kernel offers it (FuseRing); set
+    /// before the session serves, cleared after unmount.
+    private var ring: FuseRing?
 
     /// Whether `run()` installs libfuse's SIGTERM/SIGINT/SIGHUP handlers. A process serving
     /// one mount wants them; a daemon serving many handles signals itself and stops each
@@ -91,13 +94,30 @@ public final class FuseMount: @unchecked Sendable {
         // which serves nothing until the loop below runs.
         let absolute = Self.resolved(mountpoint)
         guard fuse_session_mount(se, mountpoint) == 0 else { throw MountError.failed("cannot mount at \(mountpoint)") }
+        // Rings are made before INIT: its reply claims them only if they all exist.
+        let libfuseLoop = ProcessInfo.processInfo.environment["BERTH_FUSE_LOOP"] == "libfuse"
+        if !libfuseLoop, let ring = FuseRing.make() {
+            self.ring = ring
+            ring.attach(session: se, fd: fuse_session_fd(se))
+            var io = fuse_custom_io()
+            io.writev = { fd, iov, count, userdata in
+                let m = Unmanaged<FuseMount>.fromOpaque(userdata!).takeUnretainedValue()
+                return m.ring!.send(fd: fd, iov: iov!, count: count)
+            }
+            io.read = { fd, buffer, length, userdata in
+                let n = read(fd, buffer, length)
+                if n > 0 { Unmanaged<FuseMount>.fromOpaque(userdata!).takeUnretainedValue().ring!.noteRead(buffer!, count: n) }
+                return n
+            }
+            guard fuse_session_custom_io(se, &io, fuse_session_fd(se)) == 0 else { throw MountError.failed("cannot hook the FUSE device") }
+        }
         // Before the loop answers the kernel's INIT, which keeps the smaller of this and
         // the read-ahead the init callback asks for.
         Self.setReadAhead(of: absolute, bytes: Self.readAheadBytes(chunkSize: Int(fileSystem.chunkSize)))
         mounted?()
         // One receiving thread that answers the namespace's requests itself (FuseLoop);
         // BERTH_FUSE_LOOP=libfuse serves with libfuse's pool of threads instead.
-        if ProcessInfo.processInfo.environment["BERTH_FUSE_LOOP"] == "libfuse" {
+        if libfuseLoop {
             let config = fuse_loop_cfg_create()
             fuse_loop_cfg_set_max_threads(config, 16)
             _ = fuse_session_loop_mt(se, config)
@@ -108,10 +128,27 @@ public final class FuseMount: @unchecked Sendable {
                                 writeMayWait: { fs.writeMayWait(Int64(bitPattern: $0), count: $1) },
                                 releaseMayWait: { fs.releaseMayWait(Int64(bitPattern: $0)) })
             self.loop.withLock { $0 = loop }
+            let label = mountpoint
+            ring?.onStart = { [weak ring] in
+                loop.stopSpinning()
+                if let ring { Self.log("\(label): requests served through io_uring (\(ring.queues) queues × \(ring.threadsPerQueue) threads)") }
+            }
             loop.run()
+            if let ring {
+                ring.stop()
+                if ring.claimed.load(ordering: .acquiring) {
+                    Self.log("\(mountpoint): io_uring served \(ring.served.load(ordering: .relaxed)) requests")
+                }
+            }
         }
         fileSystem.flushAll()
         fuse_session_unmount(se)
+        ring = nil
+    }
+
+    /// A line on standard error, where the daemon's operators look.
+    static func log(_ line: String) {
+        FileHandle.standardError.write(Data("berth: \(line)\n".utf8))
     }
 
     /// Chunk buffers are megabytes: by default glibc maps each one fresh and unmaps it when

@@ -11,16 +11,23 @@ final class MountedVolume: @unchecked Sendable {
     let storageClass: String
     let size: Int64
     private var process: Process?
+    /// Set before `mount()`: the daemon's environment added to ours, and a file its
+    /// standard error goes to (else it shares the test's).
+    var environment: [String: String] = [:]
+    var daemonLog: String?
 
     static var tool: String { BuiltProduct.path("berth-engine") }
 
-    init(storageClass: String = "replicated-3", size: Int64 = 8 << 30, chunk: Int = 64 << 10) throws {
+    init(storageClass: String = "replicated-3", size: Int64 = 8 << 30, chunk: Int = 64 << 10,
+         environment: [String: String] = [:], logsToFile: Bool = false) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("berth-fs-\(UUID().uuidString)").path
         state = root + "/state"
         mountpoint = root + "/mnt"
         volume = "vol"
         self.storageClass = storageClass
         self.size = size
+        self.environment = environment
+        if logsToFile { daemonLog = root + "/daemon.log" }
         try Self.run(["init", state, "--capacity", "\(16 << 30)", "--chunk", "\(chunk)"])
         try mount()
     }
@@ -58,6 +65,13 @@ final class MountedVolume: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: Self.tool)
         p.arguments = ["mount", state, volume, mountpoint, "--class", storageClass, "--size", "\(size)"] + (readOnly ? ["--ro"] : [])
         p.standardOutput = FileHandle.nullDevice
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        if let daemonLog {
+            if !FileManager.default.fileExists(atPath: daemonLog) { FileManager.default.createFile(atPath: daemonLog, contents: nil) }
+            let handle = FileHandle(forWritingAtPath: daemonLog)
+            handle?.seekToEndOfFile()
+            p.standardError = handle
+        }
         try p.run()
         process = p
         for _ in 0..<200 where !isMounted { usleep(25_000) }
