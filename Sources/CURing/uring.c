@@ -5,6 +5,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 struct berth_ring { struct io_uring ring; };
 
@@ -66,4 +69,8 @@ int berth_pin_to_cpu(int cpu) {
     if (cpu < 0 || cpu >= CPU_SETSIZE) return -EINVAL;
     CPU_SET(cpu, &set);
     return sched_setaffinity(0, sizeof(set), &set) == 0 ? 0 : -errno;
+}
+
+int berth_set_thread_nice(int nice) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) == 0 ? 0 : -errno;
 }

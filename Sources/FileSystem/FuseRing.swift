@@ -58,6 +58,14 @@ final class FuseRing: @unchecked Sendable {
         }
     }
 
+    /// Ring threads run ahead of the applications on their CPU (a process without
+    /// CAP_SYS_NICE keeps 0). Why: a request comes while its application still runs — a
+    /// RELEASE after close(), writes from several jobs on one CPU — and at the same priority
+    /// the thread waited for the scheduler to preempt the application; at -10 it runs at
+    /// once, as work in the application's own system call would (creates 7,000–8,100/s →
+    /// 11,500–13,500/s alternating, docs/benchmarks.md session 17).
+    static let defaultNice: Int32 = -10
+
     /// Room before the payload for the `fuse_in_header` (40 bytes) and the per-operation
     /// header (at most 128) of a rebuilt request.
     static let prefix = 4096
@@ -68,6 +76,8 @@ final class FuseRing: @unchecked Sendable {
 
     private let entries: [Entry]
     private let pin: Bool
+    /// The ring threads' nice value: `BERTH_FUSE_RING_NICE`, default -10 (0 leaves it).
+    private let nice: Int32
     private var session: OpaquePointer?
     private var fd: Int32 = -1
     /// Requests being served from a ring, by unique id: where their replies go.
@@ -84,7 +94,8 @@ final class FuseRing: @unchecked Sendable {
     /// Called once the rings serve (the FUSE loop stops spinning on `/dev/fuse`).
     var onStart: (@Sendable () -> Void)?
 
-    private init(entries: [Entry], queues: Int, threadsPerQueue: Int, pin: Bool) {
+    private init(entries: [Entry], queues: Int, threadsPerQueue: Int, pin: Bool, nice: Int32) {
+        self.nice = nice
         self.entries = entries
         self.queues = queues
         self.threadsPerQueue = threadsPerQueue
@@ -99,7 +110,8 @@ final class FuseRing: @unchecked Sendable {
     /// (io_uring disabled, no CPU list) or `BERTH_FUSE_RING=0`. `BERTH_FUSE_RING_THREADS`
     /// sets the threads per CPU (at most 16; default 16 ÷ CPUs, between 1 and 8: a slow
     /// request holds its thread, and each thread keeps a payload buffer of max_write);
-    /// `BERTH_FUSE_RING_PIN=0` leaves them unpinned (measured 2–3× slower metadata).
+    /// `BERTH_FUSE_RING_PIN=0` leaves them unpinned (measured 2–3× slower metadata);
+    /// `BERTH_FUSE_RING_NICE` sets their nice value (default -10, 0 leaves it).
     static func make(environment: [String: String] = ProcessInfo.processInfo.environment) -> FuseRing? {
         guard environment["BERTH_FUSE_RING"] != "0", uringOffered(), let cpus = possibleCPUs() else { return nil }
         let perQueue = min(16, max(1, Int(environment["BERTH_FUSE_RING_THREADS"] ?? "") ?? min(8, 16 / cpus)))
@@ -115,7 +127,8 @@ final class FuseRing: @unchecked Sendable {
                 entries.append(entry)
             }
         }
-        return FuseRing(entries: entries, queues: cpus, threadsPerQueue: perQueue, pin: environment["BERTH_FUSE_RING_PIN"] != "0")
+        return FuseRing(entries: entries, queues: cpus, threadsPerQueue: perQueue, pin: environment["BERTH_FUSE_RING_PIN"] != "0",
+                        nice: environment["BERTH_FUSE_RING_NICE"].flatMap { Int32($0) }.map { min(19, max(-20, $0)) } ?? defaultNice)
     }
 
     /// Whether the fuse module offers io_uring to new connections.
@@ -216,6 +229,7 @@ final class FuseRing: @unchecked Sendable {
     /// One entry's thread: register, then serve each request the kernel puts in it.
     private func serve(_ entry: Entry) {
         if pin { Self.pinToCPU(Int(entry.qid)) }
+        if nice != 0 { _ = berth_set_thread_nice(nice) }
         var iov = [iovec(iov_base: UnsafeMutableRawPointer(entry.headers), iov_len: MemoryLayout<berth_fuse_uring_req_header>.size),
                    iovec(iov_base: entry.payload, iov_len: entry.payloadBytes)]
         let registered = entry.submitLock.withLock {

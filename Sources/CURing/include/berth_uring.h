@@ -47,4 +47,7 @@ int berth_ring_wait(struct berth_ring *ring, int timeout_ms, int *res);
 /// Pins the calling thread to CPU `cpu`: 0 or -errno.
 int berth_pin_to_cpu(int cpu);
 
+/// Sets the calling thread's nice value (-20…19; below 0 needs CAP_SYS_NICE): 0 or -errno.
+int berth_set_thread_nice(int nice);
+
 #endif
