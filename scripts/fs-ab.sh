@@ -9,6 +9,7 @@
 #                 meanwhile (fs-workloads.py beside-rm)
 #   randread      fio random 4 KiB reads of a 1 GiB file, cold cache, 8 s: IOPS, mean
 #                 latency and the daemon's CPU per read (from /proc)
+#   seqread       fio sequential read, 1 MiB blocks, of a 1 GiB file, cold cache: MB/s
 #   randwrite     fio random 4 KiB writes, 4 jobs of 32 MiB, fsync every 16 writes: IOPS
 #   seqwrite      fio sequential write, 1 MiB blocks, 1 GiB, fsync at the end (fs-bench's): MB/s
 #   meta          fs-workloads.py meta: creates, stats, deletes of 5,000 files, tarball
@@ -54,6 +55,11 @@ run() {  # TAG
     randwrite) fio --name=rw --directory="$m" --rw=randwrite --bs=4k --size=32m --numjobs=4 --fsync=16 \
                  --group_reporting --output-format=json | python3 -c \
                  'import json,sys; print("IOPS", round(json.load(sys.stdin)["jobs"][0]["write"]["iops"]))' ;;
+    seqread)
+      [ -f "$m/rr.0.0" ] || fio --name=rr --directory="$m" --rw=write --bs=1m --size=1g --end_fsync=1 >/dev/null
+      sync; echo 3 > /proc/sys/vm/drop_caches
+      fio --name=rr --directory="$m" --rw=read --bs=1M --size=1g --ioengine=psync --output-format=json | python3 -c \
+        'import json,sys; print("MB/s", round(json.load(sys.stdin)["jobs"][0]["read"]["bw_bytes"] / 1e6, 1))' ;;
     randread)
       [ -f "$m/rr.0.0" ] || fio --name=rr --directory="$m" --rw=write --bs=1m --size=1g --end_fsync=1 >/dev/null
       sync; echo 3 > /proc/sys/vm/drop_caches
@@ -70,11 +76,11 @@ PY
     *) echo "unknown test $TEST" >&2; exit 2 ;;
   esac
 }
-# randread keeps one volume per binary (the file is written once); the others start afresh.
-[ "$TEST" = randread ] && { mount_fresh old; mount_fresh new; }
+# randread and seqread keep one volume per binary (the file is written once); the others start afresh.
+case "$TEST" in randread|seqread) mount_fresh old; mount_fresh new ;; esac
 for r in $(seq "$ROUNDS"); do
   for tag in old new; do
-    [ "$TEST" = randread ] || mount_fresh "$tag"
+    case "$TEST" in randread|seqread) ;; *) mount_fresh "$tag" ;; esac
     echo "$tag round $r ($TEST, $CLASS): $(run "$tag")"
   done
 done

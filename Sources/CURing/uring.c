@@ -74,3 +74,13 @@ int berth_pin_to_cpu(int cpu) {
 int berth_set_thread_nice(int nice) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) == 0 ? 0 : -errno;
 }
+
+_Static_assert(sizeof(berth_cpu_mask) == sizeof(cpu_set_t), "berth_cpu_mask is a cpu_set_t");
+
+int berth_get_affinity(berth_cpu_mask *mask) {
+    return sched_getaffinity(0, sizeof(cpu_set_t), (cpu_set_t *)mask) == 0 ? 0 : -errno;
+}
+
+int berth_set_affinity(const berth_cpu_mask *mask) {
+    return sched_setaffinity(0, sizeof(cpu_set_t), (const cpu_set_t *)mask) == 0 ? 0 : -errno;
+}

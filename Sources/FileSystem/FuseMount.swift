@@ -101,12 +101,12 @@ public final class FuseMount: @unchecked Sendable {
             ring.attach(session: se, fd: fuse_session_fd(se))
             var io = fuse_custom_io()
             io.writev = { fd, iov, count, userdata in
-                let m = Unmanaged<FuseMount>.fromOpaque(userdata!).takeUnretainedValue()
-                return m.ring!.send(fd: fd, iov: iov!, count: count)
+                guard let ring = Unmanaged<FuseMount>.fromOpaque(userdata!).takeUnretainedValue().ring else { return writev(fd, iov, count) }
+                return ring.send(fd: fd, iov: iov!, count: count)
             }
             io.read = { fd, buffer, length, userdata in
                 let n = read(fd, buffer, length)
-                if n > 0 { Unmanaged<FuseMount>.fromOpaque(userdata!).takeUnretainedValue().ring!.noteRead(buffer!, count: n) }
+                if n > 0 { Unmanaged<FuseMount>.fromOpaque(userdata!).takeUnretainedValue().ring?.noteRead(buffer!, count: n) }
                 return n
             }
             guard fuse_session_custom_io(se, &io, fuse_session_fd(se)) == 0 else { throw MountError.failed("cannot hook the FUSE device") }
@@ -129,6 +129,7 @@ public final class FuseMount: @unchecked Sendable {
                                 releaseMayWait: { fs.releaseMayWait(Int64(bitPattern: $0)) })
             self.loop.withLock { $0 = loop }
             let label = mountpoint
+            ring?.isSlow = { loop.isSlow($0) }
             ring?.onStart = { [weak ring] in
                 loop.stopSpinning()
                 if let ring { Self.log("\(label): requests served through io_uring (\(ring.queues) queues × \(ring.threadsPerQueue) threads)") }

@@ -93,6 +93,9 @@ final class FuseRing: @unchecked Sendable {
     let queues: Int, threadsPerQueue: Int
     /// Called once the rings serve (the FUSE loop stops spinning on `/dev/fuse`).
     var onStart: (@Sendable () -> Void)?
+    /// Whether a request may take long (`FuseLoop.isSlow`: reads, fsync, truncations…): its
+    /// thread is unpinned while it runs.
+    var isSlow: (@Sendable (fuse_buf) -> Bool)?
 
     private init(entries: [Entry], queues: Int, threadsPerQueue: Int, pin: Bool, nice: Int32) {
         self.nice = nice
@@ -228,7 +231,13 @@ final class FuseRing: @unchecked Sendable {
 
     /// One entry's thread: register, then serve each request the kernel puts in it.
     private func serve(_ entry: Entry) {
-        if pin { Self.pinToCPU(Int(entry.qid)) }
+        var everywhere = berth_cpu_mask()
+        let canRoam = berth_get_affinity(&everywhere) == 0
+        var pinned = everywhere
+        if pin {
+            Self.pinToCPU(Int(entry.qid))
+            _ = berth_get_affinity(&pinned)
+        }
         if nice != 0 { _ = berth_set_thread_nice(nice) }
         var iov = [iovec(iov_base: UnsafeMutableRawPointer(entry.headers), iov_len: MemoryLayout<berth_fuse_uring_req_header>.size),
                    iovec(iov_base: entry.payload, iov_len: entry.payloadBytes)]
@@ -242,13 +251,17 @@ final class FuseRing: @unchecked Sendable {
             if waited == -ETIME || waited == -EINTR { continue }
             // The wait failed, or the command ended: -ENOTCONN when the connection ends.
             guard waited == 0, result == 0, !stopping.load(ordering: .acquiring) else { return }
-            process(entry)
+            process(entry, roam: pin && canRoam ? (everywhere, pinned) : nil)
         }
     }
 
     /// Rebuilds the request in the entry as `/dev/fuse` would deliver it and has libfuse
-    /// process it.
-    private func process(_ entry: Entry) {
+    /// process it. A slow request runs with the thread's affinity widened to `roam.0` (then
+    /// pinned back to `roam.1`): the kernel reads ahead with several READs at once, all on
+    /// the reader's CPU's queue, and pinned they shared that CPU for their checksums and
+    /// copies while the other idled (cold 1 GiB sequential reads fell to 0.68 of
+    /// passthrough_ll's; docs/benchmarks.md, session 17).
+    private func process(_ entry: Entry, roam: (berth_cpu_mask, berth_cpu_mask)? = nil) {
         let headers = UnsafeMutableRawPointer(entry.headers)
         let length = Int(headers.loadUnaligned(as: UInt32.self))
         let unique = headers.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
@@ -267,7 +280,13 @@ final class FuseRing: @unchecked Sendable {
         buf.size = length
         buf.mem = start
         buf.fd = -1
-        fuse_session_process_buf(session, &buf)
+        if var (everywhere, pinned) = roam, isSlow?(buf) == true {
+            _ = berth_set_affinity(&everywhere)
+            fuse_session_process_buf(session, &buf)
+            _ = berth_set_affinity(&pinned)
+        } else {
+            fuse_session_process_buf(session, &buf)
+        }
     }
 
     /// Copies a reply (out header, then its arguments) into the entry and commits it.

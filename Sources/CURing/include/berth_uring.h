@@ -47,6 +47,12 @@ int berth_ring_wait(struct berth_ring *ring, int timeout_ms, int *res);
 /// Pins the calling thread to CPU `cpu`: 0 or -errno.
 int berth_pin_to_cpu(int cpu);
 
+/// A thread's CPU affinity (as glibc's cpu_set_t: 1,024 CPUs).
+typedef struct { unsigned long bits[16]; } berth_cpu_mask;
+/// The calling thread's affinity into `mask`, or sets it from `mask`: 0 or -errno.
+int berth_get_affinity(berth_cpu_mask *mask);
+int berth_set_affinity(const berth_cpu_mask *mask);
+
 /// Sets the calling thread's nice value (-20…19; below 0 needs CAP_SYS_NICE): 0 or -errno.
 int berth_set_thread_nice(int nice);
 
