@@ -82,8 +82,7 @@ final class FuseRing: @unchecked Sendable {
     private var fd: Int32 = -1
     /// Requests being served from a ring, by unique id: where their replies go.
     private let inFlight = Mutex<[UInt64: Entry]>([:])
-    /// The unique id of the INIT request, once read (0: none pending), and whether the
-    /// kernel offered io_uring in it.
+    /// The unique id of an INIT request that offered io_uring, until its reply (0: none).
     private let initUnique = Atomic<UInt64>(0)
     private let stopping = Atomic<Bool>(false)
     /// Whether the kernel accepted the rings (the INIT reply claimed them).
