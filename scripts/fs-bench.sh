@@ -52,12 +52,12 @@ case "${FUSE_RING:-1}" in
 esac
 say "fuse enable_uring: $(cat "$ring_param" 2>/dev/null || echo 'absent (kernel before 6.14)')"
 cleanup() {
-  [ -n "$ring_before" ] && [ -w "$ring_param" ] && echo "$ring_before" > "$ring_param"
   for m in "$WORK"/mnt/*; do mountpoint -q "$m" 2>/dev/null && { umount "$m" 2>/dev/null || umount -l "$m"; }; done
   [ -n "${PIDS:-}" ] && kill $PIDS 2>/dev/null || true
   [[ " $TARGETS " == *" gl-"* ]] && bash "$GLUSTER_SCRIPT" stop "$WORK/gluster" >/dev/null 2>&1 || true
 }
-trap cleanup EXIT
+restore_ring() { [ -n "$ring_before" ] && [ -w "$ring_param" ] && echo "$ring_before" > "$ring_param"; true; }
+trap 'cleanup; restore_ring' EXIT
 cleanup
 rm -rf "$WORK" && mkdir -p "$WORK"/{mnt,native,pt-src} && : > "$OUT"
 
