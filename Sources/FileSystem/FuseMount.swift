@@ -96,9 +96,8 @@ public final class FuseMount: @unchecked Sendable {
         guard fuse_session_mount(se, mountpoint) == 0 else { throw MountError.failed("cannot mount at \(mountpoint)") }
         // Rings are made before INIT: its reply claims them only if they all exist.
         let libfuseLoop = ProcessInfo.processInfo.environment["BERTH_FUSE_LOOP"] == "libfuse"
-        if !libfuseLoop, let ring = FuseRing.make() {
+        if !libfuseLoop, let ring = FuseRing.make(session: se, fd: fuse_session_fd(se)) {
             self.ring = ring
-            ring.attach(session: se, fd: fuse_session_fd(se))
             var io = fuse_custom_io()
             io.writev = { fd, iov, count, userdata in
                 guard let ring = Unmanaged<FuseMount>.fromOpaque(userdata!).takeUnretainedValue().ring else { return writev(fd, iov, count) }

@@ -78,8 +78,9 @@ final class FuseRing: @unchecked Sendable {
     private let pin: Bool
     /// The ring threads' nice value: `BERTH_FUSE_RING_NICE`, default -10 (0 leaves it).
     private let nice: Int32
-    private var session: OpaquePointer?
-    private var fd: Int32 = -1
+    private let session: OpaquePointer
+    /// The session's `/dev/fuse` descriptor, which the FUSE commands name.
+    private let fd: Int32
     /// Requests being served from a ring, by unique id: where their replies go.
     private let inFlight = Mutex<[UInt64: Entry]>([:])
     /// The unique id of an INIT request that offered io_uring, until its reply (0: none).
@@ -96,7 +97,9 @@ final class FuseRing: @unchecked Sendable {
     /// thread is unpinned while it runs.
     var isSlow: (@Sendable (fuse_buf) -> Bool)?
 
-    private init(entries: [Entry], queues: Int, threadsPerQueue: Int, pin: Bool, nice: Int32) {
+    private init(session: OpaquePointer, fd: Int32, entries: [Entry], queues: Int, threadsPerQueue: Int, pin: Bool, nice: Int32) {
+        self.session = session
+        self.fd = fd
         self.nice = nice
         self.entries = entries
         self.queues = queues
@@ -114,7 +117,9 @@ final class FuseRing: @unchecked Sendable {
     /// request holds its thread, and each thread keeps a payload buffer of max_write);
     /// `BERTH_FUSE_RING_PIN=0` leaves them unpinned (measured 2–3× slower metadata);
     /// `BERTH_FUSE_RING_NICE` sets their nice value (default -10, 0 leaves it).
-    static func make(environment: [String: String] = ProcessInfo.processInfo.environment) -> FuseRing? {
+    /// `session`'s device is open (mounted) as `fd`.
+    static func make(session: OpaquePointer, fd: Int32,
+                     environment: [String: String] = ProcessInfo.processInfo.environment) -> FuseRing? {
         guard environment["BERTH_FUSE_RING"] != "0", uringOffered(), let cpus = possibleCPUs() else { return nil }
         let perQueue = min(16, max(1, Int(environment["BERTH_FUSE_RING_THREADS"] ?? "") ?? min(8, 16 / cpus)))
         var entries: [Entry] = []
@@ -129,13 +134,16 @@ final class FuseRing: @unchecked Sendable {
                 entries.append(entry)
             }
         }
-        return FuseRing(entries: entries, queues: cpus, threadsPerQueue: perQueue, pin: environment["BERTH_FUSE_RING_PIN"] != "0",
+        return FuseRing(session: session, fd: fd, entries: entries, queues: cpus, threadsPerQueue: perQueue, pin: environment["BERTH_FUSE_RING_PIN"] != "0",
                         nice: environment["BERTH_FUSE_RING_NICE"].flatMap { Int32($0) }.map { min(19, max(-20, $0)) } ?? defaultNice)
     }
 
+    /// The fuse module's switch: Y offers io_uring to new connections.
+    static let offeredParameter = "/sys/module/fuse/parameters/enable_uring"
+
     /// Whether the fuse module offers io_uring to new connections.
     static func uringOffered() -> Bool {
-        (try? String(contentsOfFile: "/sys/module/fuse/parameters/enable_uring", encoding: .utf8))?
+        (try? String(contentsOfFile: offeredParameter, encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) == "Y"
     }
 
@@ -144,12 +152,6 @@ final class FuseRing: @unchecked Sendable {
     static func possibleCPUs() -> Int? {
         guard let text = try? String(contentsOfFile: "/sys/devices/system/cpu/possible", encoding: .utf8) else { return nil }
         return CPUList.highest(text).map { $0 + 1 }
-    }
-
-    /// Installs the hooks on `session`, whose device is open (mounted) as `fd`.
-    func attach(session: OpaquePointer, fd: Int32) {
-        self.session = session
-        self.fd = fd
     }
 
     /// The custom read hook's look at each request read from `/dev/fuse`: notes INIT.
@@ -234,7 +236,7 @@ final class FuseRing: @unchecked Sendable {
         let canRoam = berth_get_affinity(&everywhere) == 0
         var pinned = everywhere
         if pin {
-            Self.pinToCPU(Int(entry.qid))
+            _ = berth_pin_to_cpu(Int32(entry.qid))
             _ = berth_get_affinity(&pinned)
         }
         if nice != 0 { _ = berth_set_thread_nice(nice) }
@@ -290,15 +292,14 @@ final class FuseRing: @unchecked Sendable {
 
     /// Copies a reply (out header, then its arguments) into the entry and commits it.
     private func commit(_ entry: Entry, unique: UInt64, iov: UnsafeMutablePointer<iovec>, count: Int) -> Int {
-        var total = Self.outHeaderBytes, offset = 0
-        for i in 1..<max(1, count) { total += iov[i].iov_len; offset += iov[i].iov_len }
-        guard offset <= entry.payloadBytes else {
+        let arguments = (1..<max(1, count)).reduce(0) { $0 + iov[$1].iov_len }
+        guard arguments <= entry.payloadBytes else {
             commitError(entry, unique: unique, error: EIO)
             errno = EINVAL
             return -1
         }
         UnsafeMutableRawPointer(entry.headers).copyMemory(from: iov[0].iov_base!, byteCount: Self.outHeaderBytes)
-        offset = 0
+        var offset = 0
         for i in 1..<max(1, count) where iov[i].iov_len > 0 {
             (entry.payload + offset).copyMemory(from: iov[i].iov_base!, byteCount: iov[i].iov_len)
             offset += iov[i].iov_len
@@ -308,7 +309,7 @@ final class FuseRing: @unchecked Sendable {
             berth_ring_fuse_command(entry.ring, fd, UInt32(BERTH_FUSE_URING_COMMIT_AND_FETCH), entry.qid, unique, nil)
         }
         guard r == 0 else { errno = -r; return -1 }
-        return total
+        return Self.outHeaderBytes + arguments
     }
 
     private func commitError(_ entry: Entry, unique: UInt64, error: Int32) {
@@ -319,5 +320,4 @@ final class FuseRing: @unchecked Sendable {
         }
     }
 
-    static func pinToCPU(_ cpu: Int) { _ = berth_pin_to_cpu(Int32(cpu)) }
 }

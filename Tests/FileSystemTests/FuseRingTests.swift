@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import CFuse3
 @testable import FileSystem
@@ -7,7 +6,7 @@ import CFuse3
 /// FUSE over io_uring (FuseRing): where the kernel offers it, a mount serves its requests
 /// through per-CPU rings, and every operation behaves as through /dev/fuse.
 @Suite(.serialized) struct FuseRingTests {
-    static let parameter = "/sys/module/fuse/parameters/enable_uring"
+    static let parameter = FuseRing.offeredParameter
 
     @Test func cpuListsGiveTheirHighestCPU() {
         #expect(CPUList.highest("0-1\n") == 1)
@@ -20,7 +19,7 @@ import CFuse3
         #expect(CPUList.highest("0--1") == nil)
     }
 
-    /// Sets the fuse module's `enable_uring` for `body`, then puts it back. Nil when this
+    /// Sets the fuse module's `enable_uring` for `body`, then puts it back. False when this
     /// kernel has no such parameter or it cannot be written (not root).
     static func withRingsOffered(_ offered: Bool, _ body: () throws -> Void) throws -> Bool {
         guard let before = try? String(contentsOfFile: parameter, encoding: .utf8),
