@@ -17,25 +17,27 @@ import Testing
 @Suite(.serialized) struct LockScopeTests {
     static let chunk = 64 << 10
 
-    /// A volume of `className` on a fresh engine (7 hosts × 2 directory devices), mounted
-    /// nowhere: the filesystem's operations are called directly.
+    /// A volume of `className` on a fresh engine (`hosts` × `devicesPerHost` directory
+    /// devices, 7 × 2 unless told), mounted nowhere: the filesystem's operations are called
+    /// directly. Only `className` is applied, so a class that needs fewer hosts can have them.
     final class Volume: @unchecked Sendable {
         let directory: String
         let engine: Engine
         let fs: VolumeFileSystem
         let volumeID: String
 
-        init(_ className: String, deviceCapacity: Int64 = 256 << 20, volumeCapacity: Int64 = 64 << 20) throws {
+        init(_ className: String, hosts: Int = 7, devicesPerHost: Int = 2, deviceCapacity: Int64 = 256 << 20,
+             volumeCapacity: Int64 = 64 << 20) throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-lock-\(UUID().uuidString)").path
             engine = try Engine(configuration: EngineConfiguration(stateDirectory: directory))
-            try engine.addDevices((0..<7).flatMap { h in
-                (0..<2).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: deviceCapacity) }
+            try engine.addDevices((0..<hosts).flatMap { h in
+                (0..<devicesPerHost).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: deviceCapacity) }
             })
             try engine.applyClasses([
                 StorageClass(name: "replicated-3", redundancy: .replicated(copies: 3), chunkSizeBytes: LockScopeTests.chunk, pgCount: 32),
                 StorageClass(name: "ec-4-2", redundancy: .erasure(dataShards: 4, parityShards: 2), chunkSizeBytes: LockScopeTests.chunk, pgCount: 32),
                 StorageClass(name: "remote-disk", redundancy: .single, chunkSizeBytes: LockScopeTests.chunk, pgCount: 32),
-            ])
+            ].filter { $0.name == className })
             let volume = try engine.createVolume(name: "pvc", className: className, capacityBytes: volumeCapacity)
             volumeID = volume.id
             fs = try VolumeFileSystem(engine: engine, volume: volume.id)
@@ -322,14 +324,12 @@ import Testing
     /// gets to them; a write that finds a device full waits for the deletes queued and
     /// tries again, instead of failing with ENOSPC while the room is on its way back.
     @Test func aFullDeviceWaitsForTheDeletesQueued() throws {
-        // 14 devices of 4 MiB (56 MiB). One file of 26 MiB (208 objects of two 64 KiB
-        // chunks, or more of one) fits however placement spreads it — a device holding 3 of
-        // the 32 PGs expects 2.4 MiB of it — and two need nearly all the room there is, so
-        // the second fills some device while the first's shards are still there. (With
-        // 1 MiB devices and 7 MiB files, a device that placement gave 16 of one file's 112
-        // objects failed the test about one run in six.)
-        let v = try Volume("remote-disk", deviceCapacity: 4 << 20, volumeCapacity: 32 << 20)
-        let size = 26 << 20
+        // One device of 4 MiB: a file of 2.5 MiB fits, and two do not, wherever their objects
+        // go. (On 14 devices, placement put up to 31 of one 26 MiB file's 208 objects on one
+        // 4 MiB device, which holds 31: about one run in twenty found it full with no
+        // deletes to wait for.)
+        let v = try Volume("remote-disk", hosts: 1, devicesPerHost: 1, deviceCapacity: 4 << 20, volumeCapacity: 3 << 20)
+        let size = 40 * Self.chunk
         let piece = Self.bytes(Self.chunk, seed: 4)
         let first = try v.file("first")
         for offset in stride(from: 0, to: size, by: Self.chunk) { try v.write(first, at: Int64(offset), piece) }
