@@ -121,6 +121,12 @@ public final class ObjectStore: Sendable {
         let targets = try Self.placement(s, codec, object).current
         let errors: [StorageError?]
         switch codec.scheme {
+        case .replicated where targets.count == 1:
+            // One copy: on this thread when its device is idle (`runOrdered`), its checksums
+            // computed as its pieces go out.
+            errors = bytes.withUnsafeBytes { payload in
+                writeShards(s, object, targets, objectSize: bytes.count, renameAfter: renameAfter) { _ in (SharedBytes(payload), .compute) }
+            }
         case .replicated:
             // Every copy is the caller's buffer itself; its block checksums are computed once, here,
             // while the device threads copy the payload into their files.
@@ -168,6 +174,7 @@ public final class ObjectStore: Sendable {
                 } catch { return error }
             })
         }
+        if jobs.count == 1 && meanwhile == nil { return [queues.runOrdered(jobs[0].device, jobs[0].work)] }
         return queues.run(jobs, meanwhile: meanwhile)
     }
 
