@@ -42,6 +42,11 @@ mount_fresh() {  # TAG
 }
 # The newest daemon of that name: an earlier one may still be finishing its unmount.
 daemon_cpu() { awk '{print $14 + $15}' "/proc/$(pgrep -n -f "$W/bin/$1 mount $W/$1/state")/stat"; }
+# The 1 GiB file the read tests read (written once per volume), out of the page cache.
+cold_file() {  # MOUNTPOINT
+  [ -f "$1/rr.0.0" ] || fio --name=rr --directory="$1" --rw=write --bs=1m --size=1g --end_fsync=1 >/dev/null
+  sync; echo 3 > /proc/sys/vm/drop_caches
+}
 run() {  # TAG
   local m="$W/$1/mnt"
   case "$TEST" in
@@ -56,13 +61,11 @@ run() {  # TAG
                  --group_reporting --output-format=json | python3 -c \
                  'import json,sys; print("IOPS", round(json.load(sys.stdin)["jobs"][0]["write"]["iops"]))' ;;
     seqread)
-      [ -f "$m/rr.0.0" ] || fio --name=rr --directory="$m" --rw=write --bs=1m --size=1g --end_fsync=1 >/dev/null
-      sync; echo 3 > /proc/sys/vm/drop_caches
+      cold_file "$m"
       fio --name=rr --directory="$m" --rw=read --bs=1M --size=1g --ioengine=psync --output-format=json | python3 -c \
         'import json,sys; print("MB/s", round(json.load(sys.stdin)["jobs"][0]["read"]["bw_bytes"] / 1e6, 1))' ;;
     randread)
-      [ -f "$m/rr.0.0" ] || fio --name=rr --directory="$m" --rw=write --bs=1m --size=1g --end_fsync=1 >/dev/null
-      sync; echo 3 > /proc/sys/vm/drop_caches
+      cold_file "$m"
       local before; before=$(daemon_cpu "$1")
       fio --name=rr --directory="$m" --rw=randread --bs=4k --size=1g --ioengine=psync --time_based --runtime=8 \
         --output-format=json > "$W/fio.json"

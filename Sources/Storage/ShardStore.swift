@@ -144,13 +144,9 @@ public final class ShardStore: Sendable {
             // Checksums to compute are computed piece by piece as the payload goes out, while
             // the disk takes the pieces already written.
             var computed: [UInt32] = []
-            if case .compute = checksum {
-                computed = [UInt32](repeating: 0, count: blocks)
-                try computed.withUnsafeMutableBufferPointer { table throws(StorageError) in
-                    try writeStreaming(fd, payload, at: ShardHeader.size + 4 * blocks, what: tmp, checksums: table)
-                }
-            } else {
-                try writeStreaming(fd, payload, at: ShardHeader.size + 4 * blocks, what: tmp, checksums: nil)
+            if case .compute = checksum { computed = [UInt32](repeating: 0, count: blocks) }
+            try computed.withUnsafeMutableBufferPointer { table throws(StorageError) in
+                try writeStreaming(fd, payload, at: ShardHeader.size + 4 * blocks, what: tmp, checksums: table)
             }
             let table: [UInt32]
             switch checksum {
@@ -231,18 +227,18 @@ public final class ShardStore: Sendable {
     /// `writeAll` in `writebackPiece`s, starting each piece's writeback once it is copied
     /// (`sync_file_range` WRITE: no waiting, no durability — the fsync after is what makes it
     /// durable and reports errors). A plain write leaves all of it to the fsync, which then
-    /// waits for the whole transfer after the whole copy. With `checksums`, each piece's
-    /// block checksums go into it (block `i` of `bytes` at index `i`) once its writeback is
-    /// under way.
+    /// waits for the whole transfer after the whole copy. Unless `checksums` is empty (the
+    /// caller has them), each piece's block checksums go into it (block `i` of `bytes` at
+    /// index `i`) once its writeback is under way.
     private func writeStreaming(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at position: Int, what: String,
-                                checksums: UnsafeMutableBufferPointer<UInt32>?) throws(StorageError) {
+                                checksums: UnsafeMutableBufferPointer<UInt32>) throws(StorageError) {
         var offset = 0
         while offset < bytes.count {
             let n = min(Self.writebackPiece, bytes.count - offset)
             let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
             try writeAll(fd, piece, at: position + offset, what: what)
             _ = berth_start_writeback(fd, Int64(position + offset), Int64(n))
-            if let checksums {
+            if !checksums.isEmpty {
                 CRC32C.blockChecksums(piece, blockSize: ShardHeader.blockSize,
                                       into: UnsafeMutableBufferPointer(rebasing: checksums[(offset / ShardHeader.blockSize)...]))
             }
