@@ -137,7 +137,8 @@ public final class FuseMount: @unchecked Sendable {
             if let ring {
                 ring.stop()
                 if ring.claimed.load(ordering: .acquiring) {
-                    Self.log("\(mountpoint): io_uring served \(ring.served.load(ordering: .relaxed)) requests")
+                    Self.log("\(mountpoint): io_uring served \(ring.served.load(ordering: .relaxed)) requests; "
+                             + "/dev/fuse was read \(loop.readsBesideRings.load(ordering: .relaxed)) times beside them")
                 }
             }
         }
