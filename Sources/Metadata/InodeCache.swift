@@ -79,7 +79,8 @@ final class InodeCache: Sendable {
         }
     }
 
-    /// Watches the `inode` table through SQLite's change hooks. A writer that calls
+    /// Watches the `inode` table through SQLite's change hooks, and hears from the code
+    /// that changes it with statements stepped outside GRDB (`didChange`). A writer that calls
     /// `readBack` at the end of its change has the inodes it changed installed in the cache
     /// as they now stand (the parent a create touched, which the kernel asks for next, is
     /// then a cache hit); otherwise they are only dropped. Namespace changes share one
@@ -99,11 +100,16 @@ final class InodeCache: Sendable {
 
         func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { eventKind.tableName == "inode" }
 
-        func databaseDidChange(with event: DatabaseEvent) {
-            changed.insert(event.rowID)
-            known[event.rowID] = nil
-            if event.kind == .delete { deleted.insert(event.rowID) } else if !deleted.isEmpty { deleted.remove(event.rowID) }
-            cache.invalidate(CollectionOfOne(event.rowID))
+        func databaseDidChange(with event: DatabaseEvent) { didChange(event.rowID, deleted: event.kind == .delete) }
+
+        /// Inode `ino` has just been changed (`deleted`: deleted), through GRDB (its update
+        /// hook calls here) or by a statement stepped outside it (`InodeRows.executeChange`,
+        /// whose caller calls here).
+        func didChange(_ ino: Int64, deleted isDeleted: Bool) {
+            changed.insert(ino)
+            known[ino] = nil
+            if isDeleted { deleted.insert(ino) } else if !deleted.isEmpty { deleted.remove(ino) }
+            cache.invalidate(CollectionOfOne(ino))
         }
 
         /// The writer has just written `record` as it now stands: the read-back takes it

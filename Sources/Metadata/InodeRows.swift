@@ -50,6 +50,22 @@ enum InodeRows {
         }
     }
 
+    /// Runs a change of the `inode` table, `statement` taking integer `arguments`, stepped
+    /// here alone: GRDB's update hook is off between its own statements, so no observer
+    /// hears of it, and the caller reports the change to the inode cache
+    /// (`InodeCache.Invalidator.didChange`). A directory's touch and an unlinked inode's
+    /// delete, once per create and unlink, cost twice GRDB's overhead (its observer
+    /// bookkeeping and argument boxing: ~4,500 instructions each) in the SQL they ran.
+    /// Its SQL must be its own, as for the fetches here.
+    static func executeChange(_ statement: Statement, _ arguments: Int64...) throws {
+        let s = statement.sqliteStatement
+        sqlite3_reset(s)
+        defer { sqlite3_reset(s) }
+        for (i, value) in arguments.enumerated() { sqlite3_bind_int64(s, Int32(i + 1), value) }
+        let code = sqlite3_step(s)
+        guard code == SQLITE_DONE else { throw error(code, statement) }
+    }
+
     /// Column 0 of every row `statement` yields for one integer argument, as text (nil for
     /// NULL): a file's slice objects when its inode is deleted, where GRDB's cursor cost
     /// more than the query.

@@ -201,7 +201,9 @@ extension VolumeDatabase {
     /// `touchDirectory` of a directory the caller holds as it stood: the read-back then
     /// takes its new state without a query.
     func touchDirectory(_ db: Database, _ directory: InodeRecord, nlinkDelta: Int64, nowNs: Int64) throws {
-        try Self.touchDirectory(db, directory.ino, nlinkDelta: nlinkDelta, nowNs: nowNs)
+        try InodeRows.executeChange(db.cachedStatement(sql: "UPDATE inode SET nlink = nlink + ?1, mtime_ns = ?2, ctime_ns = ?2 WHERE ino = ?3"),
+                                    nlinkDelta, nowNs, directory.ino)
+        inodeWatcher.didChange(directory.ino, deleted: false)
         var touched = directory
         touched.nlink += nlinkDelta
         touched.mtimeNs = nowNs
@@ -703,7 +705,8 @@ extension VolumeDatabase {
         if !xattrNames.withLock({ $0.isEmpty }) {
             try db.cachedStatement(sql: "DELETE FROM xattr WHERE ino = ?").execute(arguments: [ino])
         }
-        try db.cachedStatement(sql: "DELETE FROM inode WHERE ino = ?").execute(arguments: [ino])
+        try InodeRows.executeChange(db.cachedStatement(sql: "DELETE FROM inode WHERE ino = ?1"), ino)
+        inodeWatcher.didChange(ino, deleted: true)
         for object in objects {
             try db.cachedStatement(sql: "UPDATE object SET state = 'deleting' WHERE id = ?").execute(arguments: [object])
         }
