@@ -78,12 +78,15 @@ struct DirtyExtents: Sendable {
 
     /// Copies the held bytes inside `window` onto `result`, where `result[base]` is the
     /// byte at `window.lowerBound`.
-    func overlay(window: Range<Int>, onto result: inout [UInt8], at base: Int) {
+    func overlay(window: Range<Int>, onto result: UnsafeMutableRawBufferPointer, at base: Int) {
+        precondition(window.isEmpty || (base >= 0 && base + window.count <= result.count))
         for extent in extents where extent.start < window.upperBound && extent.end > window.lowerBound {
             let overlap = extent.range.clamped(to: window)
             let from = overlap.lowerBound - extent.start
-            result.replaceSubrange((base + overlap.lowerBound - window.lowerBound)..<(base + overlap.upperBound - window.lowerBound),
-                                   with: extent.bytes[from..<(from + overlap.count)])
+            extent.bytes.withUnsafeBytes { bytes in
+                (result.baseAddress! + base + overlap.lowerBound - window.lowerBound)
+                    .copyMemory(from: bytes.baseAddress! + from, byteCount: overlap.count)
+            }
         }
     }
 

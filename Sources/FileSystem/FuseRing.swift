@@ -88,8 +88,8 @@ final class FuseRing: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     /// Whether the kernel accepted the rings (the INIT reply claimed them).
     let claimed = Atomic<Bool>(false)
-    /// Requests served from the rings.
-    let served = Atomic<Int>(0)
+    /// Requests served from the rings, and replies whose data was built in place.
+    let served = Atomic<Int>(0), inPlace = Atomic<Int>(0)
     let queues: Int, threadsPerQueue: Int
     /// Called once the rings serve (the FUSE loop stops spinning on `/dev/fuse`).
     var onStart: (@Sendable () -> Void)?
@@ -281,6 +281,8 @@ final class FuseRing: @unchecked Sendable {
         buf.size = length
         buf.mem = start
         buf.fd = -1
+        pthread_setspecific(Self.servingKey, Unmanaged.passUnretained(entry).toOpaque())
+        defer { pthread_setspecific(Self.servingKey, nil) }
         if var (everywhere, pinned) = roam, isSlow?(buf) == true {
             _ = berth_set_affinity(&everywhere)
             fuse_session_process_buf(session, &buf)
@@ -288,6 +290,26 @@ final class FuseRing: @unchecked Sendable {
         } else {
             fuse_session_process_buf(session, &buf)
         }
+    }
+
+    /// The entry whose request the calling thread is processing (set around
+    /// `fuse_session_process_buf` on a ring thread).
+    private static let servingKey: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0)
+        return key
+    }()
+
+    /// Where a reply of `count` bytes of data can be built in place: the payload buffer of
+    /// the ring entry whose request the calling thread is processing — nil on any other
+    /// thread (a request from `/dev/fuse`), or if it is too small. A reply whose data
+    /// libfuse hands over at that address is committed without copying it (a READ's data
+    /// had been copied there from the file system's buffer: 1 MiB per request).
+    static func replyBuffer(count: Int) -> UnsafeMutableRawBufferPointer? {
+        guard let serving = pthread_getspecific(servingKey) else { return nil }
+        let entry = Unmanaged<Entry>.fromOpaque(serving).takeUnretainedValue()
+        guard count <= entry.payloadBytes else { return nil }
+        return UnsafeMutableRawBufferPointer(start: entry.payload, count: count)
     }
 
     /// Copies a reply (out header, then its arguments) into the entry and commits it.
@@ -301,7 +323,12 @@ final class FuseRing: @unchecked Sendable {
         UnsafeMutableRawPointer(entry.headers).copyMemory(from: iov[0].iov_base!, byteCount: Self.outHeaderBytes)
         var offset = 0
         for i in 1..<max(1, count) where iov[i].iov_len > 0 {
-            (entry.payload + offset).copyMemory(from: iov[i].iov_base!, byteCount: iov[i].iov_len)
+            // Data built in place (`replyBuffer`) is where it must go already.
+            if iov[i].iov_base != entry.payload + offset {
+                (entry.payload + offset).copyMemory(from: iov[i].iov_base!, byteCount: iov[i].iov_len)
+            } else {
+                inPlace.add(1, ordering: .relaxed)
+            }
             offset += iov[i].iov_len
         }
         entry.headers.pointee.ring_ent_in_out.payload_sz = UInt32(offset)

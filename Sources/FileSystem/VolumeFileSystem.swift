@@ -746,26 +746,44 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     /// The committed bytes [0, length) of a chunk, slices applied in order over zeros.
     private func composedChunk(_ ino: Int64, chunk: Int64, length: Int, slices: [SliceRecord]) throws(FSError) -> [UInt8] {
-        var result = [UInt8](repeating: 0, count: length)
-        try applySlices(slices, window: 0..<length, into: &result, at: 0)
+        var failure: FSError?
+        let result = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+            do throws(FSError) {
+                try applySlices(slices, window: 0..<length, into: UnsafeMutableRawBufferPointer(buffer), at: 0)
+            } catch {
+                failure = error
+            }
+            count = length
+        }
+        if let failure { throw failure }
         return result
     }
 
     /// Writes the bytes `window` of a chunk (offsets within the chunk) into `result` at
-    /// `base`, applying `slices` in order: later ones shadow earlier ones, holes write zeros.
-    private func applySlices(_ slices: [SliceRecord], window: Range<Int>, into result: inout [UInt8], at base: Int) throws(FSError) {
+    /// `base` (`result` holds at least `base + window.count` bytes, of any content),
+    /// applying `slices` in order over zeros: later ones shadow earlier ones, holes write
+    /// zeros. The zeros are skipped when one slice covers the whole window (every byte is
+    /// then written by it or a later one): the usual read of a written file.
+    private func applySlices(_ slices: [SliceRecord], window: Range<Int>, into result: UnsafeMutableRawBufferPointer,
+                             at base: Int) throws(FSError) {
+        guard !window.isEmpty else { return }
+        precondition(base >= 0 && base + window.count <= result.count)
+        let start = result.baseAddress! + base
+        if !slices.contains(where: { Int($0.pos) <= window.lowerBound && Int($0.pos + $0.len) >= window.upperBound }) {
+            start.initializeMemory(as: UInt8.self, repeating: 0, count: window.count)
+        }
         for slice in slices {
             let sliceRange = Int(slice.pos)..<Int(slice.pos + slice.len)
             let overlap = sliceRange.clamped(to: window)
             if overlap.isEmpty { continue }
-            let destination = base + (overlap.lowerBound - window.lowerBound)
+            let destination = start + (overlap.lowerBound - window.lowerBound)
             if let object = slice.object {
                 let from = Int(slice.objectOff) + (overlap.lowerBound - sliceRange.lowerBound)
                 let data = try objectBytes(object, from..<(from + overlap.count), objectSize: slice.objectSize)
                 guard data.count == overlap.count else { throw .io }
-                result.replaceSubrange(destination..<(destination + overlap.count), with: data)
+                data.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress!, byteCount: overlap.count) }
             } else {
-                result.replaceSubrange(destination..<(destination + overlap.count), with: repeatElement(0, count: overlap.count))
+                destination.initializeMemory(as: UInt8.self, repeating: 0, count: overlap.count)
             }
         }
     }
@@ -798,7 +816,25 @@ public final class VolumeFileSystem: @unchecked Sendable {
     }
 
     public func read(_ ino: Int64, offset: Int64, size: Int) throws(FSError) -> [UInt8] {
+        var failure: FSError?
+        let result = [UInt8](unsafeUninitializedCapacity: max(0, size)) { buffer, count in
+            do throws(FSError) {
+                count = try read(ino, offset: offset, into: UnsafeMutableRawBufferPointer(buffer))
+            } catch {
+                failure = error
+                count = 0
+            }
+        }
+        if let failure { throw failure }
+        return result
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset` into `buffer` (the payload of the ring
+    /// entry the reply goes out of, so that it is not copied once more); returns how many
+    /// (fewer at the end of the file).
+    public func read(_ ino: Int64, offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(FSError) -> Int {
         guard offset >= 0 else { throw .invalid }
+        let size = buffer.count
         // The size and the bytes not committed yet, in write order, read together under the
         // lock (see `attributes`), copied: writers keep changing the buffers.
         let (fileSize, pending) = try locked { () throws(FSError) -> (Int64, [[Int64: DirtyExtents]]) in
@@ -821,8 +857,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             return (fileSize, layers)
         }
         let end = min(fileSize, offset + Int64(size))
-        if end <= offset { return [] }
-        var result = [UInt8](repeating: 0, count: Int(end - offset))
+        if end <= offset { return 0 }
         var position = offset
         while position < end {
             let chunk = position / chunkSize
@@ -830,11 +865,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
             let n = Int(min(end - position, chunkSize - Int64(within)))
             let window = within..<(within + n)
             let base = Int(position - offset)
-            try applySlices(try slices(ino, chunk: chunk), window: window, into: &result, at: base)
-            for layer in pending { layer[chunk]?.overlay(window: window, onto: &result, at: base) }
+            try applySlices(try slices(ino, chunk: chunk), window: window, into: buffer, at: base)
+            for layer in pending { layer[chunk]?.overlay(window: window, onto: buffer, at: base) }
             position += Int64(n)
         }
-        return result
+        return Int(end - offset)
     }
 
     /// A chunk's committed slices, from `sliceCache` or the database. Not under the lock:

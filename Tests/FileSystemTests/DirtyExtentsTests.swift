@@ -20,7 +20,7 @@ import Testing
             for i in 0..<length { model[offset + i] = bytes[i]; covered[offset + i] = true }
             if step % 100 == 99 || step < 20 {
                 var result = [UInt8](repeating: 0, count: size)
-                extents.overlay(window: 0..<size, onto: &result, at: 0)
+                result.withUnsafeMutableBytes { extents.overlay(window: 0..<size, onto: $0, at: 0) }
                 #expect(result == zip(model, covered).map { $1 ? $0 : 0 })
                 #expect(extents.byteCount == covered.filter { $0 }.count)
                 for (a, b) in zip(extents.extents, extents.extents.dropFirst()) { #expect(a.end < b.start) }
@@ -33,7 +33,7 @@ import Testing
                 // A clipped copy overlays the same bytes inside its window.
                 let window = 1000..<40_000
                 var clippedResult = [UInt8](repeating: 0, count: window.count)
-                extents.clipped(to: window).overlay(window: window, onto: &clippedResult, at: 0)
+                clippedResult.withUnsafeMutableBytes { extents.clipped(to: window).overlay(window: window, onto: $0, at: 0) }
                 #expect(clippedResult == Array(result[window]))
             }
         }

@@ -52,6 +52,8 @@ import CFuse3
             let served = Self.served(log)
             #expect(served != nil, "no ring claimed: \(log)")
             #expect((served ?? 0) >= 400, "\(log)")
+            // The reads' data went straight into the rings' payloads (FuseRing.replyBuffer).
+            #expect((Self.count(after: "(", in: log) ?? 0) >= 50, "\(log)")
             // Remounted (a new connection, new rings): everything is still there.
             try v.mount()
             #expect(readFile(v.path("big")) == Self.pattern(3 << 20 + 123))
@@ -78,6 +80,13 @@ import CFuse3
         let words = line.split(separator: " ")
         guard let at = words.firstIndex(of: "read"), at + 1 < words.count else { return nil }
         return Int(words[at + 1])
+    }
+
+    /// The number right after `marker` in the daemon's closing io_uring line.
+    static func count(after marker: String, in log: String) -> Int? {
+        guard let line = log.split(separator: "\n").last(where: { $0.contains("io_uring served") }),
+              let at = line.range(of: marker) else { return nil }
+        return Int(line[at.upperBound...].prefix { $0.isNumber })
     }
 
     /// Every unlink makes the kernel send a FORGET, and FORGETs come through /dev/fuse even
