@@ -29,7 +29,8 @@ for binary in "$@"; do
     echo "mount failed: $d/$out.log" >&2; exit 1
   }
   counted() {  # READS_TO_DO: instructions of a whole mount that serves them
-    serve "cg$1" valgrind --tool=callgrind --callgrind-out-file="$d/cg.$1"
+    # No io_uring: under valgrind a mount offered the rings hung at its first request.
+    serve "cg$1" env BERTH_FUSE_RING=0 valgrind --tool=callgrind --callgrind-out-file="$d/cg.$1"
     local pid; pid=$(pgrep -f "callgrind-out-file=$d/cg.$1")
     sync; echo 3 > /proc/sys/vm/drop_caches
     [ "$1" -gt 0 ] && fio --name=f --directory="$d/mnt" --rw=randread --bs=4k --size=1g --ioengine=psync \
