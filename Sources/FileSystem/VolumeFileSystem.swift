@@ -746,14 +746,23 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     /// The committed bytes [0, length) of a chunk, slices applied in order over zeros.
     private func composedChunk(_ ino: Int64, chunk: Int64, length: Int, slices: [SliceRecord]) throws(FSError) -> [UInt8] {
+        try Self.bytes(capacity: length) { buffer throws(FSError) in
+            try applySlices(slices, window: 0..<length, into: buffer, at: 0)
+            return length
+        }
+    }
+
+    /// An array of the first bytes `fill` writes into `capacity` uninitialized ones (it
+    /// returns how many).
+    private static func bytes(capacity: Int, _ fill: (UnsafeMutableRawBufferPointer) throws(FSError) -> Int) throws(FSError) -> [UInt8] {
         var failure: FSError?
-        let result = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+        let result = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
             do throws(FSError) {
-                try applySlices(slices, window: 0..<length, into: UnsafeMutableRawBufferPointer(buffer), at: 0)
+                count = try fill(UnsafeMutableRawBufferPointer(buffer))
             } catch {
                 failure = error
+                count = 0
             }
-            count = length
         }
         if let failure { throw failure }
         return result
@@ -816,17 +825,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
     }
 
     public func read(_ ino: Int64, offset: Int64, size: Int) throws(FSError) -> [UInt8] {
-        var failure: FSError?
-        let result = [UInt8](unsafeUninitializedCapacity: max(0, size)) { buffer, count in
-            do throws(FSError) {
-                count = try read(ino, offset: offset, into: UnsafeMutableRawBufferPointer(buffer))
-            } catch {
-                failure = error
-                count = 0
-            }
-        }
-        if let failure { throw failure }
-        return result
+        try Self.bytes(capacity: max(0, size)) { buffer throws(FSError) in try read(ino, offset: offset, into: buffer) }
     }
 
     /// Reads up to `buffer.count` bytes at `offset` into `buffer` (the payload of the ring

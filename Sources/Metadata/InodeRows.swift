@@ -53,9 +53,9 @@ enum InodeRows {
     /// Runs a change of the `inode` table, `statement` taking integer `arguments`, stepped
     /// here alone: GRDB's update hook is off between its own statements, so no observer
     /// hears of it, and the caller reports the change to the inode cache
-    /// (`InodeCache.Invalidator.didChange`). A directory's touch and an unlinked inode's
-    /// delete, once per create and unlink, cost twice GRDB's overhead (its observer
-    /// bookkeeping and argument boxing: ~4,500 instructions each) in the SQL they ran.
+    /// (`InodeCache.Invalidator.didChange`). A directory's touch (every create, unlink,
+    /// link, rename, rmdir) and an unlinked inode's delete had cost GRDB's overhead (its
+    /// observer bookkeeping and argument boxing: ~4,500 instructions each) on top of their SQL.
     /// Its SQL must be its own, as for the fetches here.
     static func executeChange(_ statement: Statement, _ arguments: Int64...) throws {
         let s = statement.sqliteStatement

@@ -193,17 +193,18 @@ extension VolumeDatabase {
             parent, name)
     }
 
-    static func touchDirectory(_ db: Database, _ ino: Int64, nlinkDelta: Int64, nowNs: Int64) throws {
-        try db.cachedStatement(sql: "UPDATE inode SET nlink = nlink + ?, mtime_ns = ?, ctime_ns = ? WHERE ino = ?")
-            .execute(arguments: [nlinkDelta, nowNs, nowNs, ino])
+    /// A directory's link count moved by `nlinkDelta`, its mtime and ctime set: stepped
+    /// outside GRDB (`InodeRows.executeChange`), every create and unlink runs it.
+    func touchDirectory(_ db: Database, _ ino: Int64, nlinkDelta: Int64, nowNs: Int64) throws {
+        try InodeRows.executeChange(db.cachedStatement(sql: "UPDATE inode SET nlink = nlink + ?1, mtime_ns = ?2, ctime_ns = ?2 WHERE ino = ?3"),
+                                    nlinkDelta, nowNs, ino)
+        inodeWatcher.didChange(ino, deleted: false)
     }
 
     /// `touchDirectory` of a directory the caller holds as it stood: the read-back then
     /// takes its new state without a query.
     func touchDirectory(_ db: Database, _ directory: InodeRecord, nlinkDelta: Int64, nowNs: Int64) throws {
-        try InodeRows.executeChange(db.cachedStatement(sql: "UPDATE inode SET nlink = nlink + ?1, mtime_ns = ?2, ctime_ns = ?2 WHERE ino = ?3"),
-                                    nlinkDelta, nowNs, directory.ino)
-        inodeWatcher.didChange(directory.ino, deleted: false)
+        try touchDirectory(db, directory.ino, nlinkDelta: nlinkDelta, nowNs: nowNs)
         var touched = directory
         touched.nlink += nlinkDelta
         touched.mtimeNs = nowNs
@@ -284,7 +285,7 @@ extension VolumeDatabase {
             target.nlink += 1
             target.ctimeNs = nowNs
             try Self.store(db, target)
-            try Self.touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs)
+            try touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs)
             return target
         }
     }
@@ -327,7 +328,7 @@ extension VolumeDatabase {
             victim.nlink = 0
             victim.ctimeNs = nowNs
             try Self.store(db, victim)
-            try Self.touchDirectory(db, parent, nlinkDelta: -1, nowNs: nowNs)
+            try touchDirectory(db, parent, nlinkDelta: -1, nowNs: nowNs)
             return victim
         }
     }
@@ -369,11 +370,11 @@ extension VolumeDatabase {
                 try db.cachedStatement(sql: "UPDATE dentry SET ino = ? WHERE parent = ? AND name = ?").execute(arguments: [source.ino, newParent, Data(newName)])
                 if parent != newParent && source.isDirectory != other.isDirectory {
                     let delta: Int64 = source.isDirectory ? 1 : -1
-                    try Self.touchDirectory(db, newParent, nlinkDelta: delta, nowNs: nowNs)
-                    try Self.touchDirectory(db, parent, nlinkDelta: -delta, nowNs: nowNs)
+                    try touchDirectory(db, newParent, nlinkDelta: delta, nowNs: nowNs)
+                    try touchDirectory(db, parent, nlinkDelta: -delta, nowNs: nowNs)
                 } else {
-                    try Self.touchDirectory(db, parent, nlinkDelta: 0, nowNs: nowNs)
-                    try Self.touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs)
+                    try touchDirectory(db, parent, nlinkDelta: 0, nowNs: nowNs)
+                    try touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs)
                 }
                 source.ctimeNs = nowNs; other.ctimeNs = nowNs
                 try Self.store(db, source); try Self.store(db, other)
@@ -389,7 +390,7 @@ extension VolumeDatabase {
                         throw FSError.notEmpty
                     }
                     victim.nlink = 0
-                    try Self.touchDirectory(db, newParent, nlinkDelta: -1, nowNs: nowNs)
+                    try touchDirectory(db, newParent, nlinkDelta: -1, nowNs: nowNs)
                 } else {
                     victim.nlink -= 1
                 }
@@ -401,11 +402,11 @@ extension VolumeDatabase {
             try db.execute(sql: "UPDATE dentry SET parent = ?, name = ? WHERE parent = ? AND name = ?",
                            arguments: [newParent, Data(newName), parent, Data(name)])
             if source.isDirectory && parent != newParent {
-                try Self.touchDirectory(db, parent, nlinkDelta: -1, nowNs: nowNs)
-                try Self.touchDirectory(db, newParent, nlinkDelta: 1, nowNs: nowNs)
+                try touchDirectory(db, parent, nlinkDelta: -1, nowNs: nowNs)
+                try touchDirectory(db, newParent, nlinkDelta: 1, nowNs: nowNs)
             } else {
-                try Self.touchDirectory(db, parent, nlinkDelta: 0, nowNs: nowNs)
-                if newParent != parent { try Self.touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs) }
+                try touchDirectory(db, parent, nlinkDelta: 0, nowNs: nowNs)
+                if newParent != parent { try touchDirectory(db, newParent, nlinkDelta: 0, nowNs: nowNs) }
             }
             source.ctimeNs = nowNs
             try Self.store(db, source)

@@ -32,11 +32,8 @@ import CFuse3
 
     /// The requests the daemon's log says its rings served, or nil if it never claimed them.
     static func served(_ log: String) -> Int? {
-        guard log.contains("requests served through io_uring"),
-              let line = log.split(separator: "\n").last(where: { $0.contains("io_uring served") }) else { return nil }
-        let words = line.split(separator: " ")
-        guard let at = words.firstIndex(of: "served"), at + 1 < words.count else { return nil }
-        return Int(words[at + 1])
+        guard log.contains("requests served through io_uring") else { return nil }
+        return count(after: "io_uring served ", in: log)
     }
 
     /// Creates, writes past a payload's size, reads back, renames, links, lists, sets and
@@ -53,7 +50,7 @@ import CFuse3
             #expect(served != nil, "no ring claimed: \(log)")
             #expect((served ?? 0) >= 400, "\(log)")
             // The reads' data went straight into the rings' payloads (FuseRing.replyBuffer).
-            #expect((Self.count(after: "(", in: log) ?? 0) >= 50, "\(log)")
+            #expect((Self.count(after: "requests (", in: log) ?? 0) >= 50, "\(log)")
             // Remounted (a new connection, new rings): everything is still there.
             try v.mount()
             #expect(readFile(v.path("big")) == Self.pattern(3 << 20 + 123))
@@ -72,14 +69,6 @@ import CFuse3
             let log = (try? String(contentsOfFile: v.daemonLog!, encoding: .utf8)) ?? ""
             #expect(Self.served(log) == nil)
         }
-    }
-
-    /// The times the daemon's log says it read /dev/fuse while its rings served.
-    static func deviceReads(_ log: String) -> Int? {
-        guard let line = log.split(separator: "\n").last(where: { $0.contains("io_uring served") }) else { return nil }
-        let words = line.split(separator: " ")
-        guard let at = words.firstIndex(of: "read"), at + 1 < words.count else { return nil }
-        return Int(words[at + 1])
     }
 
     /// The number right after `marker` in the daemon's closing io_uring line.
@@ -104,7 +93,7 @@ import CFuse3
             v.unmount()
             let log = (try? String(contentsOfFile: v.daemonLog!, encoding: .utf8)) ?? ""
             guard Self.served(log) != nil else { Issue.record("no ring claimed: \(log)"); return }
-            let reads = Self.deviceReads(log)
+            let reads = Self.count(after: "/dev/fuse was read ", in: log)
             #expect(reads != nil, "\(log)")
             #expect((reads ?? .max) < files / 4, "\(log)")
         }
