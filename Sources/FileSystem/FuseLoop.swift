@@ -19,7 +19,7 @@ import Synchronization
 /// the application to one CPU alone ran deletes at 2–3× the rate. A leader that is
 /// already running when the next request comes needs no wake-up (measured side by side:
 /// deletes 6,600–10,400/s → 9,800–16,300/s beside passthrough_ll's 10,200–16,600, creates
-/// 4,800–5,500/s → 5,700–9,600/s; docs/benchmarks.md, session 12). The spin is bounded: an
+/// 4,800–5,500/s → 5,700–9,600/s; docs/benchmarks-history.md, session 12). The spin is bounded: an
 /// idle mount sleeps in `poll`; one spinning thread costs at most one CPU while requests
 /// keep coming, and none follows a slow request (the CPUs go to the write-back and the
 /// devices). A slow request costs what it did with libfuse's pool: one wake-up, of the

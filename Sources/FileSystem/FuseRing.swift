@@ -63,7 +63,7 @@ final class FuseRing: @unchecked Sendable {
     /// RELEASE after close(), writes from several jobs on one CPU — and at the same priority
     /// the thread waited for the scheduler to preempt the application; at -10 it runs at
     /// once, as work in the application's own system call would (creates 7,000–8,100/s →
-    /// 11,500–13,500/s alternating, docs/benchmarks.md session 17).
+    /// 11,500–13,500/s alternating, docs/benchmarks-history.md, session 17).
     static let defaultNice: Int32 = -10
 
     /// Room before the payload for the `fuse_in_header` (40 bytes) and the per-operation
@@ -261,7 +261,7 @@ final class FuseRing: @unchecked Sendable {
     /// pinned back to `roam.1`): the kernel reads ahead with several READs at once, all on
     /// the reader's CPU's queue, and pinned they shared that CPU for their checksums and
     /// copies while the other idled (cold 1 GiB sequential reads fell to 0.68 of
-    /// passthrough_ll's; docs/benchmarks.md, session 17).
+    /// passthrough_ll's; docs/benchmarks-history.md, session 17).
     private func process(_ entry: Entry, roam: (berth_cpu_mask, berth_cpu_mask)? = nil) {
         let headers = UnsafeMutableRawPointer(entry.headers)
         let length = Int(headers.loadUnaligned(as: UInt32.self))

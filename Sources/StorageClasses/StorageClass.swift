@@ -56,7 +56,7 @@ public struct StorageClass: Sendable, Hashable, Codable {
     /// How many chunks' bytes one object may hold. Every object costs the same fixed work
     /// whatever its size — a file, an fsync and a directory fsync per shard, and a row —
     /// so a sequential writer's chunks go two to an object: an EC 4+2 write of 1 GiB ran
-    /// 1.2–1.7× faster on 11–40 % less CPU than at one chunk per object (docs/benchmarks.md,
+    /// 1.2–1.7× faster on 11–40 % less CPU than at one chunk per object (docs/benchmarks-history.md,
     /// session 15).
     /// Chunks stay the unit of slices and of compaction, so random writes pay nothing for
     /// it; the price is space: an object is freed only once no slice uses any of its bytes,
