@@ -149,8 +149,7 @@ extension Engine {
         let pending = pendingPositions(s)
         var changes = extra + [.insertMap(next)]
         if !pending.isEmpty {
-            var bytes: Int64 = 0
-            for p in pending { bytes += try positionBytes(s, pool: p.pool, pg: p.pg) }
+            let bytes = try movementBytes(pending.lazy.map { (pool: $0.pool, pg: $0.pg) })
             changes.append(.startMovement(MovementRecord(epoch: Int64(next.epoch), totalPositions: Int64(pending.count),
                                                          totalBytes: bytes, startedMs: Engine.nowMs())))
         }

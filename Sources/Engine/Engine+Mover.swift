@@ -44,27 +44,24 @@ extension Engine {
 
     public func pendingPositions() -> [PendingPosition] { pendingPositions(state.withLock { $0 }) }
 
-    /// The objects of one PG in `states`, over every volume of its class. By default those
-    /// the mover copies: live ones, and writing ones (staged by the filesystem, or an
-    /// engine write not yet settled), whose shards are complete once no put of an older
-    /// epoch is in flight (`ObjectStore.waitForPuts`).
-    func objectsIn(_ s: State, pool: UInt32, pg: Int,
-                   states: Set<ObjectRecord.State> = [.live, .writing]) throws(EngineError) -> [ObjectRecord] {
-        guard let entry = s.entry(pool: pool) else { return [] }
-        var result: [ObjectRecord] = []
-        for volume in try EngineError.wrap({ try database.volumes() }) where volume.className == entry.storageClass.name {
-            let vdb = try volumeDatabase(volume.id)
-            result += try EngineError.wrap { try vdb.objects(poolID: pool, pg: pg, states: states) }
-        }
-        return result
+    /// The objects of one PG, over every volume of its class, from the object index
+    /// (after its pending changes are committed): every object whose shards may be on the
+    /// PG's devices, in any state. What the mover copies (an object being deleted meanwhile
+    /// is skipped), and what cleaning a device after a move deletes.
+    func objectsIn(pool: UInt32, pg: Int) throws(EngineError) -> [IndexedObject] {
+        try index.flush()
+        return try EngineError.wrap { try database.indexedObjects(poolID: pool, pg: pg) }
     }
 
-    /// Bytes one position of a PG holds (shard files, headers included).
-    func positionBytes(_ s: State, pool: UInt32, pg: Int) throws(EngineError) -> Int64 {
-        guard let codec = s.entry(pool: pool)?.codec else { return 0 }
+    /// Bytes each of `positions` holds (shard files, headers included), added up: one
+    /// query per pool, whatever the number of volumes.
+    func movementBytes<S: Sequence>(_ positions: S) throws(EngineError) -> Int64 where S.Element == (pool: UInt32, pg: Int) {
+        try index.flush()
+        var byPool: [UInt32: [Int: Int64]] = [:]
         var total: Int64 = 0
-        for object in try objectsIn(s, pool: pool, pg: pg) {
-            total += Int64(ShardHeader.fileBytes(payloadLength: codec.shardPayloadBytes(objectSize: Int(object.sizeBytes))))
+        for (pool, pg) in positions {
+            if byPool[pool] == nil { byPool[pool] = try EngineError.wrap { try database.positionBytes(poolID: pool) } }
+            total += byPool[pool]?[pg] ?? 0
         }
         return total
     }
@@ -118,19 +115,16 @@ extension Engine {
     }
 
     private func moveOne(_ job: PendingPosition, epoch: Int64) throws(EngineError) -> Int64 {
-        let s = state.withLock { $0 }
         var bytes: Int64 = 0
-        for object in try objectsIn(s, pool: job.pool, pg: job.pg) {
+        for object in try objectsIn(pool: job.pool, pg: job.pg) {
             guard let id = ObjectID(object.id) else { continue }
-            if let codec = s.entry(pool: job.pool)?.codec {
-                throttle.acquire(ShardHeader.fileBytes(payloadLength: codec.shardPayloadBytes(objectSize: Int(object.sizeBytes))))
-            }
+            throttle.acquire(Int(object.shardBytes))
             do {
                 bytes += Int64(try objects.moveShard(pool: job.pool, object: id, position: job.position, from: job.from, to: job.to))
             } catch {
                 if case .unreadable = error {
-                    // Deleted while we moved it: nothing to keep.
-                    guard let now = try objectRecord(s, id: object.id, pool: job.pool) else { continue }
+                    // Deleted while we moved it (or being deleted): nothing to keep.
+                    guard let now = try objectRecord(object), now.state != .deleting else { continue }
                     // Still writing and nowhere to be read: a put of this epoch writing to the
                     // new device itself, or one that failed and is taking its row away.
                     if now.state == .writing { continue }
@@ -150,12 +144,10 @@ extension Engine {
         return bytes
     }
 
-    private func objectRecord(_ s: State, id: String, pool: UInt32) throws(EngineError) -> ObjectRecord? {
-        guard let entry = s.entry(pool: pool) else { return nil }
-        for volume in try EngineError.wrap({ try database.volumes() }) where volume.className == entry.storageClass.name {
-            if let record = try EngineError.wrap({ try volumeDatabase(volume.id).object(id: id) }) { return record }
-        }
-        return nil
+    /// The record of an indexed object in its volume's database (nil: gone, or its volume is).
+    private func objectRecord(_ object: IndexedObject) throws(EngineError) -> ObjectRecord? {
+        guard let volume = try EngineError.wrap({ try database.volume(id: object.volumeID) }), volume.state == .available else { return nil }
+        return try EngineError.wrap { try temporaryVolumeDatabase(object.volumeID).object(id: object.id) }
     }
 
     /// Deletes shards left on devices by finished moves, then forgets each cleanup row.
@@ -168,7 +160,7 @@ extension Engine {
             if !stillLocated {
                 if let store = objects.device(device) {
                     guard store.isReachable else { continue }
-                    for object in try objectsIn(s, pool: UInt32(cleanup.poolID), pg: Int(cleanup.pg), states: Set(ObjectRecord.State.allCases)) {
+                    for object in try objectsIn(pool: UInt32(cleanup.poolID), pg: Int(cleanup.pg)) {
                         guard let id = ObjectID(object.id) else { continue }
                         // Keep it if the device holds this position again in the current placement.
                         if s.targets[UInt32(cleanup.poolID)]?[Int(cleanup.pg)][Int(cleanup.position)] == device { break }

@@ -58,12 +58,7 @@ extension Engine {
         var classes: [PlanReport.ClassPlan] = []
         for entry in s.classes.values.sorted(by: { $0.poolID < $1.poolID }) {
             let moves = plan.moves(pool: entry.poolID)
-            var bytes: Int64 = 0
-            var byPG: [Int: Int64] = [:]
-            for move in moves {
-                if byPG[move.pg] == nil { byPG[move.pg] = try positionBytes(s, pool: entry.poolID, pg: move.pg) }
-                bytes += byPG[move.pg]!
-            }
+            let bytes = try movementBytes(moves.lazy.map { (pool: entry.poolID, pg: $0.pg) })
             let minimum = try EngineError.wrap { try MovementBound.minimumMoves(pool: entry.poolID, from: s.map, to: next) }
             classes.append(.init(name: entry.storageClass.name, movedPositions: moves.count,
                                  recoveryPositions: moves.count { $0.kind == .recovery }, movedBytes: bytes, minimumPositions: minimum,

@@ -101,18 +101,17 @@ extension Engine {
         return result
     }
 
-    /// Live objects that are readable with less redundancy than their class promises (a
-    /// member of their PG is down, out or unreachable). Counts only while PGs are degraded,
-    /// so a healthy cluster answers without touching any volume's database.
+    /// Objects that are readable with less redundancy than their class promises (a member of
+    /// their PG is down, out or unreachable), from the object index: one query per pool
+    /// with degraded PGs, none on a healthy cluster.
     public func degradedObjects() throws(EngineError) -> Int {
         let s = state.withLock { $0 }
         let degraded = degradedPGs(s)
         guard !degraded.isEmpty else { return 0 }
+        try index.flush()
         var count = 0
-        for volume in try EngineError.wrap({ try database.volumes() }) where volume.state == .available {
-            guard let entry = s.classes[volume.className], let pgs = degraded[entry.poolID] else { continue }
-            let vdb = try temporaryVolumeDatabase(volume.id)
-            count += try EngineError.wrap { try vdb.liveObjectCount(poolID: entry.poolID, pgs: pgs) }
+        for (pool, pgs) in degraded {
+            count += try EngineError.wrap { try database.indexedObjectCount(poolID: pool, pgs: pgs) }
         }
         return count
     }

@@ -51,7 +51,9 @@ extension Engine {
             }
         }
         usageCache.withLock { $0[record.id] = VolumeUsage(className: className, storedBytes: 0, liveBytes: 0) }
-        try EngineError.wrap { try volumeCommits.commit([.saveVolume(record)]) }
+        try EngineError.wrap {
+            try volumeCommits.commit([.saveVolume(record), .saveUsage(VolumeUsageRecord(volumeID: record.id, storedBytes: 0, liveBytes: 0))])
+        }
         return record
     }
 
@@ -130,10 +132,12 @@ extension Engine {
     func deleteVolumeData(_ record: VolumeRecord) throws(EngineError) {
         let vdb = try temporaryVolumeDatabase(record.id)
         guard let entry = state.withLock({ $0.classes[record.className] }) else { throw .unknownClass(record.className) }
+        // Its index entries, usage and in-use mark go with its row (ON DELETE CASCADE).
         for state in [ObjectRecord.State.live, .writing, .deleting] {
             for object in try EngineError.wrap({ try vdb.objects(state: state) }) {
                 if let id = ObjectID(object.id) { _ = try? objects.delete(pool: entry.poolID, object: id) }
                 try EngineError.wrap { try vdb.removeObject(id: object.id) }
+                index.remove(ids: [object.id])
             }
         }
         volumeDatabases.withLock { _ = $0.removeValue(forKey: record.id) }
@@ -159,6 +163,7 @@ extension Engine {
         let (vdb, entry) = try volumeAndClass(volume)
         let id = generator.next()
         let record = Self.newRecord(id, entry, size: bytes.count)
+        index.add(Self.indexed(record, volume: volume, entry))
         let rowDurable = Promise<Bool>()
         let rowError = Mutex<(any Error)?>(nil)
         // A queue of its own (libdispatch's overcommitting pool), not the global queue: the
@@ -176,6 +181,7 @@ extension Engine {
         if let failure: any Error = rowError.withLock({ $0 }) ?? stored {
             // `put` removed the shards it wrote, or abandoned them unnamed when the row failed.
             if recorded { try? vdb.removeObject(id: id.description) }
+            index.remove(ids: [id.description])
             try EngineError.wrap { throw failure }
         }
         vdb.settleLater(object: id.description)
@@ -188,12 +194,15 @@ extension Engine {
     public func stageObject(volume: String, bytes: [UInt8]) throws(EngineError) -> ObjectID {
         let (vdb, entry) = try volumeAndClass(volume)
         let id = generator.next()
-        try EngineError.wrap { try vdb.beginObject(Self.newRecord(id, entry, size: bytes.count)) }
-        do {
-            try objects.put(pool: entry.poolID, object: id, bytes: bytes)
+        let record = Self.newRecord(id, entry, size: bytes.count)
+        index.add(Self.indexed(record, volume: volume, entry))
+        do throws(EngineError) {
+            try EngineError.wrap { try vdb.beginObject(record) }
+            do { try objects.put(pool: entry.poolID, object: id, bytes: bytes) } catch { throw .storage(error) }
         } catch {
             try? vdb.removeObject(id: id.description)
-            throw .storage(error)
+            index.remove(ids: [id.description])
+            throw error
         }
         return id
     }
@@ -213,6 +222,7 @@ extension Engine {
         let (vdb, entry) = try volumeAndClass(volume)
         _ = try? objects.delete(pool: entry.poolID, objects: ids.compactMap(ObjectID.init))
         try EngineError.wrap { try vdb.removeObjects(ids: ids) }
+        index.remove(ids: ids)
     }
 
     /// The volume's own database (objects and, for the filesystem, its namespace).
@@ -245,6 +255,7 @@ extension Engine {
         try EngineError.wrap { try vdb.setState(object: id.description, .deleting) }
         _ = try EngineError.wrap { try objects.delete(pool: entry.poolID, object: id) }
         try EngineError.wrap { try vdb.removeObject(id: id.description) }
+        index.remove(ids: [id.description])
     }
 
     public func objectIDs(volume: String) throws(EngineError) -> [ObjectID] {

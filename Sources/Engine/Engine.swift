@@ -32,6 +32,8 @@ public final class Engine: Sendable {
     /// instead of opening every volume's database for each capacity question.
     let usageCache = Mutex<[String: VolumeUsage]>([:])
     let volumeCommits: GroupCommit
+    /// Objects by placement group, across volumes (`pg_object`), and its pending changes.
+    let index: ObjectIndexJournal
     /// Volumes admitted but not yet committed: their names and, per class, their bytes.
     let reservations = Mutex<(names: Set<String>, bytes: [String: Int64])>(([], [:]))
     /// Per epoch and pool: shards per device of the current placement (for admission).
@@ -41,6 +43,9 @@ public final class Engine: Sendable {
         var className: String
         var storedBytes: Int64
         var liveBytes: Int64
+        /// `VolumeDatabase.writesEnded` when measured: an open volume is measured again only
+        /// once it has changed (nil: not measured from an open database).
+        var writes: Int? = nil
     }
 
     struct ClassEntry: Sendable {
@@ -81,6 +86,7 @@ public final class Engine: Sendable {
         let database = try EngineError.wrap { try ClusterDatabase(path: configuration.stateDirectory + "/cluster.sqlite") }
         self.database = database
         volumeCommits = GroupCommit(database: database)
+        index = ObjectIndexJournal(database: database, window: .milliseconds(configuration.objectIndexWindowMs))
         generator = ObjectIDGenerator(node: configuration.nodeID)
         throttle = Throttle(bytesPerSecond: configuration.moverBytesPerSecond)
 
@@ -147,25 +153,57 @@ public final class Engine: Sendable {
 
     // MARK: restart
 
+    /// Finishes what a stop interrupted, reading only the volumes it may concern: those
+    /// open for writing when it came (`volume_in_use`) and those being deleted. Every other
+    /// volume is known from the cluster database alone (its usage as last measured).
     private func recoverAfterRestart() throws(EngineError) {
-        for volume in try EngineError.wrap({ try database.volumes() }) {
-            let vdb = try temporaryVolumeDatabase(volume.id)
-            let undecided = try settleInterruptedWrites(vdb)
-            let interrupted = try EngineError.wrap { try vdb.objects(state: .writing) + vdb.objects(state: .deleting) }
-            for object in interrupted where !undecided.contains(object.id) {
-                // Never acknowledged ('writing') or being deleted: remove shards, then the row.
-                if let id = ObjectID(object.id) { _ = try? objects.delete(pool: UInt32(object.poolID), object: id) }
-                try EngineError.wrap { try vdb.removeObject(id: object.id) }
+        let volumes = try EngineError.wrap { try database.volumes() }
+        let known = try EngineError.wrap { try database.usages() }
+        let classOf = Dictionary(volumes.map { ($0.id, $0.className) }, uniquingKeysWith: { a, _ in a })
+        usageCache.withLock { cache in
+            for usage in known {
+                guard let className = classOf[usage.volumeID] else { continue }
+                cache[usage.volumeID] = VolumeUsage(className: className, storedBytes: usage.storedBytes, liveBytes: usage.liveBytes)
             }
+        }
+        let inUse = Set(try EngineError.wrap { try database.volumesInUse() })
+        for volume in volumes where volume.state == .deleting || inUse.contains(volume.id) {
             if volume.state == .deleting {
                 try deleteVolumeData(volume)
-            } else if let entry = state.withLock({ $0.classes[volume.className] }) {
-                // Measured once here; afterwards only mounted volumes change.
-                let usage = try Self.measure(vdb, entry)
-                usageCache.withLock { $0[volume.id] = usage }
+            } else {
+                try reconcile(volume)
             }
         }
         try processCleanups()
+    }
+
+    /// A volume that was open when the engine stopped: objects caught mid-write are settled
+    /// or collected, then its index entries and usage are made exact from its database.
+    private func reconcile(_ volume: VolumeRecord) throws(EngineError) {
+        guard let entry = state.withLock({ $0.classes[volume.className] }) else { return }
+        let vdb = try temporaryVolumeDatabase(volume.id)
+        let undecided = try settleInterruptedWrites(vdb)
+        let interrupted = try EngineError.wrap { try vdb.objects(state: .writing) + vdb.objects(state: .deleting) }
+        for object in interrupted where !undecided.contains(object.id) {
+            // Never acknowledged ('writing') or being deleted: remove shards, then the row.
+            if let id = ObjectID(object.id) { _ = try? objects.delete(pool: UInt32(object.poolID), object: id) }
+            try EngineError.wrap { try vdb.removeObject(id: object.id) }
+        }
+        let rows = try EngineError.wrap { try vdb.objects() }.map { Self.indexed($0, volume: volume.id, entry) }
+        let usage = try Self.measure(vdb, entry)
+        usageCache.withLock { $0[volume.id] = usage }
+        // Undecided objects keep the volume in use, so the next start looks at them again.
+        try EngineError.wrap {
+            try database.replaceIndex(volumeID: volume.id, objects: rows,
+                                      usage: VolumeUsageRecord(volumeID: volume.id, storedBytes: usage.storedBytes, liveBytes: usage.liveBytes),
+                                      keepInUse: !undecided.isEmpty)
+        }
+    }
+
+    /// The index entry of an object of `volume`.
+    static func indexed(_ object: ObjectRecord, volume: String, _ entry: ClassEntry) -> IndexedObject {
+        IndexedObject(id: object.id, poolID: object.poolID, pg: object.pg, volumeID: volume, sizeBytes: object.sizeBytes,
+                      shardBytes: Int64(ShardHeader.fileBytes(payloadLength: entry.codec.shardPayloadBytes(objectSize: Int(object.sizeBytes)))))
     }
 
     /// Settles the objects a crash caught between their durable row and being made live:
@@ -200,25 +238,34 @@ public final class Engine: Sendable {
     }
 
     /// The open database of the volume, or a new connection (under `volumeOpening`, so two
-    /// never migrate one file at once), remembered if `keepOpen`.
+    /// never migrate one file at once), remembered if `keepOpen`. A volume kept open is
+    /// recorded as in use (durably, before any of its objects can change), so that a crash
+    /// while it is open sends start-up to reconcile it.
     private func openVolumeDatabase(_ id: String, keepOpen: Bool) throws(EngineError) -> VolumeDatabase {
         if let open = volumeDatabases.withLock({ $0[id] }) { return open }
         volumeOpening.lock()
         defer { volumeOpening.unlock() }
         if let raced = volumeDatabases.withLock({ $0[id] }) { return raced }
+        if keepOpen { try EngineError.wrap { try database.markInUse(volumeID: id) } }
         let opened = try EngineError.wrap { try VolumeDatabase(path: volumesDirectory + "/" + id + ".sqlite", volumeID: id) }
         if keepOpen { volumeDatabases.withLock { $0[id] = opened } }
         return opened
     }
 
-    /// Lets go of a volume's open database once nothing uses it (its mount ended),
-    /// remembering its usage first.
+    /// Lets go of a volume's open database once nothing uses it (its mount ended): its
+    /// index changes are committed and its usage recorded, and then it is no longer in use
+    /// (under `volumeOpening`, so an open racing with it marks it in use again after).
     public func closeVolume(_ id: String) {
+        volumeOpening.lock()
+        defer { volumeOpening.unlock() }
         guard let vdb = volumeDatabases.withLock({ $0.removeValue(forKey: id) }) else { return }
-        if let record = try? database.volume(id: id), let entry = state.withLock({ $0.classes[record.className] }),
-           let usage = try? Self.measure(vdb, entry) {
-            usageCache.withLock { $0[id] = usage }
-        }
+        guard let record = try? database.volume(id: id), let entry = state.withLock({ $0.classes[record.className] }),
+              let usage = try? Self.measure(vdb, entry) else { return }
+        usageCache.withLock { $0[id] = usage }
+        // Anything left unsaid keeps the volume in use: the next start reconciles it.
+        guard (try? vdb.settleDeferred()) != nil, (try? index.flush()) != nil else { return }
+        try? database.commit([.saveUsage(VolumeUsageRecord(volumeID: id, storedBytes: usage.storedBytes, liveBytes: usage.liveBytes)),
+                              .clearInUse(volumeID: id)])
     }
 
     static func measure(_ vdb: VolumeDatabase, _ entry: ClassEntry) throws(EngineError) -> VolumeUsage {
@@ -234,10 +281,14 @@ public final class Engine: Sendable {
         }
     }
 
-    /// A volume's usage: measured fresh if it is open, else as last measured.
+    /// A volume's usage: measured again if it is open and has changed since, else as last
+    /// measured.
     func usage(of volumeID: String, _ entry: ClassEntry) throws(EngineError) -> VolumeUsage {
         if let open = volumeDatabases.withLock({ $0[volumeID] }) {
-            let usage = try Self.measure(open, entry)
+            let writes = open.writesEnded
+            if let known = usageCache.withLock({ $0[volumeID] }), known.writes == writes { return known }
+            var usage = try Self.measure(open, entry)
+            usage.writes = writes
             usageCache.withLock { $0[volumeID] = usage }
             return usage
         }
@@ -264,14 +315,18 @@ public struct EngineConfiguration: Sendable {
     public var moverBytesPerSecond: Int64?
     /// Movement jobs (PG positions) in flight at once.
     public var moverConcurrency: Int
+    /// How long object index changes may wait to be committed together (readers of the
+    /// index commit them at once).
+    public var objectIndexWindowMs: Int
 
     public init(stateDirectory: String, nodeID: UInt16 = 1, fullRatio: Double = 0.95, nearFullRatio: Double = 0.85,
-                moverBytesPerSecond: Int64? = nil, moverConcurrency: Int = 2) {
+                moverBytesPerSecond: Int64? = nil, moverConcurrency: Int = 2, objectIndexWindowMs: Int = 50) {
         self.stateDirectory = stateDirectory
         self.nodeID = nodeID
         self.fullRatio = fullRatio
         self.nearFullRatio = nearFullRatio
         self.moverBytesPerSecond = moverBytesPerSecond
         self.moverConcurrency = max(1, moverConcurrency)
+        self.objectIndexWindowMs = max(1, objectIndexWindowMs)
     }
 }

@@ -50,6 +50,9 @@ public final class ClusterDatabase: Sendable {
         case startMovement(MovementRecord)
         case saveVolume(VolumeRecord)
         case deleteVolume(id: String)
+        case saveUsage(VolumeUsageRecord)
+        /// The volume is closed and its index and usage up to date (`volume_in_use`).
+        case clearInUse(volumeID: String)
 
         func apply(_ db: Database) throws {
             switch self {
@@ -81,6 +84,8 @@ public final class ClusterDatabase: Sendable {
             case .startMovement(let r): try r.save(db)
             case .saveVolume(let r): try r.save(db)
             case .deleteVolume(let id): _ = try VolumeRecord.deleteOne(db, key: id)
+            case .saveUsage(let usage): try ClusterDatabase.saveUsage(usage, db)
+            case .clearInUse(let id): try db.execute(sql: "DELETE FROM volume_in_use WHERE volume_id = ?", arguments: [id])
             }
         }
     }

@@ -70,6 +70,43 @@ enum ClusterMigrations {
         migrator.registerMigration("v2-volume-class-index") { db in
             try db.execute(sql: "CREATE INDEX volume_class ON volume(class_name, capacity_bytes)")
         }
+        // What lets the control plane cost what moves, not how many volumes exist: the
+        // mover, plans, epoch commits and degraded counts read the objects of a PG here
+        // instead of opening every volume's database. Start-up reads only the volumes that
+        // were open (their objects may have changed since the index last heard of them) and
+        // every volume's last measured usage from here.
+        migrator.registerMigration("v3-object-index") { db in
+            try db.execute(sql: """
+                -- Every object of every volume, by pool and PG. While a volume is open this is
+                -- a superset of its database's object rows: a row is added before the object's
+                -- own row and shards exist, and removed after they are gone.
+                CREATE TABLE pg_object (
+                    object_id TEXT PRIMARY KEY NOT NULL CHECK (length(object_id) = 32),
+                    pool_id INTEGER NOT NULL CHECK (pool_id > 0),
+                    pg INTEGER NOT NULL CHECK (pg >= 0),
+                    volume_id TEXT NOT NULL REFERENCES volume(id) ON DELETE CASCADE,
+                    size_bytes INTEGER NOT NULL CHECK (size_bytes >= 0),
+                    -- What one position of the PG stores for it: one shard file, header included.
+                    shard_bytes INTEGER NOT NULL CHECK (shard_bytes >= 0)
+                ) WITHOUT ROWID;
+                CREATE INDEX pg_object_by_pg ON pg_object(pool_id, pg);
+                CREATE INDEX pg_object_by_volume ON pg_object(volume_id);
+                -- Volumes open for writing: their object rows may be ahead of pg_object (after a
+                -- crash) and their usage unmeasured. Start-up reconciles exactly these. Every
+                -- volume that existed before the index is one of them once.
+                CREATE TABLE volume_in_use (
+                    volume_id TEXT PRIMARY KEY NOT NULL REFERENCES volume(id) ON DELETE CASCADE
+                ) WITHOUT ROWID;
+                INSERT INTO volume_in_use (volume_id) SELECT id FROM volume;
+                -- Each volume's usage as last measured (live objects only): capacity reports and
+                -- admission read these instead of every volume's database.
+                CREATE TABLE volume_usage (
+                    volume_id TEXT PRIMARY KEY NOT NULL REFERENCES volume(id) ON DELETE CASCADE,
+                    stored_bytes INTEGER NOT NULL CHECK (stored_bytes >= 0),
+                    live_bytes INTEGER NOT NULL CHECK (live_bytes >= 0)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

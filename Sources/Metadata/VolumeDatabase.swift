@@ -40,6 +40,11 @@ public final class VolumeDatabase: Sendable {
     let nextIno = Mutex<Int64?>(nil)
     /// Checkpoints the WAL off the writer's thread (nil in memory).
     let checkpointer: WalCheckpointer?
+    /// Write transactions ended so far (namespace batches when they commit): one who read
+    /// the count, then the database, knows that nothing committed since while the count
+    /// stays the same.
+    private let writeCount = Atomic<Int>(0)
+    public var writesEnded: Int { writeCount.load(ordering: .acquiring) }
 
     /// `batchWindow`: see the property (tests that watch a batch stay open choose a longer one);
     /// `checkpointFrames`: the WAL's size, in frames, that asks for a checkpoint.
@@ -183,7 +188,8 @@ public final class VolumeDatabase: Sendable {
     /// A transaction of its own, after the open namespace batch (if any) has committed, so
     /// changes commit in the order they were made; `durable`: its commit fsyncs the WAL.
     func transaction<T>(durable: Bool = false, _ body: (Database) throws -> T) throws -> T {
-        try writer.writeWithoutTransaction { db in
+        defer { writeCount.add(1, ordering: .releasing) }
+        return try writer.writeWithoutTransaction { db in
             try commitBatch(db)
             if durable { try db.execute(sql: "PRAGMA synchronous = FULL") }
             defer { if durable { try? db.execute(sql: "PRAGMA synchronous = NORMAL") } }
@@ -243,6 +249,7 @@ public final class VolumeDatabase: Sendable {
     /// rolls it back and is reported by the next sync.
     private func commitBatch(_ db: Database) throws {
         guard db.isInsideTransaction else { return }
+        defer { writeCount.add(1, ordering: .releasing) }
         do { try db.commit() } catch {
             batch.withLock { $0.lost = true }
             try? db.rollback()
@@ -299,6 +306,11 @@ public final class VolumeDatabase: Sendable {
         guard var record = try writer.read({ db in try ObjectRecord.fetchOne(db, key: id) }) else { return nil }
         if deferred && record.state == .writing { record.state = .live }
         return record
+    }
+
+    /// Every object row, in any state (what the cluster's object index is rebuilt from).
+    public func objects() throws -> [ObjectRecord] {
+        try objectRead { db in try ObjectRecord.order(Column("id")).fetchAll(db) }
     }
 
     public func objects(state: ObjectRecord.State) throws -> [ObjectRecord] {
