@@ -95,16 +95,19 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
             throw RPCError(code: .aborted, message: "starting_token \"\(token.prefix(64))\" was not issued by this driver")
         }
         let engine = context.engine
-        let all = try await blocking { do { return try engine.volumes() } catch { throw Failures.map(error) } }
-        let sorted = all.filter { $0.state == .available && (token.isEmpty || $0.id > token) }.sorted { $0.id < $1.id }
-        let page = request.maxEntries > 0 ? Array(sorted.prefix(Int(request.maxEntries))) : sorted
+        // One more than asked tells whether a next page exists.
+        let limit = request.maxEntries > 0 ? Int(request.maxEntries) + 1 : nil
+        let found = try await blocking {
+            do { return try engine.volumes(after: token.isEmpty ? nil : token, limit: limit) } catch { throw Failures.map(error) }
+        }
+        let page = limit.map { Array(found.prefix($0 - 1)) } ?? found
         var r = Csi_V1_ListVolumesResponse()
         r.entries = page.map { record in
             var e = Csi_V1_ListVolumesResponse.Entry()
             e.volume = volume(record)
             return e
         }
-        if page.count < sorted.count, let last = page.last { r.nextToken = last.id }
+        if page.count < found.count, let last = page.last { r.nextToken = last.id }
         return r
     }
 

@@ -87,7 +87,6 @@ extension Engine {
     }
 
     func capacity(_ s: State, map: ClusterMap, placer: Placer, records: [DeviceRecord]) throws(EngineError) -> CapacityReport {
-        let volumes = try EngineError.wrap { try database.volumes() }
         var deviceStates: [CapacityModel.DeviceState] = []
         var deviceReports: [CapacityReport.DeviceCapacity] = []
         var domains: [String: CapacityReport.DomainCapacity] = [:]
@@ -125,13 +124,8 @@ extension Engine {
             let counts = table.counts()
             let usable = CapacityModel.usableBytes(shardCounts: counts, pgCount: c.pgCount, width: c.rule.width, overhead: c.overhead,
                                                    devices: deviceStates, fullRatio: configuration.fullRatio)
-            var used: Int64 = 0, data: Int64 = 0, provisioned: Int64 = 0
-            for volume in volumes where volume.className == c.name {
-                provisioned += volume.capacityBytes
-                let usage = try usage(of: volume.id, entry)
-                used += usage.storedBytes
-                data += usage.liveBytes
-            }
+            let provisioned = try EngineError.wrap { try database.provisionedBytes(className: c.name) }
+            let (used, data) = try classUsage(entry)
             classes.append(.init(name: c.name, overhead: c.overhead, rawBytes: raw, usedBytes: used, dataBytes: data,
                                  provisionedBytes: provisioned, usableBytes: usable,
                                  percentUsed: raw > 0 ? Double(used) * 100 / Double(raw) : 0,

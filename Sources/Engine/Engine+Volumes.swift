@@ -8,6 +8,14 @@ import Synchronization
 extension Engine {
     public func volumes() throws(EngineError) -> [VolumeRecord] { try EngineError.wrap { try database.volumes() } }
 
+    /// A page of the available volumes, by id: those after `after`, at most `limit`.
+    public func volumes(after: String?, limit: Int?) throws(EngineError) -> [VolumeRecord] {
+        try EngineError.wrap { try database.volumes(after: after, limit: limit) }
+    }
+
+    /// Volumes per class, counted in the database.
+    public func volumeCounts() throws(EngineError) -> [String: Int] { try EngineError.wrap { try database.volumeCounts() } }
+
     public func volume(id: String) throws(EngineError) -> VolumeRecord? { try EngineError.wrap { try database.volume(id: id) } }
 
     public func volume(named name: String) throws(EngineError) -> VolumeRecord? { try EngineError.wrap { try database.volume(named: name) } }
@@ -86,13 +94,7 @@ extension Engine {
         guard let entry = s.classes[className] else { throw .unknownClass(className) }
         let provisioned = try EngineError.wrap { try database.provisionedBytes(className: className) }
             + reservations.withLock { $0.bytes[className, default: 0] }
-        // Mounted volumes are measured now; the others' usage cannot have changed.
-        for id in volumeDatabases.withLock({ Array($0.keys) }) {
-            guard let known = usageCache.withLock({ $0[id]?.className }) ?? (try? database.volume(id: id))??.className,
-                  known == className else { continue }
-            _ = try? usage(of: id, entry)
-        }
-        let data = usageCache.withLock { $0.values.reduce(Int64(0)) { $0 + ($1.className == className ? $1.liveBytes : 0) } }
+        let data = try classUsage(entry).liveBytes
         let counts = try shardCounts(s, pool: entry.poolID)
         var devices: [CapacityModel.DeviceState] = []
         for device in s.map.devices where device.isEligible {

@@ -298,6 +298,25 @@ public final class Engine: Sendable {
         return usage
     }
 
+    /// A class's volumes' usage added up: bytes their live objects store on devices, and
+    /// their data. Open volumes that changed are measured again; the others are known.
+    func classUsage(_ entry: ClassEntry) throws(EngineError) -> (storedBytes: Int64, liveBytes: Int64) {
+        let name = entry.storageClass.name
+        for id in volumeDatabases.withLock({ Array($0.keys) }) {
+            guard let known = usageCache.withLock({ $0[id]?.className }) ?? (try? database.volume(id: id))??.className,
+                  known == name else { continue }
+            _ = try? usage(of: id, entry)
+        }
+        return usageCache.withLock { cache in
+            var total: (storedBytes: Int64, liveBytes: Int64) = (0, 0)
+            for usage in cache.values where usage.className == name {
+                total.storedBytes += usage.storedBytes
+                total.liveBytes += usage.liveBytes
+            }
+            return total
+        }
+    }
+
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 }
 

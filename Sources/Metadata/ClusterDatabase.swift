@@ -151,6 +151,27 @@ public final class ClusterDatabase: Sendable {
         try writer.read { db in try VolumeRecord.order(Column("created_ms"), Column("id")).fetchAll(db) }
     }
 
+    /// Available volumes with an id after `after` (all if nil), by id, at most `limit`: a
+    /// page of a listing, read through the primary key.
+    public func volumes(after: String?, limit: Int?) throws -> [VolumeRecord] {
+        try writer.read { db in
+            var request = VolumeRecord.filter(Column("state") == VolumeRecord.State.available.rawValue)
+            if let after { request = request.filter(Column("id") > after) }
+            request = request.order(Column("id"))
+            if let limit { request = request.limit(limit) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    /// Volumes per class (any state).
+    public func volumeCounts() throws -> [String: Int] {
+        try writer.read { db in
+            var result: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT class_name, COUNT(*) FROM volume GROUP BY class_name") { result[row[0]] = row[1] }
+            return result
+        }
+    }
+
     /// Sum of the capacities of a class's volumes.
     public func provisionedBytes(className: String) throws -> Int64 {
         try writer.read { db in

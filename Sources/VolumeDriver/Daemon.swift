@@ -39,8 +39,10 @@ struct Daemon {
 
         let csiPath = try UnixSocket.path(fromEndpoint: c.endpoint)
         let adminPath = try UnixSocket.path(fromEndpoint: c.adminSocket)
+        // Before anything under the state directory is read: a second daemon stops here.
+        try StateDirectoryLock.acquire(c.stateDirectory)
         let fresh = EmbeddedCluster.isNew(c.stateDirectory)
-        var engineConfiguration = EngineConfiguration(stateDirectory: c.stateDirectory)
+        var engineConfiguration = EngineConfiguration(stateDirectory: c.stateDirectory, nodeID: NodeNumber.of(c.nodeID))
         if let rate = c.moverBytesPerSecond { engineConfiguration.moverBytesPerSecond = rate }
         let engine = try Engine(configuration: engineConfiguration)
         if fresh { try EmbeddedCluster.bootstrap(engine, configuration: c, logger: log) }
@@ -117,16 +119,20 @@ struct Daemon {
     }
 
     /// Executes pending movement in small steps while the daemon runs (the engine's
-    /// throttle keeps it below the configured rate).
+    /// throttle keeps it below the configured rate). Idle, it looks again every second;
+    /// after a step that failed and moved nothing, it waits twice as long as the last time,
+    /// up to a minute, so a position that cannot move (its only copy lost) is not retried
+    /// every second forever.
     static func runMover(_ engine: Engine, stopping: StopFlag, log: Logger) async {
+        var pause = MoverPause()
         while !stopping.value.load(ordering: .relaxed) {
-            let moved = (try? await blocking { () -> Int in
-                let result = engine.move(maxPositions: 32)
-                for failure in result.failures { log.warning("move failed", metadata: ["reason": "\(failure)"]) }
-                return result.positions
-            }) ?? 0
-            if moved == 0 {
-                for _ in 0..<10 where !stopping.value.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(100)) }
+            let result = try? await blocking { engine.move(maxPositions: 32) }
+            for failure in result?.failures ?? [] { log.warning("move failed", metadata: ["reason": "\(failure)"]) }
+            let waitMs = pause.next(moved: result?.positions ?? 0, failed: result.map { !$0.failures.isEmpty } ?? true)
+            var waitedMs = 0
+            while waitedMs < waitMs && !stopping.value.load(ordering: .relaxed) {
+                try? await Task.sleep(for: .milliseconds(100))
+                waitedMs += 100
             }
         }
     }

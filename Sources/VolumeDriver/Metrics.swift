@@ -33,10 +33,10 @@ final class DaemonMetrics: Sendable {
         func gauge(_ name: String, _ unit: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
             registry.makeGauge(descriptor: .init(namespace: "berth", metricName: name, unitName: unit, helpText: help), labels: labels)
         }
-        if let volumes = try? engine.volumes() {
+        if let counts = try? engine.volumeCounts() {
             for c in engine.classes() {
                 gauge("volumes", "", "Volumes per storage class", [("class", c.storageClass.name)])
-                    .set(Double(volumes.count { $0.className == c.storageClass.name }))
+                    .set(Double(counts[c.storageClass.name] ?? 0))
             }
         }
         if let report = try? engine.capacity() {
