@@ -25,24 +25,14 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
             throw RPCError(code: .resourceExhausted, message: "no requisite topology includes this node (\(context.segments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")))")
         }
         let ctx = context
-        let record = try await ctx.names.withLock(request.name) {
-            try await blocking { () throws -> VolumeRecord in
-                do {
-                    if let existing = try ctx.engine.volume(named: request.name) {
-                        let className = try ctx.resolver.resolve(request.parameters, create: false)
-                        guard className == existing.className else {
-                            throw RPCError(code: .alreadyExists, message: "volume \"\(request.name)\" exists with storage class \(existing.className), not these parameters")
-                        }
-                        guard existing.capacityBytes >= required, limit == 0 || existing.capacityBytes <= limit else {
-                            throw RPCError(code: .alreadyExists, message: "volume \"\(request.name)\" exists with \(existing.capacityBytes) bytes, outside the requested range")
-                        }
-                        return existing
-                    }
-                    let className = try ctx.resolver.resolve(request.parameters, create: true)!
-                    return try ctx.engine.createVolume(name: request.name, className: className, capacityBytes: size)
-                } catch {
-                    throw Failures.map(error)
-                }
+        let parameters = request.parameters
+        let record = try await ctx.operations.create(name: request.name, capacityBytes: size,
+                                                     className: { create in try ctx.resolver.resolve(parameters, create: create) }) { existing, className in
+            guard className == existing.className else {
+                throw RPCError(code: .alreadyExists, message: "volume \"\(existing.name)\" exists with storage class \(existing.className), not these parameters")
+            }
+            guard existing.capacityBytes >= required, limit == 0 || existing.capacityBytes <= limit else {
+                throw RPCError(code: .alreadyExists, message: "volume \"\(existing.name)\" exists with \(existing.capacityBytes) bytes, outside the requested range")
             }
         }
         ctx.logger.info("volume created", metadata: ["volume": "\(record.id)", "class": "\(record.className)", "bytes": "\(record.capacityBytes)"])
@@ -53,13 +43,7 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
 
     public func deleteVolume(request: Csi_V1_DeleteVolumeRequest, context _: ServerContext) async throws -> Csi_V1_DeleteVolumeResponse {
         guard !request.volumeID.isEmpty else { throw Failures.invalid("volume_id is required") }
-        let ctx = context
-        try await ctx.volumes.withLock(request.volumeID) {
-            if ctx.mounts.volumesInUse.contains(request.volumeID) {
-                throw RPCError(code: .failedPrecondition, message: "volume \(request.volumeID) is still staged or published on node \(ctx.nodeID)")
-            }
-            try await blocking { do { try ctx.engine.deleteVolume(id: request.volumeID) } catch { throw Failures.map(error) } }
-        }
+        try await context.operations.delete(id: request.volumeID)
         return Csi_V1_DeleteVolumeResponse()
     }
 
@@ -157,23 +141,7 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         let (required, limit) = try Self.range(request.capacityRange)
         guard required > 0 || limit > 0 else { throw Failures.invalid("capacity_range needs required_bytes or limit_bytes") }
         if request.hasVolumeCapability, let why = RequestChecks.unsupported(request.volumeCapability) { throw Failures.invalid(why) }
-        let ctx = context
-        let record = try await ctx.volumes.withLock(request.volumeID) {
-            try await blocking { () throws -> VolumeRecord in
-                let record = try ctx.volume(request.volumeID)
-                do {
-                    if limit > 0 && record.capacityBytes > limit {
-                        throw RPCError(code: .outOfRange, message: "volume \(record.id) has \(record.capacityBytes) bytes; volumes do not shrink")
-                    }
-                    if let c = ctx.engine.storageClass(named: record.className), !c.allowVolumeExpansion, required > record.capacityBytes {
-                        throw RPCError(code: .failedPrecondition, message: "storage class \(c.name) does not allow volume expansion")
-                    }
-                    return try ctx.engine.expandVolume(id: record.id, capacityBytes: max(required, record.capacityBytes))
-                } catch {
-                    throw Failures.map(error)
-                }
-            }
-        }
+        let record = try await context.operations.expand(id: request.volumeID, requiredBytes: required, limitBytes: limit)
         var r = Csi_V1_ControllerExpandVolumeResponse()
         r.capacityBytes = record.capacityBytes
         // A FUSE volume reports its size live (statfs asks the engine): nothing to do on the node.

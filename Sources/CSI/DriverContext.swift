@@ -20,8 +20,8 @@ public final class DriverContext: Sendable {
     public let stateDirectory: String
     public let vendorVersion: String
     public let logger: Logger
-    let names = KeyedLock()
-    let volumes = KeyedLock()
+    /// Create, delete, expand and the per-volume lock: the rules CSI and the admin API share.
+    public let operations: VolumeOperations
     let resolver: ClassResolver
 
     public init(engine: Engine, mounts: NodeMounts, nodeID: String, extraSegments: [String: String] = [:],
@@ -39,6 +39,7 @@ public final class DriverContext: Sendable {
         self.vendorVersion = vendorVersion
         self.logger = logger
         resolver = ClassResolver(engine: engine, defaultClass: defaultClass)
+        operations = VolumeOperations(engine: engine, mounts: mounts, nodeID: nodeID)
     }
 
     var topology: Csi_V1_Topology {

@@ -18,7 +18,7 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         guard request.hasVolumeCapability else { throw Failures.invalid("volume_capability is required") }
         if let why = RequestChecks.unsupported(request.volumeCapability) { throw Failures.invalid(why) }
         let ctx = context
-        try await ctx.volumes.withLock(request.volumeID) {
+        try await ctx.operations.withVolume(request.volumeID) {
             try await blocking {
                 _ = try ctx.volume(request.volumeID)
                 do { try ctx.mounts.stage(volumeID: request.volumeID, path: request.stagingTargetPath) } catch { throw Self.map(error) }
@@ -32,7 +32,7 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         try RequestChecks.volumeID(request.volumeID)
         try RequestChecks.path(request.stagingTargetPath, field: "staging_target_path", stateDirectory: context.stateDirectory)
         let ctx = context
-        try await ctx.volumes.withLock(request.volumeID) {
+        try await ctx.operations.withVolume(request.volumeID) {
             try await blocking {
                 try Self.requireVolumeOrRecord(ctx, request.volumeID, path: request.stagingTargetPath)
                 do { try ctx.mounts.detach(volumeID: request.volumeID, path: request.stagingTargetPath, kind: .staging) } catch { throw Self.map(error) }
@@ -54,7 +54,7 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         let readOnly = request.readonly || RequestChecks.readOnlyMode(request.volumeCapability)
             || request.volumeCapability.mount.mountFlags.contains("ro")
         let ctx = context
-        try await ctx.volumes.withLock(request.volumeID) {
+        try await ctx.operations.withVolume(request.volumeID) {
             try await blocking {
                 _ = try ctx.volume(request.volumeID)
                 do {
@@ -71,7 +71,7 @@ public struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         try RequestChecks.volumeID(request.volumeID)
         try RequestChecks.path(request.targetPath, field: "target_path", stateDirectory: context.stateDirectory)
         let ctx = context
-        try await ctx.volumes.withLock(request.volumeID) {
+        try await ctx.operations.withVolume(request.volumeID) {
             try await blocking {
                 try Self.requireVolumeOrRecord(ctx, request.volumeID, path: request.targetPath)
                 do { try ctx.mounts.detach(volumeID: request.volumeID, path: request.targetPath, kind: .publish) } catch { throw Self.map(error) }

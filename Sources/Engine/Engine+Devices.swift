@@ -27,6 +27,14 @@ public struct DeviceSpec: Sendable, Hashable, Codable {
     }
 }
 
+extension DeviceSpec {
+    /// The devices of a new host, named `HOST-d1` … `HOST-dN` (what "add a host" means to
+    /// `provisionctl plan --add-host` and `apply`).
+    public static func host(_ host: String, devices: Int, capacityBytes: Int64, rack: String? = nil, zone: String? = nil) -> [DeviceSpec] {
+        (1...max(1, devices)).map { DeviceSpec(id: "\(host)-d\($0)", host: host, rack: rack, zone: zone, capacityBytes: capacityBytes) }
+    }
+}
+
 /// A device as the engine sees it now.
 public struct DeviceInfo: Sendable, Hashable, Codable {
     public var id: String

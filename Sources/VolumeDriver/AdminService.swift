@@ -29,10 +29,8 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
     }
 
     func listClasses(request: Berth_Admin_V1_Empty, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
-        let volumes = try await run { try engine.volumes() }
-        return try report(["classes": engine.classes().map { info in
-            ClassEntry(info, volumes: volumes.count { $0.className == info.storageClass.name })
-        }])
+        let counts = try await run { try engine.volumeCounts() }
+        return try report(["classes": engine.classes().map { info in ClassEntry(info, volumes: counts[info.storageClass.name] ?? 0) }])
     }
 
     func deleteClass(request: Berth_Admin_V1_NameRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
@@ -101,10 +99,8 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
             case .addHost(let h):
                 guard h.devices > 0, h.devices <= 64 else { throw Failures.invalid("add_host.devices must be 1-64") }
                 guard h.capacityBytes > 0 else { throw Failures.invalid("add_host.capacity_bytes must be positive") }
-                for i in 1...Int(h.devices) {
-                    adding.append(DeviceSpec(id: "\(h.host)-d\(i)", host: h.host, rack: h.rack.isEmpty ? nil : h.rack,
-                                             zone: h.zone.isEmpty ? nil : h.zone, capacityBytes: h.capacityBytes))
-                }
+                adding += DeviceSpec.host(h.host, devices: Int(h.devices), capacityBytes: h.capacityBytes,
+                                          rack: h.rack.isEmpty ? nil : h.rack, zone: h.zone.isEmpty ? nil : h.zone)
             case .addDevice(let d): adding.append(try Self.spec(d))
             case .drainDevice(let id): changes.append(.reweight(DeviceID(id), 0))
             case .failDevice(let id): changes.append(.setState(DeviceID(id), .out))
@@ -139,31 +135,25 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
     }
 
     func createVolume(request: Berth_Admin_V1_CreateVolumeRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
-        guard !request.name.isEmpty, request.name.utf8.count <= 128 else { throw Failures.invalid("name must be 1-128 bytes") }
         guard request.capacityBytes > 0 else { throw Failures.invalid("capacity_bytes must be positive") }
         let className = request.className.isEmpty ? context.defaultClass : request.className
-        let record = try await run { try engine.createVolume(name: request.name, className: className, capacityBytes: request.capacityBytes) }
+        let record = try await context.operations.create(name: request.name, capacityBytes: request.capacityBytes,
+                                                         className: { _ in className }) { existing, _ in
+            throw RPCError(code: .alreadyExists, message: "a volume named \"\(existing.name)\" exists")
+        }
         return try report(record)
     }
 
     func deleteVolume(request: Berth_Admin_V1_NameRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
-        let ctx = context
-        try await run { () throws in
-            let record = try volume(idOrName: request.name)
-            if ctx.mounts.volumesInUse.contains(record.id) {
-                throw RPCError(code: .failedPrecondition, message: "volume \(record.id) is mounted on this node; unpublish it first")
-            }
-            try engine.deleteVolume(id: record.id)
-        }
+        let record = try await run { try volume(idOrName: request.name) }
+        try await context.operations.delete(id: record.id)
         return try report(["deleted": request.name])
     }
 
     func expandVolume(request: Berth_Admin_V1_ExpandVolumeRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
         guard request.capacityBytes > 0 else { throw Failures.invalid("capacity_bytes must be positive") }
-        let record = try await run { () throws -> VolumeRecord in
-            let record = try volume(idOrName: request.id)
-            return try engine.expandVolume(id: record.id, capacityBytes: request.capacityBytes)
-        }
+        let found = try await run { try volume(idOrName: request.id) }
+        let record = try await context.operations.expand(id: found.id, requiredBytes: request.capacityBytes, limitBytes: 0)
         return try report(record)
     }
 
