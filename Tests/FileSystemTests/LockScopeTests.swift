@@ -100,12 +100,19 @@ import Testing
         let resume = DispatchSemaphore(value: 0)
     }
 
-    /// Runs `body` on a thread of its own; true if it finished within `seconds`.
-    static func finishes(within seconds: Double = 10, _ body: @escaping @Sendable () -> Void) -> Bool {
+    /// Runs `body` on a thread of its own and tells whether it finished while the caller
+    /// still holds back what it must not wait for (a paused write, a writer that never
+    /// stops): the order of two events, not a duration. The deadline only turns a body that
+    /// would wait forever (the bug) into a failure instead of a hung suite; a body that is
+    /// merely slow on a loaded machine still passes.
+    static func finishes(_ body: @escaping @Sendable () -> Void) -> Bool {
         let done = DispatchSemaphore(value: 0)
         Thread { body(); done.signal() }.start()
-        return done.wait(timeout: .now() + seconds) == .success
+        return done.wait(timeout: .now() + hangDeadlineSeconds) == .success
     }
+
+    /// How long a test waits before calling a wait a hang.
+    static let hangDeadlineSeconds = 120.0
 
     static func bytes(_ count: Int, seed: UInt8) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31) ^ seed } }
 
@@ -202,7 +209,7 @@ import Testing
         }.start()
         usleep(200_000)
         let fs = v.fs
-        #expect(Self.finishes(within: 60) { _ = try? fs.setattr(file, size: 0) }, "the truncation chased the writer")
+        #expect(Self.finishes { _ = try? fs.setattr(file, size: 0) }, "the truncation chased the writer")
         stop.withLock { $0 = true }
         writer.wait()
     }
