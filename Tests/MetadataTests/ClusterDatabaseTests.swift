@@ -29,12 +29,43 @@ import Testing
         let reopened = try ClusterDatabase(path: path)
         #expect(try reopened.volumes().map(\.name) == ["pvc-1"])
         let applied = try reopened.writer.read { try ClusterMigrations.migrator.appliedMigrations($0) }
-        #expect(applied == ["v1-cluster", "v2-volume-class-index"])
+        #expect(applied == ["v1-cluster", "v2-volume-class-index", "v3-object-index"])
         let journal = try reopened.writer.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         #expect(journal == "wal")
         // Commits fsync the WAL (GRDB would leave NORMAL).
         let synchronous = try reopened.writer.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") }
         #expect(synchronous == 2)
+    }
+
+    /// The object index belongs to its volumes: an add for a volume that is gone is
+    /// skipped, a deleted volume takes its index rows, usage and in-use mark along, and its
+    /// commits leave the connection fsyncing again.
+    @Test func objectIndexFollowsItsVolumes() throws {
+        let db = try ClusterDatabase(path: directory + "/index.sqlite")
+        try db.commit([.saveClass(classRecord()), .saveVolume(volume("v1", name: "a")), .saveVolume(volume("v2", name: "b"))])
+        func object(_ n: Int, _ volume: String, pg: Int64) -> IndexedObject {
+            IndexedObject(id: String(format: "%032x", n), poolID: 1, pg: pg, volumeID: volume, sizeBytes: 100, shardBytes: 140)
+        }
+        try db.markInUse(volumeID: "v1")
+        try db.markInUse(volumeID: "nope")  // no such volume: nothing recorded
+        try db.applyIndex([.add(object(1, "v1", pg: 3)), .add(object(2, "v1", pg: 3)), .add(object(3, "v2", pg: 4)),
+                           .add(object(4, "gone", pg: 3)), .remove(id: String(format: "%032x", 2))])
+        #expect(try db.indexedObjects(poolID: 1, pg: 3).map(\.id) == [String(format: "%032x", 1)])
+        #expect(try db.positionBytes(poolID: 1) == [3: 140, 4: 140])
+        #expect(try db.indexedObjectCount(poolID: 1, pgs: [3, 4]) == 2)
+        #expect(try db.volumesInUse() == ["v1"])
+        let synchronous = try db.writer.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") }
+        #expect(synchronous == 2)
+        try db.replaceIndex(volumeID: "v1", objects: [object(5, "v1", pg: 7)],
+                            usage: VolumeUsageRecord(volumeID: "v1", storedBytes: 140, liveBytes: 100), keepInUse: false)
+        #expect(try db.indexedObjects(poolID: 1, pg: 3).isEmpty)
+        #expect(try db.volumesInUse().isEmpty)
+        #expect(try db.usages() == [VolumeUsageRecord(volumeID: "v1", storedBytes: 140, liveBytes: 100)])
+        try db.markInUse(volumeID: "v1")
+        try db.commit([.deleteVolume(id: "v1")])
+        #expect(try db.indexedObject(id: String(format: "%032x", 5)) == nil)
+        #expect(try db.usages().isEmpty && db.volumesInUse().isEmpty)
+        #expect(try db.indexedObjects(poolID: 1, pg: 4).map(\.volumeID) == ["v2"])
     }
 
     @Test func schemaHoldsTheInvariants() throws {
