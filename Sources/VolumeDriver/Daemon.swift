@@ -6,14 +6,15 @@ import Engine
 import Foundation
 import GRPCCore
 import Logging
+import ServiceLifecycle
 import SocketTransport
 import StorageClasses
 import Synchronization
 
 /// The daemon's lifecycle: open (or bootstrap) the engine, re-mount what was published,
-/// serve CSI and admin gRPC on their Unix sockets and /metrics on localhost, run the mover,
-/// and on SIGTERM/SIGINT stop accepting, let in-flight calls finish, unmount, and remove
-/// the sockets.
+/// then one `ServiceGroup` (DaemonServices.swift) serves CSI and admin gRPC on their Unix
+/// sockets and /metrics on localhost and runs the mover; on SIGTERM/SIGINT it stops
+/// accepting, lets in-flight calls finish, stops the mover, unmounts, and the sockets go.
 struct Daemon {
     let configuration: DaemonConfiguration
     let logLevel: Logger.Level
@@ -76,70 +77,34 @@ struct Daemon {
             metricsServer = try await MetricsServer(host: host, port: port) { metrics.render() }
         }
 
-        // A signal or a failed server only raises the flag; the stopper below passes it on
-        // to the servers once they listen (stopping a server while it still binds its
-        // socket trips an assertion in NIO, and one not yet serving ignores the request).
-        let stopping = StopFlag()
-        let shutdown: @Sendable () -> Void = {
-            guard !stopping.value.exchange(true, ordering: .relaxed) else { return }
+        var services: [any Service] = [
+            MountsService(mounts: mounts),
+            MoverService(engine: engine, log: log),
+            GRPCServerService(server: csiServer),
+            GRPCServerService(server: adminServer),
+        ]
+        if let metricsServer { services.append(MetricsService(server: metricsServer)) }
+        // A part that fails or ends early takes the daemon down gracefully, in order.
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services.map {
+            .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+        }, logger: log))
+        // Signals through `StopSignals` (installed before READY, see there), not the group's
+        // own signal sources.
+        try StopSignals.install {
             log.info("shutting down: finishing in-flight calls")
+            Task { await group.triggerGracefulShutdown() }
         }
-        try StopSignals.install(shutdown)
 
         log.info("serving", metadata: ["csi": "\(csiPath)", "admin": "\(adminPath)", "metrics": "\(metricsServer?.port.map { "\(c.metricsAddress.split(separator: ":").dropLast().joined(separator: ":")):\($0)" } ?? "off")",
                                        "state_dir": "\(c.stateDirectory)", "new_cluster": "\(fresh)"])
         // Readiness line for scripts and tests.
         FileHandle.standardOutput.write(Data("READY csi=\(csiPath) admin=\(adminPath) metrics=\(metricsServer?.port.map(String.init) ?? "off")\n".utf8))
 
-        await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await csiServer.serve() }
-            group.addTask { try await adminServer.serve() }
-            group.addTask { await Self.runMover(engine, stopping: stopping, log: log) }
-            group.addTask {
-                _ = try? await csiServer.listeningAddress
-                _ = try? await adminServer.listeningAddress
-                while !stopping.value.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(50)) }
-                csiServer.beginGracefulShutdown()
-                adminServer.beginGracefulShutdown()
-            }
-            while true {
-                do {
-                    guard try await group.next() != nil else { break }
-                } catch {
-                    log.error("a server failed", metadata: ["error": "\(error)"])
-                    shutdown()
-                }
-            }
-        }
-        mounts.shutdown()
-        await metricsServer?.close()
+        do { try await group.run() } catch { log.error("a part of the daemon failed", metadata: ["error": "\(error)"]) }
         unlink(csiPath)
         unlink(adminPath)
         log.info("stopped")
     }
-
-    /// Executes pending movement in small steps while the daemon runs (the engine's
-    /// throttle keeps it below the configured rate). Idle, it looks again every second;
-    /// after a step that failed and moved nothing, it waits twice as long as the last time,
-    /// up to a minute, so a position that cannot move (its only copy lost) is not retried
-    /// every second forever.
-    static func runMover(_ engine: Engine, stopping: StopFlag, log: Logger) async {
-        var pause = MoverPause()
-        while !stopping.value.load(ordering: .relaxed) {
-            let result = try? await blocking { engine.move(maxPositions: 32) }
-            for failure in result?.failures ?? [] { log.warning("move failed", metadata: ["reason": "\(failure)"]) }
-            let waitMs = pause.next(moved: result?.positions ?? 0, failed: result.map { !$0.failures.isEmpty } ?? true)
-            var waitedMs = 0
-            while waitedMs < waitMs && !stopping.value.load(ordering: .relaxed) {
-                try? await Task.sleep(for: .milliseconds(100))
-                waitedMs += 100
-            }
-        }
-    }
-}
-
-final class StopFlag: Sendable {
-    let value = Atomic<Bool>(false)
 }
 
 struct DaemonError: Error, CustomStringConvertible {
