@@ -106,7 +106,7 @@ let package = Package(
         .executableTarget(name: "StorageBench", dependencies: ["Engine", "Codec", "Placement", "Storage", "StorageClasses"]),
         // Helpers shared by the test targets (finding built executables).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
+        .testTarget(name: "PlacementTests", dependencies: ["Placement", "TestSupport"]),
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata"]),

@@ -124,8 +124,8 @@ extension Engine {
             let counts = table.counts()
             let usable = CapacityModel.usableBytes(shardCounts: counts, pgCount: c.pgCount, width: c.rule.width, overhead: c.overhead,
                                                    devices: deviceStates, fullRatio: configuration.fullRatio)
-            let provisioned = try EngineError.wrap { try database.provisionedBytes(className: c.name) }
-            let (used, data) = try classUsage(entry)
+            let totals = classTotals(entry)
+            let (used, data, provisioned) = (totals.storedBytes, totals.liveBytes, totals.provisionedBytes)
             classes.append(.init(name: c.name, overhead: c.overhead, rawBytes: raw, usedBytes: used, dataBytes: data,
                                  provisionedBytes: provisioned, usableBytes: usable,
                                  percentUsed: raw > 0 ? Double(used) * 100 / Double(raw) : 0,

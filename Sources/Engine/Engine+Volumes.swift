@@ -58,10 +58,12 @@ extension Engine {
                 $0.bytes[className, default: 0] -= capacityBytes
             }
         }
-        usageCache.withLock { $0[record.id] = VolumeUsage(className: className, storedBytes: 0, liveBytes: 0) }
         try EngineError.wrap {
             try volumeCommits.commit([.saveVolume(record), .saveUsage(VolumeUsageRecord(volumeID: record.id, storedBytes: 0, liveBytes: 0))])
         }
+        // Before the reservation goes (`defer` above), so admission never misses it.
+        usageTable.setUsage(record.id, VolumeUsage(className: className, storedBytes: 0, liveBytes: 0))
+        usageTable.setCapacity(record.id, className: className, bytes: capacityBytes)
         return record
     }
 
@@ -73,6 +75,7 @@ extension Engine {
             try admit(className: record.className, additionalBytes: capacityBytes - record.capacityBytes)
             record.capacityBytes = capacityBytes
             try EngineError.wrap { try database.commit([.saveVolume(record)]) }
+            usageTable.setCapacity(record.id, className: record.className, bytes: capacityBytes)
             return record
         }
     }
@@ -92,9 +95,9 @@ extension Engine {
     func admissionFigures(className: String) throws(EngineError) -> (provisioned: Int64, data: Int64, usable: Int64) {
         let s = state.withLock { $0 }
         guard let entry = s.classes[className] else { throw .unknownClass(className) }
-        let provisioned = try EngineError.wrap { try database.provisionedBytes(className: className) }
-            + reservations.withLock { $0.bytes[className, default: 0] }
-        let data = try classUsage(entry).liveBytes
+        let totals = classTotals(entry)
+        let provisioned = totals.provisionedBytes + reservations.withLock { $0.bytes[className, default: 0] }
+        let data = totals.liveBytes
         let counts = try shardCounts(s, pool: entry.poolID)
         var devices: [CapacityModel.DeviceState] = []
         for device in s.map.devices where device.isEligible {
@@ -144,10 +147,10 @@ extension Engine {
         }
         volumeDatabases.withLock { _ = $0.removeValue(forKey: record.id) }
         volumeClassNames.withLock { _ = $0.removeValue(forKey: record.id) }  // one learnt while deleting
-        usageCache.withLock { _ = $0.removeValue(forKey: record.id) }
         let base = volumesDirectory + "/" + record.id + ".sqlite"
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: base + suffix) }
         try EngineError.wrap { try database.commit([.deleteVolume(id: record.id)]) }
+        usageTable.remove(record.id)
     }
 
     // MARK: objects

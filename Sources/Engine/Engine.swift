@@ -27,10 +27,10 @@ public final class Engine: Sendable {
     /// Held while a volume database is opened: two connections opening a new file at once
     /// would both run its migrations (and one fail with "table already exists").
     let volumeOpening = NSLock()
-    /// Per volume: bytes its live objects store on devices and their data size. Only an
-    /// open (mounted) volume's usage changes, so closed volumes' values are kept here
-    /// instead of opening every volume's database for each capacity question.
-    let usageCache = Mutex<[String: VolumeUsage]>([:])
+    /// Per volume: class, provisioned bytes and usage, with totals per class. Only an open
+    /// (mounted) volume's usage changes, so closed volumes' values are kept here instead of
+    /// opening every volume's database for each capacity question.
+    let usageTable = VolumeUsageTable()
     let volumeCommits: GroupCommit
     /// Objects by placement group, across volumes (`pg_object`), and its pending changes.
     let index: ObjectIndexJournal
@@ -39,14 +39,7 @@ public final class Engine: Sendable {
     /// Per epoch and pool: shards per device of the current placement (for admission).
     let shardCounts = Mutex<(epoch: UInt64, counts: [UInt32: [DeviceID: Int]])>((0, [:]))
 
-    struct VolumeUsage: Sendable {
-        var className: String
-        var storedBytes: Int64
-        var liveBytes: Int64
-        /// `VolumeDatabase.writesEnded` when measured: an open volume is measured again only
-        /// once it has changed (nil: not measured from an open database).
-        var writes: Int? = nil
-    }
+    typealias VolumeUsage = VolumeUsageTable.Usage
 
     struct ClassEntry: Sendable {
         var storageClass: StorageClass
@@ -160,11 +153,10 @@ public final class Engine: Sendable {
         let volumes = try EngineError.wrap { try database.volumes() }
         let known = try EngineError.wrap { try database.usages() }
         let classOf = Dictionary(volumes.map { ($0.id, $0.className) }, uniquingKeysWith: { a, _ in a })
-        usageCache.withLock { cache in
-            for usage in known {
-                guard let className = classOf[usage.volumeID] else { continue }
-                cache[usage.volumeID] = VolumeUsage(className: className, storedBytes: usage.storedBytes, liveBytes: usage.liveBytes)
-            }
+        for volume in volumes { usageTable.setCapacity(volume.id, className: volume.className, bytes: volume.capacityBytes) }
+        for usage in known {
+            guard let className = classOf[usage.volumeID] else { continue }
+            usageTable.setUsage(usage.volumeID, VolumeUsage(className: className, storedBytes: usage.storedBytes, liveBytes: usage.liveBytes))
         }
         let inUse = Set(try EngineError.wrap { try database.volumesInUse() })
         for volume in volumes where volume.state == .deleting || inUse.contains(volume.id) {
@@ -191,7 +183,7 @@ public final class Engine: Sendable {
         }
         let rows = try EngineError.wrap { try vdb.objects() }.map { Self.indexed($0, volume: volume.id, entry) }
         let usage = try Self.measure(vdb, entry)
-        usageCache.withLock { $0[volume.id] = usage }
+        usageTable.setUsage(volume.id, usage)
         // Undecided objects keep the volume in use, so the next start looks at them again.
         try EngineError.wrap {
             try database.replaceIndex(volumeID: volume.id, objects: rows,
@@ -261,7 +253,7 @@ public final class Engine: Sendable {
         guard let vdb = volumeDatabases.withLock({ $0.removeValue(forKey: id) }) else { return }
         guard let record = try? database.volume(id: id), let entry = state.withLock({ $0.classes[record.className] }),
               let usage = try? Self.measure(vdb, entry) else { return }
-        usageCache.withLock { $0[id] = usage }
+        usageTable.setUsage(id, usage)
         // Anything left unsaid keeps the volume in use: the next start reconciles it.
         guard (try? vdb.settleDeferred()) != nil, (try? index.flush()) != nil else { return }
         try? database.commit([.saveUsage(VolumeUsageRecord(volumeID: id, storedBytes: usage.storedBytes, liveBytes: usage.liveBytes)),
@@ -286,35 +278,28 @@ public final class Engine: Sendable {
     func usage(of volumeID: String, _ entry: ClassEntry) throws(EngineError) -> VolumeUsage {
         if let open = volumeDatabases.withLock({ $0[volumeID] }) {
             let writes = open.writesEnded
-            if let known = usageCache.withLock({ $0[volumeID] }), known.writes == writes { return known }
+            if let known = usageTable.usage(volumeID), known.writes == writes { return known }
             var usage = try Self.measure(open, entry)
             usage.writes = writes
-            usageCache.withLock { $0[volumeID] = usage }
+            usageTable.setUsage(volumeID, usage)
             return usage
         }
-        if let known = usageCache.withLock({ $0[volumeID] }) { return known }
+        if let known = usageTable.usage(volumeID) { return known }
         let usage = try Self.measure(try temporaryVolumeDatabase(volumeID), entry)
-        usageCache.withLock { $0[volumeID] = usage }
+        usageTable.setUsage(volumeID, usage)
         return usage
     }
 
-    /// A class's volumes' usage added up: bytes their live objects store on devices, and
-    /// their data. Open volumes that changed are measured again; the others are known.
-    func classUsage(_ entry: ClassEntry) throws(EngineError) -> (storedBytes: Int64, liveBytes: Int64) {
+    /// A class's volumes added up: provisioned bytes, bytes their live objects store on
+    /// devices, and their data. Open volumes that changed are measured again first; the
+    /// others are known. Costs what is open, not how many volumes exist.
+    func classTotals(_ entry: ClassEntry) -> VolumeUsageTable.Totals {
         let name = entry.storageClass.name
         for id in volumeDatabases.withLock({ Array($0.keys) }) {
-            guard let known = usageCache.withLock({ $0[id]?.className }) ?? (try? database.volume(id: id))??.className,
-                  known == name else { continue }
+            guard let known = usageTable.className(id) ?? (try? database.volume(id: id))??.className, known == name else { continue }
             _ = try? usage(of: id, entry)
         }
-        return usageCache.withLock { cache in
-            var total: (storedBytes: Int64, liveBytes: Int64) = (0, 0)
-            for usage in cache.values where usage.className == name {
-                total.storedBytes += usage.storedBytes
-                total.liveBytes += usage.liveBytes
-            }
-            return total
-        }
+        return usageTable.totals(className: name)
     }
 
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }

@@ -4,6 +4,7 @@ import Placement
 @testable import Storage
 import StorageClasses
 import Testing
+import TestSupport
 @testable import Engine
 
 /// The object index (`pg_object`) against its oracle, the whole scan it replaced: every
@@ -52,7 +53,7 @@ import Testing
     /// predicts the bytes the scan computes, and the mover moves exactly those.
     @Test(arguments: [11, 23, 37, 41, 59] as [UInt64])
     func indexDrivenMovementMatchesAWholeScan(seed: UInt64) throws {
-        var rng = SplitMix(seed: seed)
+        var rng = SeededRandom(seed: seed)
         let engine = try Fixture.engine(dir)
         var volumes: [String] = []
         for i in 0..<(4 + Int(rng.next() % 8)) {
@@ -162,18 +163,5 @@ import Testing
             try FileManager.default.removeItem(atPath: volumes + volume + ".sqlite")
             try FileManager.default.moveItem(atPath: volumes + volume + ".saved", toPath: volumes + volume + ".sqlite")
         }
-    }
-}
-
-/// A small seeded generator (SplitMix64): a failing seed replays exactly.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
     }
 }

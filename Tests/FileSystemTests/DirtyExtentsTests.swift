@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import FileSystem
 
 @Suite struct DirtyExtentsTests {
@@ -7,7 +8,7 @@ import Testing
     /// sorted, disjoint and never adjacent, byte count exact.
     @Test(arguments: [1, 2, 3] as [UInt64])
     func matchesAPlainBuffer(seed: UInt64) {
-        var rng = ModelTests.Rng(state: seed)
+        var rng = SeededRandom(seed: seed)
         let size = 1 << 16
         var model = [UInt8](repeating: 0, count: size)
         var covered = [Bool](repeating: false, count: size)

@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import Testing
+import TestSupport
 
 /// Oracle test: a plain directory on the host's filesystem is the model. The same seeded
 /// random operations go to both; every result (bytes or errno) must match, and so must
@@ -8,18 +9,6 @@ import Testing
 /// operations: writes, reads, truncates, appends, `O_TRUNC` opens, holes punched and ranges
 /// zeroed with `fallocate`, and the namespace's mkdir, rmdir, unlink, rename and link.
 @Suite(.serialized) struct ModelTests {
-    struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
     /// Applies one operation under `root`; returns what a caller would observe.
     static func apply(_ op: Int, _ a: String, _ b: String, _ offset: Int, _ data: [UInt8], root: String) -> String {
         let pa = root + "/" + a, pb = root + "/" + b
@@ -122,7 +111,7 @@ import Testing
         let v = try MountedVolume(storageClass: storageClass)
         let model = v.root + "/model"
         try FileManager.default.createDirectory(atPath: model, withIntermediateDirectories: true)
-        var rng = Rng(state: seed)
+        var rng = SeededRandom(seed: seed)
         let names = ["a", "b", "c", "d/x", "d/y", "d", "e", "e/z", "d/e"]
         let chunk = 64 << 10
         for step in 0..<400 {

@@ -1,5 +1,6 @@
 import Metadata
 import Testing
+import TestSupport
 @testable import FileSystem
 
 @Suite struct SpaceAccountTests {
@@ -40,7 +41,7 @@ import Testing
     /// the account never lets use pass capacity and never refuses what fits exactly.
     @Test(arguments: [1, 2, 3] as [UInt64])
     func neverOvercommitsNorRefusesWhatFits(seed: UInt64) throws {
-        var rng = ModelTests.Rng(state: seed)
+        var rng = SeededRandom(seed: seed)
         let capacity: Int64 = 10_000
         var exact: Int64 = 0
         var space = SpaceAccount(usedBytes: 0)

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import Placement
 
 /// Properties of `nextEpoch` over random topologies and changes. A failing case names its

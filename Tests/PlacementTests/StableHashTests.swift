@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import Placement
 
 /// Placement must never change between releases: these known answers (computed by an
