@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "berth-engine", targets: ["EngineTool"]),
         .executable(name: "storage-bench", targets: ["StorageBench"]),
         .executable(name: "csi-bench", targets: ["CSIBench"]),
+        .executable(name: "scale-bench", targets: ["ScaleBench"]),
         .executable(name: "berth-csi", targets: ["CSIClient"]),
     ],
     dependencies: [
@@ -101,6 +102,10 @@ let package = Package(
                                                             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "CSIBench", dependencies: ["CSIProtocol", "SocketTransport", .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                                                            .product(name: "GRPCCore", package: "grpc-swift-2")]),
+        // scale-bench: the control plane at 10,000 volumes (issue 27), against a real VolumeDriver.
+        .executableTarget(name: "ScaleBench", dependencies: ["CSIProtocol", "AdminProtocol", "SocketTransport",
+                                                             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                                                             .product(name: "GRPCCore", package: "grpc-swift-2")]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
         .executableTarget(name: "EngineTool", dependencies: ["Engine", "FileSystem", "Placement", "StorageClasses"]),
         .executableTarget(name: "StorageBench", dependencies: ["Engine", "Codec", "Placement", "Storage", "StorageClasses"]),
