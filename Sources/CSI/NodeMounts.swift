@@ -46,14 +46,20 @@ public final class NodeMounts: Sendable {
     }
 
     let engine: Engine
+    /// One budget of cached object bytes for every mount of the node.
+    let objectCache: ObjectCache
     let sessionsDirectory: String
     let recordPath: String
     let log: Logger
     private let state = Mutex(State())
     private let saves = GroupedWrites()
 
-    public init(engine: Engine, stateDirectory: String, logger: Logger) throws {
+    /// The node-wide budget for cached object bytes, shared by all its mounts.
+    public static let defaultObjectCacheBytes = 256 << 20
+
+    public init(engine: Engine, stateDirectory: String, logger: Logger, objectCacheBytes: Int = defaultObjectCacheBytes) throws {
         self.engine = engine
+        objectCache = ObjectCache(budgetBytes: objectCacheBytes)
         sessionsDirectory = stateDirectory + "/mounts"
         recordPath = stateDirectory + "/node/mounts.json"
         log = logger
@@ -153,7 +159,7 @@ public final class NodeMounts: Sendable {
         let path = sessionsDirectory + "/" + volumeID  // volumeID is an id the engine issued
         FuseMount.clearStaleMount(path)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let fileSystem = try VolumeFileSystem(engine: engine, volume: volumeID)
+        let fileSystem = try VolumeFileSystem(engine: engine, volume: volumeID, cache: objectCache)
         let ready = DispatchSemaphore(value: 0)
         let mount = FuseMount(fileSystem: fileSystem, mountpoint: path, handlesSignals: false, mounted: { ready.signal() })
         let session = Session(mount: mount, path: path)

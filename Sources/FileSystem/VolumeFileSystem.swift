@@ -68,7 +68,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
     let writeBackQueue = DispatchQueue(label: "berth.fs.write-back")
     /// Where unreferenced objects are deleted (`purgeLater`).
     let purgeQueue = DispatchQueue(label: "berth.fs.purge")
-    let cache = ObjectCache(budgetBytes: 64 << 20)
+    /// Objects' bytes recently read or written: the node's shared cache when the caller
+    /// gives one (`NodeMounts`: one budget for every mount), else one of this volume's own.
+    let cache: ObjectCache
     /// Recently read chunks' slice lists (`SliceCache`): invalidated for a file under the
     /// lock by every change of its slices, after it commits.
     let sliceCache = SliceCache()
@@ -121,9 +123,12 @@ public final class VolumeFileSystem: @unchecked Sendable {
         }
     }
 
-    public init(engine: Engine, volume: String) throws(FSError) {
+    /// `cache`: shared with the node's other mounts (object ids are unique across volumes);
+    /// nil: a cache of `ObjectCache.defaultBudgetBytes` for this volume alone.
+    public init(engine: Engine, volume: String, cache: ObjectCache? = nil) throws(FSError) {
         self.engine = engine
         self.volume = volume
+        self.cache = cache ?? ObjectCache(budgetBytes: ObjectCache.defaultBudgetBytes)
         do {
             namespace = try engine.namespace(volume: volume)
             let storageClass = try engine.storageClass(ofVolume: volume)
@@ -932,44 +937,5 @@ public final class VolumeFileSystem: @unchecked Sendable {
             try? namespace.commitNamespaceChanges()
         }
         waitForPurges()
-    }
-}
-
-/// Recently used objects' bytes, so reading a 4 MiB object in 128 KiB requests fetches it once.
-final class ObjectCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [String: [UInt8]] = [:]
-    private var order: [String] = []
-    private var bytes = 0
-    let budget: Int
-
-    init(budgetBytes: Int) { budget = budgetBytes }
-
-    func get(_ id: String) -> [UInt8]? {
-        lock.withLock {
-            guard let value = entries[id] else { return nil }
-            if let i = order.firstIndex(of: id) { order.remove(at: i); order.append(id) }
-            return value
-        }
-    }
-
-    func insert(_ id: String, _ value: [UInt8]) {
-        lock.withLock {
-            if entries[id] == nil { order.append(id); bytes += value.count }
-            entries[id] = value
-            while bytes > budget, let oldest = order.first {
-                order.removeFirst()
-                bytes -= entries.removeValue(forKey: oldest)?.count ?? 0
-            }
-        }
-    }
-
-    func remove(_ id: String) {
-        lock.withLock {
-            if let value = entries.removeValue(forKey: id) {
-                bytes -= value.count
-                order.removeAll { $0 == id }
-            }
-        }
     }
 }
