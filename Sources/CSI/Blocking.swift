@@ -39,6 +39,4 @@ actor BlockingSlots {
     func release() {
         if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
     }
-
-    var available: Int { free }
 }

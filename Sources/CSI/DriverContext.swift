@@ -54,11 +54,6 @@ public final class DriverContext: Sendable {
     }
 
 
-    /// The available volume `id`, or NOT_FOUND (engine failures keep their own codes).
-    func volume(_ id: String) throws -> VolumeRecord {
-        let found: VolumeRecord?
-        do { found = try engine.volume(id: id) } catch { throw Failures.map(error) }
-        guard let record = found, record.state == .available else { throw Failures.notFound("no volume \"\(id.prefix(128))\"") }
-        return record
-    }
+    /// The available volume `id`, or NOT_FOUND (`VolumeOperations.volume`).
+    func volume(_ id: String) throws -> VolumeRecord { try operations.volume(id) }
 }

@@ -21,6 +21,14 @@ public final class VolumeOperations: Sendable {
         self.nodeID = nodeID
     }
 
+    /// The available volume `id`, or NOT_FOUND (engine failures keep their own codes).
+    func volume(_ id: String) throws -> VolumeRecord {
+        let found: VolumeRecord?
+        do { found = try engine.volume(id: id) } catch { throw Failures.map(error) }
+        guard let record = found, record.state == .available else { throw Failures.notFound("no volume \"\(id.prefix(128))\"") }
+        return record
+    }
+
     /// Runs `body` holding the volume's lock (stage, publish and their undoing).
     public func withVolume<T: Sendable>(_ id: String, _ body: @Sendable () async throws -> T) async throws -> T {
         try await volumes.withLock(id, body)
@@ -69,11 +77,9 @@ public final class VolumeOperations: Sendable {
     public func expand(id: String, requiredBytes: Int64, limitBytes: Int64) async throws -> VolumeRecord {
         let engine = engine
         return try await volumes.withLock(id) {
-            try await blocking { () throws -> VolumeRecord in
+            try await blocking { [self] () throws -> VolumeRecord in
+                let record = try volume(id)
                 do {
-                    guard let record = try engine.volume(id: id), record.state == .available else {
-                        throw Failures.notFound("no volume \"\(id.prefix(128))\"")
-                    }
                     if limitBytes > 0 && record.capacityBytes > limitBytes {
                         throw RPCError(code: .outOfRange, message: "volume \(record.id) has \(record.capacityBytes) bytes; volumes do not shrink")
                     }

@@ -137,12 +137,12 @@ extension Engine {
     func deleteVolumeData(_ record: VolumeRecord) throws(EngineError) {
         let vdb = try temporaryVolumeDatabase(record.id)
         guard let entry = state.withLock({ $0.classes[record.className] }) else { throw .unknownClass(record.className) }
-        // Its index entries, usage and in-use mark go with its row (ON DELETE CASCADE).
+        // Its index entries, usage and in-use mark go with its row at the end (ON DELETE
+        // CASCADE), after every shard: the index still lists them meanwhile, as it must.
         for state in [ObjectRecord.State.live, .writing, .deleting] {
             for object in try EngineError.wrap({ try vdb.objects(state: state) }) {
                 if let id = ObjectID(object.id) { _ = try? objects.delete(pool: entry.poolID, object: id) }
                 try EngineError.wrap { try vdb.removeObject(id: object.id) }
-                index.remove(ids: [object.id])
             }
         }
         volumeDatabases.withLock { _ = $0.removeValue(forKey: record.id) }

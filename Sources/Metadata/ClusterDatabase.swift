@@ -172,13 +172,6 @@ public final class ClusterDatabase: Sendable {
         }
     }
 
-    /// Sum of the capacities of a class's volumes.
-    public func provisionedBytes(className: String) throws -> Int64 {
-        try writer.read { db in
-            try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(capacity_bytes), 0) FROM volume WHERE class_name = ?", arguments: [className]) ?? 0
-        }
-    }
-
     public func volume(id: String) throws -> VolumeRecord? {
         try writer.read { db in try VolumeRecord.fetchOne(db, key: id) }
     }

@@ -317,15 +317,6 @@ public final class VolumeDatabase: Sendable {
         try objectRead { db in try ObjectRecord.filter(Column("state") == state.rawValue).order(Column("id")).fetchAll(db) }
     }
 
-    /// Live objects of the pool whose PG is one of `pgs`.
-    public func liveObjectCount(poolID: UInt32, pgs: Set<Int>) throws -> Int {
-        guard !pgs.isEmpty else { return 0 }
-        return try objectRead { db in
-            try ObjectRecord.filter(Column("pool_id") == Int64(poolID) && Column("state") == "live" && pgs.map(Int64.init).contains(Column("pg")))
-                .fetchCount(db)
-        }
-    }
-
     /// The objects of one PG in one of `states`: what the mover copies (live, and writing:
     /// a staged object's shards are complete before its row turns live) and what cleaning
     /// a device after a move deletes (every state).
