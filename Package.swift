@@ -35,6 +35,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // Pure placement logic: cluster map, rules, placement function, balancer,
@@ -68,6 +71,21 @@ let package = Package(
         // (committed: CI never builds protoc plugins).
         .target(name: "CSIProtocol", dependencies: grpcProtobuf),
         .target(name: "AdminProtocol", dependencies: grpcProtobuf),
+        .target(name: "AgentProtocol", dependencies: grpcProtobuf),
+        // The cluster's certificates: a CA, one certificate per node id, mutual-TLS settings.
+        .target(name: "ClusterTLS", dependencies: [
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        ]),
+        // The node agent: a host's devices served over gRPC/TCP with mutual TLS, and the
+        // client side the engine uses for other hosts' devices (`RemoteShardDevice`).
+        .target(name: "NodeAgent", dependencies: [
+            "AgentProtocol", "ClusterTLS", "Storage", "Placement", "Codec",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        ]),
         // The CSI Identity, Controller and Node services over the engine and FUSE mounts.
         .target(name: "CSI", dependencies: ["CSIProtocol", "Engine", "FileSystem", "StorageClasses", "Metadata",
                                             .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -79,7 +97,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "VolumeDriver", dependencies: [
-            "CSI", "CSIProtocol", "AdminProtocol", "SocketTransport", "Engine", "FileSystem", "StorageClasses", "Placement",
+            "CSI", "CSIProtocol", "AdminProtocol", "AgentProtocol", "ClusterTLS", "NodeAgent", "SocketTransport", "Engine", "FileSystem", "StorageClasses", "Placement",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -90,7 +108,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "provisionctl", dependencies: [
-            "AdminProtocol", "SocketTransport", "StorageClasses",
+            "AdminProtocol", "ClusterTLS", "SocketTransport", "StorageClasses",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -118,6 +136,9 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineTool", "TestSupport"]),
         .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "EngineTool", "CFuse3", "CLinux", "TestSupport"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
+        .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "AgentProtocol", "ClusterTLS", "Storage", "Placement", "StorageClasses", "TestSupport",
+                                                          .product(name: "GRPCCore", package: "grpc-swift-2"),
+                                                          .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport")]),
         .testTarget(name: "CSITests", dependencies: ["CSI", "CSIProtocol", "AdminProtocol", "SocketTransport", "VolumeDriver", "provisionctl", "TestSupport",
                                                      .product(name: "GRPCCore", package: "grpc-swift-2")]),
     ],

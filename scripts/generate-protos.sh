@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates Sources/CSIProtocol and Sources/AdminProtocol from proto/*.proto.
+# Regenerates Sources/CSIProtocol, Sources/AdminProtocol and Sources/AgentProtocol from proto/*.proto.
 # Run by hand after editing a .proto; CI never runs it (the generated Swift is committed).
 #
 # Needs protoc (Debian: protobuf-compiler) and the two plugins, built once in a throwaway
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PLUGINS=${PLUGINS:-/work/plugins/.build/release}
 command -v protoc >/dev/null || apt-get install -y protobuf-compiler
-for pair in csi:CSIProtocol admin:AdminProtocol; do
+for pair in csi:CSIProtocol admin:AdminProtocol agent:AgentProtocol; do
   proto=${pair%%:*}; target=${pair##*:}
   mkdir -p "Sources/$target"
   rm -f "Sources/$target"/*.pb.swift "Sources/$target"/*.grpc.swift
@@ -22,4 +22,4 @@ for pair in csi:CSIProtocol admin:AdminProtocol; do
     --grpc-swift-2_out="Sources/$target" --grpc-swift-2_opt=Visibility=Public \
     "proto/$proto.proto"
 done
-echo "generated: $(ls Sources/CSIProtocol Sources/AdminProtocol | tr '\n' ' ')"
+echo "generated: $(ls Sources/CSIProtocol Sources/AdminProtocol Sources/AgentProtocol | tr '\n' ' ')"

@@ -112,6 +112,11 @@ public nonisolated struct Berth_Admin_V1_DeviceSpec: Sendable {
   /// 0: weight follows capacity.
   public var weight: Double = 0
 
+  /// HOST:PORT of the node agent of `host` serving this device (docs/cluster.md); empty: a
+  /// directory on the daemon's machine. With an agent, `path` is ignored and capacity_bytes
+  /// may be 0 (the agent's figure is used).
+  public var agent: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -490,7 +495,7 @@ nonisolated extension Berth_Admin_V1_ApplyClassesRequest.Manifest: SwiftProtobuf
 
 nonisolated extension Berth_Admin_V1_DeviceSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeviceSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}host\0\u{1}rack\0\u{1}zone\0\u{1}path\0\u{3}capacity_bytes\0\u{1}weight\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}host\0\u{1}rack\0\u{1}zone\0\u{1}path\0\u{3}capacity_bytes\0\u{1}weight\0\u{1}agent\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -505,6 +510,7 @@ nonisolated extension Berth_Admin_V1_DeviceSpec: SwiftProtobuf.Message, SwiftPro
       case 5: try { try decoder.decodeSingularStringField(value: &self.path) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.capacityBytes) }()
       case 7: try { try decoder.decodeSingularDoubleField(value: &self.weight) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.agent) }()
       default: break
       }
     }
@@ -532,6 +538,9 @@ nonisolated extension Berth_Admin_V1_DeviceSpec: SwiftProtobuf.Message, SwiftPro
     if self.weight.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.weight, fieldNumber: 7)
     }
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -543,6 +552,7 @@ nonisolated extension Berth_Admin_V1_DeviceSpec: SwiftProtobuf.Message, SwiftPro
     if lhs.path != rhs.path {return false}
     if lhs.capacityBytes != rhs.capacityBytes {return false}
     if lhs.weight != rhs.weight {return false}
+    if lhs.agent != rhs.agent {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -9,14 +9,18 @@ public struct DeviceSpec: Sendable, Hashable, Codable {
     public var host: String
     public var rack: String?
     public var zone: String?
-    /// Directory of the shard store; default `<state>/devices/<id>`.
+    /// Directory of the shard store; default `<state>/devices/<id>`. Ignored with `agent`.
     public var path: String?
+    /// HOST:PORT of the node agent of `host` that serves this device (docs/cluster.md);
+    /// nil: a directory on this machine.
+    public var agent: String?
     public var capacityBytes: Int64
     /// Placement weight; default the capacity in GiB.
     public var weight: Double?
 
     public init(id: String, host: String, rack: String? = nil, zone: String? = nil, path: String? = nil,
-                capacityBytes: Int64, weight: Double? = nil) {
+                capacityBytes: Int64, weight: Double? = nil, agent: String? = nil) {
+        self.agent = agent
         self.id = id
         self.host = host
         self.rack = rack
@@ -42,6 +46,8 @@ public struct DeviceInfo: Sendable, Hashable, Codable {
     public var rack: String?
     public var zone: String?
     public var path: String
+    /// The node agent serving it (HOST:PORT), nil for a local device.
+    public var agent: String?
     public var state: DeviceState
     public var weight: Double
     public var capacityBytes: Int64
@@ -57,7 +63,7 @@ extension Engine {
         return records.map { r in
             let d = map.device(DeviceID(r.id))
             let store = objects.device(DeviceID(r.id))
-            return DeviceInfo(id: r.id, host: r.host, rack: r.rack, zone: r.zone, path: r.path, state: d?.state ?? .out,
+            return DeviceInfo(id: r.id, host: r.host, rack: r.rack, zone: r.zone, path: r.path, agent: r.agent, state: d?.state ?? .out,
                               weight: d?.weight ?? 0, capacityBytes: r.capacityBytes, usedBytes: Int64(store?.usedBytes ?? 0),
                               reachable: store?.isReachable ?? false)
         }
@@ -82,16 +88,30 @@ extension Engine {
             var s = state.withLock { $0 }
             let known = Set(s.map.devices.map(\.id)).union(specs.map { DeviceID($0.id) })
             try Self.checkDeviceChanges(changes, known: known)
-            let all = try deviceChanges(specs, in: s.map) + changes
+            var specs = specs
             var records: [DeviceRecord] = []
-            var stores: [ShardStore] = []
-            for spec in specs {
-                let path = spec.path ?? devicesDirectory + "/" + spec.id
-                let store = try EngineError.wrap { try ShardStore(id: DeviceID(spec.id), root: path, capacityBytes: Int(spec.capacityBytes)) }
+            var stores: [any ShardDevice] = []
+            for (i, spec) in specs.enumerated() {
+                let store: any ShardDevice
+                let path: String
+                if let agent = spec.agent {
+                    guard let connector = configuration.connector else {
+                        throw .invalidArgument("device \(spec.id): this daemon reaches no node agents (start it with --tls-dir)")
+                    }
+                    path = ""
+                    store = try EngineError.wrap { try connector.device(id: DeviceID(spec.id), host: spec.host, address: agent,
+                                                                      capacityBytes: Int(spec.capacityBytes), verify: true) }
+                    // What the agent serves (its --device flag) is the device's capacity.
+                    specs[i].capacityBytes = Int64(store.capacityBytes)
+                } else {
+                    path = spec.path ?? devicesDirectory + "/" + spec.id
+                    store = try EngineError.wrap { try ShardStore(id: DeviceID(spec.id), root: path, capacityBytes: Int(spec.capacityBytes)) }
+                }
                 stores.append(store)
-                records.append(DeviceRecord(id: spec.id, path: path, capacityBytes: spec.capacityBytes, host: spec.host,
-                                            rack: spec.rack, zone: spec.zone, addedMs: Engine.nowMs()))
+                records.append(DeviceRecord(id: spec.id, path: path, capacityBytes: Int64(store.capacityBytes), host: spec.host,
+                                            rack: spec.rack, zone: spec.zone, addedMs: Engine.nowMs(), agent: spec.agent))
             }
+            let all = try deviceChanges(specs, in: s.map) + changes
             let next = try EngineError.wrap { try s.map.nextEpoch(all) }
             for store in stores { objects.attach(store) }
             try commitEpoch(next, into: &s, extra: records.map { .saveDevice($0) })

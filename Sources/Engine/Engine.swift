@@ -94,8 +94,18 @@ public final class Engine: Sendable {
             classes[record.name] = ClassEntry(storageClass: storageClass, poolID: poolID, codec: codec)
             locations[poolID] = try EngineError.wrap { try database.locations(poolID: poolID) }
         }
-        var stores: [ShardStore] = []
+        var stores: [any ShardDevice] = []
         for record in try EngineError.wrap({ try database.devices() }) {
+            if let agent = record.agent {
+                guard let connector = configuration.connector else {
+                    throw .invalidArgument("device \(record.id) is served by the node agent at \(agent); "
+                        + "this daemon needs the cluster's TLS directory (--tls-dir) to reach it")
+                }
+                // Unreachable until its agent answers: reads degrade meanwhile.
+                stores.append(try EngineError.wrap { try connector.device(id: DeviceID(record.id), host: record.host, address: agent,
+                                                                       capacityBytes: Int(record.capacityBytes), verify: false) })
+                continue
+            }
             // A device whose directory is gone stays in the map (reads degrade) until failed.
             if let store = try? ShardStore(id: DeviceID(record.id), root: record.path, capacityBytes: Int(record.capacityBytes), create: false) {
                 stores.append(store)
@@ -322,6 +332,9 @@ public struct EngineConfiguration: Sendable {
     /// How long object index changes may wait to be committed together (readers of the
     /// index commit them at once).
     public var objectIndexWindowMs: Int
+    /// Opens devices served by other hosts' node agents (`DeviceSpec.agent`); nil: local
+    /// devices only, and a cluster database naming remote devices is refused.
+    public var connector: (any DeviceConnector)?
 
     public init(stateDirectory: String, nodeID: UInt16 = 1, fullRatio: Double = 0.95, nearFullRatio: Double = 0.85,
                 moverBytesPerSecond: Int64? = nil, moverConcurrency: Int = 2, objectIndexWindowMs: Int = 50) {

@@ -107,6 +107,11 @@ enum ClusterMigrations {
                 ) WITHOUT ROWID;
                 """)
         }
+        // Devices of other hosts, served by their node agents (docs/cluster.md): the agent's
+        // HOST:PORT. NULL: a directory on this machine (`path`).
+        migrator.registerMigration("v4-device-agent") { db in
+            try db.execute(sql: "ALTER TABLE device ADD COLUMN agent TEXT CHECK (agent IS NULL OR length(agent) BETWEEN 3 AND 300)")
+        }
         return migrator
     }
 }

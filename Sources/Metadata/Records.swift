@@ -32,8 +32,12 @@ public struct DeviceRecord: Codable, Hashable, Sendable, FetchableRecord, Persis
     public var rack: String?
     public var zone: String?
     public var addedMs: Int64
+    /// HOST:PORT of the node agent serving the device; nil: a directory on this machine.
+    public var agent: String?
 
-    public init(id: String, path: String, capacityBytes: Int64, host: String, rack: String? = nil, zone: String? = nil, addedMs: Int64) {
+    public init(id: String, path: String, capacityBytes: Int64, host: String, rack: String? = nil, zone: String? = nil, addedMs: Int64,
+                agent: String? = nil) {
+        self.agent = agent
         self.id = id
         self.path = path
         self.capacityBytes = capacityBytes
@@ -44,7 +48,7 @@ public struct DeviceRecord: Codable, Hashable, Sendable, FetchableRecord, Persis
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, path, host, rack, zone
+        case id, path, host, rack, zone, agent
         case capacityBytes = "capacity_bytes"
         case addedMs = "added_ms"
     }

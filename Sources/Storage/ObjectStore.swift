@@ -32,7 +32,7 @@ public final class ObjectStore: Sendable {
 
     private struct State: Sendable {
         var layout: Layout
-        var devices: [DeviceID: ShardStore]
+        var devices: [DeviceID: any ShardDevice]
         var codecs: [UInt32: PoolCodec]
     }
 
@@ -49,7 +49,7 @@ public final class ObjectStore: Sendable {
     /// Tests only: called by every delete before any shard is removed.
     let beforeDelete = Mutex<(@Sendable ([ObjectID]) -> Void)?>(nil)
 
-    public init(layout: Layout, devices: [ShardStore], codecs: [PoolCodec]) {
+    public init(layout: Layout, devices: [any ShardDevice], codecs: [PoolCodec]) {
         state = Mutex(State(
             layout: layout,
             devices: Dictionary(devices.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }),
@@ -62,10 +62,10 @@ public final class ObjectStore: Sendable {
 
     public func setLayout(_ layout: Layout) { state.withLock { $0.layout = layout } }
     public func setCodec(_ codec: PoolCodec) { state.withLock { $0.codecs[codec.poolID] = codec } }
-    public func attach(_ device: ShardStore) { state.withLock { $0.devices[device.id] = device } }
+    public func attach(_ device: any ShardDevice) { state.withLock { $0.devices[device.id] = device } }
     public func detach(_ device: DeviceID) { state.withLock { _ = $0.devices.removeValue(forKey: device) } }
-    public func device(_ id: DeviceID) -> ShardStore? { state.withLock { $0.devices[id] } }
-    public var devices: [ShardStore] { state.withLock { Array($0.devices.values) } }
+    public func device(_ id: DeviceID) -> (any ShardDevice)? { state.withLock { $0.devices[id] } }
+    public var devices: [any ShardDevice] { state.withLock { Array($0.devices.values) } }
 
     private func snapshot(_ pool: UInt32) throws(StorageError) -> (State, PoolCodec) {
         let s = state.withLock { $0 }

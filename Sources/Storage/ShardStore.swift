@@ -23,7 +23,7 @@ import Synchronization
 /// the disk takes the shard while the rest is still being copied and the fsync waits for
 /// the tail only. A crash leaves either no shard or the whole shard; `tmp/` leftovers are
 /// removed when the device opens.
-public final class ShardStore: Sendable {
+public final class ShardStore: ShardDevice {
     public let id: DeviceID
     public let root: String
     public let capacityBytes: Int
@@ -77,7 +77,6 @@ public final class ShardStore: Sendable {
     }
 
     public var usedBytes: Int { used.withLock { $0 } }
-    public var freeBytes: Int { max(0, capacityBytes - usedBytes) }
 
     /// Whether the device directory is still there and answering.
     public var isReachable: Bool { access(root + "/" + Self.identityFile, R_OK) == 0 }
@@ -197,18 +196,6 @@ public final class ShardStore: Sendable {
         case promised(Promise<[UInt32]>)
     }
 
-    /// `write(object:position:objectSize:payload:)` for an array.
-    public func write(object: ObjectID, position: Int, objectSize: Int, bytes: [UInt8]) throws(StorageError) {
-        // withUnsafeBytes rethrows untyped errors: carry ours out as a value.
-        let failure = bytes.withUnsafeBytes { buffer -> StorageError? in
-            do throws(StorageError) {
-                try write(object: object, position: position, objectSize: objectSize, payload: buffer)
-                return nil
-            } catch { return error }
-        }
-        if let failure { throw failure }
-    }
-
     private func reserve(_ bytes: Int) throws(StorageError) {
         let free: Int? = used.withLock { value in
             if value + bytes > capacityBytes { return max(0, capacityBytes - value) }
@@ -276,6 +263,11 @@ public final class ShardStore: Sendable {
     public struct Shard: Sendable {
         public var payload: [UInt8]
         public var objectSize: Int
+
+        public init(payload: [UInt8], objectSize: Int) {
+            self.payload = payload
+            self.objectSize = objectSize
+        }
     }
 
     /// Reads and verifies one shard: header checksum, block table, every block (v1: the
@@ -426,11 +418,6 @@ public final class ShardStore: Sendable {
 
     public func contains(object: ObjectID, position: Int) -> Bool {
         access(path(object, position), F_OK) == 0
-    }
-
-    /// Removes a shard; removing one that is not there succeeds.
-    public func delete(object: ObjectID, position: Int) throws(StorageError) {
-        if let failure = delete([(object, position)]).first { throw failure }
     }
 
     /// Removes shards (those not there count as removed), then makes the removals durable

@@ -191,10 +191,15 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
 
     static func spec(_ d: Berth_Admin_V1_DeviceSpec) throws -> DeviceSpec {
         guard !d.id.isEmpty, !d.host.isEmpty else { throw Failures.invalid("a device needs id and host") }
-        guard d.capacityBytes > 0 else { throw Failures.invalid("device \(d.id.prefix(64)): capacity_bytes must be positive") }
+        let remote = !d.agent.isEmpty
+        guard d.capacityBytes > 0 || (remote && d.capacityBytes == 0) else {
+            throw Failures.invalid("device \(d.id.prefix(64)): capacity_bytes must be positive")
+        }
         if !d.path.isEmpty && !d.path.hasPrefix("/") { throw Failures.invalid("device \(d.id.prefix(64)): path must be absolute") }
+        if remote && !d.path.isEmpty { throw Failures.invalid("device \(d.id.prefix(64)): a device served by an agent has no path here") }
         return DeviceSpec(id: d.id, host: d.host, rack: d.rack.isEmpty ? nil : d.rack, zone: d.zone.isEmpty ? nil : d.zone,
-                          path: d.path.isEmpty ? nil : d.path, capacityBytes: d.capacityBytes, weight: d.weight > 0 ? d.weight : nil)
+                          path: d.path.isEmpty ? nil : d.path, capacityBytes: d.capacityBytes, weight: d.weight > 0 ? d.weight : nil,
+                          agent: remote ? d.agent : nil)
     }
 
     struct ClassEntry: Encodable {

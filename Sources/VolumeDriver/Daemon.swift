@@ -1,5 +1,7 @@
 import AdminProtocol
 import CSI
+import ClusterTLS
+import NodeAgent
 import CSIProtocol
 import Dispatch
 import Engine
@@ -45,6 +47,14 @@ struct Daemon {
         let fresh = EmbeddedCluster.isNew(c.stateDirectory)
         var engineConfiguration = EngineConfiguration(stateDirectory: c.stateDirectory, nodeID: NodeNumber.of(c.nodeID))
         if let rate = c.moverBytesPerSecond { engineConfiguration.moverBytesPerSecond = rate }
+        var agents: AgentDirectory?
+        if let path = c.tlsDirectory {
+            let tls: TLSDirectory
+            do { tls = try TLSDirectory(path: path) } catch { throw DaemonError("--tls-dir: \(error)") }
+            agents = AgentDirectory(tls: tls)
+            engineConfiguration.connector = agents
+        }
+        defer { agents?.close() }
         let engine = try Engine(configuration: engineConfiguration)
         if fresh { try EmbeddedCluster.bootstrap(engine, configuration: c, logger: log) }
         let mounts = try NodeMounts(engine: engine, stateDirectory: c.stateDirectory, logger: log)

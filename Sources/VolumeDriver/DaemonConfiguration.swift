@@ -16,6 +16,8 @@ import Yams
 /// defaultClass: replicated-3
 /// devices:                 # used only when the state directory is new
 ///   - {id: d1, host: h1, rack: r1, path: /mnt/disk1, capacity: 1Ti}
+///   - {id: h2-d1, host: h2, agent: 10.0.0.2:7440}   # served by host h2's node agent
+/// tlsDir: /etc/berth/tls   # this node's cluster certificates (docs/cluster.md)
 /// ```
 struct DaemonConfiguration: Sendable {
     static let defaultEndpoint = "unix:///run/berth/csi.sock"
@@ -42,6 +44,9 @@ struct DaemonConfiguration: Sendable {
     /// Group that may use the CSI socket (mode 0660); nil: root's group.
     var csiSocketGroup: UInt32?
     var moverBytesPerSecond: Int64?
+    /// This node's cluster certificates (`TLSDirectory`): needed to reach devices that other
+    /// hosts' node agents serve. nil: local devices only.
+    var tlsDirectory: String?
 
     struct FileError: Error, CustomStringConvertible {
         var description: String
@@ -59,7 +64,7 @@ struct DaemonConfiguration: Sendable {
             return s
         }
         let known: Set = ["endpoint", "stateDir", "adminSocket", "nodeId", "metricsAddress", "topology", "defaultClass", "devices",
-                          "embeddedHosts", "embeddedDevicesPerHost", "embeddedDeviceCapacity", "adminAllowUids", "csiSocketGroup", "moverBytesPerSecond"]
+                          "embeddedHosts", "embeddedDevicesPerHost", "embeddedDeviceCapacity", "adminAllowUids", "csiSocketGroup", "moverBytesPerSecond", "tlsDir"]
         if let unknown = root.keys.sorted().first(where: { !known.contains($0) }) {
             throw FileError(description: "\(path): unknown key \(unknown) (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -69,6 +74,7 @@ struct DaemonConfiguration: Sendable {
         if let v = try string("nodeId") { nodeID = v }
         if let v = try string("metricsAddress") { metricsAddress = v }
         if let v = try string("defaultClass") { defaultClass = v }
+        if let v = try string("tlsDir") { tlsDirectory = v }
         if let v = root["topology"] {
             guard let map = v as? [String: Any] else { throw FileError(description: "\(path): topology must be a mapping") }
             for (k, value) in map { topology[k] = "\(value)" }
@@ -87,10 +93,12 @@ struct DaemonConfiguration: Sendable {
             devices = try list.enumerated().map { (i, d) in
                 func field(_ k: String) -> String? { d[k].map { "\($0)" } }
                 guard let id = field("id"), let host = field("host") else { throw FileError(description: "\(path): devices[\(i)] needs id and host") }
-                guard let capacity = field("capacity").flatMap(ByteSize.parse) else {
+                let agent = field("agent")
+                guard let capacity = field("capacity").flatMap(ByteSize.parse) ?? (agent != nil ? 0 : nil) else {
                     throw FileError(description: "\(path): devices[\(i)].capacity must be a size such as 500Gi")
                 }
-                return DeviceSpec(id: id, host: host, rack: field("rack"), zone: field("zone"), path: field("path"), capacityBytes: capacity)
+                return DeviceSpec(id: id, host: host, rack: field("rack"), zone: field("zone"), path: field("path"), capacityBytes: capacity,
+                                  agent: agent)
             }
         }
     }

@@ -40,7 +40,30 @@ struct VolumeDriverCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(help: "all (default: CSI, admin API, cluster state, local devices) or node (the node agent serving --device over TCP).")
+    var role: Role = .all
+
+    @Option(name: .customLong("tls-dir"), help: "This node's cluster certificates (ca.pem, node.pem, node-key.pem from `provisionctl cluster cert`). Needed by --role node, and by a daemon whose devices include other hosts'.")
+    var tlsDir: String?
+
+    @Option(help: "--role node: HOST:PORT the agent listens on (default 0.0.0.0:7440).")
+    var listen: String = "0.0.0.0:7440"
+
+    @Option(name: .customLong("device"), help: "--role node: a device to serve, ID=PATH,CAPACITY (repeatable), e.g. h1-d1=/srv/berth/d1,100Gi.")
+    var devices: [String] = []
+
+    enum Role: String, ExpressibleByArgument {
+        case all, node
+    }
+
     mutating func run() async throws {
+        if role == .node {
+            guard let tlsDir else { throw ValidationError("--role node needs --tls-dir (there is no plain-text listener)") }
+            guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
+            try await AgentDaemon(tlsDirectory: tlsDir, listen: listen, devices: devices, nodeID: nodeID, logLevel: level).run()
+            return
+        }
+        guard devices.isEmpty else { throw ValidationError("--device is for --role node; add devices to a running daemon with `provisionctl device add`") }
         var c = DaemonConfiguration()
         if let config { try c.load(file: config) }
         if let endpoint { c.endpoint = endpoint }
@@ -49,6 +72,7 @@ struct VolumeDriverCommand: AsyncParsableCommand {
         if let nodeID { c.nodeID = nodeID }
         if let metricsAddress { c.metricsAddress = metricsAddress }
         if let defaultClass { c.defaultClass = defaultClass }
+        if let tlsDir { c.tlsDirectory = tlsDir }
         c.adminAllowedUIDs += adminAllowUID
         for segment in topology {
             let parts = segment.split(separator: "=", maxSplits: 1)

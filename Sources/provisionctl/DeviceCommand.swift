@@ -8,14 +8,16 @@ struct DeviceCommand: AsyncParsableCommand {
         subcommands: [Add.self, List.self, Drain.self, Fail.self, Down.self, Up.self, Remove.self, Reweight.self])
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a device (a directory on the daemon's machine).")
+        static let configuration = CommandConfiguration(
+            abstract: "Add a device: a directory on the daemon's machine, or (--agent) one that another host's node agent serves.")
         @Option var id: String
         @Option var host: String
         @Option var rack: String?
         @Option var zone: String?
         @Option(help: "Directory of the shard store (default: under the daemon's state directory).") var path: String?
-        @Option(help: "Capacity, e.g. 500Gi.") var capacity: String
+        @Option(help: "Capacity, e.g. 500Gi (with --agent: default the agent's).") var capacity: String?
         @Option(help: "Placement weight (default: follows capacity).") var weight: Double?
+        @Option(help: "HOST:PORT of the node agent of --host that serves the device (docs/cluster.md).") var agent: String?
         @OptionGroup var common: Common
 
         func run() async throws {
@@ -26,8 +28,10 @@ struct DeviceCommand: AsyncParsableCommand {
                 spec.rack = rack ?? ""
                 spec.zone = zone ?? ""
                 spec.path = path ?? ""
-                spec.capacityBytes = try parseSize(capacity)
+                guard capacity != nil || agent != nil else { throw ValidationError("--capacity is required for a local device") }
+                spec.capacityBytes = try capacity.map(parseSize) ?? 0
                 spec.weight = weight ?? 0
+                spec.agent = agent ?? ""
                 var request = Berth_Admin_V1_AddDevicesRequest()
                 request.devices = [spec]
                 let report = try await Daemon.report(common) { [request] in try await $0.addDevices(request) }

@@ -13,5 +13,5 @@ struct Provisionctl: AsyncParsableCommand {
             before asking the daemon; 3 the daemon cannot be reached; 4 declined at the confirmation prompt.
             """,
         subcommands: [ClassCommand.self, DeviceCommand.self, PlanCommand.self, ApplyCommand.self, VolumeCommand.self,
-                      CapacityCommand.self, StatusCommand.self])
+                      CapacityCommand.self, StatusCommand.self, ClusterCommand.self])
 }

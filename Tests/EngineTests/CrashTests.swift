@@ -87,7 +87,7 @@ import Testing
         let width = className == "replicated-3" ? 3 : 6
         #expect(try shardCount(engine) == live.count * width)
         for store in engine.objects.devices {
-            #expect(ShardStoreEntries.tmp(store).isEmpty, "\(store.id) has leftover temporary files")
+            #expect(ShardStoreEntries.tmp(store as! ShardStore).isEmpty, "\(store.id) has leftover temporary files")
         }
     }
 

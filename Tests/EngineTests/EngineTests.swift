@@ -340,7 +340,7 @@ import TestSupport
         try verify(reopened, kept, allowDegraded: true)  // two lack a shard
         for (volume, id) in collected {
             #expect(try reopened.namespace(volume: volume).object(id: id.description) == nil, "\(id) should be collected")
-            #expect(reopened.objects.devices.allSatisfy { store in (0..<6).allSatisfy { !store.contains(object: id, position: $0) } })
+            #expect(reopened.objects.devices.allSatisfy { store in (0..<6).allSatisfy { !(store as! ShardStore).contains(object: id, position: $0) } })
         }
         for volume in volumes.values { #expect(try reopened.namespace(volume: volume).settlingObjects().isEmpty) }
     }
@@ -354,7 +354,7 @@ import TestSupport
             let volume = try engine.createVolume(name: "pvc", className: "remote-disk", capacityBytes: 16 << 20).id
             waiting = try interruptedWrite(engine, volume: volume, seed: 9, settling: true) { _ in true }
             let device = try engine.objects.placement(pool: try engine.pool(ofVolume: volume), object: waiting.1).current[0]
-            deviceRoot = engine.objects.device(device)!.root
+            deviceRoot = (engine.objects.device(device) as! ShardStore).root
         }
         let state = dir.path + "/state"
         try FileManager.default.moveItem(atPath: deviceRoot, toPath: deviceRoot + ".away")
@@ -502,7 +502,7 @@ import TestSupport
         let rest = engine.move()
         #expect(rest.failures.isEmpty && rest.remaining == 0, "\(rest)")
         // The drained device goes away for good: everything must be elsewhere.
-        let root = try #require(engine.objects.device(drained)).root
+        let root = try #require(engine.objects.device(drained) as? ShardStore).root
         try engine.removeDevice(drained.rawValue)
         try FileManager.default.removeItem(atPath: root)
         try verify(engine, written)

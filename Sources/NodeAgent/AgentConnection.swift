@@ -1,0 +1,137 @@
+import AgentProtocol
+import ClusterTLS
+import Dispatch
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Synchronization
+
+/// The connection to one host's node agent, shared by all of that host's devices: a gRPC
+/// client over mutual TLS that accepts only a certificate naming `node`, and a heartbeat
+/// (`Status` every `heartbeatInterval`) that says whether the host is answering and keeps
+/// its devices' figures current.
+public final class AgentConnection: Sendable {
+    public let node: String
+    public let address: String
+    let client: GRPCClient<HTTP2ClientTransport.Posix>
+    let agent: Berth_Agent_V1_NodeAgent.Client<HTTP2ClientTransport.Posix>
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+    /// When the agent last answered anything (ms, monotonic); 0: not since the last failure.
+    private let heardMs = Atomic<Int64>(0)
+    private let lastStatus = Mutex<Berth_Agent_V1_StatusReply?>(nil)
+
+    /// How often the heartbeat asks, and how long a silence makes the host unreachable.
+    public static let heartbeatInterval: Duration = .seconds(1)
+    public static let silenceMs: Int64 = 3_000
+    /// Deadlines: a hung host must not hold a writer or reader forever.
+    static let statusTimeout: Duration = .seconds(2)
+    static let dataTimeout: Duration = .seconds(30)
+
+    /// Connects (lazily: the first call dials) to `node`'s agent at `address` (HOST:PORT).
+    public init(node: String, address: String, tls: TLSDirectory) throws {
+        self.node = node
+        self.address = address
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else {
+            throw TLSSetupError("agent address \"\(address)\" is not HOST:PORT")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .dns(host: host, port: port), transportSecurity: tls.clientSecurity,
+            config: .defaults { config in
+                // The name the agent's certificate must carry (TLS server name and :authority).
+                config.http2.authority = node
+                config.backoff = .init(initial: .milliseconds(100), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
+                config.connection.maxIdleTime = nil
+            })
+        client = GRPCClient(transport: transport)
+        agent = Berth_Agent_V1_NodeAgent.Client(wrapping: client)
+        let client = self.client
+        tasks.withLock { $0.append(Task { try? await client.runConnections() }) }
+    }
+
+    /// Starts the heartbeat (once).
+    func startHeartbeat() {
+        tasks.withLock { tasks in
+            guard tasks.count == 1 else { return }
+            tasks.append(Task { [weak self] in
+                while !Task.isCancelled {
+                    guard let self else { return }
+                    _ = try? await self.status()
+                    try? await Task.sleep(for: Self.heartbeatInterval)
+                }
+            })
+        }
+    }
+
+    /// Whether the agent answered within the last `silenceMs`.
+    public var isResponsive: Bool {
+        let heard = heardMs.load(ordering: .relaxed)
+        return heard > 0 && Self.monotonicMs() - heard < Self.silenceMs
+    }
+
+    /// The agent's last status report.
+    var status: Berth_Agent_V1_StatusReply? { lastStatus.withLock { $0 } }
+
+    /// Asks the agent for its status now.
+    @discardableResult
+    func status() async throws -> Berth_Agent_V1_StatusReply {
+        do {
+            let reply = try await agent.status(Berth_Agent_V1_StatusRequest(), options: Self.options(Self.statusTimeout))
+            guard reply.node == node else {
+                // The certificate said `node` (TLS checked it); an agent configured otherwise is refused too.
+                throw RPCError(code: .permissionDenied, message: "the agent at \(address) says it is node \(reply.node), not \(node)")
+            }
+            lastStatus.withLock { $0 = reply }
+            heard()
+            return reply
+        } catch {
+            failed(error)
+            throw error
+        }
+    }
+
+    func heard() { heardMs.store(Self.monotonicMs(), ordering: .relaxed) }
+
+    /// Records a failed call: one that says the host did not answer makes it unreachable at once.
+    func failed(_ error: any Error) {
+        if let rpc = error as? RPCError, [.notFound, .dataLoss, .resourceExhausted, .invalidArgument, .internalError].contains(rpc.code) {
+            heard()  // it answered, with an error
+            return
+        }
+        heardMs.store(0, ordering: .relaxed)
+    }
+
+    static func options(_ timeout: Duration) -> CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        return options
+    }
+
+    /// Stops the heartbeat and closes the connection.
+    public func close() {
+        client.beginGracefulShutdown()
+        for task in tasks.withLock({ $0 }) { task.cancel() }
+    }
+
+    static func monotonicMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// Runs async work from a blocking caller (device queues, FUSE threads, the mover; never
+    /// a task of the cooperative pool) and waits for its result.
+    static func wait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
+        let box = Mutex<Result<T, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await work()) } catch { result = .failure(error) }
+            box.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        return box.withLock { $0! }
+    }
+}

@@ -1,0 +1,227 @@
+import AgentProtocol
+import Codec
+import Dispatch
+import Foundation
+import GRPCCore
+import Placement
+import Storage
+
+/// The node agent: this host's devices, served to the cluster (proto/agent.proto). Every
+/// request is checked before it touches a device (known device, sane position and sizes);
+/// a malformed one gets INVALID_ARGUMENT and the agent goes on serving others. Device I/O
+/// runs on dispatch threads, never on the cooperative pool.
+public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol {
+    /// The node id this agent serves as (its certificate's).
+    public let node: String
+    let devices: [DeviceID: ShardStore]
+    let startedMs = UInt64(Date().timeIntervalSince1970 * 1000)
+
+    /// The largest shard payload a put may announce (an object limit of 256 MiB, replicated).
+    public static let maxShardBytes = 256 << 20
+    /// Payload bytes per streamed message.
+    public static let pieceBytes = 1 << 20
+    /// Shard positions are below this (the widest layout is far narrower).
+    static let maxPosition: UInt32 = 255
+
+    public init(node: String, devices: [ShardStore]) {
+        self.node = node
+        self.devices = Dictionary(devices.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    private func store(_ id: String) throws(RPCError) -> ShardStore {
+        guard let store = devices[DeviceID(id)] else {
+            throw RPCError(code: .notFound, message: "this agent (node \(node)) serves no device \"\(id)\"; it serves \(devices.keys.map(\.rawValue).sorted())")
+        }
+        return store
+    }
+
+    private func shard(_ ref: Berth_Agent_V1_ShardRef) throws(RPCError) -> (ShardStore, ObjectID, Int) {
+        guard ref.position <= Self.maxPosition else { throw AgentErrors.invalid("shard position \(ref.position) is out of range") }
+        return (try store(ref.device), ObjectID(high: ref.objectHigh, low: ref.objectLow), Int(ref.position))
+    }
+
+    // MARK: put
+
+    public func putShard(request: RPCAsyncSequence<Berth_Agent_V1_PutShardMessage, any Error>,
+                         context: ServerContext) async throws -> Berth_Agent_V1_PutShardReply {
+        var messages = request.makeAsyncIterator()
+        guard case .start(let start)? = try await messages.next()?.kind else {
+            throw AgentErrors.invalid("a put begins with a `start` message")
+        }
+        let (store, object, position) = try shard(start.shard)
+        guard start.payloadLength <= UInt64(Self.maxShardBytes) else {
+            throw AgentErrors.invalid("a \(start.payloadLength)-byte shard exceeds the agent's limit of \(Self.maxShardBytes) bytes")
+        }
+        guard start.objectSize <= UInt64(Int.max) else { throw AgentErrors.invalid("object size \(start.objectSize) is out of range") }
+        let length = Int(start.payloadLength)
+        var payload = [UInt8]()
+        payload.reserveCapacity(length)
+        while payload.count < length {
+            guard let message = try await messages.next() else {
+                throw AgentErrors.invalid("the put ended after \(payload.count) of \(length) payload bytes")
+            }
+            guard case .data(let piece) = message.kind, payload.count + piece.count <= length else {
+                throw AgentErrors.invalid("a put sends exactly \(length) payload bytes in `data` messages, then `finish`")
+            }
+            payload.append(contentsOf: piece)
+        }
+        // The payload goes to disk now; the header waits for the writer's checksums and the
+        // name for its commit, both in `finish`. Whatever happens, both promises are kept,
+        // so the write never waits forever: a broken put abandons the shard.
+        let checksums = Promise<[UInt32]>()
+        let commit = Promise<Bool>()
+        let stored = payload
+        let writing = Task { () -> StorageError? in
+            await Blocking.run {
+                // withUnsafeBytes rethrows untyped errors: carry ours out as a value.
+                stored.withUnsafeBytes { buffer -> StorageError? in
+                    do throws(StorageError) {
+                        try store.write(object: object, position: position, objectSize: Int(start.objectSize), payload: buffer,
+                                        checksum: .promised(checksums), renameAfter: commit)
+                        return nil
+                    } catch { return error }
+                }
+            }
+        }
+        let blocks = ShardHeader.blockCount(payloadLength: length)
+        func computed() -> [UInt32] { stored.withUnsafeBytes { CRC32C.blockChecksums($0, blockSize: ShardHeader.blockSize) } }
+        var refusal: RPCError? = nil
+        var committed = false
+        do {
+            guard case .finish(let finish)? = try await messages.next()?.kind else {
+                throw AgentErrors.invalid("a put ends with a `finish` message after its \(length) payload bytes")
+            }
+            if finish.blockChecksums.isEmpty {
+                checksums.fulfill(computed())
+            } else if finish.blockChecksums.count == blocks {
+                checksums.fulfill(finish.blockChecksums)
+            } else {
+                checksums.fulfill(computed())
+                throw AgentErrors.invalid("\(finish.blockChecksums.count) block checksums for a payload of \(blocks) blocks")
+            }
+            committed = finish.commit
+            commit.fulfill(finish.commit)
+        } catch {
+            refusal = (error as? RPCError) ?? RPCError(code: .cancelled, message: "the put's stream failed: \(error)")
+            checksums.fulfill(computed())
+            commit.fulfill(false)
+        }
+        let failure = await writing.value
+        if let refusal { throw refusal }
+        if let failure {
+            // An abandoned write reports ECANCELED: what the writer asked for.
+            if !committed, case .io(_, _, let e) = failure, e == ECANCELED {} else { throw AgentErrors.status(failure) }
+        }
+        var reply = Berth_Agent_V1_PutShardReply()
+        reply.stored = committed
+        reply.deviceUsedBytes = UInt64(store.usedBytes)
+        return reply
+    }
+
+    // MARK: read
+
+    public func readShard(request: Berth_Agent_V1_ReadShardRequest, response: RPCWriter<Berth_Agent_V1_ReadShardReply>,
+                          context: ServerContext) async throws {
+        let (store, object, position) = try shard(request.shard)
+        if request.ranged {
+            guard request.offset <= UInt64(Self.maxShardBytes), request.length <= UInt64(Self.maxShardBytes) else {
+                throw AgentErrors.invalid("range \(request.offset)+\(request.length) is out of range")
+            }
+        }
+        let result = await Blocking.run { () -> Result<(bytes: [UInt8], objectSize: Int), StorageError> in
+            do throws(StorageError) {
+                if request.ranged {
+                    let lower = Int(request.offset)
+                    return .success(try store.read(object: object, position: position, range: lower..<(lower + Int(request.length))))
+                }
+                let shard = try store.read(object: object, position: position)
+                return .success((shard.payload, shard.objectSize))
+            } catch { return .failure(error) }
+        }
+        let (bytes, objectSize): ([UInt8], Int)
+        switch result {
+        case .success(let value): (bytes, objectSize) = value
+        case .failure(let error): throw AgentErrors.status(error)
+        }
+        var start = 0
+        repeat {
+            let end = min(bytes.count, start + Self.pieceBytes)
+            var reply = Berth_Agent_V1_ReadShardReply()
+            if start == 0 { reply.objectSize = UInt64(objectSize) }
+            reply.data = Data(bytes[start..<end])
+            try await response.write(reply)
+            start = end
+        } while start < bytes.count
+    }
+
+    // MARK: delete, list, status
+
+    public func deleteShards(request: Berth_Agent_V1_DeleteShardsRequest, context: ServerContext) async throws -> Berth_Agent_V1_DeleteShardsReply {
+        let store = try store(request.device)
+        var shards: [(object: ObjectID, position: Int)] = []
+        for shard in request.shards {
+            guard shard.position <= Self.maxPosition else { throw AgentErrors.invalid("shard position \(shard.position) is out of range") }
+            shards.append((ObjectID(high: shard.objectHigh, low: shard.objectLow), Int(shard.position)))
+        }
+        let doomed = shards
+        let failures = await Blocking.run { store.delete(doomed) }
+        var reply = Berth_Agent_V1_DeleteShardsReply()
+        reply.failures = failures.map(\.description)
+        return reply
+    }
+
+    public func listShards(request: Berth_Agent_V1_ListShardsRequest, response: RPCWriter<Berth_Agent_V1_ListShardsReply>,
+                           context: ServerContext) async throws {
+        let store = try store(request.device)
+        let listed = await Blocking.run { () -> Result<[(object: ObjectID, position: Int)], StorageError> in
+            do throws(StorageError) { return .success(try store.allShards()) } catch { return .failure(error) }
+        }
+        let shards: [(object: ObjectID, position: Int)]
+        switch listed {
+        case .success(let all): shards = all
+        case .failure(let error): throw AgentErrors.status(error)
+        }
+        var start = 0
+        repeat {
+            let end = min(shards.count, start + 8192)
+            var reply = Berth_Agent_V1_ListShardsReply()
+            reply.shards = shards[start..<end].map { shard in
+                var id = Berth_Agent_V1_ShardID()
+                id.objectHigh = shard.object.high
+                id.objectLow = shard.object.low
+                id.position = UInt32(shard.position)
+                return id
+            }
+            try await response.write(reply)
+            start = end
+        } while start < shards.count
+    }
+
+    public func status(request: Berth_Agent_V1_StatusRequest, context: ServerContext) async throws -> Berth_Agent_V1_StatusReply {
+        var reply = Berth_Agent_V1_StatusReply()
+        reply.node = node
+        reply.startedMs = startedMs
+        reply.devices = devices.values.sorted { $0.id.rawValue < $1.id.rawValue }.map { store in
+            var device = Berth_Agent_V1_StatusReply.Device()
+            device.id = store.id.rawValue
+            device.capacityBytes = UInt64(store.capacityBytes)
+            device.usedBytes = UInt64(store.usedBytes)
+            device.reachable = store.isReachable
+            return device
+        }
+        return reply
+    }
+}
+
+/// Blocking device work, run on a thread of a queue of its own (a custom queue gets
+/// libdispatch's overcommitting threads: never the global queue's, which Swift concurrency
+/// shares) while the calling task waits.
+enum Blocking {
+    static let queue = DispatchQueue(label: "berth.agent.io", qos: .userInitiated, attributes: .concurrent)
+
+    static func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            queue.async { continuation.resume(returning: work()) }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+import AgentProtocol
+import Foundation
+import GRPCCore
+import Placement
+import Storage
+import Synchronization
+
+/// A device of another host, reached through its node agent (`AgentConnection`). Writes
+/// stream the payload while the writer's object row commits, then send the checksums and
+/// the commit decision (`PutShard`); reads are verified on the agent. A host that does not
+/// answer makes its devices unreachable (reads go to other holders) within
+/// `AgentConnection.silenceMs`, and every call has a deadline.
+public final class RemoteShardDevice: ShardDevice {
+    public let id: DeviceID
+    let connection: AgentConnection
+    private let recordedCapacity: Int
+    private let used = Atomic<Int>(0)
+
+    init(id: DeviceID, connection: AgentConnection, capacityBytes: Int) {
+        self.id = id
+        self.connection = connection
+        recordedCapacity = capacityBytes
+    }
+
+    private var reported: Berth_Agent_V1_StatusReply.Device? {
+        connection.status?.devices.first { $0.id == id.rawValue }
+    }
+
+    public var capacityBytes: Int { reported.map { Int($0.capacityBytes) } ?? recordedCapacity }
+    public var usedBytes: Int { max(used.load(ordering: .relaxed), reported.map { Int($0.usedBytes) } ?? 0) }
+    public var isReachable: Bool { connection.isResponsive && (reported?.reachable ?? false) }
+
+    private func ref(_ object: ObjectID, _ position: Int) -> Berth_Agent_V1_ShardRef {
+        var ref = Berth_Agent_V1_ShardRef()
+        ref.device = id.rawValue
+        ref.objectHigh = object.high
+        ref.objectLow = object.low
+        ref.position = UInt32(position)
+        return ref
+    }
+
+    private func call<T: Sendable>(_ shard: String, _ work: @escaping @Sendable () async throws -> T) throws(StorageError) -> T {
+        switch AgentConnection.wait(work) {
+        case .success(let value):
+            connection.heard()
+            return value
+        case .failure(let error):
+            connection.failed(error)
+            throw AgentErrors.storageError(error, device: id, shard: shard, agent: "\(connection.node) (\(connection.address))")
+        }
+    }
+
+    public func write(object: ObjectID, position: Int, objectSize: Int, payload: UnsafeRawBufferPointer,
+                      checksum: ShardStore.Checksum, renameAfter: Promise<Bool>?) throws(StorageError) {
+        guard connection.isResponsive else {
+            throw .deviceUnavailable(id, reason: "host \(connection.node) (\(connection.address)) is not answering")
+        }
+        var start = Berth_Agent_V1_PutShardMessage()
+        start.start.shard = ref(object, position)
+        start.start.objectSize = UInt64(objectSize)
+        start.start.payloadLength = UInt64(payload.count)
+        // The payload is copied into messages now: the caller's buffer lives for this call only.
+        var messages = [start]
+        var offset = 0
+        while offset < payload.count {
+            let n = min(AgentService.pieceBytes, payload.count - offset)
+            var piece = Berth_Agent_V1_PutShardMessage()
+            piece.data = Data(UnsafeRawBufferPointer(rebasing: payload[offset..<(offset + n)]))
+            messages.append(piece)
+            offset += n
+        }
+        let (stream, continuation) = AsyncStream<Berth_Agent_V1_PutShardMessage>.makeStream()
+        for message in messages { continuation.yield(message) }
+        let agent = connection.agent
+        let finished = Promise<Result<Berth_Agent_V1_PutShardReply, any Error>>()
+        Task {
+            do {
+                let reply = try await agent.putShard(options: AgentConnection.options(AgentConnection.dataTimeout)) { writer in
+                    for await message in stream { try await writer.write(message) }
+                }
+                finished.fulfill(.success(reply))
+            } catch { finished.fulfill(.failure(error)) }
+        }
+        // While the payload travels: the checksums (computed by the caller meanwhile, or by
+        // the agent) and whether the object's row is durable.
+        var finish = Berth_Agent_V1_PutShardMessage()
+        switch checksum {
+        case .compute: break
+        case .known(let table): finish.finish.blockChecksums = table
+        case .promised(let promise): finish.finish.blockChecksums = promise.value()
+        }
+        finish.finish.commit = renameAfter?.value() ?? true
+        continuation.yield(finish)
+        continuation.finish()
+        let shard = "\(object).\(position)"
+        switch finished.value() {
+        case .success(let reply):
+            connection.heard()
+            used.store(Int(reply.deviceUsedBytes), ordering: .relaxed)
+            if !reply.stored {
+                throw .io(device: id, operation: "write of \(shard), abandoned: its object could not be recorded", errno: ECANCELED)
+            }
+        case .failure(let error):
+            connection.failed(error)
+            throw AgentErrors.storageError(error, device: id, shard: shard, agent: "\(connection.node) (\(connection.address))")
+        }
+    }
+
+    public func read(object: ObjectID, position: Int) throws(StorageError) -> ShardStore.Shard {
+        let (bytes, size) = try read(object, position, range: nil)
+        return ShardStore.Shard(payload: bytes, objectSize: size)
+    }
+
+    public func read(object: ObjectID, position: Int, range: Range<Int>) throws(StorageError) -> (bytes: [UInt8], objectSize: Int) {
+        try read(object, position, range: range)
+    }
+
+    private func read(_ object: ObjectID, _ position: Int, range: Range<Int>?) throws(StorageError) -> ([UInt8], Int) {
+        guard connection.isResponsive else {
+            throw .deviceUnavailable(id, reason: "host \(connection.node) (\(connection.address)) is not answering")
+        }
+        var request = Berth_Agent_V1_ReadShardRequest()
+        request.shard = ref(object, position)
+        if let range {
+            request.ranged = true
+            request.offset = UInt64(range.lowerBound)
+            request.length = UInt64(range.count)
+        }
+        let agent = connection.agent
+        let message = request
+        return try call("\(object).\(position)") {
+            try await agent.readShard(message, options: AgentConnection.options(AgentConnection.dataTimeout)) { response in
+                var bytes: [UInt8] = []
+                var objectSize = 0
+                var first = true
+                for try await reply in response.messages {
+                    if first { objectSize = Int(reply.objectSize); first = false }
+                    bytes.append(contentsOf: reply.data)
+                }
+                return (bytes, objectSize)
+            }
+        }
+    }
+
+    public func delete(_ shards: [(object: ObjectID, position: Int)]) -> [StorageError] {
+        if shards.isEmpty { return [] }
+        var request = Berth_Agent_V1_DeleteShardsRequest()
+        request.device = id.rawValue
+        request.shards = shards.map { shard in
+            var s = Berth_Agent_V1_ShardID()
+            s.objectHigh = shard.object.high
+            s.objectLow = shard.object.low
+            s.position = UInt32(shard.position)
+            return s
+        }
+        let agent = connection.agent
+        let message = request
+        do throws(StorageError) {
+            let reply = try call("\(shards.count) shards") {
+                try await agent.deleteShards(message, options: AgentConnection.options(AgentConnection.dataTimeout))
+            }
+            return reply.failures.map { .io(device: id, operation: "delete on host \(connection.node): \($0)", errno: EIO) }
+        } catch {
+            return [error]
+        }
+    }
+
+    public func allShards() throws(StorageError) -> [(object: ObjectID, position: Int)] {
+        var request = Berth_Agent_V1_ListShardsRequest()
+        request.device = id.rawValue
+        let agent = connection.agent
+        let message = request
+        let listed: [Berth_Agent_V1_ShardID] = try call("every shard") {
+            try await agent.listShards(message, options: AgentConnection.options(.seconds(300))) { response in
+                var all: [Berth_Agent_V1_ShardID] = []
+                for try await reply in response.messages { all += reply.shards }
+                return all
+            }
+        }
+        return listed.map { (ObjectID(high: $0.objectHigh, low: $0.objectLow), Int($0.position)) }
+    }
+}

@@ -1,0 +1,101 @@
+import AgentProtocol
+import ClusterTLS
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import NodeAgent
+import Placement
+import Storage
+import StorageClasses
+
+/// `VolumeDriver --role node`: the node agent of one host. It serves this host's devices
+/// (`--device ID=PATH,CAPACITY`) to the cluster over gRPC on TCP with mutual TLS
+/// (`--tls-dir`, `--listen`), and nothing else: no CSI socket, no cluster state. The
+/// embedded default never starts one (docs/cluster.md).
+struct AgentDaemon {
+    let tlsDirectory: String
+    let listen: String
+    let devices: [String]
+    let nodeID: String?
+    let logLevel: Logger.Level
+
+    /// `ID=PATH,CAPACITY`, e.g. `h1-d1=/srv/berth/d1,100Gi`.
+    static func parseDevice(_ text: String) throws -> (id: String, path: String, capacityBytes: Int) {
+        let parts = text.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2 else { throw DaemonError("--device takes ID=PATH,CAPACITY, not \(text)") }
+        let rest = parts[1].split(separator: ",")
+        guard rest.count == 2, rest[0].hasPrefix("/"), let bytes = ByteSize.parse(String(rest[1])), bytes > 0 else {
+            throw DaemonError("--device takes ID=PATH,CAPACITY with an absolute PATH and a size such as 10Gi, not \(text)")
+        }
+        return (String(parts[0]), String(rest[0]), Int(bytes))
+    }
+
+    static func parseAddress(_ text: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw DaemonError("--listen takes HOST:PORT, not \(text)")
+        }
+        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        var signalsToUnblock = sigset_t()
+        sigemptyset(&signalsToUnblock)
+        for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signalsToUnblock, s) }
+        pthread_sigmask(SIG_UNBLOCK, &signalsToUnblock, nil)
+        signal(SIGPIPE, SIG_IGN)
+
+        let tls: TLSDirectory
+        do { tls = try TLSDirectory(path: tlsDirectory) } catch { throw DaemonError("--tls-dir: \(error)") }
+        if let nodeID, nodeID != tls.node {
+            throw DaemonError("--node-id \(nodeID) differs from the node id in \(tlsDirectory)/node.pem (\(tls.node))")
+        }
+        var logger = Logger(label: "berth.agent")
+        logger[metadataKey: "node"] = "\(tls.node)"
+        let log = logger
+        guard !devices.isEmpty else { throw DaemonError("--role node needs at least one --device ID=PATH,CAPACITY") }
+        var stores: [ShardStore] = []
+        for text in devices {
+            let (id, path, capacity) = try Self.parseDevice(text)
+            // One agent per device directory, as one daemon per state directory.
+            try StateDirectoryLock.acquire(path)
+            do { stores.append(try ShardStore(id: DeviceID(id), root: path, capacityBytes: capacity)) } catch {
+                throw DaemonError("device \(id) at \(path): \(error)")
+            }
+        }
+        let (host, port) = try Self.parseAddress(listen)
+        let service = AgentService(node: tls.node, devices: stores)
+        let transport = HTTP2ServerTransport.Posix(
+            address: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),
+            transportSecurity: tls.serverSecurity,
+            config: .defaults { config in
+                // Payload pieces are 1 MiB; a finish carries a 4 MiB shard's checksums.
+                config.rpc.maxRequestPayloadSize = 2 << 20
+            })
+        let server = GRPCServer(transport: transport, services: [service])
+        try StopSignals.install {
+            log.info("shutting down: finishing in-flight calls")
+            Task {
+                _ = try? await server.listeningAddress
+                server.beginGracefulShutdown()
+            }
+        }
+        async let serving: Void = server.serve()
+        let address: String
+        do {
+            let bound = try await server.listeningAddress
+            address = bound?.ipv4.map { "\($0.host):\($0.port)" } ?? bound?.ipv6.map { "[\($0.host)]:\($0.port)" } ?? listen
+        } catch {
+            throw DaemonError("cannot listen on \(listen): \(error)")
+        }
+        log.info("serving", metadata: ["agent": "\(address)", "devices": "\(stores.map(\.id.rawValue))"])
+        FileHandle.standardOutput.write(Data("READY agent=\(address) node=\(tls.node) devices=\(stores.map(\.id.rawValue).joined(separator: ","))\n".utf8))
+        do { try await serving } catch { log.error("the agent failed", metadata: ["error": "\(error)"]); throw error }
+        log.info("stopped")
+    }
+}

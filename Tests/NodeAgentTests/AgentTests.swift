@@ -1,0 +1,305 @@
+import AgentProtocol
+import ClusterTLS
+import Dispatch
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+@testable import NodeAgent
+import Placement
+@testable import Storage
+import StorageClasses
+import Testing
+
+/// The node agent over real gRPC on TCP loopback with mutual TLS: shards round-trip through
+/// `RemoteShardDevice` exactly as through a local `ShardStore`, errors keep their kind, and
+/// peers without the cluster's certificate (or with another node's) are refused.
+@Suite struct AgentTests {
+    /// A CA, certificates for nodes "a", "b", "c" and "ctl", and one agent per node of
+    /// `agents` (node N serves devices N-d1 and N-d2), each on an ephemeral port.
+    final class Fixture: Sendable {
+        let root: String
+        let ca: ClusterCA
+        let servers: [GRPCServer<HTTP2ServerTransport.Posix>]
+        let addresses: [String]
+        /// Per agent, its devices.
+        let devices: [[ShardStore]]
+        let serving: [Task<Void, Never>]
+        var address: String { addresses[0] }
+        var stores: [ShardStore] { devices[0] }
+
+        init(agents: [String] = ["a"]) async throws {
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent("berth-agent-\(UUID().uuidString)").path
+            self.root = root
+            let ca = try ClusterCA.make()
+            self.ca = ca
+            for name in ["a", "b", "c", "ctl"] { try TLSDirectory.write(node: name, ca: ca, to: root + "/tls/" + name) }
+            try FileManager.default.createDirectory(atPath: root + "/dev", withIntermediateDirectories: true)
+            var servers: [GRPCServer<HTTP2ServerTransport.Posix>] = [], addresses: [String] = [], devices: [[ShardStore]] = [], serving: [Task<Void, Never>] = []
+            for node in agents {
+                let stores = try (1...2).map { try ShardStore(id: DeviceID("\(node)-d\($0)"), root: root + "/dev/\(node)-d\($0)", capacityBytes: 64 << 20) }
+                let tls = try TLSDirectory(path: root + "/tls/" + node)
+                let server = GRPCServer(transport: HTTP2ServerTransport.Posix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: tls.serverSecurity,
+                                                                             config: .defaults { $0.rpc.maxRequestPayloadSize = 2 << 20 }),
+                                        services: [AgentService(node: node, devices: stores)])
+                serving.append(Task { try? await server.serve() })
+                let bound = try await server.listeningAddress
+                addresses.append("127.0.0.1:\(bound!.ipv4!.port)")
+                servers.append(server)
+                devices.append(stores)
+            }
+            (self.servers, self.addresses, self.devices, self.serving) = (servers, addresses, devices, serving)
+        }
+
+        func tls(_ node: String) throws -> TLSDirectory { try TLSDirectory(path: root + "/tls/" + node) }
+
+        /// Stops agent `index` (its connections close; clients see silence).
+        func stop(agent index: Int) async {
+            servers[index].beginGracefulShutdown()
+            await serving[index].value
+        }
+
+        func stop() async {
+            for i in servers.indices { await stop(agent: i) }
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
+
+    /// Runs blocking client calls off the cooperative pool (they wait for tasks of their own).
+    static func off<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                do { continuation.resume(returning: try work()) } catch { continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    static func bytes(_ count: Int, seed: UInt8) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) } }
+
+    @Test func shardsRoundTripThroughTheAgent() async throws {
+        let f = try await Fixture()
+        let directory = AgentDirectory(tls: try f.tls("ctl"))
+        defer { directory.close() }
+        let address = f.address
+        let sizes = [0, 5_000, 3 << 20]
+        let ids = sizes.indices.map { ObjectID(high: 1, low: UInt64($0)) }
+        try await Self.off {
+            let device = try directory.device(id: DeviceID("a-d1"), host: "a", address: address, capacityBytes: 1, verify: true)
+            #expect(device.capacityBytes == 64 << 20)  // the agent's figure, not the recorded one
+            #expect(device.isReachable)
+            for (id, size) in zip(ids, sizes) {
+                try device.write(object: id, position: 2, objectSize: size * 3, bytes: Self.bytes(size, seed: UInt8(size & 0xff)))
+            }
+            for (id, size) in zip(ids, sizes) {
+                let shard = try device.read(object: id, position: 2)
+                #expect(shard.payload == Self.bytes(size, seed: UInt8(size & 0xff)))
+                #expect(shard.objectSize == size * 3)
+            }
+            let range = try device.read(object: ids[2], position: 2, range: 1_000_000..<1_200_001)
+            #expect(range.bytes == Array(Self.bytes(3 << 20, seed: 0)[1_000_000..<1_200_001]))
+            #expect(Set(try device.allShards().map { "\($0.object).\($0.position)" }) == Set(ids.map { "\($0).2" }))
+            #expect(device.usedBytes == f.stores[0].usedBytes)
+            #expect(device.delete([(ids[1], 2), (ObjectID(high: 9, low: 9), 0)]).isEmpty)  // absent counts as removed
+            #expect(throws: StorageError.shardNotFound(device: DeviceID("a-d1"), shard: "\(ids[1]).2")) {
+                try device.read(object: ids[1], position: 2)
+            }
+        }
+        await f.stop()
+    }
+
+    @Test func errorsKeepTheirKindAcrossTheWire() async throws {
+        let f = try await Fixture()
+        let directory = AgentDirectory(tls: try f.tls("ctl"))
+        defer { directory.close() }
+        let address = f.address
+        let id = ObjectID(high: 2, low: 2)
+        try f.stores[1].write(object: id, position: 0, objectSize: 10_000, bytes: Self.bytes(10_000, seed: 7))
+        // Flip one payload byte on the agent's disk.
+        let file = f.stores[1].path(id, 0)
+        let handle = try #require(FileHandle(forUpdatingAtPath: file))
+        try handle.seek(toOffset: UInt64(ShardHeader.fileBytes(payloadLength: 10_000) - 5))
+        try handle.write(contentsOf: [0xFF])
+        try handle.close()
+        try await Self.off {
+            let device = try directory.device(id: DeviceID("a-d2"), host: "a", address: address, capacityBytes: 1, verify: true)
+            do {
+                _ = try device.read(object: id, position: 0)
+                Issue.record("a corrupt shard read back")
+            } catch let error as StorageError {
+                guard case .corruptShard(let d, _, _) = error else { Issue.record("expected corruptShard, got \(error)"); return }
+                #expect(d == DeviceID("a-d2"))
+            }
+            // Larger than the device: no space, said as such.
+            do {
+                try device.write(object: ObjectID(high: 3, low: 3), position: 0, objectSize: 1, bytes: [UInt8](repeating: 1, count: 65 << 20))
+                Issue.record("a shard larger than the device was stored")
+            } catch let error as StorageError {
+                guard case .noSpace = error else { Issue.record("expected noSpace, got \(error)"); return }
+            }
+            // A device the agent does not serve is refused when added.
+            #expect(throws: StorageError.self) {
+                _ = try directory.device(id: DeviceID("a-d9"), host: "a", address: address, capacityBytes: 1, verify: true)
+            }
+        }
+        await f.stop()
+    }
+
+    @Test func anAbandonedWriteLeavesNothing() async throws {
+        let f = try await Fixture()
+        let directory = AgentDirectory(tls: try f.tls("ctl"))
+        defer { directory.close() }
+        let address = f.address
+        let stores = f.stores
+        try await Self.off {
+            let device = try directory.device(id: DeviceID("a-d1"), host: "a", address: address, capacityBytes: 1, verify: true)
+            let id = ObjectID(high: 4, low: 4)
+            let decision = Promise<Bool>()
+            decision.fulfill(false)
+            let payload = Self.bytes(200_000, seed: 3)
+            let failure = payload.withUnsafeBytes { buffer -> StorageError? in
+                do throws(StorageError) {
+                    try device.write(object: id, position: 1, objectSize: 200_000, payload: buffer, checksum: .compute, renameAfter: decision)
+                    return nil
+                } catch { return error }
+            }
+            guard case .io(_, _, let e)? = failure, e == ECANCELED else { Issue.record("expected an abandoned write, got \(String(describing: failure))"); return }
+            #expect(try stores[0].allShards().isEmpty)
+            #expect(stores[0].usedBytes == 0)
+        }
+        await f.stop()
+    }
+
+    /// A client with `tls` dialling the agent as node `expecting`: whether `Status` answers.
+    static func statusAnswers(_ f: Fixture, tls: HTTP2ClientTransport.Posix.TransportSecurity, expecting node: String) async -> Bool {
+        do {
+            let transport = try HTTP2ClientTransport.Posix(target: .ipv4(host: "127.0.0.1", port: Int(f.address.split(separator: ":")[1])!),
+                                                           transportSecurity: tls,
+                                                           config: .defaults { $0.http2.authority = node })
+            return try await withGRPCClient(transport: transport) { client in
+                var options = CallOptions.defaults
+                options.timeout = .seconds(5)
+                let reply = try await Berth_Agent_V1_NodeAgent.Client(wrapping: client).status(Berth_Agent_V1_StatusRequest(), options: options)
+                return reply.node == "a"
+            }
+        } catch {
+            return false
+        }
+    }
+
+    @Test func peersWithoutTheClusterCertificateAreRefused() async throws {
+        let f = try await Fixture()
+        let ctl = try f.tls("ctl")
+        // The cluster's own certificate, dialling node a: served.
+        #expect(await Self.statusAnswers(f, tls: ctl.clientSecurity, expecting: "a"))
+        // Node a's agent dialled as node b: its certificate says a, so the client refuses it.
+        #expect(await !Self.statusAnswers(f, tls: ctl.clientSecurity, expecting: "b"))
+        // A certificate from another CA (same node name): the agent refuses it.
+        let foreign = f.root + "/foreign"
+        try TLSDirectory.write(node: "ctl", ca: try ClusterCA.make(name: "someone else's CA"), to: foreign)
+        var stranger = try TLSDirectory(path: foreign).clientSecurity
+        #expect(await !Self.statusAnswers(f, tls: stranger, expecting: "a"))
+        // No client certificate at all, but trusting the cluster CA: refused.
+        stranger = .tls { $0.trustRoots = .certificates([.file(path: f.root + "/tls/ctl/ca.pem", format: .pem)]) }
+        #expect(await !Self.statusAnswers(f, tls: stranger, expecting: "a"))
+        // Plain text: refused.
+        #expect(await !Self.statusAnswers(f, tls: .plaintext, expecting: "a"))
+        // And it still serves the cluster afterwards.
+        #expect(await Self.statusAnswers(f, tls: ctl.clientSecurity, expecting: "a"))
+        await f.stop()
+    }
+
+    @Test func malformedRequestsAreRefusedAndTheAgentGoesOn() async throws {
+        let f = try await Fixture()
+        let ctl = try f.tls("ctl")
+        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(host: "127.0.0.1", port: Int(f.address.split(separator: ":")[1])!),
+                                                       transportSecurity: ctl.clientSecurity, config: .defaults { $0.http2.authority = "a" })
+        try await withGRPCClient(transport: transport) { client in
+            let agent = Berth_Agent_V1_NodeAgent.Client(wrapping: client)
+            func code(_ messages: [Berth_Agent_V1_PutShardMessage]) async -> RPCError.Code? {
+                do {
+                    _ = try await agent.putShard { writer in for m in messages { try await writer.write(m) } }
+                    return nil
+                } catch { return (error as? RPCError)?.code }
+            }
+            var start = Berth_Agent_V1_PutShardMessage()
+            start.start.shard.device = "a-d1"
+            start.start.shard.objectLow = 1
+            start.start.payloadLength = 10
+            var data = Berth_Agent_V1_PutShardMessage()
+            data.data = Data(repeating: 1, count: 10)
+            var finish = Berth_Agent_V1_PutShardMessage()
+            finish.finish.commit = true
+            // No start.
+            #expect(await code([data, finish]) == .invalidArgument)
+            // More payload than announced.
+            var long = data
+            long.data = Data(repeating: 1, count: 11)
+            #expect(await code([start, long, finish]) == .invalidArgument)
+            // Ends inside the payload.
+            #expect(await code([start]) == .invalidArgument)
+            // A wrong number of block checksums.
+            var badTable = finish
+            badTable.finish.blockChecksums = [1, 2, 3]
+            #expect(await code([start, data, badTable]) == .invalidArgument)
+            // An oversized shard.
+            var huge = start
+            huge.start.payloadLength = UInt64(AgentService.maxShardBytes + 1)
+            #expect(await code([huge]) == .invalidArgument)
+            // An oversized message (the gRPC limit).
+            var big = data
+            big.data = Data(repeating: 1, count: 3 << 20)
+            var bigStart = start
+            bigStart.start.payloadLength = 3 << 20
+            #expect(await code([bigStart, big, finish]) != nil)
+            // Unknown device, bad position.
+            var unknown = start
+            unknown.start.shard.device = "z-d1"
+            #expect(await code([unknown, data, finish]) == .notFound)
+            var position = start
+            position.start.shard.position = 100_000
+            #expect(await code([position, data, finish]) == .invalidArgument)
+            // None of that left a shard, and a good put still works.
+            let leftovers = (try? f.stores[0].allShards().count) ?? -1
+            #expect(leftovers == 0)
+            #expect(await code([start, data, finish]) == nil)
+        }
+        #expect(try f.stores[0].read(object: ObjectID(high: 0, low: 1), position: 0).payload == [UInt8](repeating: 1, count: 10))
+        await f.stop()
+    }
+
+    /// A replicated object over three hosts' agents: one agent stops, the object still
+    /// reads (from the others), and the stopped host's devices report themselves unreachable.
+    @Test func objectsReadWhenAHostStops() async throws {
+        let f = try await Fixture(agents: ["a", "b", "c"])
+        let directory = AgentDirectory(tls: try f.tls("ctl"))
+        defer { directory.close() }
+        let addresses = f.addresses
+        let store = try await Self.off { () -> ObjectStore in
+            var devices: [any ShardDevice] = []
+            var members: [Device] = []
+            for (node, address) in zip(["a", "b", "c"], addresses) {
+                for d in 1...2 {
+                    let id = DeviceID("\(node)-d\(d)")
+                    devices.append(try directory.device(id: id, host: node, address: address, capacityBytes: 1, verify: true))
+                    members.append(Device(id: id, parent: node, weight: 1))
+                }
+            }
+            let r3 = StorageClass(name: "r3", redundancy: .replicated(copies: 3), chunkSizeBytes: 64 << 10, pgCount: 16)
+            let map = try ClusterMap.initial(buckets: ["a", "b", "c"].map { Bucket(id: $0, type: "host") }, devices: members,
+                                             pools: [Pool(id: 1, name: r3.name, rule: r3.rule, pgCount: r3.pgCount)])
+            return ObjectStore(layout: .init(current: try Placer(map: map)), devices: devices, codecs: [try PoolCodec(poolID: 1, storageClass: r3)])
+        }
+        let objects = (0..<8).map { (ObjectID(high: 5, low: UInt64($0)), Self.bytes(100_000 + $0, seed: UInt8($0))) }
+        try await Self.off { for (id, bytes) in objects { try store.put(pool: 1, object: id, bytes: bytes) } }
+        await f.stop(agent: 1)
+        for (id, bytes) in objects {
+            let read = try await Self.off { try store.get(pool: 1, object: id) }
+            #expect(read.bytes == bytes)
+        }
+        // Silence makes b's devices unreachable within the heartbeat's window.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while store.device(DeviceID("b-d1"))!.isReachable && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!store.device(DeviceID("b-d1"))!.isReachable)
+        #expect(store.device(DeviceID("a-d1"))!.isReachable)
+        await f.stop()
+    }
+}
