@@ -136,6 +136,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineTool", "TestSupport"]),
         .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "EngineTool", "CFuse3", "CLinux", "TestSupport"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
+        .testTarget(name: "ClusterTests", dependencies: ["TestSupport"]),
         .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "AgentProtocol", "ClusterTLS", "Storage", "Placement", "StorageClasses", "TestSupport",
                                                           .product(name: "GRPCCore", package: "grpc-swift-2"),
                                                           .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport")]),

@@ -106,6 +106,10 @@ extension Engine {
             group.wait()
             try? processCleanups()
             var result = results.withLock { $0 }
+            // Then what degraded writes left missing, where every member answers again.
+            let recovered = recoverDegradedPGs(state.withLock { $0 })
+            result.bytes += recovered.bytes
+            result.failures += recovered.failures
             result.remaining = pendingPositions().count
             if result.remaining == 0, let movement = try? database.latestMovement(), movement.finishedMs == nil {
                 try? database.recordProgress(epoch: movement.epoch, positions: 0, bytes: 0, finished: true)

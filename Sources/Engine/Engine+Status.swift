@@ -63,7 +63,9 @@ extension Engine {
             if d.state != .out && !(objects.device(d.id)?.isReachable ?? false) { unreachable += 1 }
         }
         var clean = 0, moving = 0, degraded = 0
-        let degradedPGs = degradedPGs(s)
+        var degradedPGs = degradedPGs(s)
+        // PGs still missing shards of degraded writes.
+        for (pool, pg) in try pgsNeedingRecovery() { degradedPGs[pool, default: []].insert(pg) }
         for (pool, locations) in s.locations {
             guard let targets = s.targets[pool] else { continue }
             for (pg, devices) in locations.enumerated() where pg < targets.count {

@@ -181,7 +181,11 @@ extension Engine {
             }
         }
         var stored: StorageError?
-        do { try objects.put(pool: entry.poolID, object: id, bytes: bytes, renameAfter: rowDurable) } catch { stored = error }
+        var missing: [Int] = []
+        do { missing = try objects.put(pool: entry.poolID, object: id, bytes: bytes, renameAfter: rowDurable) } catch { stored = error }
+        if stored == nil && !missing.isEmpty {
+            do throws(EngineError) { try recordDegradedWrite(pool: entry.poolID, object: id) } catch { stored = .unreadable(object: "\(id)", reason: "\(error)") }
+        }
         let recorded = rowDurable.value()
         if let failure: any Error = rowError.withLock({ $0 }) ?? stored {
             // `put` removed the shards it wrote, or abandoned them unnamed when the row failed.
@@ -203,7 +207,9 @@ extension Engine {
         index.add(Self.indexed(record, volume: volume, entry))
         do throws(EngineError) {
             try EngineError.wrap { try vdb.beginObject(record) }
-            do { try objects.put(pool: entry.poolID, object: id, bytes: bytes) } catch { throw .storage(error) }
+            let missing: [Int]
+            do { missing = try objects.put(pool: entry.poolID, object: id, bytes: bytes) } catch { throw .storage(error) }
+            if !missing.isEmpty { try recordDegradedWrite(pool: entry.poolID, object: id) }
         } catch {
             try? vdb.removeObject(id: id.description)
             index.remove(ids: [id.description])

@@ -31,6 +31,8 @@ public final class Engine: Sendable {
     /// (mounted) volume's usage changes, so closed volumes' values are kept here instead of
     /// opening every volume's database for each capacity question.
     let usageTable = VolumeUsageTable()
+    /// Silent hosts' devices and the states the health check set (`checkHealth`).
+    let health = HealthTracker()
     let volumeCommits: GroupCommit
     /// Objects by placement group, across volumes (`pg_object`), and its pending changes.
     let index: ObjectIndexJournal

@@ -112,6 +112,18 @@ enum ClusterMigrations {
         migrator.registerMigration("v4-device-agent") { db in
             try db.execute(sql: "ALTER TABLE device ADD COLUMN agent TEXT CHECK (agent IS NULL OR length(agent) BETWEEN 3 AND 300)")
         }
+        // PGs holding objects written while a member was unreachable (a degraded write: fewer
+        // shards than the class keeps, at least its minimum): the mover rebuilds their missing
+        // shards once every member answers again, then the row goes.
+        migrator.registerMigration("v5-pg-recovery") { db in
+            try db.execute(sql: """
+                CREATE TABLE pg_recovery (
+                    pool_id INTEGER NOT NULL CHECK (pool_id >= 0),
+                    pg INTEGER NOT NULL CHECK (pg >= 0),
+                    PRIMARY KEY (pool_id, pg)
+                ) WITHOUT ROWID
+                """)
+        }
         return migrator
     }
 }

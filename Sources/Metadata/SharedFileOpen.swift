@@ -31,11 +31,13 @@ enum SharedFileOpen {
         }
     }
 
-    /// Busy and locked files, a taken migration row, a table made meanwhile.
+    /// Busy and locked files, a taken migration row, a table or column made meanwhile.
     static func mayComeFromAnotherOpener(_ error: DatabaseError) -> Bool {
         switch error.resultCode {
         case .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_CONSTRAINT: return true
-        case .SQLITE_ERROR: return (error.message ?? "").contains("already exists")
+        case .SQLITE_ERROR:
+            let message = error.message ?? ""
+            return message.contains("already exists") || message.contains("duplicate column name")
         default: return false
         }
     }

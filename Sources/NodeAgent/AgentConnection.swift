@@ -22,9 +22,12 @@ public final class AgentConnection: Sendable {
 
     /// How often the heartbeat asks, and how long a silence makes the host unreachable.
     public static let heartbeatInterval: Duration = .seconds(1)
-    public static let silenceMs: Int64 = 3_000
-    /// Deadlines: a hung host must not hold a writer or reader forever.
-    static let statusTimeout: Duration = .seconds(2)
+    public static let silenceMs: Int64 = 5_000
+    /// Deadlines: a hung host must not hold a writer or reader forever. (A heartbeat may
+    /// wait a few seconds on a loaded machine; the silence, not one late answer, decides.)
+    static let statusTimeout: Duration = .seconds(4)
+    /// Adding a device waits longer for its agent's answer.
+    static let verifyTimeout: Duration = .seconds(20)
     static let dataTimeout: Duration = .seconds(30)
 
     /// Connects (lazily: the first call dials) to `node`'s agent at `address` (HOST:PORT).
@@ -43,18 +46,20 @@ public final class AgentConnection: Sendable {
                 config.http2.authority = node
                 config.backoff = .init(initial: .milliseconds(100), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
                 config.connection.maxIdleTime = nil
+                // A partitioned host's connection is found dead in seconds and dialled anew.
+                config.connection.keepalive = .init(time: .seconds(2), timeout: .seconds(2), allowWithoutCalls: true)
             })
         client = GRPCClient(transport: transport)
         agent = Berth_Agent_V1_NodeAgent.Client(wrapping: client)
         let client = self.client
-        tasks.withLock { $0.append(Task { try? await client.runConnections() }) }
+        tasks.withLock { $0.append(Task(executorPreference: AgentExecutor.shared) { try? await client.runConnections() }) }
     }
 
     /// Starts the heartbeat (once).
     func startHeartbeat() {
         tasks.withLock { tasks in
             guard tasks.count == 1 else { return }
-            tasks.append(Task { [weak self] in
+            tasks.append(Task(executorPreference: AgentExecutor.shared) { [weak self] in
                 while !Task.isCancelled {
                     guard let self else { return }
                     _ = try? await self.status()
@@ -75,9 +80,9 @@ public final class AgentConnection: Sendable {
 
     /// Asks the agent for its status now.
     @discardableResult
-    func status() async throws -> Berth_Agent_V1_StatusReply {
+    func status(timeout: Duration = statusTimeout) async throws -> Berth_Agent_V1_StatusReply {
         do {
-            let reply = try await agent.status(Berth_Agent_V1_StatusRequest(), options: Self.options(Self.statusTimeout))
+            let reply = try await agent.status(Berth_Agent_V1_StatusRequest(), options: Self.options(timeout))
             guard reply.node == node else {
                 // The certificate said `node` (TLS checked it); an agent configured otherwise is refused too.
                 throw RPCError(code: .permissionDenied, message: "the agent at \(address) says it is node \(reply.node), not \(node)")
@@ -125,7 +130,7 @@ public final class AgentConnection: Sendable {
     static func wait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
         let box = Mutex<Result<T, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
-        Task {
+        Task(executorPreference: AgentExecutor.shared) {
             let result: Result<T, any Error>
             do { result = .success(try await work()) } catch { result = .failure(error) }
             box.withLock { $0 = result }

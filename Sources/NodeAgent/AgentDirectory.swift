@@ -34,7 +34,7 @@ public final class AgentDirectory: DeviceConnector {
         let connection = try connection(host: host, address: address)
         let device = RemoteShardDevice(id: id, connection: connection, capacityBytes: capacityBytes)
         guard verify else { return device }
-        switch AgentConnection.wait({ try await connection.status() }) {
+        switch AgentConnection.wait({ try await connection.status(timeout: AgentConnection.verifyTimeout) }) {
         case .success(let status):
             guard let served = status.devices.first(where: { $0.id == id.rawValue }) else {
                 throw .invalidDevice("the agent of host \(host) at \(address) serves no device \"\(id)\"; it serves \(status.devices.map(\.id))")

@@ -3,6 +3,7 @@ import Codec
 import Dispatch
 import Foundation
 import GRPCCore
+import GRPCNIOTransportHTTP2
 import Placement
 import Storage
 
@@ -22,6 +23,15 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
     public static let pieceBytes = 1 << 20
     /// Shard positions are below this (the widest layout is far narrower).
     static let maxPosition: UInt32 = 255
+
+    /// The agent's server transport settings: payload pieces are 1 MiB and a `finish`
+    /// carries a 4 MiB shard's checksums (2 MiB per message); clients ping every 2 s.
+    public static var transportConfig: HTTP2ServerTransport.Posix.Config {
+        .defaults { config in
+            config.rpc.maxRequestPayloadSize = 2 << 20
+            config.connection.keepalive.clientBehavior = .init(minPingIntervalWithoutCalls: .seconds(1), allowWithoutCalls: true)
+        }
+    }
 
     public init(node: String, devices: [ShardStore]) {
         self.node = node
@@ -71,7 +81,7 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
         let checksums = Promise<[UInt32]>()
         let commit = Promise<Bool>()
         let stored = payload
-        let writing = Task { () -> StorageError? in
+        let writing = Task(executorPreference: AgentExecutor.shared) { () -> StorageError? in
             await Blocking.run {
                 // withUnsafeBytes rethrows untyped errors: carry ours out as a value.
                 stored.withUnsafeBytes { buffer -> StorageError? in

@@ -29,6 +29,7 @@ public final class RemoteShardDevice: ShardDevice {
     public var capacityBytes: Int { reported.map { Int($0.capacityBytes) } ?? recordedCapacity }
     public var usedBytes: Int { max(used.load(ordering: .relaxed), reported.map { Int($0.usedBytes) } ?? 0) }
     public var isReachable: Bool { connection.isResponsive && (reported?.reachable ?? false) }
+    public var isRemote: Bool { true }
 
     private func ref(_ object: ObjectID, _ position: Int) -> Berth_Agent_V1_ShardRef {
         var ref = Berth_Agent_V1_ShardRef()
@@ -73,7 +74,7 @@ public final class RemoteShardDevice: ShardDevice {
         for message in messages { continuation.yield(message) }
         let agent = connection.agent
         let finished = Promise<Result<Berth_Agent_V1_PutShardReply, any Error>>()
-        Task {
+        Task(executorPreference: AgentExecutor.shared) {
             do {
                 let reply = try await agent.putShard(options: AgentConnection.options(AgentConnection.dataTimeout)) { writer in
                     for await message in stream { try await writer.write(message) }
@@ -139,6 +140,18 @@ public final class RemoteShardDevice: ShardDevice {
                 }
                 return (bytes, objectSize)
             }
+        }
+    }
+
+    public func hasShard(object: ObjectID, position: Int) throws(StorageError) -> Bool {
+        do {
+            // An empty range: the agent opens the shard and checks its header and table only.
+            _ = try read(object, position, range: 0..<0)
+            return true
+        } catch {
+            if case .shardNotFound = error { return false }
+            if case .corruptShard = error { return false }
+            throw error
         }
     }
 

@@ -41,6 +41,9 @@ public final class ObjectStore: Sendable {
 
     /// Reads that had to avoid a device or a bad shard since start (for metrics).
     public var degradedReads: Int { degradedReadCount.load(ordering: .relaxed) }
+    private let degradedWriteCount = Atomic<Int>(0)
+    /// Puts acknowledged with unreachable members' shards missing since start (for metrics).
+    public var degradedWrites: Int { degradedWriteCount.load(ordering: .relaxed) }
     private let queues = DeviceQueues()
     private let buffers = BufferPool()
     private let putsInFlight = PutsInFlight()
@@ -106,11 +109,14 @@ public final class ObjectStore: Sendable {
     // MARK: put
 
     /// Stores `bytes` as object `object` of `pool`: every shard written in parallel and
-    /// fsynced; returns only when all are durable. On any failure the shards already
-    /// written are removed and the error is thrown (a full device first, as `noSpace`).
-    /// Putting the same id again rewrites the same shards (a retry is idempotent).
-    /// `renameAfter`: see `ShardStore.write`.
-    public func put(pool: UInt32, object: ObjectID, bytes: [UInt8], renameAfter: Promise<Bool>? = nil) throws(StorageError) {
+    /// fsynced; returns once they are durable. A degraded write succeeds too: when the only
+    /// failures are unreachable devices and at least `PoolCodec.minimumDurable` shards are
+    /// durable, it returns the positions left unwritten (the caller records the PG for
+    /// recovery). On any other failure the shards already written are removed and the error
+    /// is thrown (a full device first, as `noSpace`). Putting the same id again rewrites the
+    /// same shards (a retry is idempotent). `renameAfter`: see `ShardStore.write`.
+    @discardableResult
+    public func put(pool: UInt32, object: ObjectID, bytes: [UInt8], renameAfter: Promise<Bool>? = nil) throws(StorageError) -> [Int] {
         let (s, epoch) = putsInFlight.begin { let s = state.withLock { $0 }; return (s, s.layout.current.map.epoch) }
         defer { putsInFlight.end(epoch: epoch) }
         let codec = try Self.codec(s, pool)
@@ -150,7 +156,12 @@ public final class ObjectStore: Sendable {
             }
         }
         let failed = errors.compactMap { $0 }
-        guard !failed.isEmpty else { return }
+        guard !failed.isEmpty else { return [] }
+        let unreachableOnly = failed.allSatisfy { if case .deviceUnavailable = $0 { true } else { false } }
+        if unreachableOnly && targets.count - failed.count >= codec.minimumDurable {
+            degradedWriteCount.add(1, ordering: .relaxed)
+            return errors.indices.filter { errors[$0] != nil }
+        }
         for (position, device) in targets.enumerated() where errors[position] == nil {
             try? s.devices[device]?.delete(object: object, position: position)
         }
@@ -359,13 +370,15 @@ public final class ObjectStore: Sendable {
     /// Puts shard `position` of the object on device `to`: copied from `from` when that
     /// device still answers and its copy verifies, otherwise rebuilt from the object's
     /// other shards (any copy, or any k for EC) on the current and previous devices.
-    /// Idempotent: a verified shard already on `to` is kept. Returns the bytes written
-    /// (the shard file: header and payload), 0 if it was already there.
+    /// Idempotent: a shard already on `to` with a sound header and block table is kept
+    /// (`ShardDevice.hasShard`: its payload is not read, so a remote one does not travel;
+    /// scrubbing verifies payloads). Returns the bytes written (the shard file: header and
+    /// payload), 0 if it was already there.
     @discardableResult
     public func moveShard(pool: UInt32, object: ObjectID, position: Int, from: DeviceID?, to: DeviceID) throws(StorageError) -> Int {
         let (s, codec) = try snapshot(pool)
         guard let target = s.devices[to] else { throw .deviceUnavailable(to, reason: "not attached to this node") }
-        if (try? target.read(object: object, position: position)) != nil { return 0 }
+        if try target.hasShard(object: object, position: position) { return 0 }
         var payload: [UInt8]
         var objectSize: Int
         if let from, let source = s.devices[from], let shard = try? source.read(object: object, position: position) {

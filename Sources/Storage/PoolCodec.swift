@@ -44,6 +44,16 @@ public struct PoolCodec: Sendable {
         }
     }
 
+    /// Shards a write must make durable to be acknowledged while members are unreachable
+    /// (a degraded write): all but one copy (one of one), or k + 1 of an erasure code
+    /// (k of k + 0), so that one more failure still leaves the object readable.
+    public var minimumDurable: Int {
+        switch scheme {
+        case .replicated(let copies): max(1, copies - 1)
+        case .erasure(let rs): rs.m == 0 ? rs.k : rs.k + 1
+        }
+    }
+
     /// Shards needed to read the object back.
     public var needed: Int {
         switch scheme {

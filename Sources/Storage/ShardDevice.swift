@@ -31,9 +31,16 @@ public protocol ShardDevice: AnyObject, Sendable {
     func delete(_ shards: [(object: ObjectID, position: Int)]) -> [StorageError]
     /// Every shard on the device (scrub, recovery, garbage collection).
     func allShards() throws(StorageError) -> [(object: ObjectID, position: Int)]
+    /// Whether the shard is there with a sound header and block table (its payload is not
+    /// read: a cheap check for recovery and moves, where a remote read would carry it).
+    func hasShard(object: ObjectID, position: Int) throws(StorageError) -> Bool
+    /// Whether another host serves it (its reachability is its host's heartbeat).
+    var isRemote: Bool { get }
 }
 
 extension ShardDevice {
+    public var isRemote: Bool { false }
+
     public var freeBytes: Int { max(0, capacityBytes - usedBytes) }
 
     /// `write` with the checksums computed here and no rename condition.

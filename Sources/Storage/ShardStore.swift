@@ -416,6 +416,19 @@ public final class ShardStore: ShardDevice {
         return done
     }
 
+    public func hasShard(object: ObjectID, position: Int) throws(StorageError) -> Bool {
+        do {
+            let opened = try openShard(object, position)
+            close(opened.fd)
+            return true
+        } catch {
+            if case .shardNotFound = error { return false }
+            // A corrupt header is a shard to write again.
+            if case .corruptShard = error { return false }
+            throw error
+        }
+    }
+
     public func contains(object: ObjectID, position: Int) -> Bool {
         access(path(object, position), F_OK) == 0
     }

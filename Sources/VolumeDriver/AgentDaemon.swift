@@ -73,10 +73,7 @@ struct AgentDaemon {
         let transport = HTTP2ServerTransport.Posix(
             address: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),
             transportSecurity: tls.serverSecurity,
-            config: .defaults { config in
-                // Payload pieces are 1 MiB; a finish carries a 4 MiB shard's checksums.
-                config.rpc.maxRequestPayloadSize = 2 << 20
-            })
+            config: AgentService.transportConfig)
         let server = GRPCServer(transport: transport, services: [service])
         try StopSignals.install {
             log.info("shutting down: finishing in-flight calls")
@@ -85,7 +82,7 @@ struct AgentDaemon {
                 server.beginGracefulShutdown()
             }
         }
-        async let serving: Void = server.serve()
+        let serving = Task(executorPreference: AgentExecutor.shared) { try await server.serve() }
         let address: String
         do {
             let bound = try await server.listeningAddress
@@ -95,7 +92,7 @@ struct AgentDaemon {
         }
         log.info("serving", metadata: ["agent": "\(address)", "devices": "\(stores.map(\.id.rawValue))"])
         FileHandle.standardOutput.write(Data("READY agent=\(address) node=\(tls.node) devices=\(stores.map(\.id.rawValue).joined(separator: ","))\n".utf8))
-        do { try await serving } catch { log.error("the agent failed", metadata: ["error": "\(error)"]); throw error }
+        do { try await serving.value } catch { log.error("the agent failed", metadata: ["error": "\(error)"]); throw error }
         log.info("stopped")
     }
 }

@@ -57,7 +57,7 @@ struct Daemon {
         defer { agents?.close() }
         let engine = try Engine(configuration: engineConfiguration)
         if fresh { try EmbeddedCluster.bootstrap(engine, configuration: c, logger: log) }
-        let mounts = try NodeMounts(engine: engine, stateDirectory: c.stateDirectory, logger: log)
+        let mounts = try NodeMounts(engine: engine, stateDirectory: c.stateDirectory, logger: log, objectCacheBytes: c.objectCacheBytes)
         mounts.reconcile()
         let context = DriverContext(engine: engine, mounts: mounts, nodeID: c.nodeID, extraSegments: c.topology,
                                     defaultClass: c.defaultClass, stateDirectory: c.stateDirectory,
@@ -93,6 +93,7 @@ struct Daemon {
             GRPCServerService(server: csiServer),
             GRPCServerService(server: adminServer),
         ]
+        if agents != nil { services.append(HealthService(engine: engine, policy: c.health, log: log)) }
         if let metricsServer { services.append(MetricsService(server: metricsServer)) }
         // A part that fails or ends early takes the daemon down gracefully, in order.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services.map {

@@ -1,3 +1,4 @@
+import CSI
 import Engine
 import Foundation
 import StorageClasses
@@ -47,6 +48,10 @@ struct DaemonConfiguration: Sendable {
     /// This node's cluster certificates (`TLSDirectory`): needed to reach devices that other
     /// hosts' node agents serve. nil: local devices only.
     var tlsDirectory: String?
+    /// When a silent host's devices go down, and out (rebuilt elsewhere).
+    var health = HealthPolicy()
+    /// The node's object cache, shared by all its mounts (0: none).
+    var objectCacheBytes = NodeMounts.defaultObjectCacheBytes
 
     struct FileError: Error, CustomStringConvertible {
         var description: String
@@ -103,4 +108,16 @@ struct DaemonConfiguration: Sendable {
         }
     }
 
+}
+
+/// A duration flag: "500ms", "20s", "10m", "1h".
+enum DurationText {
+    static func milliseconds(_ text: String) -> Int64? {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            if let value = Int64(number), value >= 0 { return value * scale }
+        }
+        return nil
+    }
 }

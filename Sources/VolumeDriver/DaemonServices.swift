@@ -1,5 +1,6 @@
 import CSI
 import Engine
+import Foundation
 import GRPCCore
 import Logging
 import ServiceLifecycle
@@ -68,5 +69,28 @@ struct MetricsService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         await server.close()
+    }
+}
+
+/// The health check of other hosts' devices (`Engine.checkHealth`), once a second: a
+/// silent host goes down, then out after the grace period, and back up when it answers.
+struct HealthService: Service {
+    let engine: Engine
+    let policy: HealthPolicy
+    let log: Logger
+
+    func run() async throws {
+        let (engine, policy) = (engine, policy)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let changes = (try? await blocking { engine.checkHealth(policy: policy, nowMs: HealthService.monotonicMs()) }) ?? []
+            for change in changes { log.notice("device health", metadata: ["change": "\(change)"]) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+        }
+    }
+
+    static func monotonicMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 }

@@ -52,6 +52,9 @@ final class DaemonMetrics: Sendable {
             gauge("devices", "", "Devices by state", [("state", "up")]).set(Double(status.devicesUp))
             gauge("devices", "", "Devices by state", [("state", "down")]).set(Double(status.devicesDown))
             gauge("devices", "", "Devices by state", [("state", "out")]).set(Double(status.devicesOut))
+            gauge("devices_unreachable", "", "Devices not out whose directory or host does not answer").set(Double(status.devicesUnreachable))
+            gauge("pgs_recovering", "", "PGs holding degraded writes whose missing shards are still to be rebuilt")
+                .set(Double((try? engine.pgsNeedingRecovery().count) ?? 0))
             gauge("pgs", "", "Placement groups by state", [("state", "clean")]).set(Double(status.pgsClean))
             gauge("pgs", "", "Placement groups by state", [("state", "moving")]).set(Double(status.pgsMoving))
             gauge("pgs", "", "Placement groups by state", [("state", "degraded")]).set(Double(status.pgsDegraded))
@@ -63,6 +66,8 @@ final class DaemonMetrics: Sendable {
         if let degraded = try? engine.degradedObjects() {
             gauge("degraded_objects", "", "Objects readable with less redundancy than their class promises").set(Double(degraded))
         }
+        gauge("degraded_writes", "", "Object writes acknowledged with an unreachable member's shard missing, since start")
+            .set(Double(engine.objects.degradedWrites))
         gauge("degraded_reads", "", "Object reads that avoided a lost device or a bad shard since start")
             .set(Double(engine.objects.degradedReads))
         return registry.emitToString()

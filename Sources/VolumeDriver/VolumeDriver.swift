@@ -1,4 +1,6 @@
 import ArgumentParser
+import Engine
+import StorageClasses
 import Foundation
 
 /// `VolumeDriver`: Berth's CSI driver daemon. With no flags it starts the embedded
@@ -52,6 +54,15 @@ struct VolumeDriverCommand: AsyncParsableCommand {
     @Option(name: .customLong("device"), help: "--role node: a device to serve, ID=PATH,CAPACITY (repeatable), e.g. h1-d1=/srv/berth/d1,100Gi.")
     var devices: [String] = []
 
+    @Option(name: .customLong("down-after"), help: "A silent host's devices go down after this (default 0s: as soon as its heartbeat is silent for 5 s).")
+    var downAfter: String?
+
+    @Option(name: .customLong("out-after"), help: "...and out, their shards rebuilt on other hosts, this long after the host went silent (default 10m).")
+    var outAfter: String?
+
+    @Option(name: .customLong("object-cache"), help: "Memory for the node's object cache, shared by all mounts, e.g. 256Mi (default); 0 turns it off.")
+    var objectCache: String?
+
     enum Role: String, ExpressibleByArgument {
         case all, node
     }
@@ -73,6 +84,20 @@ struct VolumeDriverCommand: AsyncParsableCommand {
         if let metricsAddress { c.metricsAddress = metricsAddress }
         if let defaultClass { c.defaultClass = defaultClass }
         if let tlsDir { c.tlsDirectory = tlsDir }
+        var down = c.health.downAfterMs, out = c.health.outAfterMs
+        if let downAfter {
+            guard let ms = DurationText.milliseconds(downAfter) else { throw ValidationError("--down-after takes a duration such as 5s, not \(downAfter)") }
+            down = ms
+        }
+        if let outAfter {
+            guard let ms = DurationText.milliseconds(outAfter) else { throw ValidationError("--out-after takes a duration such as 10m, not \(outAfter)") }
+            out = ms
+        }
+        c.health = HealthPolicy(downAfterMs: down, outAfterMs: out)
+        if let objectCache {
+            guard let bytes = ByteSize.parse(objectCache), bytes >= 0 else { throw ValidationError("--object-cache takes a size such as 256Mi, not \(objectCache)") }
+            c.objectCacheBytes = Int(bytes)
+        }
         c.adminAllowedUIDs += adminAllowUID
         for segment in topology {
             let parts = segment.split(separator: "=", maxSplits: 1)

@@ -39,9 +39,9 @@ import Testing
                 let stores = try (1...2).map { try ShardStore(id: DeviceID("\(node)-d\($0)"), root: root + "/dev/\(node)-d\($0)", capacityBytes: 64 << 20) }
                 let tls = try TLSDirectory(path: root + "/tls/" + node)
                 let server = GRPCServer(transport: HTTP2ServerTransport.Posix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: tls.serverSecurity,
-                                                                             config: .defaults { $0.rpc.maxRequestPayloadSize = 2 << 20 }),
+                                                                             config: AgentService.transportConfig),
                                         services: [AgentService(node: node, devices: stores)])
-                serving.append(Task { try? await server.serve() })
+                serving.append(Task(executorPreference: AgentExecutor.shared) { try? await server.serve() })
                 let bound = try await server.listeningAddress
                 addresses.append("127.0.0.1:\(bound!.ipv4!.port)")
                 servers.append(server)
@@ -174,12 +174,12 @@ import Testing
             let transport = try HTTP2ClientTransport.Posix(target: .ipv4(host: "127.0.0.1", port: Int(f.address.split(separator: ":")[1])!),
                                                            transportSecurity: tls,
                                                            config: .defaults { $0.http2.authority = node })
-            return try await withGRPCClient(transport: transport) { client in
+            return try await withTaskExecutorPreference(AgentExecutor.shared) { try await withGRPCClient(transport: transport) { client in
                 var options = CallOptions.defaults
-                options.timeout = .seconds(5)
+                options.timeout = .seconds(20)
                 let reply = try await Berth_Agent_V1_NodeAgent.Client(wrapping: client).status(Berth_Agent_V1_StatusRequest(), options: options)
                 return reply.node == "a"
-            }
+            } }
         } catch {
             return false
         }
@@ -207,12 +207,65 @@ import Testing
         await f.stop()
     }
 
+    /// An agent whose certificate comes from another CA (or names another node) is refused
+    /// by the daemon's side: adding its device fails, nothing is written to it.
+    @Test func anAgentWithoutTheClusterCertificateIsRefused() async throws {
+        let f = try await Fixture()
+        let foreign = f.root + "/tls/foreign-a"
+        try TLSDirectory.write(node: "a", ca: try ClusterCA.make(name: "someone else's CA"), to: foreign)
+        let store = try ShardStore(id: DeviceID("a-d9"), root: f.root + "/dev/a-d9", capacityBytes: 1 << 20)
+        let server = GRPCServer(transport: HTTP2ServerTransport.Posix(address: .ipv4(host: "127.0.0.1", port: 0),
+                                                                     transportSecurity: try TLSDirectory(path: foreign).serverSecurity,
+                                                                     config: AgentService.transportConfig),
+                                services: [AgentService(node: "a", devices: [store])])
+        let serving = Task(executorPreference: AgentExecutor.shared) { try? await server.serve() }
+        let address = "127.0.0.1:\(try await server.listeningAddress!.ipv4!.port)"
+        let directory = AgentDirectory(tls: try f.tls("ctl"))
+        defer { directory.close() }
+        let fixtureAddress = f.address
+        try await Self.off {
+            #expect(throws: StorageError.self) {
+                _ = try directory.device(id: DeviceID("a-d9"), host: "a", address: address, capacityBytes: 1, verify: true)
+            }
+            // The real node a, dialled as node b: its certificate says a, refused too.
+            #expect(throws: StorageError.self) {
+                _ = try directory.device(id: DeviceID("a-d1"), host: "b", address: fixtureAddress, capacityBytes: 1, verify: true)
+            }
+        }
+        #expect(try store.allShards().isEmpty)
+        server.beginGracefulShutdown()
+        await serving.value
+        await f.stop()
+    }
+
+    /// A node's TLS directory with a file missing, or a certificate that is not one, is
+    /// refused with a message naming the file.
+    @Test func tlsDirectoriesAreChecked() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("berth-tls-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        do {
+            _ = try TLSDirectory(path: root)
+            Issue.record("an empty directory was accepted")
+        } catch { #expect("\(error)".contains("ca.pem is missing")) }
+        try TLSDirectory.write(node: "n1", ca: try ClusterCA.make(), to: root)
+        #expect(try TLSDirectory(path: root).node == "n1")
+        let key = try FileManager.default.attributesOfItem(atPath: root + "/node-key.pem")[.posixPermissions] as? Int
+        #expect(key == 0o600)
+        try "not a certificate".write(toFile: root + "/node.pem", atomically: true, encoding: .utf8)
+        do {
+            _ = try TLSDirectory(path: root)
+            Issue.record("a corrupt certificate was accepted")
+        } catch { #expect("\(error)".contains("node.pem is not a PEM certificate")) }
+        #expect(throws: TLSSetupError.self) { try NodeName.check("-bad-") }
+        #expect(throws: TLSSetupError.self) { try NodeName.check("has space") }
+    }
+
     @Test func malformedRequestsAreRefusedAndTheAgentGoesOn() async throws {
         let f = try await Fixture()
         let ctl = try f.tls("ctl")
         let transport = try HTTP2ClientTransport.Posix(target: .ipv4(host: "127.0.0.1", port: Int(f.address.split(separator: ":")[1])!),
                                                        transportSecurity: ctl.clientSecurity, config: .defaults { $0.http2.authority = "a" })
-        try await withGRPCClient(transport: transport) { client in
+        try await withTaskExecutorPreference(AgentExecutor.shared) { try await withGRPCClient(transport: transport) { client in
             let agent = Berth_Agent_V1_NodeAgent.Client(wrapping: client)
             func code(_ messages: [Berth_Agent_V1_PutShardMessage]) async -> RPCError.Code? {
                 do {
@@ -261,7 +314,7 @@ import Testing
             let leftovers = (try? f.stores[0].allShards().count) ?? -1
             #expect(leftovers == 0)
             #expect(await code([start, data, finish]) == nil)
-        }
+        } }
         #expect(try f.stores[0].read(object: ObjectID(high: 0, low: 1), position: 0).payload == [UInt8](repeating: 1, count: 10))
         await f.stop()
     }

@@ -246,4 +246,41 @@ import Testing
             #expect(!result.isDegraded, "\(result.problems)")
         }
     }
+
+    /// Degraded writes: with a device of the PG unreachable, 3-copy keeps 2 copies and EC
+    /// 4+2 keeps 5 shards, acknowledged, naming the missing position; the object reads
+    /// back, and rebuilding the missing shard (`moveShard` from nowhere) completes it. One
+    /// more loss is refused: EC with two shards missing, a single copy with its only device.
+    @Test func degradedWritesKeepTheMinimumAndSayWhatIsMissing() throws {
+        let cluster = try TestCluster()
+        for pool: UInt32 in [1, 2] {
+            let id = generator.next()
+            let bytes = randomBytes(100_000 + Int(pool), seed: UInt64(pool))
+            let devices = try cluster.store.placement(pool: pool, object: id).current
+            try cluster.destroy(devices[1])
+            let missing = try cluster.store.put(pool: pool, object: id, bytes: bytes)
+            #expect(missing == [1])
+            let read = try cluster.store.get(pool: pool, object: id)
+            expectSame(read.bytes, bytes)
+            // The device comes back (a host that returns): its shard is rebuilt, the delta only.
+            _ = try ShardStore(id: devices[1], root: cluster.path(of: devices[1]), capacityBytes: 1 << 30)
+            #expect(try cluster.store.moveShard(pool: pool, object: id, position: 1, from: nil, to: devices[1]) > 0)
+            #expect(try cluster.store.moveShard(pool: pool, object: id, position: 0, from: nil, to: devices[0]) == 0)
+            #expect(cluster.stores[devices[1]]!.contains(object: id, position: 1))
+        }
+        #expect(cluster.store.degradedWrites == 2)
+        // EC with two members gone: below k + 1, refused, nothing left behind.
+        let id = generator.next()
+        let devices = try cluster.store.placement(pool: 2, object: id).current
+        try cluster.destroy(devices[2])
+        try cluster.destroy(devices[4])
+        #expect(throws: StorageError.self) { try cluster.store.put(pool: 2, object: id, bytes: randomBytes(50_000, seed: 3)) }
+        for (position, device) in devices.enumerated() where ![2, 4].contains(position) {
+            #expect(!cluster.stores[device]!.contains(object: id, position: position))
+        }
+        // A single copy whose device is gone: refused.
+        let single = generator.next()
+        try? cluster.destroy(try cluster.store.placement(pool: 3, object: single).current[0])
+        #expect(throws: StorageError.self) { try cluster.store.put(pool: 3, object: single, bytes: [1, 2, 3]) }
+    }
 }

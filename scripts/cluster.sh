@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# A Berth cluster on one machine, for tests and demos: each host a network namespace.
+#
+#   scripts/cluster.sh up N          N hosts n1..nN (N >= 1): namespaces berth-n1.., a bridge,
+#                                    a node agent with two devices in each, the daemon on n1.
+#                                    Prints one JSON line last:
+#                                    {"nodes":[{"id","netns","address","agent","csi_endpoint","admin_socket"}]}
+#   scripts/cluster.sh status        that JSON line again
+#   scripts/cluster.sh kill NODE     SIGKILL every process of host NODE
+#   scripts/cluster.sh start NODE    start what `kill` stopped (same devices, same state)
+#   scripts/cluster.sh partition NODE   drop all of NODE's traffic (nftables in its namespace)
+#   scripts/cluster.sh heal NODE        undo partition
+#   scripts/cluster.sh throttle NODE RATE   limit NODE's traffic both ways (tc tbf), e.g. 100mbit;
+#                                           RATE "off" removes the limit
+#   scripts/cluster.sh down          stop everything, unmount, remove namespaces and state
+#
+# Until cluster metadata moves to PostgreSQL (issue 29), n1's daemon holds the cluster state
+# and serves CSI and the admin API; other hosts run their agent only (their csi_endpoint and
+# admin_socket are null). Processes of a host run in its network namespace only
+# (nsenter --net), so the mounts its daemon makes are visible from the root namespace.
+#
+# Environment: BERTH_CLUSTER_DIR (default /tmp/berth-cluster), BERTH_BIN (directory of the
+# built VolumeDriver and provisionctl; default the newer of .build/release and .build/debug),
+# BERTH_DEVICE_SIZE (default 4Gi per device), BERTH_DAEMON_ARGS (extra daemon flags).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+DIR=${BERTH_CLUSTER_DIR:-/tmp/berth-cluster}
+SUBNET=10.77.0
+BRIDGE=berth-br0
+AGENT_PORT=7440
+DEVICE_SIZE=${BERTH_DEVICE_SIZE:-4Gi}
+
+die() { echo "cluster.sh: $*" >&2; exit 2; }
+
+bin_dir() {
+  if [ -n "${BERTH_BIN:-}" ]; then echo "$BERTH_BIN"; return; fi
+  local best="" newest=0
+  for d in "$REPO/.build/release" "$REPO/.build/debug"; do
+    [ -x "$d/VolumeDriver" ] || continue
+    local t; t=$(stat -c %Y "$d/VolumeDriver")
+    if [ "$t" -gt "$newest" ]; then newest=$t; best=$d; fi
+  done
+  [ -n "$best" ] || die "no built VolumeDriver (run swift build, or set BERTH_BIN)"
+  echo "$best"
+}
+
+need_tools() {
+  local missing=()
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v nft >/dev/null || missing+=(nftables)
+  command -v nsenter >/dev/null || missing+=(util-linux)
+  if [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1
+  fi
+}
+
+count() { cat "$DIR/count" 2>/dev/null || echo 0; }
+index_of() {  # NODE -> its number, or die
+  local node=$1 n
+  [[ "$node" =~ ^n([0-9]+)$ ]] || die "unknown node \"$node\" (nodes are n1..n$(count))"
+  n=${BASH_REMATCH[1]}
+  [ "$n" -ge 1 ] && [ "$n" -le "$(count)" ] || die "unknown node \"$node\" (nodes are n1..n$(count))"
+  echo "$n"
+}
+ns() { echo "berth-n$1"; }
+ip_of() { echo "$SUBNET.$((10 + $1))"; }
+in_ns() { local i=$1; shift; nsenter --net="/run/netns/$(ns "$i")" -- "$@"; }
+
+# Waits for "READY" in a log; fails with the log's tail.
+wait_ready() {
+  local log=$1 pid=$2 what=$3
+  for _ in $(seq 1 600); do
+    grep -q '^READY' "$log" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$log" >&2; die "$what exited before it was ready"; }
+    sleep 0.1
+  done
+  tail -20 "$log" >&2; die "$what not ready after 60 s"
+}
+
+start_agent() {
+  local i=$1 node="n$1" b; b=$(bin_dir)
+  local home="$DIR/$node"
+  mkdir -p "$home/dev"
+  : > "$home/agent.log"
+  # nsenter itself, not the in_ns function: a function with redirections hands the
+  # caller's saved descriptors (its stdout pipe) down to the daemon, and whoever reads
+  # this script's output would then wait for EOF forever.
+  nsenter --net="/run/netns/$(ns "$i")" -- "$b/VolumeDriver" --role node --tls-dir "$home/tls" --listen "$(ip_of "$i"):$AGENT_PORT" \
+    --device "$node-d1=$home/dev/d1,$DEVICE_SIZE" --device "$node-d2=$home/dev/d2,$DEVICE_SIZE" \
+    >> "$home/agent.log" 2>&1 < /dev/null &
+  echo $! > "$home/agent.pid"
+  wait_ready "$home/agent.log" "$!" "the agent of $node"
+}
+
+start_daemon() {
+  local b; b=$(bin_dir)
+  local home="$DIR/n1"
+  : > "$home/daemon.log"
+  # shellcheck disable=SC2086
+  nsenter --net="/run/netns/$(ns 1)" -- "$b/VolumeDriver" --config "$DIR/daemon.yaml" --state-dir "$home/state" --node-id n1 \
+    --endpoint "unix://$home/csi.sock" --admin-socket "$home/admin.sock" --metrics-address "$(ip_of 1):9810" \
+    ${BERTH_DAEMON_ARGS:-} >> "$home/daemon.log" 2>&1 < /dev/null &
+  echo $! > "$home/daemon.pid"
+  wait_ready "$home/daemon.log" "$!" "the daemon of n1"
+}
+
+print_json() {
+  local n; n=$(count)
+  [ "$n" -gt 0 ] || die "no cluster is up (scripts/cluster.sh up N)"
+  local out='{"nodes":[' sep=""
+  for i in $(seq 1 "$n"); do
+    local csi=null admin=null
+    if [ "$i" = 1 ]; then csi="\"unix://$DIR/n1/csi.sock\""; admin="\"$DIR/n1/admin.sock\""; fi
+    out+="$sep{\"id\":\"n$i\",\"netns\":\"$(ns "$i")\",\"address\":\"$(ip_of "$i")\",\"agent\":\"$(ip_of "$i"):$AGENT_PORT\",\"csi_endpoint\":$csi,\"admin_socket\":$admin}"
+    sep=","
+  done
+  echo "$out]}"
+}
+
+up() {
+  local n=${1:-}
+  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 200 ] || die "up takes a host count 1..200"
+  [ "$(id -u)" = 0 ] || die "needs root (network namespaces, FUSE)"
+  [ "$(count)" = 0 ] || die "a cluster is already up in $DIR (scripts/cluster.sh down first)"
+  need_tools
+  local b; b=$(bin_dir)
+  mkdir -p "$DIR"
+  echo "$n" > "$DIR/count"
+  # A failed start leaves nothing behind.
+  trap 'echo "cluster.sh: up failed; tearing down" >&2; down >/dev/null 2>&1' ERR
+  "$b/provisionctl" cluster init --dir "$DIR/ca" --force > /dev/null
+  # (A bridge being deleted by a `down` just before may still be going away: retry.)
+  for _ in $(seq 1 100); do
+    ip link show "$BRIDGE" >/dev/null 2>&1 && break
+    ip link add "$BRIDGE" type bridge 2>/dev/null && break
+    sleep 0.1
+  done
+  ip addr replace "$SUBNET.1/24" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  for i in $(seq 1 "$n"); do
+    local node="n$i"
+    "$b/provisionctl" cluster cert "$node" --dir "$DIR/ca" --out "$DIR/$node/tls" > /dev/null
+    ip netns delete "$(ns "$i")" 2>/dev/null || true
+    ip netns add "$(ns "$i")"
+    ip link add "bv$i" type veth peer name eth0 netns "$(ns "$i")"
+    ip link set "bv$i" master "$BRIDGE" up
+    in_ns "$i" ip addr add "$(ip_of "$i")/24" dev eth0
+    in_ns "$i" ip link set eth0 up
+    in_ns "$i" ip link set lo up
+    in_ns "$i" ip route add default via "$SUBNET.1"
+  done
+  for i in $(seq 1 "$n"); do start_agent "$i"; done
+  {
+    echo "tlsDir: $DIR/n1/tls"
+    echo "devices:"
+    for i in $(seq 1 "$n"); do
+      for d in 1 2; do
+        echo "  - {id: n$i-d$d, host: n$i, rack: rack-$(( (i - 1) % 3 + 1 )), agent: \"$(ip_of "$i"):$AGENT_PORT\"}"
+      done
+    done
+  } > "$DIR/daemon.yaml"
+  start_daemon
+  trap - ERR
+  print_json
+}
+
+kill_node() {
+  local i; i=$(index_of "$1")
+  local pids; pids=$(ip netns pids "$(ns "$i")" 2>/dev/null || true)
+  [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  for _ in $(seq 1 100); do [ -z "$(ip netns pids "$(ns "$i")" 2>/dev/null)" ] && break; sleep 0.05; done
+  echo "killed n$i"
+}
+
+start_node() {
+  local i; i=$(index_of "$1")
+  [ -z "$(ip netns pids "$(ns "$i")" 2>/dev/null)" ] || die "n$i is running"
+  start_agent "$i"
+  if [ "$i" = 1 ]; then
+    # What a killed daemon left mounted is dead: its successor mounts the volumes again.
+    unmount_dead
+    start_daemon
+  fi
+  echo "started n$i"
+}
+
+partition() {
+  local i; i=$(index_of "$1")
+  in_ns "$i" nft -f - <<EOF
+table inet berth_partition {
+  chain input { type filter hook input priority 0; policy drop; iifname "lo" accept; }
+  chain output { type filter hook output priority 0; policy drop; oifname "lo" accept; }
+}
+EOF
+  echo "partitioned n$i"
+}
+
+heal() {
+  local i; i=$(index_of "$1")
+  in_ns "$i" nft delete table inet berth_partition 2>/dev/null || true
+  echo "healed n$i"
+}
+
+throttle() {
+  local i; i=$(index_of "$1") rate=${2:-}
+  [ -n "$rate" ] || die "throttle takes NODE RATE (e.g. 100mbit, or off)"
+  if [ "$rate" = off ]; then
+    in_ns "$i" tc qdisc del dev eth0 root 2>/dev/null || true
+    tc qdisc del dev "bv$i" root 2>/dev/null || true
+    echo "n$i: no limit"; return
+  fi
+  # Egress of the host, and its ingress as the bridge side's egress.
+  in_ns "$i" tc qdisc replace dev eth0 root tbf rate "$rate" burst 256kb latency 50ms
+  tc qdisc replace dev "bv$i" root tbf rate "$rate" burst 256kb latency 50ms
+  echo "n$i: $rate"
+}
+
+# Lazily unmounts Berth FUSE mounts whose daemon is gone (they answer ENOTCONN).
+unmount_dead() {
+  awk '$3 == "fuse.berth" { print $2 }' /proc/mounts | sort -r | while read -r m; do
+    m=$(printf '%b' "$m")
+    if ! stat "$m" >/dev/null 2>&1; then umount -l "$m" 2>/dev/null || true; fi
+  done
+}
+
+down() {
+  local n; n=$(count)
+  if [ "$n" -gt 0 ]; then
+    # The daemon first, gracefully: it unmounts what it mounted.
+    if [ -f "$DIR/n1/daemon.pid" ] && kill -0 "$(cat "$DIR/n1/daemon.pid")" 2>/dev/null; then
+      local pid; pid=$(cat "$DIR/n1/daemon.pid")
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    fi
+    for i in $(seq 1 "$n"); do
+      local pids; pids=$(ip netns pids "$(ns "$i")" 2>/dev/null || true)
+      [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+    done
+    sleep 0.2
+  fi
+  unmount_dead
+  # Anything still mounted under the cluster directory.
+  awk -v d="$DIR/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do umount -l "$(printf '%b' "$m")" 2>/dev/null || true; done
+  for netns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^berth-n[0-9]*$' || true); do
+    ip netns delete "$netns" 2>/dev/null || true
+  done
+  ip link delete "$BRIDGE" 2>/dev/null || true
+  rm -rf "$DIR"
+  echo "down"
+}
+
+case "${1:-}" in
+  up) up "${2:-}" ;;
+  status) print_json ;;
+  kill) [ -n "${2:-}" ] || die "kill takes NODE"; kill_node "$2" ;;
+  start) [ -n "${2:-}" ] || die "start takes NODE"; start_node "$2" ;;
+  partition) [ -n "${2:-}" ] || die "partition takes NODE"; partition "$2" ;;
+  heal) [ -n "${2:-}" ] || die "heal takes NODE"; heal "$2" ;;
+  throttle) throttle "${2:-}" "${3:-}" ;;
+  down) down ;;
+  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
