@@ -22,7 +22,7 @@
 # Environment: BERTH_CLUSTER_DIR (default /tmp/berth-cluster), BERTH_BIN (directory of the
 # built VolumeDriver and provisionctl; default the newer of .build/release and .build/debug),
 # BERTH_DEVICE_SIZE (default 4Gi per device), BERTH_DAEMON_ARGS (extra daemon flags).
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 DIR=${BERTH_CLUSTER_DIR:-/tmp/berth-cluster}
@@ -78,8 +78,8 @@ wait_ready() {
   tail -20 "$log" >&2; die "$what not ready after 60 s"
 }
 
-start_agent() {
-  local i=$1 node="n$1" b; b=$(bin_dir)
+start_agent() {  # N [--init-devices]
+  local i=$1 node="n$1" init=${2:-} b; b=$(bin_dir)
   local home="$DIR/$node"
   mkdir -p "$home/dev"
   : > "$home/agent.log"
@@ -87,7 +87,7 @@ start_agent() {
   # caller's saved descriptors (its stdout pipe) down to the daemon, and whoever reads
   # this script's output would then wait for EOF forever.
   nsenter --net="/run/netns/$(ns "$i")" -- "$b/VolumeDriver" --role node --tls-dir "$home/tls" --listen "$(ip_of "$i"):$AGENT_PORT" \
-    --device "$node-d1=$home/dev/d1,$DEVICE_SIZE" --device "$node-d2=$home/dev/d2,$DEVICE_SIZE" \
+    --device "$node-d1=$home/dev/d1,$DEVICE_SIZE" --device "$node-d2=$home/dev/d2,$DEVICE_SIZE" $init \
     >> "$home/agent.log" 2>&1 < /dev/null &
   echo $! > "$home/agent.pid"
   wait_ready "$home/agent.log" "$!" "the agent of $node"
@@ -127,8 +127,9 @@ up() {
   local b; b=$(bin_dir)
   mkdir -p "$DIR"
   echo "$n" > "$DIR/count"
-  # A failed start leaves nothing behind.
-  trap 'echo "cluster.sh: up failed; tearing down" >&2; down >/dev/null 2>&1' ERR
+  # A failed start (a command failing anywhere, or die) leaves nothing behind.
+  UP_DONE=0
+  trap 'if [ "$UP_DONE" = 0 ]; then echo "cluster.sh: up failed; tearing down" >&2; down >/dev/null 2>&1; fi' EXIT
   "$b/provisionctl" cluster init --dir "$DIR/ca" --force > /dev/null
   # (A bridge being deleted by a `down` just before may still be going away: retry.)
   for _ in $(seq 1 100); do
@@ -150,7 +151,7 @@ up() {
     in_ns "$i" ip link set lo up
     in_ns "$i" ip route add default via "$SUBNET.1"
   done
-  for i in $(seq 1 "$n"); do start_agent "$i"; done
+  for i in $(seq 1 "$n"); do start_agent "$i" --init-devices; done
   {
     echo "tlsDir: $DIR/n1/tls"
     echo "devices:"
@@ -161,7 +162,7 @@ up() {
     done
   } > "$DIR/daemon.yaml"
   start_daemon
-  trap - ERR
+  UP_DONE=1
   print_json
 }
 
@@ -243,6 +244,9 @@ down() {
   # Anything still mounted under the cluster directory.
   awk -v d="$DIR/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do umount -l "$(printf '%b' "$m")" 2>/dev/null || true; done
   for netns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^berth-n[0-9]*$' || true); do
+    # Whatever still runs there (a cluster whose directory is gone included).
+    local left; left=$(ip netns pids "$netns" 2>/dev/null || true)
+    [ -n "$left" ] && kill -9 $left 2>/dev/null || true
     ip netns delete "$netns" 2>/dev/null || true
   done
   ip link delete "$BRIDGE" 2>/dev/null || true

@@ -13,10 +13,11 @@
 /// agent of a PG in parallel; no data goes through a proxy.
 ///
 /// Errors are gRPC status codes that carry the storage error's kind:
-///   NOT_FOUND          the shard (or the device) is not on this agent
+///   NOT_FOUND          the shard is not on the device
 ///   DATA_LOSS          the shard fails its checksums (corrupt)
-///   RESOURCE_EXHAUSTED the device has no room for the shard
-///   UNAVAILABLE        the device's directory does not answer
+///   RESOURCE_EXHAUSTED the device has no room for the shard ("no space" in the message)
+///   FAILED_PRECONDITION the device is not served here, or its directory does not answer
+///                      (UNAVAILABLE stays the transport's: the host did not answer)
 ///   INVALID_ARGUMENT   a malformed request (the agent keeps serving others)
 ///   PERMISSION_DENIED  the peer's certificate may not do this
 ///   INTERNAL           an I/O error on the device (the message names the call and errno)

@@ -20,58 +20,82 @@ public struct HealthPolicy: Sendable {
     }
 }
 
-/// What the health check remembers between calls: since when each device is silent, and
-/// which states it set itself (an admin's `device down` is never undone by it).
+/// What the health check remembers between passes: since when each device is silent, the
+/// state it set on each device (an admin's own change is never undone: once a device's
+/// state differs from what the check set, the check forgets it), and the last refusal
+/// said per device (said once, not every second).
 final class HealthTracker: Sendable {
     struct State: Sendable {
         var silentSinceMs: [DeviceID: Int64] = [:]
-        var markedByHealth: Set<DeviceID> = []
-        /// The last change that could not be applied (said once, not every second).
-        var lastRefusal: String?
+        var setByHealth: [DeviceID: DeviceState] = [:]
+        var lastRefusal: [DeviceID: String] = [:]
+        var seeded = false
     }
     let state = Mutex(State())
 }
 
 extension Engine {
-    /// One pass of the health check at `nowMs` (monotonic): the state changes it made, as
-    /// "device: from → to" lines. Only devices of other hosts are judged; a local device
-    /// whose directory is gone is the admin's to fail.
+    /// One pass of the health check at `nowMs` (monotonic): the state changes it made (and
+    /// new refusals), as lines for the log. Only devices of other hosts are judged; a local
+    /// device whose directory is gone is the admin's to fail. Remote devices found `down`
+    /// when the check first runs (a daemon restart) count as set by it.
     public func checkHealth(policy: HealthPolicy, nowMs: Int64) -> [String] {
         let s = state.withLock { $0 }
-        var changes: [(DeviceID, DeviceState)] = []
+        var wanted: [(id: DeviceID, from: DeviceState, to: DeviceState)] = []
         health.state.withLock { h in
             for device in s.map.devices {
                 guard let store = objects.device(device.id), store.isRemote else { continue }
+                if !h.seeded && device.state == .down { h.setByHealth[device.id] = .down }
+                if let set = h.setByHealth[device.id], set != device.state { h.setByHealth[device.id] = nil }
+                let ours = h.setByHealth[device.id] != nil
                 if store.isReachable {
                     h.silentSinceMs[device.id] = nil
-                    if device.state != .up && h.markedByHealth.contains(device.id) { changes.append((device.id, .up)) }
+                    if device.state != .up && ours { wanted.append((device.id, device.state, .up)) }
                     continue
                 }
                 let since = h.silentSinceMs[device.id] ?? nowMs
                 h.silentSinceMs[device.id] = since
                 let silent = nowMs - since
                 if device.state == .up && silent >= policy.downAfterMs {
-                    changes.append((device.id, .down))
-                } else if device.state == .down && h.markedByHealth.contains(device.id) && silent >= policy.outAfterMs {
-                    changes.append((device.id, .out))
+                    wanted.append((device.id, .up, .down))
+                } else if device.state == .down && ours && silent >= policy.outAfterMs {
+                    wanted.append((device.id, .down, .out))
                 }
             }
+            h.seeded = true
         }
-        guard !changes.isEmpty else { return [] }
-        do {
-            try changeMap(changes.map { .setState($0.0, $0.1) })
-        } catch {
-            let refusal = "health: cannot apply \(changes.map { "\($0.0) → \($0.1.rawValue)" }.joined(separator: ", ")): \(error)"
-            let repeated = health.state.withLock { h in
-                defer { h.lastRefusal = refusal }
-                return h.lastRefusal == refusal
+        var said: [String] = []
+        // One device at a time: a change the map refuses (a class that cannot do without
+        // the device) does not hold back the others.
+        for change in wanted {
+            do {
+                guard try changeDeviceState(change.id, from: change.from, to: change.to) else { continue }
+                health.state.withLock { h in
+                    h.lastRefusal[change.id] = nil
+                    if change.to == .up { h.setByHealth[change.id] = nil } else { h.setByHealth[change.id] = change.to }
+                }
+                said.append("\(change.id): \(change.from.rawValue) → \(change.to.rawValue)")
+            } catch {
+                let refusal = "health: cannot mark \(change.id) \(change.to.rawValue): \(error)"
+                let repeated = health.state.withLock { h in
+                    defer { h.lastRefusal[change.id] = refusal }
+                    return h.lastRefusal[change.id] == refusal
+                }
+                if !repeated { said.append(refusal) }
             }
-            return repeated ? [] : [refusal]
         }
-        health.state.withLock { h in
-            h.lastRefusal = nil
-            for (id, to) in changes { if to == .up { h.markedByHealth.remove(id) } else { h.markedByHealth.insert(id) } }
+        return said
+    }
+
+    /// Sets a device's state as one epoch, if it is still `from` (checked under the admin
+    /// lock: an admin's change made meanwhile wins). Whether it changed.
+    func changeDeviceState(_ id: DeviceID, from: DeviceState, to: DeviceState) throws(EngineError) -> Bool {
+        try adminLock.withLock { _ throws(EngineError) -> Bool in
+            var s = state.withLock { $0 }
+            guard s.map.device(id)?.state == from else { return false }
+            let next = try EngineError.wrap { try s.map.nextEpoch([.setState(id, to)]) }
+            try commitEpoch(next, into: &s, extra: [])
+            return true
         }
-        return changes.map { id, to in "\(id): \(s.map.device(id)?.state.rawValue ?? "?") → \(to.rawValue)" }
     }
 }

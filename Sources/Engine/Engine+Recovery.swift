@@ -26,7 +26,7 @@ extension Engine {
         guard let pending = try? database.pgsNeedingRecovery(), !pending.isEmpty else { return (0, []) }
         var bytes: Int64 = 0
         var failures: [String] = []
-        for (pool, pg) in pending {
+        for (pool, pg, generation) in pending {
             guard let targets = s.targets[pool], pg < targets.count, let locations = s.locations[pool], pg < locations.count else {
                 try? database.clearRecovery(poolID: pool, pg: pg)  // its pool is gone
                 continue
@@ -48,7 +48,8 @@ extension Engine {
                         }
                     }
                 }
-                try EngineError.wrap { try database.clearRecovery(poolID: pool, pg: pg) }
+                // Not if a degraded write marked it again meanwhile: the next pass takes it.
+                try EngineError.wrap { try database.clearRecovery(poolID: pool, pg: pg, generation: generation) }
             } catch {
                 failures.append("recovery of pool \(pool) pg \(pg): \(error)")
             }

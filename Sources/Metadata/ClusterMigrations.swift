@@ -124,6 +124,11 @@ enum ClusterMigrations {
                 ) WITHOUT ROWID
                 """)
         }
+        // Each degraded write bumps its PG's generation; recovery clears the row only if no
+        // write marked it again while it ran (a write in flight when the member returned).
+        migrator.registerMigration("v6-pg-recovery-generation") { db in
+            try db.execute(sql: "ALTER TABLE pg_recovery ADD COLUMN generation INTEGER NOT NULL DEFAULT 0 CHECK (generation >= 0)")
+        }
         return migrator
     }
 }

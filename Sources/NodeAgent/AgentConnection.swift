@@ -19,6 +19,7 @@ public final class AgentConnection: Sendable {
     /// When the agent last answered anything (ms, monotonic); 0: not since the last failure.
     private let heardMs = Atomic<Int64>(0)
     private let lastStatus = Mutex<Berth_Agent_V1_StatusReply?>(nil)
+    private let statusMs = Atomic<Int64>(0)
 
     /// How often the heartbeat asks, and how long a silence makes the host unreachable.
     public static let heartbeatInterval: Duration = .seconds(1)
@@ -88,6 +89,7 @@ public final class AgentConnection: Sendable {
                 throw RPCError(code: .permissionDenied, message: "the agent at \(address) says it is node \(reply.node), not \(node)")
             }
             lastStatus.withLock { $0 = reply }
+            statusMs.store(Self.monotonicMs(), ordering: .relaxed)
             heard()
             return reply
         } catch {
@@ -98,14 +100,21 @@ public final class AgentConnection: Sendable {
 
     func heard() { heardMs.store(Self.monotonicMs(), ordering: .relaxed) }
 
-    /// Records a failed call: one that says the host did not answer makes it unreachable at once.
+    /// Records a failed call. Only a transport failure (the connection refused or lost)
+    /// makes the host unreachable at once; any answer, an error included, is a sign of life,
+    /// and a slow call (deadline) is left to the heartbeat, so one late reply under load or
+    /// a throttled link does not flap the host.
     func failed(_ error: any Error) {
-        if let rpc = error as? RPCError, [.notFound, .dataLoss, .resourceExhausted, .invalidArgument, .internalError].contains(rpc.code) {
-            heard()  // it answered, with an error
-            return
+        guard let rpc = error as? RPCError else { return }
+        switch rpc.code {
+        case .unavailable: heardMs.store(0, ordering: .relaxed)
+        case .deadlineExceeded, .cancelled, .unknown: break
+        default: heard()
         }
-        heardMs.store(0, ordering: .relaxed)
     }
+
+    /// When the last status report arrived (monotonic ms), to tell it from newer figures.
+    var statusArrivedMs: Int64 { statusMs.load(ordering: .relaxed) }
 
     static func options(_ timeout: Duration) -> CallOptions {
         var options = CallOptions.defaults

@@ -12,7 +12,8 @@ enum AgentErrors {
         case .shardNotFound: RPCError(code: .notFound, message: error.description)
         case .corruptShard: RPCError(code: .dataLoss, message: error.description)
         case .noSpace: RPCError(code: .resourceExhausted, message: error.description)
-        case .deviceUnavailable: RPCError(code: .unavailable, message: error.description)
+        // Not UNAVAILABLE: that is the transport's "the host did not answer".
+        case .deviceUnavailable: RPCError(code: .failedPrecondition, message: error.description)
         case .objectTooLarge, .invalidDevice, .unknownClass: RPCError(code: .invalidArgument, message: error.description)
         case .io, .unreadable: RPCError(code: .internalError, message: error.description)
         }
@@ -27,8 +28,9 @@ enum AgentErrors {
         switch rpc.code {
         case .notFound: return .shardNotFound(device: device, shard: shard)
         case .dataLoss: return .corruptShard(device: device, shard: shard, reason: message)
-        case .resourceExhausted: return .noSpace(device: device, neededBytes: 0, freeBytes: 0)
-        case .internalError, .invalidArgument, .permissionDenied, .failedPrecondition, .outOfRange:
+        case .resourceExhausted where message.contains("no space"): return .noSpace(device: device, neededBytes: 0, freeBytes: 0)
+        case .failedPrecondition: return .deviceUnavailable(device, reason: "agent \(agent): \(message)")
+        case .resourceExhausted, .internalError, .invalidArgument, .permissionDenied, .outOfRange:
             return .io(device: device, operation: "agent \(agent): \(message)", errno: EIO)
         default:
             // unavailable, deadlineExceeded, cancelled, unknown: the host did not answer.

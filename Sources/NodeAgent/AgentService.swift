@@ -40,7 +40,7 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
 
     private func store(_ id: String) throws(RPCError) -> ShardStore {
         guard let store = devices[DeviceID(id)] else {
-            throw RPCError(code: .notFound, message: "this agent (node \(node)) serves no device \"\(id)\"; it serves \(devices.keys.map(\.rawValue).sorted())")
+            throw RPCError(code: .failedPrecondition, message: "this agent (node \(node)) serves no device \"\(id)\"; it serves \(devices.keys.map(\.rawValue).sorted())")
         }
         return store
     }
@@ -223,15 +223,14 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
     }
 }
 
-/// Blocking device work, run on a thread of a queue of its own (a custom queue gets
-/// libdispatch's overcommitting threads: never the global queue's, which Swift concurrency
-/// shares) while the calling task waits.
+/// Blocking device work, run on a serial queue of its own per call while the calling task
+/// waits: each gets a thread of libdispatch's overcommitting pool, so writes parked on their
+/// commit (`putShard`) never hold the threads the handlers that commit them need. (Custom
+/// concurrent queues, like the global queue, share a pool of one thread per CPU.)
 enum Blocking {
-    static let queue = DispatchQueue(label: "berth.agent.io", qos: .userInitiated, attributes: .concurrent)
-
     static func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            queue.async { continuation.resume(returning: work()) }
+            DispatchQueue(label: "berth.agent.io", qos: .userInitiated).async { continuation.resume(returning: work()) }
         }
     }
 }

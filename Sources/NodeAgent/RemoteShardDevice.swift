@@ -14,7 +14,12 @@ public final class RemoteShardDevice: ShardDevice {
     public let id: DeviceID
     let connection: AgentConnection
     private let recordedCapacity: Int
+    /// Bytes used as the last put's reply said, and when (monotonic ms): newer than the
+    /// last status report, it wins; older, the report does.
     private let used = Atomic<Int>(0)
+    private let usedMs = Atomic<Int64>(0)
+
+    static let deleteBatch = 10_000
 
     init(id: DeviceID, connection: AgentConnection, capacityBytes: Int) {
         self.id = id
@@ -27,7 +32,11 @@ public final class RemoteShardDevice: ShardDevice {
     }
 
     public var capacityBytes: Int { reported.map { Int($0.capacityBytes) } ?? recordedCapacity }
-    public var usedBytes: Int { max(used.load(ordering: .relaxed), reported.map { Int($0.usedBytes) } ?? 0) }
+    public var usedBytes: Int {
+        let fromPut = used.load(ordering: .relaxed)
+        guard let reported else { return fromPut }
+        return usedMs.load(ordering: .relaxed) > connection.statusArrivedMs ? fromPut : Int(reported.usedBytes)
+    }
     public var isReachable: Bool { connection.isResponsive && (reported?.reachable ?? false) }
     public var isRemote: Bool { true }
 
@@ -98,6 +107,7 @@ public final class RemoteShardDevice: ShardDevice {
         case .success(let reply):
             connection.heard()
             used.store(Int(reply.deviceUsedBytes), ordering: .relaxed)
+            usedMs.store(AgentConnection.monotonicMs(), ordering: .relaxed)
             if !reply.stored {
                 throw .io(device: id, operation: "write of \(shard), abandoned: its object could not be recorded", errno: ECANCELED)
             }
@@ -157,6 +167,12 @@ public final class RemoteShardDevice: ShardDevice {
 
     public func delete(_ shards: [(object: ObjectID, position: Int)]) -> [StorageError] {
         if shards.isEmpty { return [] }
+        // Requests stay far below the agent's 2 MiB message limit.
+        if shards.count > Self.deleteBatch {
+            return stride(from: 0, to: shards.count, by: Self.deleteBatch).flatMap { start in
+                delete(Array(shards[start..<min(shards.count, start + Self.deleteBatch)]))
+            }
+        }
         var request = Berth_Agent_V1_DeleteShardsRequest()
         request.device = id.rawValue
         request.shards = shards.map { shard in

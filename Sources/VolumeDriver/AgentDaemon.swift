@@ -18,6 +18,10 @@ struct AgentDaemon {
     let listen: String
     let devices: [String]
     let nodeID: String?
+    /// Whether a device directory that is not yet a device may be made one. Off, an agent
+    /// whose disk did not mount refuses to start instead of serving an empty directory as
+    /// the device (every shard "missing", no alarm).
+    let initDevices: Bool
     let logLevel: Logger.Level
 
     /// `ID=PATH,CAPACITY`, e.g. `h1-d1=/srv/berth/d1,100Gi`.
@@ -62,9 +66,13 @@ struct AgentDaemon {
         var stores: [ShardStore] = []
         for text in devices {
             let (id, path, capacity) = try Self.parseDevice(text)
+            if !initDevices && !FileManager.default.fileExists(atPath: path + "/device-id") {
+                throw DaemonError("device \(id): \(path) is not an initialized device (is its disk mounted?); "
+                    + "--init-devices makes a new, empty device of it")
+            }
             // One agent per device directory, as one daemon per state directory.
             try StateDirectoryLock.acquire(path)
-            do { stores.append(try ShardStore(id: DeviceID(id), root: path, capacityBytes: capacity)) } catch {
+            do { stores.append(try ShardStore(id: DeviceID(id), root: path, capacityBytes: capacity, create: initDevices)) } catch {
                 throw DaemonError("device \(id) at \(path): \(error)")
             }
         }

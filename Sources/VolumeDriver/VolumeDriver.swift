@@ -54,6 +54,9 @@ struct VolumeDriverCommand: AsyncParsableCommand {
     @Option(name: .customLong("device"), help: "--role node: a device to serve, ID=PATH,CAPACITY (repeatable), e.g. h1-d1=/srv/berth/d1,100Gi.")
     var devices: [String] = []
 
+    @Flag(name: .customLong("init-devices"), help: "--role node: make each --device directory that is not yet a device a new, empty one (first start). Without it an uninitialized directory is refused.")
+    var initDevices = false
+
     @Option(name: .customLong("down-after"), help: "A silent host's devices go down after this (default 0s: as soon as its heartbeat is silent for 5 s).")
     var downAfter: String?
 
@@ -71,7 +74,7 @@ struct VolumeDriverCommand: AsyncParsableCommand {
         if role == .node {
             guard let tlsDir else { throw ValidationError("--role node needs --tls-dir (there is no plain-text listener)") }
             guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
-            try await AgentDaemon(tlsDirectory: tlsDir, listen: listen, devices: devices, nodeID: nodeID, logLevel: level).run()
+            try await AgentDaemon(tlsDirectory: tlsDir, listen: listen, devices: devices, nodeID: nodeID, initDevices: initDevices, logLevel: level).run()
             return
         }
         guard devices.isEmpty else { throw ValidationError("--device is for --role node; add devices to a running daemon with `provisionctl device add`") }

@@ -102,6 +102,12 @@ import Testing
             #expect(throws: StorageError.shardNotFound(device: DeviceID("a-d1"), shard: "\(ids[1]).2")) {
                 try device.read(object: ids[1], position: 2)
             }
+            #expect(try device.hasShard(object: ids[2], position: 2))
+            #expect(try !device.hasShard(object: ids[1], position: 2))
+            // Usage follows deletes too, once the next status report arrives.
+            let deadline = Date().addingTimeInterval(20)
+            while device.usedBytes != f.stores[0].usedBytes && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+            #expect(device.usedBytes == f.stores[0].usedBytes)
         }
         await f.stop()
     }
@@ -306,7 +312,7 @@ import Testing
             // Unknown device, bad position.
             var unknown = start
             unknown.start.shard.device = "z-d1"
-            #expect(await code([unknown, data, finish]) == .notFound)
+            #expect(await code([unknown, data, finish]) == .failedPrecondition)
             var position = start
             position.start.shard.position = 100_000
             #expect(await code([position, data, finish]) == .invalidArgument)
