@@ -125,12 +125,22 @@ struct ClusterTests {
         guard fsync(fd) == 0 else { throw Failure(description: "fsync \(path): \(String(cString: strerror(errno)))") }
     }
 
-    /// Reads the file back past every cache (page cache dropped; the daemon runs without an
-    /// object cache), so the bytes come from the devices that still answer.
+    /// Reads the file back past every cache (this file's pages dropped from the page cache —
+    /// only this file's: the other suites' cache checks run meanwhile — and the daemon runs
+    /// without an object cache), so the bytes come from the devices that still answer.
     static func readBack(_ path: String) throws -> [UInt8] {
-        try "3\n".write(toFile: "/proc/sys/vm/drop_caches", atomically: false, encoding: .utf8)
-        guard let data = FileManager.default.contents(atPath: path) else { throw Failure(description: "cannot read \(path)") }
-        return [UInt8](data)
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw Failure(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard n >= 0 else { throw Failure(description: "read \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { return bytes }
+            bytes += buffer[0..<n]
+        }
     }
 
     static func bytes(_ count: Int, seed: UInt64) -> [UInt8] {
