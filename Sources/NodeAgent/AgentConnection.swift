@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Storage
 import Synchronization
 
 /// The connection to one host's node agent, shared by all of that host's devices: a gRPC
@@ -35,11 +36,9 @@ public final class AgentConnection: Sendable {
     public init(node: String, address: String, tls: TLSDirectory) throws {
         self.node = node
         self.address = address
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else {
+        guard let (host, port) = HostPort.parse(address), port > 0 else {
             throw TLSSetupError("agent address \"\(address)\" is not HOST:PORT")
         }
-        var host = String(address[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let transport = try HTTP2ClientTransport.Posix(
             target: .dns(host: host, port: port), transportSecurity: tls.clientSecurity,
             config: .defaults { config in
@@ -73,7 +72,7 @@ public final class AgentConnection: Sendable {
     /// Whether the agent answered within the last `silenceMs`.
     public var isResponsive: Bool {
         let heard = heardMs.load(ordering: .relaxed)
-        return heard > 0 && Self.monotonicMs() - heard < Self.silenceMs
+        return heard > 0 && Monotonic.milliseconds() - heard < Self.silenceMs
     }
 
     /// The agent's last status report.
@@ -89,7 +88,7 @@ public final class AgentConnection: Sendable {
                 throw RPCError(code: .permissionDenied, message: "the agent at \(address) says it is node \(reply.node), not \(node)")
             }
             lastStatus.withLock { $0 = reply }
-            statusMs.store(Self.monotonicMs(), ordering: .relaxed)
+            statusMs.store(Monotonic.milliseconds(), ordering: .relaxed)
             heard()
             return reply
         } catch {
@@ -98,7 +97,7 @@ public final class AgentConnection: Sendable {
         }
     }
 
-    func heard() { heardMs.store(Self.monotonicMs(), ordering: .relaxed) }
+    func heard() { heardMs.store(Monotonic.milliseconds(), ordering: .relaxed) }
 
     /// Records a failed call. Only a transport failure (the connection refused or lost)
     /// makes the host unreachable at once; any answer, an error included, is a sign of life,
@@ -126,12 +125,6 @@ public final class AgentConnection: Sendable {
     public func close() {
         client.beginGracefulShutdown()
         for task in tasks.withLock({ $0 }) { task.cancel() }
-    }
-
-    static func monotonicMs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
     /// Runs async work from a blocking caller (device queues, FUSE threads, the mover; never

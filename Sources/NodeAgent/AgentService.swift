@@ -47,7 +47,7 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
 
     private func shard(_ ref: Berth_Agent_V1_ShardRef) throws(RPCError) -> (ShardStore, ObjectID, Int) {
         guard ref.position <= Self.maxPosition else { throw AgentErrors.invalid("shard position \(ref.position) is out of range") }
-        return (try store(ref.device), ObjectID(high: ref.objectHigh, low: ref.objectLow), Int(ref.position))
+        return (try store(ref.device), ref.object, Int(ref.position))
     }
 
     // MARK: put
@@ -171,7 +171,7 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
         var shards: [(object: ObjectID, position: Int)] = []
         for shard in request.shards {
             guard shard.position <= Self.maxPosition else { throw AgentErrors.invalid("shard position \(shard.position) is out of range") }
-            shards.append((ObjectID(high: shard.objectHigh, low: shard.objectLow), Int(shard.position)))
+            shards.append((shard.object, Int(shard.position)))
         }
         let doomed = shards
         let failures = await Blocking.run { store.delete(doomed) }
@@ -195,13 +195,7 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
         repeat {
             let end = min(shards.count, start + 8192)
             var reply = Berth_Agent_V1_ListShardsReply()
-            reply.shards = shards[start..<end].map { shard in
-                var id = Berth_Agent_V1_ShardID()
-                id.objectHigh = shard.object.high
-                id.objectLow = shard.object.low
-                id.position = UInt32(shard.position)
-                return id
-            }
+            reply.shards = shards[start..<end].map { Berth_Agent_V1_ShardID($0.object, position: $0.position) }
             try await response.write(reply)
             start = end
         } while start < shards.count

@@ -41,12 +41,14 @@ public final class RemoteShardDevice: ShardDevice {
     public var isRemote: Bool { true }
 
     private func ref(_ object: ObjectID, _ position: Int) -> Berth_Agent_V1_ShardRef {
-        var ref = Berth_Agent_V1_ShardRef()
-        ref.device = id.rawValue
-        ref.objectHigh = object.high
-        ref.objectLow = object.low
-        ref.position = UInt32(position)
-        return ref
+        Berth_Agent_V1_ShardRef(device: id.rawValue, object, position: position)
+    }
+
+    /// Fails at once while the host is silent, instead of waiting for a call's deadline.
+    private func requireResponsive() throws(StorageError) {
+        guard connection.isResponsive else {
+            throw .deviceUnavailable(id, reason: "host \(connection.node) (\(connection.address)) is not answering")
+        }
     }
 
     private func call<T: Sendable>(_ shard: String, _ work: @escaping @Sendable () async throws -> T) throws(StorageError) -> T {
@@ -62,9 +64,7 @@ public final class RemoteShardDevice: ShardDevice {
 
     public func write(object: ObjectID, position: Int, objectSize: Int, payload: UnsafeRawBufferPointer,
                       checksum: ShardStore.Checksum, renameAfter: Promise<Bool>?) throws(StorageError) {
-        guard connection.isResponsive else {
-            throw .deviceUnavailable(id, reason: "host \(connection.node) (\(connection.address)) is not answering")
-        }
+        try requireResponsive()
         var start = Berth_Agent_V1_PutShardMessage()
         start.start.shard = ref(object, position)
         start.start.objectSize = UInt64(objectSize)
@@ -107,7 +107,7 @@ public final class RemoteShardDevice: ShardDevice {
         case .success(let reply):
             connection.heard()
             used.store(Int(reply.deviceUsedBytes), ordering: .relaxed)
-            usedMs.store(AgentConnection.monotonicMs(), ordering: .relaxed)
+            usedMs.store(Monotonic.milliseconds(), ordering: .relaxed)
             if !reply.stored {
                 throw .io(device: id, operation: "write of \(shard), abandoned: its object could not be recorded", errno: ECANCELED)
             }
@@ -127,9 +127,7 @@ public final class RemoteShardDevice: ShardDevice {
     }
 
     private func read(_ object: ObjectID, _ position: Int, range: Range<Int>?) throws(StorageError) -> ([UInt8], Int) {
-        guard connection.isResponsive else {
-            throw .deviceUnavailable(id, reason: "host \(connection.node) (\(connection.address)) is not answering")
-        }
+        try requireResponsive()
         var request = Berth_Agent_V1_ReadShardRequest()
         request.shard = ref(object, position)
         if let range {
@@ -175,13 +173,7 @@ public final class RemoteShardDevice: ShardDevice {
         }
         var request = Berth_Agent_V1_DeleteShardsRequest()
         request.device = id.rawValue
-        request.shards = shards.map { shard in
-            var s = Berth_Agent_V1_ShardID()
-            s.objectHigh = shard.object.high
-            s.objectLow = shard.object.low
-            s.position = UInt32(shard.position)
-            return s
-        }
+        request.shards = shards.map { Berth_Agent_V1_ShardID($0.object, position: $0.position) }
         let agent = connection.agent
         let message = request
         do throws(StorageError) {
@@ -206,6 +198,6 @@ public final class RemoteShardDevice: ShardDevice {
                 return all
             }
         }
-        return listed.map { (ObjectID(high: $0.objectHigh, low: $0.objectLow), Int($0.position)) }
+        return listed.map { ($0.object, Int($0.position)) }
     }
 }

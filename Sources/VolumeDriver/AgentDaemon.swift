@@ -35,24 +35,8 @@ struct AgentDaemon {
         return (String(parts[0]), String(rest[0]), Int(bytes))
     }
 
-    static func parseAddress(_ text: String) throws -> (host: String, port: Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw DaemonError("--listen takes HOST:PORT, not \(text)")
-        }
-        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
-    }
-
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
-        }
-        var signalsToUnblock = sigset_t()
-        sigemptyset(&signalsToUnblock)
-        for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signalsToUnblock, s) }
-        pthread_sigmask(SIG_UNBLOCK, &signalsToUnblock, nil)
-        signal(SIGPIPE, SIG_IGN)
+        ProcessSetup.start(logLevel: logLevel)
 
         let tls: TLSDirectory
         do { tls = try TLSDirectory(path: tlsDirectory) } catch { throw DaemonError("--tls-dir: \(error)") }
@@ -76,7 +60,7 @@ struct AgentDaemon {
                 throw DaemonError("device \(id) at \(path): \(error)")
             }
         }
-        let (host, port) = try Self.parseAddress(listen)
+        guard let (host, port) = HostPort.parse(listen) else { throw DaemonError("--listen takes HOST:PORT, not \(listen)") }
         let service = AgentService(node: tls.node, devices: stores)
         let transport = HTTP2ServerTransport.Posix(
             address: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),

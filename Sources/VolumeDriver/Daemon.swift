@@ -23,22 +23,11 @@ struct Daemon {
 
     func run() async throws {
         let c = configuration
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
-        }
+        // Logging, and signals for `StopSignals` below.
+        ProcessSetup.start(logLevel: logLevel)
         var logger = Logger(label: "berth")
         logger[metadataKey: "node"] = "\(c.nodeID)"
         let log = logger
-
-        // Signals: a parent may have blocked them (Foundation's Process does); SIGTERM and
-        // SIGINT are handled by `StopSignals` below, SIGPIPE ignored.
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&unblock, s) }
-        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        signal(SIGPIPE, SIG_IGN)
 
         let csiPath = try UnixSocket.path(fromEndpoint: c.endpoint)
         let adminPath = try UnixSocket.path(fromEndpoint: c.adminSocket)
@@ -80,10 +69,9 @@ struct Daemon {
 
         var metricsServer: MetricsServer?
         if !c.metricsAddress.isEmpty && c.metricsAddress != "off" {
-            guard let colon = c.metricsAddress.lastIndex(of: ":"), let port = Int(c.metricsAddress[c.metricsAddress.index(after: colon)...]) else {
+            guard let (host, port) = HostPort.parse(c.metricsAddress) else {
                 throw DaemonError("--metrics-address must be HOST:PORT, not \(c.metricsAddress)")
             }
-            let host = String(c.metricsAddress[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
             metricsServer = try await MetricsServer(host: host, port: port) { metrics.render() }
         }
 

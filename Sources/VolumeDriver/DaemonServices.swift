@@ -1,6 +1,6 @@
 import CSI
 import Engine
-import Foundation
+import Storage
 import GRPCCore
 import Logging
 import ServiceLifecycle
@@ -82,15 +82,9 @@ struct HealthService: Service {
     func run() async throws {
         let (engine, policy) = (engine, policy)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let changes = (try? await blocking { engine.checkHealth(policy: policy, nowMs: HealthService.monotonicMs()) }) ?? []
+            let changes = (try? await blocking { engine.checkHealth(policy: policy, nowMs: Monotonic.milliseconds()) }) ?? []
             for change in changes { log.notice("device health", metadata: ["change": "\(change)"]) }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
-    }
-
-    static func monotonicMs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 }

@@ -144,11 +144,8 @@ struct ClusterTests {
     }
 
     static func bytes(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed &+ 0x9e37_79b9_7f4a_7c15
-        return (0..<count).map { _ in
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return UInt8(truncatingIfNeeded: state >> 33)
-        }
+        var random = SeededRandom(seed: seed)
+        return (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }
     }
 
     /// The acceptance on 7 hosts (EC 4+2 can then rebuild a lost host elsewhere):
