@@ -144,6 +144,7 @@ up() {
     "$b/provisionctl" cluster cert "$node" --dir "$DIR/ca" --out "$DIR/$node/tls" > /dev/null
     ip netns delete "$(ns "$i")" 2>/dev/null || true
     ip netns add "$(ns "$i")"
+    ip link delete "bv$i" 2>/dev/null || true
     ip link add "bv$i" type veth peer name eth0 netns "$(ns "$i")"
     ip link set "bv$i" master "$BRIDGE" up
     in_ns "$i" ip addr add "$(ip_of "$i")/24" dev eth0
@@ -247,6 +248,9 @@ down() {
     # Whatever still runs there (a cluster whose directory is gone included).
     local left; left=$(ip netns pids "$netns" 2>/dev/null || true)
     [ -n "$left" ] && kill -9 $left 2>/dev/null || true
+    # The veth pair goes now: a namespace the kernel keeps alive a while after its
+    # deletion (sockets it still tears down) would keep its end, and the next `up` with it.
+    ip link delete "bv${netns#berth-n}" 2>/dev/null || true
     ip netns delete "$netns" 2>/dev/null || true
   done
   ip link delete "$BRIDGE" 2>/dev/null || true

@@ -171,6 +171,9 @@ extension Engine {
     /// Records a new epoch (and `extra` changes) in one transaction, with the totals of the
     /// movement it starts, then installs it.
     func commitEpoch(_ next: ClusterMap, into s: inout State, extra: [ClusterDatabase.Change]) throws(EngineError) {
+        // The movement it starts is counted from where shards are now (the mover may have
+        // switched some since the caller's snapshot).
+        s.locations = state.withLock { $0.locations }
         s.map = next
         s.placer = try EngineError.wrap { try Placer(map: next) }
         s.targets = try Self.targets(of: next, placer: s.placer)

@@ -145,8 +145,15 @@ public final class Engine: Sendable {
     /// Installs a new state and the object store's matching layout.
     /// The layout is set under the state lock, so whoever reads an epoch from the state
     /// finds puts already placing by it (what `move` relies on when it waits for older puts).
+    ///
+    /// Shard locations of pools that stay are the mover's, which switches them without the
+    /// admin lock: the installed state keeps the live ones, not those of the snapshot the
+    /// caller started from (a switch made meanwhile would otherwise be undone in memory
+    /// while the database has it, and the next move would start from a device it left).
     func install(_ s: State) {
         state.withLock { st in
+            var s = s
+            for pool in s.locations.keys { if let live = st.locations[pool] { s.locations[pool] = live } }
             st = s
             for entry in s.classes.values { objects.setCodec(entry.codec) }
             objects.setLayout(Self.layout(s))

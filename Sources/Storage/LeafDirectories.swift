@@ -21,6 +21,9 @@ final class LeafDirectories: Sendable {
 
     func isDurable(_ leaf: Int) -> Bool { durable.withLock { $0[leaf >> 6] & (1 << UInt64(leaf & 63)) != 0 } }
 
+    /// Forgets that leaf `leaf` exists (it was found gone): the next `prepare` makes it again.
+    func forget(_ leaf: Int) { durable.withLock { $0[leaf >> 6] &= ~(1 << UInt64(leaf & 63)) } }
+
     /// Starts making leaf `leaf` at `path` durable; the promise says what failed, or nil
     /// once it is (the store turns a failure into its error). Returns nil when it already is.
     func prepare(_ leaf: Int, at path: String) -> Promise<ShardStore.Failure?>? {

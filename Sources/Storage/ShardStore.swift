@@ -174,14 +174,26 @@ public final class ShardStore: ShardDevice {
         let replaced = stat(final, &old) == 0 ? Int(old.st_size) : 0
         // An unnamed file takes its name in one step; a named one, or an unnamed one whose
         // name is taken (a retry of this shard: named in tmp/ first), is renamed over it.
-        if unnamed < 0 || berth_link_tmpfile(fd, final) != 0 {
-            if unnamed >= 0 {
-                guard errno == EEXIST else { throw error("link to \(final)") }
-                guard berth_link_tmpfile(fd, tmp) == 0 else { throw error("link to \(tmp)") }
-                tmpNamed = true
+        func takeName() throws(StorageError) {
+            if unnamed < 0 || berth_link_tmpfile(fd, final) != 0 {
+                if unnamed >= 0 && !tmpNamed {
+                    guard errno == EEXIST else { throw error("link to \(final)") }
+                    guard berth_link_tmpfile(fd, tmp) == 0 else { throw error("link to \(tmp)") }
+                    tmpNamed = true
+                }
+                guard rename(tmp, final) == 0 else { throw error("rename to \(final)") }
+                tmpNamed = false
             }
-            guard rename(tmp, final) == 0 else { throw error("rename to \(final)") }
-            tmpNamed = false
+        }
+        do {
+            try takeName()
+        } catch {
+            // A leaf this process made that is gone since (the device directory emptied and
+            // initialized anew under a running process, as a replaced disk is): made again, once.
+            guard case .io(_, _, ENOENT) = error, isReachable else { throw error }
+            leaves.forget(leaf)
+            if let failure = leaves.prepare(leaf, at: directory)?.value() { throw self.error(failure) }
+            try takeName()
         }
         if let failure = Self.syncDirectory(directory) { throw error(failure) }
         committed = true

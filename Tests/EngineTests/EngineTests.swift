@@ -126,6 +126,32 @@ import TestSupport
         #expect(status.movement?.donePositions ?? 0 > 0)
     }
 
+    /// The mover switches shard locations without the admin lock: epochs committed while
+    /// it runs (health marking a device down and up again) must not undo its switches in
+    /// memory, or the next move starts from a device the database says it left.
+    @Test func epochsCommittedWhileTheMoverRunsKeepItsSwitches() throws {
+        let engine = try Fixture.engine(dir) { $0.moverConcurrency = 1; $0.moverBytesPerSecond = 512 << 10 }
+        let written = try fill(engine)
+        try engine.addDevices(Fixture.devices(hosts: 7..<8))
+        #expect(!engine.pendingPositions().isEmpty)
+        let finished = Atomic<Bool>(false)
+        let mover = Thread { _ = engine.move(); finished.store(true, ordering: .releasing) }
+        mover.start()
+        var epochs = 0
+        while !finished.load(ordering: .acquiring) {
+            try engine.setDeviceState("h0-d0", .down)
+            try engine.setDeviceState("h0-d0", .up)
+            epochs += 2
+        }
+        #expect(epochs > 0)
+        let live = engine.state.withLock { $0.locations }
+        for (pool, locations) in live { #expect(try engine.database.locations(poolID: pool) == locations, "pool \(pool)") }
+        let again = engine.move()
+        #expect(again.failures.isEmpty, "\(again.failures.prefix(3))")
+        #expect(again.remaining == 0)
+        try verify(engine, written)
+    }
+
     /// `plan` predicts exactly the positions the mover then moves.
     @Test func planPredictsTheMovement() throws {
         let engine = try Fixture.engine(dir)

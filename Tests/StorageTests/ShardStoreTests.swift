@@ -162,6 +162,22 @@ import TestSupport
         }
     }
 
+    /// A device directory emptied and initialized anew under a running process (a replaced
+    /// disk, a test's `destroy`): the leaves it knew are gone, and a write makes its leaf
+    /// again rather than failing to link into it — named and unnamed temporaries alike.
+    @Test(arguments: [true, false])
+    func aLeafGoneUnderTheProcessIsMadeAgain(unnamed: Bool) throws {
+        let store = try device(unnamed: unnamed)
+        let a = generator.next()
+        try store.write(object: a, position: 0, objectSize: 10, bytes: randomBytes(10, seed: 1))
+        #expect(store.leafIsKnown(store.leaf(a)))
+        try FileManager.default.removeItem(atPath: dir.path + "/dev-a")
+        _ = try ShardStore(id: "dev-a", root: dir.path + "/dev-a", capacityBytes: 1 << 20)
+        try store.write(object: a, position: 1, objectSize: 10, bytes: randomBytes(10, seed: 2))
+        expectSame(try store.read(object: a, position: 1).payload, randomBytes(10, seed: 2))
+        #expect(ShardStore.entries(dir.path + "/dev-a/tmp").isEmpty)
+    }
+
     @Test func fullDeviceSaysNoSpaceAndSpaceComesBack() throws {
         let store = try device(capacity: 10_000)
         let a = generator.next(), b = generator.next()
