@@ -124,7 +124,9 @@ extension Engine {
             guard let id = ObjectID(object.id) else { continue }
             throttle.acquire(Int(object.shardBytes))
             do {
-                bytes += Int64(try objects.moveShard(pool: job.pool, object: id, position: job.position, from: job.from, to: job.to))
+                let moved = try objects.moveShard(pool: job.pool, object: id, position: job.position, from: job.from, to: job.to)
+                if moved == 0 { throttle.refund(Int(object.shardBytes)) }  // copied before an interruption
+                bytes += Int64(moved)
             } catch {
                 if case .unreadable = error {
                     // Deleted while we moved it (or being deleted): nothing to keep.

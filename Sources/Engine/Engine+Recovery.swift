@@ -28,7 +28,7 @@ extension Engine {
         var failures: [String] = []
         for (pool, pg, generation) in pending {
             guard let targets = s.targets[pool], pg < targets.count, let locations = s.locations[pool], pg < locations.count else {
-                try? database.clearRecovery(poolID: pool, pg: pg)  // its pool is gone
+                _ = try? database.clearRecovery(poolID: pool, pg: pg)  // its pool is gone
                 continue
             }
             let devices = targets[pg]
@@ -40,7 +40,10 @@ extension Engine {
                     for (position, device) in devices.enumerated() {
                         throttle.acquire(Int(object.shardBytes))
                         do {
-                            bytes += Int64(try objects.moveShard(pool: pool, object: id, position: position, from: nil, to: device))
+                            let moved = try objects.moveShard(pool: pool, object: id, position: position, from: nil, to: device)
+                            // A shard already there (most of them): the budget is not spent on it.
+                            if moved == 0 { throttle.refund(Int(object.shardBytes)) }
+                            bytes += Int64(moved)
                         } catch {
                             // Deleted (or failed and being taken away) meanwhile: nothing to rebuild.
                             if case .unreadable = error { continue }
@@ -49,7 +52,7 @@ extension Engine {
                     }
                 }
                 // Not if a degraded write marked it again meanwhile: the next pass takes it.
-                try EngineError.wrap { try database.clearRecovery(poolID: pool, pg: pg, generation: generation) }
+                _ = try EngineError.wrap { try database.clearRecovery(poolID: pool, pg: pg, generation: generation) }
             } catch {
                 failures.append("recovery of pool \(pool) pg \(pg): \(error)")
             }

@@ -83,7 +83,6 @@ public final class Engine: Sendable {
         volumeCommits = GroupCommit(database: database)
         index = ObjectIndexJournal(database: database, window: .milliseconds(configuration.objectIndexWindowMs))
         generator = ObjectIDGenerator(node: configuration.nodeID)
-        throttle = Throttle(bytesPerSecond: configuration.moverBytesPerSecond)
 
         let map = try EngineError.wrap { try database.latestMap() } ?? ClusterMap()
         let placer = try EngineError.wrap { try Placer(map: map) }
@@ -117,6 +116,8 @@ public final class Engine: Sendable {
         let initial = State(map: map, placer: placer, classes: classes, locations: locations, targets: targets)
         state = Mutex(initial)
         objects = ObjectStore(layout: Self.layout(initial), devices: stores, codecs: classes.values.map(\.codec))
+        throttle = Throttle(bytesPerSecond: configuration.moverBytesPerSecond, adaptive: configuration.adaptiveMoverBudget,
+                            latency: objects.clientLatency)
         try recoverAfterRestart()
     }
 
@@ -334,8 +335,12 @@ public struct EngineConfiguration: Sendable {
     public var fullRatio: Double
     /// Capacity reports warn from this fraction on.
     public var nearFullRatio: Double
-    /// The node's movement budget in bytes per second (nil: unlimited).
+    /// The node's movement budget in bytes per second (nil: unlimited); with
+    /// `adaptiveMoverBudget`, the ceiling of the adapting one.
     public var moverBytesPerSecond: Int64?
+    /// The mover's rate follows client latency (`RebuildBudget`): it slows down when clients'
+    /// p99 rises past 1.5x what it is without movement, and speeds up while it does not.
+    public var adaptiveMoverBudget = true
     /// Movement jobs (PG positions) in flight at once.
     public var moverConcurrency: Int
     /// How long object index changes may wait to be committed together (readers of the

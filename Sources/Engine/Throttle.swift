@@ -1,31 +1,73 @@
 import Foundation
+import Storage
 import Synchronization
 
-/// One movement budget for the whole node: a token bucket of bytes per second shared by
-/// every mover worker, so rebuilds cannot starve client I/O. `nil` rate = unlimited.
+/// One movement budget for the whole node, shared by every mover worker: a token bucket
+/// whose rate the `RebuildBudget` sets from the clients' latency, window by window (the
+/// admin's `moverBytesPerSecond`, if any, is its ceiling), so a rebuild goes as fast as
+/// clients allow. With `adaptive` off, the rate is the fixed one (nil: unlimited).
 final class Throttle: Sendable {
-    private let bytesPerSecond: Double?
-    private let state: Mutex<(tokens: Double, last: ContinuousClock.Instant)>
-    private let clock = ContinuousClock()
+    static let windowNanoseconds: Int64 = 1_000_000_000
 
-    init(bytesPerSecond: Int64?) {
-        self.bytesPerSecond = bytesPerSecond.map { Double(max(1, $0)) }
-        state = Mutex((tokens: Double(bytesPerSecond ?? 0) / 10, last: ContinuousClock().now))
+    private struct State {
+        var budget: RebuildBudget
+        var tokens: Double
+        var last: Int64
+        var windowStart: Int64
+        /// Bytes the mover took in the current window: whether it is a window of movement.
+        var takenInWindow = 0
     }
+
+    private let fixed: Double?
+    private let adaptive: Bool
+    private let latency: ClientLatency
+    private let state: Mutex<State>
+
+    init(bytesPerSecond: Int64?, adaptive: Bool, latency: ClientLatency) {
+        fixed = bytesPerSecond.map { Double(max(1, $0)) }
+        self.adaptive = adaptive
+        self.latency = latency
+        let budget = RebuildBudget(ceiling: fixed)
+        let now = Monotonic.nanoseconds()
+        state = Mutex(State(budget: budget, tokens: (adaptive ? budget.rate : fixed ?? 0) / 10, last: now, windowStart: now))
+    }
+
+    /// The rate now (nil: unlimited).
+    var bytesPerSecond: Double? {
+        adaptive ? state.withLock { $0.budget.rate } : fixed
+    }
+
+    /// The budget's state (for status and tests).
+    var budget: RebuildBudget { state.withLock { $0.budget } }
 
     /// Blocks until `bytes` may be moved. A request larger than one second's budget waits
     /// proportionally (the bucket goes negative), so large shards are not starved.
     func acquire(_ bytes: Int) {
-        guard let rate = bytesPerSecond else { return }
         let wait: Double = state.withLock { s in
-            let now = clock.now
-            let elapsed = now - s.last
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-            s.tokens = min(rate, s.tokens + seconds * rate)  // at most one second of burst
+            let now = Monotonic.nanoseconds()
+            if adaptive && now - s.windowStart >= Self.windowNanoseconds { closeWindow(&s, now: now) }
+            s.takenInWindow += bytes
+            guard let rate = adaptive ? s.budget.rate : fixed else { return 0 }
+            s.tokens = min(rate, s.tokens + Double(now - s.last) * 1e-9 * rate)  // at most one second of burst
             s.last = now
             s.tokens -= Double(bytes)
             return s.tokens < 0 ? -s.tokens / rate : 0
         }
         if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+    }
+
+    /// Gives back what an `acquire` took but did not move (a shard already in place).
+    func refund(_ bytes: Int) {
+        state.withLock { s in
+            s.tokens += Double(bytes)
+            s.takenInWindow -= bytes
+        }
+    }
+
+    private func closeWindow(_ s: inout State, now: Int64) {
+        let (samples, operations) = latency.takeWindow()
+        s.budget.window(p99: RebuildBudget.p99(samples), operations: operations, moving: s.takenInWindow > 0)
+        s.windowStart = now
+        s.takenInWindow = 0
     }
 }

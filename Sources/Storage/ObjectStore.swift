@@ -44,6 +44,8 @@ public final class ObjectStore: Sendable {
     private let degradedWriteCount = Atomic<Int>(0)
     /// Puts acknowledged with unreachable members' shards missing since start (for metrics).
     public var degradedWrites: Int { degradedWriteCount.load(ordering: .relaxed) }
+    /// How long `put` and `get` take (clients' I/O; the mover's copies are not counted).
+    public let clientLatency = ClientLatency()
     private let queues = DeviceQueues()
     private let buffers = BufferPool()
     private let putsInFlight = PutsInFlight()
@@ -117,6 +119,8 @@ public final class ObjectStore: Sendable {
     /// same shards (a retry is idempotent). `renameAfter`: see `ShardStore.write`.
     @discardableResult
     public func put(pool: UInt32, object: ObjectID, bytes: [UInt8], renameAfter: Promise<Bool>? = nil) throws(StorageError) -> [Int] {
+        let started = Monotonic.nanoseconds()
+        defer { clientLatency.record(seconds: Double(Monotonic.nanoseconds() - started) * 1e-9) }
         let (s, epoch) = putsInFlight.begin { let s = state.withLock { $0 }; return (s, s.layout.current.map.epoch) }
         defer { putsInFlight.end(epoch: epoch) }
         let codec = try Self.codec(s, pool)
@@ -204,6 +208,8 @@ public final class ObjectStore: Sendable {
     /// Erasure coded: the k data shards in parallel, then parity (reconstructing) for any
     /// that fail. A PG still moving also looks where its shards were.
     public func get(pool: UInt32, object: ObjectID) throws(StorageError) -> ReadResult {
+        let started = Monotonic.nanoseconds()
+        defer { clientLatency.record(seconds: Double(Monotonic.nanoseconds() - started) * 1e-9) }
         let (s, codec) = try snapshot(pool)
         let (current, previous) = try Self.placement(s, codec, object)
         let (shards, objectSize, problems) = readShards(s, codec, object, candidates: Self.locations(current, previous), need: codec.needed,
@@ -222,6 +228,8 @@ public final class ObjectStore: Sendable {
     /// record; without it, or when a piece cannot be read, this reads the whole object the
     /// way `get` does (reconstructing, and counting a degraded read) and cuts the range out.
     public func get(pool: UInt32, object: ObjectID, range: Range<Int>, objectSize: Int?) throws(StorageError) -> ReadResult {
+        let started = Monotonic.nanoseconds()
+        defer { clientLatency.record(seconds: Double(Monotonic.nanoseconds() - started) * 1e-9) }
         let (s, codec) = try snapshot(pool)
         let (current, previous) = try Self.placement(s, codec, object)
         func whole(_ problems: [StorageError]) throws(StorageError) -> ReadResult {
