@@ -21,11 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 source scripts/setup.sh
-need=()
-for p in fio glusterfs-server glusterfs-client gcc; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+source scripts/bench-lib.sh
+bench_need fio glusterfs-server glusterfs-client gcc
 
 SIZE=${SIZE:-1g}
 FILES=${FILES:-10000}
@@ -36,10 +33,7 @@ OUT=${OUT:-$WORK/fs-bench-results.jsonl}
 GLUSTER_SCRIPT=${GLUSTER_SCRIPT:-$REPO/../shared/bench/glusterfs-peer.sh}
 
 say() { echo "[fs-bench] $*" >&2; }
-# docs/storage.md, "Benchmark": with free page reporting at 0 this VM hands freed memory back
-# to the host at once, and page-cache writes into fresh pages run ~10x slower.
-reporting=/sys/module/page_reporting/parameters/min_free_ms
-[ -r "$reporting" ] && say "free page reporting min_free_ms: $(cat "$reporting")$([ "$(cat "$reporting")" = 0 ] && echo ' (freed memory returns to the host at once: write figures are noisy)')"
+bench_page_reporting
 # FUSE over io_uring (docs/filesystem.md, "FUSE over io_uring"): the fuse module offers it
 # only with enable_uring on, off by default. FUSE_RING=1 (default) turns it on for the run and
 # back after; FUSE_RING=0 turns it off; FUSE_RING=keep leaves the machine's setting. Only
@@ -68,7 +62,6 @@ gcc -O2 -o "$WORK/passthrough_ll" /usr/share/doc/libfuse3-dev/examples/passthrou
 
 declare -A PATHS
 PIDS=""
-waitmount() { for _ in $(seq 100); do mountpoint -q "$1" && return 0; sleep 0.1; done; say "mount $1 failed"; exit 2; }
 for t in $TARGETS; do
   case $t in
     berth-*)
@@ -88,8 +81,6 @@ for t in $TARGETS; do
   esac
 done
 
-drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-fiojson() { fio --output-format=json "$@" | python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; print(json.dumps({"rbw":j["read"]["bw_bytes"],"wbw":j["write"]["bw_bytes"],"riops":j["read"]["iops"],"wiops":j["write"]["iops"]}))'; }
 
 python3 scripts/fs-workloads.py tarball "$WORK/tarball.tar"
 

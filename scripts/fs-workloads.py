@@ -15,6 +15,11 @@
   fs-workloads.py delete-latency DIR FILES  # FILES empty files created and stat'ed, then
                                             # unlinked one by one: deletes/s, latency p50/p90/
                                             # p99/max, time spent in unlinks over 1 ms
+  fs-workloads.py latency FILE SECONDS RATE [STOPFILE]   # a client at RATE ops/s: 4 KiB
+                                            # pwrite + fdatasync and cold 4 KiB pread (its page
+                                            # dropped first) at random offsets of FILE (64 MiB,
+                                            # made if missing), for SECONDS or until STOPFILE
+                                            # exists: JSON ops, p50/p99/max ms
   fs-workloads.py beside-rm DIR MIB         # a file of MIB MiB written and fsynced, then rm'd
                                             # while another process creates files: rm seconds,
                                             # worst create latency
@@ -131,6 +136,31 @@ def beside_rm(d, mib):
     return f"rm {rm:.3f} s  worst create beside it {max(lat) * 1e3:.1f} ms"
 
 
+def latency(path, seconds, rate, stopfile=None):
+    size, block = 64 << 20, 4096
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if os.fstat(fd).st_size < size:
+        chunk = random.Random(1).randbytes(1 << 20)
+        for off in range(0, size, 1 << 20): os.pwrite(fd, chunk, off)
+        os.fsync(fd)
+    rng, lat, period = random.Random(2), [], 1.0 / rate
+    end, nxt = time.time() + seconds, time.perf_counter()
+    while time.time() < end and not (stopfile and os.path.exists(stopfile)):
+        off = rng.randrange(size // block) * block
+        t = time.perf_counter()
+        if len(lat) % 2 == 0:
+            os.pwrite(fd, rng.randbytes(block), off); os.fdatasync(fd)
+        else:
+            os.posix_fadvise(fd, off, block, os.POSIX_FADV_DONTNEED)
+            os.pread(fd, block, off)
+        lat.append(time.perf_counter() - t)
+        nxt += period
+        time.sleep(max(0.0, nxt - time.perf_counter()))
+    os.close(fd)
+    s = sorted(lat)
+    return json.dumps({"ops": len(s), "p50_ms": quantile(s, .5) * 1e3, "p99_ms": quantile(s, .99) * 1e3, "max_ms": s[-1] * 1e3})
+
+
 def delete_latency(d, n):
     ops(d, n, "create"); ops(d, n, "stat")
     lat = []
@@ -168,6 +198,8 @@ if __name__ == "__main__":
         print(beside_fsync(sys.argv[2], float(sys.argv[3]), int(sys.argv[4])))
     elif sys.argv[1] == "delete-latency":
         print(delete_latency(sys.argv[2], int(sys.argv[3])))
+    elif sys.argv[1] == "latency":
+        print(latency(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5] if len(sys.argv) > 5 else None))
     elif sys.argv[1] == "beside-rm":
         print(beside_rm(sys.argv[2], int(sys.argv[3])))
     else:

@@ -44,6 +44,12 @@ extension Engine {
 
     public func pendingPositions() -> [PendingPosition] { pendingPositions(state.withLock { $0 }) }
 
+    /// The mover's budget now (`RebuildBudget`): bytes per second (nil: unlimited), and the
+    /// clients' p99 without movement, in seconds (nil: not seen yet).
+    public var moverBudget: (bytesPerSecond: Double?, baselineP99Seconds: Double?) {
+        (throttle.bytesPerSecond, throttle.budget.baseline)
+    }
+
     /// The objects of one PG, over every volume of its class, from the object index
     /// (after its pending changes are committed): every object whose shards may be on the
     /// PG's devices, in any state. What the mover copies (an object being deleted meanwhile

@@ -66,6 +66,11 @@ final class DaemonMetrics: Sendable {
         if let degraded = try? engine.degradedObjects() {
             gauge("degraded_objects", "", "Objects readable with less redundancy than their class promises").set(Double(degraded))
         }
+        let budget = engine.moverBudget
+        gauge("mover_budget", "bytes_per_second", "The mover's rate now, adapted to client latency (-1: unlimited)")
+            .set(budget.bytesPerSecond ?? -1)
+        gauge("client_p99_baseline", "seconds", "Clients' object I/O p99 without movement, the bar of the mover's budget (0: not seen yet)")
+            .set(budget.baselineP99Seconds ?? 0)
         gauge("degraded_writes", "", "Object writes acknowledged with an unreachable member's shard missing, since start")
             .set(Double(engine.objects.degradedWrites))
         gauge("degraded_reads", "", "Object reads that avoided a lost device or a bad shard since start")
