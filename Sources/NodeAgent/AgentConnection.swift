@@ -44,6 +44,8 @@ public final class AgentConnection: Sendable {
             config: .defaults { config in
                 // The name the agent's certificate must carry (TLS server name and :authority).
                 config.http2.authority = node
+                config.http2.maxFrameSize = AgentService.maxFrameBytes
+                config.http2.targetWindowSize = AgentService.windowBytes
                 config.backoff = .init(initial: .milliseconds(100), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
                 config.connection.maxIdleTime = nil
                 // A partitioned host's connection is found dead in seconds and dialled anew.

@@ -24,10 +24,19 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
     /// Shard positions are below this (the widest layout is far narrower).
     static let maxPosition: UInt32 = 255
 
+    /// HTTP/2 frames and flow-control window of the agent's connections, both ways. The
+    /// transport's defaults (16 KiB frames; a 64 KiB window on the server) made a 4 MiB
+    /// shard's put wait for some 64 window updates, each a round trip through both hosts'
+    /// event loops; 1 MiB frames and a 16 MiB window let a few shards stream at once.
+    public static let maxFrameBytes = 1 << 20
+    public static let windowBytes = 16 << 20
+
     /// The agent's server transport settings: payload pieces are 1 MiB and a `finish`
     /// carries a 4 MiB shard's checksums (2 MiB per message); clients ping every 2 s.
     public static var transportConfig: HTTP2ServerTransport.Posix.Config {
         .defaults { config in
+            config.http2.maxFrameSize = maxFrameBytes
+            config.http2.targetWindowSize = windowBytes
             config.rpc.maxRequestPayloadSize = 2 << 20
             config.connection.keepalive.clientBehavior = .init(minPingIntervalWithoutCalls: .seconds(1), allowWithoutCalls: true)
         }
