@@ -141,10 +141,20 @@ import Testing
             } catch let error as StorageError {
                 guard case .noSpace = error else { Issue.record("expected noSpace, got \(error)"); return }
             }
-            // A device the agent does not serve is refused when added.
+            // A device the agent does not serve is refused when added; the host's connection,
+            // which a-d2 uses, stays.
             #expect(throws: StorageError.self) {
                 _ = try directory.device(id: DeviceID("a-d9"), host: "a", address: address, capacityBytes: 1, verify: true)
             }
+            #expect(directory.connectionCount == 1)
+            #expect(device.isReachable)
+            // A device added with the wrong host for the address (the agent's certificate
+            // names "a", not "b"): refused, and the connection it opened is closed again.
+            #expect(throws: StorageError.self) {
+                _ = try directory.device(id: DeviceID("b-d1"), host: "b", address: address, capacityBytes: 1, verify: true)
+            }
+            #expect(directory.connectionCount == 1)
+            #expect(try device.hasShard(object: ObjectID(high: 4, low: 4), position: 0) == false)
         }
         await f.stop()
     }
