@@ -52,10 +52,13 @@ if [ "${BUILD:-1}" = 1 ]; then
 fi
 BIN=$BERTH_BIN
 
+# Mount points under DIR, deepest first (the order to unmount them in).
+mounts_under() { awk -v d="$1" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r; }
+
 EMBEDDED_PID=""
 cleanup() {
   set +e
-  for m in $(awk -v d="$WORK/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do umount "$m" 2>/dev/null || umount -l "$m"; done
+  for m in $(mounts_under "$WORK/"); do umount "$m" 2>/dev/null || umount -l "$m"; done
   [ -n "$EMBEDDED_PID" ] && kill -TERM "$EMBEDDED_PID" 2>/dev/null && wait "$EMBEDDED_PID" 2>/dev/null
   bash scripts/cluster.sh down >/dev/null 2>&1
   if [ "${PEER:-1}" = 1 ]; then
@@ -128,7 +131,7 @@ for _ in $(seq 300); do grep -q READY "$WORK/embedded/ready" 2>/dev/null && brea
 targets=("native=$WORK/native")
 for class in $CLASSES; do targets+=("$class=$(csi_mount "unix://$WORK/embedded/csi.sock" "emb-$class" "$class")"); done
 measure_all "embedded." "${targets[@]}"
-for m in $(awk -v d="$WORK/mnt/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do umount "$m"; done
+for m in $(mounts_under "$WORK/mnt/"); do umount "$m"; done
 kill -TERM "$EMBEDDED_PID"; wait "$EMBEDDED_PID" 2>/dev/null || true; EMBEDDED_PID=""
 rm -rf "$WORK/embedded" "$WORK/native"
 
@@ -187,7 +190,7 @@ print(json.dumps({"error": "rebuild did not finish", "status": status()}))
 PY
 touch "$WORK/rebuilt"
 wait "$probe"
-for m in $(awk -v d="$WORK/mnt/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do umount "$m" 2>/dev/null || umount -l "$m"; done
+for m in $(mounts_under "$WORK/mnt/"); do umount "$m" 2>/dev/null || umount -l "$m"; done
 bash scripts/cluster.sh down > /dev/null
 
 # ---- 3. GlusterFS across namespaces

@@ -128,11 +128,9 @@ extension Engine {
         var bytes: Int64 = 0
         for object in try objectsIn(pool: job.pool, pg: job.pg) {
             guard let id = ObjectID(object.id) else { continue }
-            throttle.acquire(Int(object.shardBytes))
             do {
-                let moved = try objects.moveShard(pool: job.pool, object: id, position: job.position, from: job.from, to: job.to)
-                if moved == 0 { throttle.refund(Int(object.shardBytes)) }  // copied before an interruption
-                bytes += Int64(moved)
+                bytes += Int64(try budgetedMove(pool: job.pool, object: id, shardBytes: object.shardBytes, position: job.position,
+                                                from: job.from, to: job.to))
             } catch {
                 if case .unreadable = error {
                     // Deleted while we moved it (or being deleted): nothing to keep.
@@ -154,6 +152,17 @@ extension Engine {
             objects.setLayout(Self.layout(st))
         }
         return bytes
+    }
+
+    /// Copies (or, `from` nil, rebuilds) one shard within the mover's budget: the shard's
+    /// bytes are taken from the budget first and given back when it was already in place (a
+    /// copy made before an interruption; most shards of a recovery pass). Bytes written.
+    func budgetedMove(pool: UInt32, object: ObjectID, shardBytes: Int64, position: Int, from: DeviceID?,
+                      to: DeviceID) throws(StorageError) -> Int {
+        throttle.acquire(Int(shardBytes))
+        let moved = try objects.moveShard(pool: pool, object: object, position: position, from: from, to: to)
+        if moved == 0 { throttle.refund(Int(shardBytes)) }
+        return moved
     }
 
     /// The record of an indexed object in its volume's database (nil: gone, or its volume is).

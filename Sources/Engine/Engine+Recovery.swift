@@ -38,12 +38,9 @@ extension Engine {
                 for object in try objectsIn(pool: pool, pg: pg) {
                     guard let id = ObjectID(object.id) else { continue }
                     for (position, device) in devices.enumerated() {
-                        throttle.acquire(Int(object.shardBytes))
                         do {
-                            let moved = try objects.moveShard(pool: pool, object: id, position: position, from: nil, to: device)
-                            // A shard already there (most of them): the budget is not spent on it.
-                            if moved == 0 { throttle.refund(Int(object.shardBytes)) }
-                            bytes += Int64(moved)
+                            bytes += Int64(try budgetedMove(pool: pool, object: id, shardBytes: object.shardBytes, position: position,
+                                                            from: nil, to: device))
                         } catch {
                             // Deleted (or failed and being taken away) meanwhile: nothing to rebuild.
                             if case .unreadable = error { continue }

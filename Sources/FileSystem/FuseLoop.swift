@@ -1,5 +1,6 @@
 import CFuse3
 import Foundation
+import Storage
 import Synchronization
 
 /// Serves a FUSE session with leader and followers: one thread at a time (the leader)
@@ -183,11 +184,7 @@ final class FuseLoop: @unchecked Sendable {
         }
     }
 
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    static func now() -> UInt64 { UInt64(Monotonic.nanoseconds()) }
 
     // Opcodes and fields of the kernel's protocol (linux/fuse.h) read to route a request.
     static let opOpen: UInt32 = 14, opRead: UInt32 = 15, opWrite: UInt32 = 16, opStatfs: UInt32 = 17,

@@ -10,6 +10,9 @@ public final class ClientLatency: Sendable {
 
     public init() {}
 
+    /// Records one operation that began at `start` (`Monotonic.nanoseconds()`).
+    public func record(since start: Int64) { record(seconds: Double(Monotonic.nanoseconds() - start) * 1e-9) }
+
     /// Records one operation of `seconds`.
     public func record(seconds: Double) {
         samples.withLock { s in

@@ -120,7 +120,7 @@ public final class ObjectStore: Sendable {
     @discardableResult
     public func put(pool: UInt32, object: ObjectID, bytes: [UInt8], renameAfter: Promise<Bool>? = nil) throws(StorageError) -> [Int] {
         let started = Monotonic.nanoseconds()
-        defer { clientLatency.record(seconds: Double(Monotonic.nanoseconds() - started) * 1e-9) }
+        defer { clientLatency.record(since: started) }
         let (s, epoch) = putsInFlight.begin { let s = state.withLock { $0 }; return (s, s.layout.current.map.epoch) }
         defer { putsInFlight.end(epoch: epoch) }
         let codec = try Self.codec(s, pool)
@@ -209,7 +209,12 @@ public final class ObjectStore: Sendable {
     /// that fail. A PG still moving also looks where its shards were.
     public func get(pool: UInt32, object: ObjectID) throws(StorageError) -> ReadResult {
         let started = Monotonic.nanoseconds()
-        defer { clientLatency.record(seconds: Double(Monotonic.nanoseconds() - started) * 1e-9) }
+        defer { clientLatency.record(since: started) }
+        return try readWhole(pool: pool, object: object)
+    }
+
+    /// `get`, untimed: also the range read's fallback, which its caller times once.
+    private func readWhole(pool: UInt32, object: ObjectID) throws(StorageError) -> ReadResult {
         let (s, codec) = try snapshot(pool)
         let (current, previous) = try Self.placement(s, codec, object)
         let (shards, objectSize, problems) = readShards(s, codec, object, candidates: Self.locations(current, previous), need: codec.needed,
@@ -229,11 +234,11 @@ public final class ObjectStore: Sendable {
     /// way `get` does (reconstructing, and counting a degraded read) and cuts the range out.
     public func get(pool: UInt32, object: ObjectID, range: Range<Int>, objectSize: Int?) throws(StorageError) -> ReadResult {
         let started = Monotonic.nanoseconds()
-        defer { clientLatency.record(seconds: Double(Monotonic.nanoseconds() - started) * 1e-9) }
+        defer { clientLatency.record(since: started) }
         let (s, codec) = try snapshot(pool)
         let (current, previous) = try Self.placement(s, codec, object)
         func whole(_ problems: [StorageError]) throws(StorageError) -> ReadResult {
-            var result = try get(pool: pool, object: object)
+            var result = try readWhole(pool: pool, object: object)
             guard range.lowerBound >= 0, range.upperBound <= result.bytes.count else {
                 throw .unreadable(object: "\(object)", reason: "range \(range) is outside the \(result.bytes.count)-byte object")
             }
