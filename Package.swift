@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "csi-bench", targets: ["CSIBench"]),
         .executable(name: "scale-bench", targets: ["ScaleBench"]),
         .executable(name: "berth-csi", targets: ["CSIClient"]),
+        .executable(name: "agent-bench", targets: ["AgentBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
@@ -126,6 +127,8 @@ let package = Package(
                                                              .product(name: "GRPCCore", package: "grpc-swift-2")]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
         .executableTarget(name: "EngineTool", dependencies: ["Engine", "FileSystem", "Placement", "StorageClasses"]),
+        // agent-bench: one shard operation between hosts (a real agent on loopback, mutual TLS).
+        .executableTarget(name: "AgentBench", dependencies: ["NodeAgent", "ClusterTLS", "Placement", "Storage"]),
         .executableTarget(name: "StorageBench", dependencies: ["Engine", "Codec", "Placement", "Storage", "StorageClasses"]),
         // Helpers shared by the test targets (finding built executables).
         .target(name: "TestSupport", path: "Tests/TestSupport"),

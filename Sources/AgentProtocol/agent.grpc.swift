@@ -101,13 +101,27 @@ public enum Berth_Agent_V1_NodeAgent: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Exchange" metadata.
+        public enum Exchange: Sendable {
+            /// Request type for "Exchange".
+            public typealias Input = Berth_Agent_V1_ExchangeRequest
+            /// Response type for "Exchange".
+            public typealias Output = Berth_Agent_V1_ExchangeReply
+            /// Descriptor for "Exchange".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "berth.agent.v1.NodeAgent"),
+                method: "Exchange",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Descriptors for all methods in the "berth.agent.v1.NodeAgent" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             PutShard.descriptor,
             ReadShard.descriptor,
             DeleteShards.descriptor,
             ListShards.descriptor,
-            Status.descriptor
+            Status.descriptor,
+            Exchange.descriptor
         ]
     }
 }
@@ -230,6 +244,29 @@ extension Berth_Agent_V1_NodeAgent {
             request: GRPCCore.StreamingServerRequest<Berth_Agent_V1_StatusRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Berth_Agent_V1_StatusReply>
+
+        /// Handle the "Exchange" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many small calls on one long-lived stream: each request carries an id of the client's
+        /// > choosing, and the agent answers each with that id as soon as it is done, in any
+        /// > order. A 4 KiB read as its own RPC paid for a new HTTP/2 stream (headers both ways,
+        /// > tasks and a deadline timer on each side), several times the read itself; here it is
+        /// > one message each way. A request the agent cannot serve gets an `error` with its id;
+        /// > the stream goes on. Ranged reads of at most 1 MiB use it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Berth_Agent_V1_ExchangeRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Berth_Agent_V1_ExchangeReply` messages.
+        func exchange(
+            request: GRPCCore.StreamingServerRequest<Berth_Agent_V1_ExchangeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Berth_Agent_V1_ExchangeReply>
     }
 
     /// Service protocol for the "berth.agent.v1.NodeAgent" service.
@@ -336,6 +373,29 @@ extension Berth_Agent_V1_NodeAgent {
             request: GRPCCore.ServerRequest<Berth_Agent_V1_StatusRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Berth_Agent_V1_StatusReply>
+
+        /// Handle the "Exchange" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many small calls on one long-lived stream: each request carries an id of the client's
+        /// > choosing, and the agent answers each with that id as soon as it is done, in any
+        /// > order. A 4 KiB read as its own RPC paid for a new HTTP/2 stream (headers both ways,
+        /// > tasks and a deadline timer on each side), several times the read itself; here it is
+        /// > one message each way. A request the agent cannot serve gets an `error` with its id;
+        /// > the stream goes on. Ranged reads of at most 1 MiB use it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Berth_Agent_V1_ExchangeRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Berth_Agent_V1_ExchangeReply` messages.
+        func exchange(
+            request: GRPCCore.StreamingServerRequest<Berth_Agent_V1_ExchangeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Berth_Agent_V1_ExchangeReply>
     }
 
     /// Simple service protocol for the "berth.agent.v1.NodeAgent" service.
@@ -442,6 +502,30 @@ extension Berth_Agent_V1_NodeAgent {
             request: Berth_Agent_V1_StatusRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Berth_Agent_V1_StatusReply
+
+        /// Handle the "Exchange" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many small calls on one long-lived stream: each request carries an id of the client's
+        /// > choosing, and the agent answers each with that id as soon as it is done, in any
+        /// > order. A 4 KiB read as its own RPC paid for a new HTTP/2 stream (headers both ways,
+        /// > tasks and a deadline timer on each side), several times the read itself; here it is
+        /// > one message each way. A request the agent cannot serve gets an `error` with its id;
+        /// > the stream goes on. Ranged reads of at most 1 MiB use it.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Berth_Agent_V1_ExchangeRequest` messages.
+        ///   - response: A response stream of `Berth_Agent_V1_ExchangeReply` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func exchange(
+            request: GRPCCore.RPCAsyncSequence<Berth_Agent_V1_ExchangeRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Berth_Agent_V1_ExchangeReply>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -499,6 +583,17 @@ extension Berth_Agent_V1_NodeAgent.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Berth_Agent_V1_StatusReply>(),
             handler: { request, context in
                 try await self.status(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Berth_Agent_V1_NodeAgent.Method.Exchange.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Agent_V1_ExchangeRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Agent_V1_ExchangeReply>(),
+            handler: { request, context in
+                try await self.exchange(
                     request: request,
                     context: context
                 )
@@ -641,6 +736,23 @@ extension Berth_Agent_V1_NodeAgent.SimpleServiceProtocol {
             metadata: [:]
         )
     }
+
+    public func exchange(
+        request: GRPCCore.StreamingServerRequest<Berth_Agent_V1_ExchangeRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Berth_Agent_V1_ExchangeReply> {
+        return GRPCCore.StreamingServerResponse<Berth_Agent_V1_ExchangeReply>(
+            metadata: [:],
+            producer: { writer in
+                try await self.exchange(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
 }
 
 // MARK: berth.agent.v1.NodeAgent (client)
@@ -772,6 +884,34 @@ extension Berth_Agent_V1_NodeAgent {
             deserializer: some GRPCCore.MessageDeserializer<Berth_Agent_V1_StatusReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Agent_V1_StatusReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Exchange" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many small calls on one long-lived stream: each request carries an id of the client's
+        /// > choosing, and the agent answers each with that id as soon as it is done, in any
+        /// > order. A 4 KiB read as its own RPC paid for a new HTTP/2 stream (headers both ways,
+        /// > tasks and a deadline timer on each side), several times the read itself; here it is
+        /// > one message each way. A request the agent cannot serve gets an `error` with its id;
+        /// > the stream goes on. Ranged reads of at most 1 MiB use it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Berth_Agent_V1_ExchangeRequest` messages.
+        ///   - serializer: A serializer for `Berth_Agent_V1_ExchangeRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Agent_V1_ExchangeReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func exchange<Result>(
+            request: GRPCCore.StreamingClientRequest<Berth_Agent_V1_ExchangeRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Agent_V1_ExchangeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Agent_V1_ExchangeReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Berth_Agent_V1_ExchangeReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -963,6 +1103,43 @@ extension Berth_Agent_V1_NodeAgent {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Exchange" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many small calls on one long-lived stream: each request carries an id of the client's
+        /// > choosing, and the agent answers each with that id as soon as it is done, in any
+        /// > order. A 4 KiB read as its own RPC paid for a new HTTP/2 stream (headers both ways,
+        /// > tasks and a deadline timer on each side), several times the read itself; here it is
+        /// > one message each way. A request the agent cannot serve gets an `error` with its id;
+        /// > the stream goes on. Ranged reads of at most 1 MiB use it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Berth_Agent_V1_ExchangeRequest` messages.
+        ///   - serializer: A serializer for `Berth_Agent_V1_ExchangeRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Agent_V1_ExchangeReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func exchange<Result>(
+            request: GRPCCore.StreamingClientRequest<Berth_Agent_V1_ExchangeRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Agent_V1_ExchangeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Agent_V1_ExchangeReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Berth_Agent_V1_ExchangeReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Berth_Agent_V1_NodeAgent.Method.Exchange.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1112,6 +1289,38 @@ extension Berth_Agent_V1_NodeAgent.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Berth_Agent_V1_StatusRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Agent_V1_StatusReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Exchange" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Many small calls on one long-lived stream: each request carries an id of the client's
+    /// > choosing, and the agent answers each with that id as soon as it is done, in any
+    /// > order. A 4 KiB read as its own RPC paid for a new HTTP/2 stream (headers both ways,
+    /// > tasks and a deadline timer on each side), several times the read itself; here it is
+    /// > one message each way. A request the agent cannot serve gets an `error` with its id;
+    /// > the stream goes on. Ranged reads of at most 1 MiB use it.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Berth_Agent_V1_ExchangeRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func exchange<Result>(
+        request: GRPCCore.StreamingClientRequest<Berth_Agent_V1_ExchangeRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Berth_Agent_V1_ExchangeReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.exchange(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Agent_V1_ExchangeRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Agent_V1_ExchangeReply>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1284,6 +1493,43 @@ extension Berth_Agent_V1_NodeAgent.ClientProtocol {
             metadata: metadata
         )
         return try await self.status(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Exchange" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Many small calls on one long-lived stream: each request carries an id of the client's
+    /// > choosing, and the agent answers each with that id as soon as it is done, in any
+    /// > order. A 4 KiB read as its own RPC paid for a new HTTP/2 stream (headers both ways,
+    /// > tasks and a deadline timer on each side), several times the read itself; here it is
+    /// > one message each way. A request the agent cannot serve gets an `error` with its id;
+    /// > the stream goes on. Ranged reads of at most 1 MiB use it.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func exchange<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Berth_Agent_V1_ExchangeRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Berth_Agent_V1_ExchangeReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Berth_Agent_V1_ExchangeRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.exchange(
             request: request,
             options: options,
             onResponse: handleResponse

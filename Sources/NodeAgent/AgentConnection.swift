@@ -16,6 +16,8 @@ public final class AgentConnection: Sendable {
     public let address: String
     let client: GRPCClient<HTTP2ClientTransport.Posix>
     let agent: Berth_Agent_V1_NodeAgent.Client<HTTP2ClientTransport.Posix>
+    /// Small reads travel on one long-lived stream (`AgentExchange`).
+    let exchange: AgentExchange
     private let tasks = Mutex<[Task<Void, Never>]>([])
     /// When the agent last answered anything (ms, monotonic); 0: not since the last failure.
     private let heardMs = Atomic<Int64>(0)
@@ -53,6 +55,7 @@ public final class AgentConnection: Sendable {
             })
         client = GRPCClient(transport: transport)
         agent = Berth_Agent_V1_NodeAgent.Client(wrapping: client)
+        exchange = AgentExchange(agent: agent)
         let client = self.client
         tasks.withLock { $0.append(Task(executorPreference: AgentExecutor.shared) { try? await client.runConnections() }) }
     }
@@ -125,22 +128,14 @@ public final class AgentConnection: Sendable {
 
     /// Stops the heartbeat and closes the connection.
     public func close() {
+        exchange.close()
         client.beginGracefulShutdown()
         for task in tasks.withLock({ $0 }) { task.cancel() }
     }
 
     /// Runs async work from a blocking caller (device queues, FUSE threads, the mover; never
-    /// a task of the cooperative pool) and waits for its result.
+    /// a task of the cooperative pool) on the caller's thread, and waits for its result.
     static func wait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
-        let box = Mutex<Result<T, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task(executorPreference: AgentExecutor.shared) {
-            let result: Result<T, any Error>
-            do { result = .success(try await work()) } catch { result = .failure(error) }
-            box.withLock { $0 = result }
-            done.signal()
-        }
-        done.wait()
-        return box.withLock { $0! }
+        CallerExecutor.run(work)
     }
 }

@@ -6,6 +6,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Placement
 import Storage
+import Synchronization
 
 /// The node agent: this host's devices, served to the cluster (proto/agent.proto). Every
 /// request is checked before it touches a device (known device, sane position and sizes);
@@ -16,6 +17,7 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
     public let node: String
     let devices: [DeviceID: ShardStore]
     let startedMs = UInt64(Date().timeIntervalSince1970 * 1000)
+    private let shutdown = ShutdownSignal()
 
     /// The largest shard payload a put may announce (an object limit of 256 MiB, replicated).
     public static let maxShardBytes = 256 << 20
@@ -27,8 +29,10 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
     /// HTTP/2 frames and flow-control window of the agent's connections, both ways. The
     /// transport's defaults (16 KiB frames; a 64 KiB window on the server) made a 4 MiB
     /// shard's put wait for some 64 window updates, each a round trip through both hosts'
-    /// event loops; 1 MiB frames and a 16 MiB window let a few shards stream at once.
-    public static let maxFrameBytes = 1 << 20
+    /// event loops; a 16 MiB window lets a few shards stream at once. Frames of 256 KiB:
+    /// with 16 KiB ones a 4 KiB read took three times as long (agent-bench, three rounds),
+    /// and 1 MiB ones were no faster for 1–4 MiB transfers.
+    public static let maxFrameBytes = 256 << 10
     public static let windowBytes = 16 << 20
 
     /// The agent's server transport settings: payload pieces are 1 MiB and a `finish`
@@ -139,15 +143,22 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
 
     // MARK: read
 
-    public func readShard(request: Berth_Agent_V1_ReadShardRequest, response: RPCWriter<Berth_Agent_V1_ReadShardReply>,
-                          context: ServerContext) async throws {
+    /// Ranged reads of at most this many bytes run on the thread that received the request
+    /// (a page-cache hit takes microseconds; a hop to another thread costs more than that on
+    /// this machine kind); longer ones, and whole shards, on a thread of their own.
+    static let inlineReadBytes: UInt64 = 64 << 10
+    /// The longest range a read through `exchange` may ask for (one reply message).
+    public static let maxExchangeRead: UInt64 = 1 << 20
+
+    /// Checks a read request and reads the shard or its range on the device.
+    private func read(_ request: Berth_Agent_V1_ReadShardRequest) async throws(RPCError) -> (bytes: [UInt8], objectSize: Int) {
         let (store, object, position) = try shard(request.shard)
         if request.ranged {
             guard request.offset <= UInt64(Self.maxShardBytes), request.length <= UInt64(Self.maxShardBytes) else {
                 throw AgentErrors.invalid("range \(request.offset)+\(request.length) is out of range")
             }
         }
-        let result = await Blocking.run { () -> Result<(bytes: [UInt8], objectSize: Int), StorageError> in
+        let work = { @Sendable () -> Result<(bytes: [UInt8], objectSize: Int), StorageError> in
             do throws(StorageError) {
                 if request.ranged {
                     let lower = Int(request.offset)
@@ -157,11 +168,16 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
                 return .success((shard.payload, shard.objectSize))
             } catch { return .failure(error) }
         }
-        let (bytes, objectSize): ([UInt8], Int)
-        switch result {
-        case .success(let value): (bytes, objectSize) = value
+        let small = request.ranged && request.length <= Self.inlineReadBytes
+        switch small ? work() : await Blocking.run(work) {
+        case .success(let value): return value
         case .failure(let error): throw AgentErrors.status(error)
         }
+    }
+
+    public func readShard(request: Berth_Agent_V1_ReadShardRequest, response: RPCWriter<Berth_Agent_V1_ReadShardReply>,
+                          context: ServerContext) async throws {
+        let (bytes, objectSize) = try await read(request)
         var start = 0
         repeat {
             let end = min(bytes.count, start + Self.pieceBytes)
@@ -171,6 +187,79 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
             try await response.write(reply)
             start = end
         } while start < bytes.count
+    }
+
+    // MARK: exchange
+
+    /// Serves the requests of one client's exchange stream as they come: small ones at
+    /// once, others concurrently; every reply carries its request's id. A bad request gets
+    /// an error reply and the stream goes on. The call ends when the client ends the stream,
+    /// or when the agent shuts down (`beginShutdown`): it then stops taking requests and
+    /// answers those it has first.
+    public func exchange(request: RPCAsyncSequence<Berth_Agent_V1_ExchangeRequest, any Error>,
+                         response: RPCWriter<Berth_Agent_V1_ExchangeReply>, context: ServerContext) async throws {
+        // One writer: replies finish in any order, the stream takes them one at a time.
+        let (replies, sink) = AsyncStream<Berth_Agent_V1_ExchangeReply>.makeStream()
+        let writer = Task(executorPreference: AgentExecutor.shared) {
+            for await reply in replies { try await response.write(reply) }
+        }
+        let pending = PendingCalls()
+        await withTaskGroup(of: Void.self) { race in
+            race.addTask { await self.shutdown.wait() }
+            race.addTask {
+                do {
+                    for try await message in request {
+                        let id = message.id
+                        guard case .read(let read)? = message.kind else {
+                            sink.yield(Self.failure(id, AgentErrors.invalid("an exchange request carries a read")))
+                            continue
+                        }
+                        guard read.ranged, read.length <= Self.maxExchangeRead else {
+                            sink.yield(Self.failure(id, AgentErrors.invalid("an exchange reads a range of at most \(Self.maxExchangeRead) bytes")))
+                            continue
+                        }
+                        if read.length <= Self.inlineReadBytes {
+                            sink.yield(await self.answer(id, read))
+                        } else {
+                            pending.start { sink.yield(await self.answer(id, read)) }
+                        }
+                    }
+                } catch {
+                    // The client went away (or the agent is stopping): nobody more to answer.
+                }
+            }
+            // Whichever ends first ends the other: the client's end of the stream, or shutdown.
+            await race.next()
+            race.cancelAll()
+        }
+        await pending.finish()
+        sink.finish()
+        try await writer.value
+    }
+
+    /// Ends the open exchange streams (each answers what it has taken first); new ones end
+    /// at once. Call before the server's graceful shutdown, which waits for every open call.
+    public func beginShutdown() { shutdown.signal() }
+
+    private func answer(_ id: UInt64, _ request: Berth_Agent_V1_ReadShardRequest) async -> Berth_Agent_V1_ExchangeReply {
+        do throws(RPCError) {
+            let (bytes, objectSize) = try await read(request)
+            var reply = Berth_Agent_V1_ExchangeReply()
+            reply.id = id
+            reply.read.objectSize = UInt64(objectSize)
+            reply.read.data = Data(bytes)
+            return reply
+        } catch {
+            return Self.failure(id, error)
+        }
+    }
+
+    private static func failure(_ id: UInt64, _ error: RPCError) -> Berth_Agent_V1_ExchangeReply {
+        var reply = Berth_Agent_V1_ExchangeReply()
+        reply.id = id
+        reply.error.code = Int32(error.code.rawValue)
+        reply.error.message = error.message
+        return reply
     }
 
     // MARK: delete, list, status
@@ -235,5 +324,26 @@ enum Blocking {
         await withCheckedContinuation { continuation in
             DispatchQueue(label: "berth.agent.io", qos: .userInitiated).async { continuation.resume(returning: work()) }
         }
+    }
+}
+
+/// The calls of one exchange stream answered on threads of their own, until each is done.
+final class PendingCalls: Sendable {
+    private let calls = Mutex<(next: Int, running: [Int: Task<Void, Never>])>((0, [:]))
+
+    func start(_ work: @escaping @Sendable () async -> Void) {
+        calls.withLock { c in
+            c.next += 1
+            let key = c.next
+            c.running[key] = Task(executorPreference: AgentExecutor.shared) {
+                await work()
+                self.calls.withLock { _ = $0.running.removeValue(forKey: key) }
+            }
+        }
+    }
+
+    /// Returns when every call started so far is done.
+    func finish() async {
+        for call in calls.withLock({ Array($0.running.values) }) { await call.value }
     }
 }

@@ -134,6 +134,18 @@ public final class RemoteShardDevice: ShardDevice {
             request.ranged = true
             request.offset = UInt64(range.lowerBound)
             request.length = UInt64(range.count)
+            if UInt64(range.count) <= AgentService.maxExchangeRead && connection.exchange.isSupported {
+                switch connection.exchange.call(.read(request), timeout: AgentConnection.dataTimeout) {
+                case .success(let reply):
+                    connection.heard()
+                    return ([UInt8](reply.read.data), Int(reply.read.objectSize))
+                case .failure(let error as RPCError) where error.code == .unimplemented:
+                    break  // an agent of an older version: one RPC per read
+                case .failure(let error):
+                    connection.failed(error)
+                    throw AgentErrors.storageError(error, device: id, shard: "\(object).\(position)", agent: "\(connection.node) (\(connection.address))")
+                }
+            }
         }
         let agent = connection.agent
         let message = request

@@ -69,6 +69,7 @@ struct AgentDaemon {
         let server = GRPCServer(transport: transport, services: [service])
         try StopSignals.install {
             log.info("shutting down: finishing in-flight calls")
+            service.beginShutdown()
             Task {
                 _ = try? await server.listeningAddress
                 server.beginGracefulShutdown()

@@ -8,6 +8,7 @@ import GRPCNIOTransportHTTP2
 import Placement
 @testable import Storage
 import StorageClasses
+import Synchronization
 import Testing
 
 /// The node agent over real gRPC on TCP loopback with mutual TLS: shards round-trip through
@@ -24,6 +25,7 @@ import Testing
         /// Per agent, its devices.
         let devices: [[ShardStore]]
         let serving: [Task<Void, Never>]
+        let services: [AgentService]
         var address: String { addresses[0] }
         var stores: [ShardStore] { devices[0] }
 
@@ -35,25 +37,29 @@ import Testing
             for name in ["a", "b", "c", "ctl"] { try TLSDirectory.write(node: name, ca: ca, to: root + "/tls/" + name) }
             try FileManager.default.createDirectory(atPath: root + "/dev", withIntermediateDirectories: true)
             var servers: [GRPCServer<HTTP2ServerTransport.Posix>] = [], addresses: [String] = [], devices: [[ShardStore]] = [], serving: [Task<Void, Never>] = []
+            var services: [AgentService] = []
             for node in agents {
                 let stores = try (1...2).map { try ShardStore(id: DeviceID("\(node)-d\($0)"), root: root + "/dev/\(node)-d\($0)", capacityBytes: 64 << 20) }
                 let tls = try TLSDirectory(path: root + "/tls/" + node)
+                let service = AgentService(node: node, devices: stores)
+                services.append(service)
                 let server = GRPCServer(transport: HTTP2ServerTransport.Posix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: tls.serverSecurity,
                                                                              config: AgentService.transportConfig),
-                                        services: [AgentService(node: node, devices: stores)])
+                                        services: [service])
                 serving.append(Task(executorPreference: AgentExecutor.shared) { try? await server.serve() })
                 let bound = try await server.listeningAddress
                 addresses.append("127.0.0.1:\(bound!.ipv4!.port)")
                 servers.append(server)
                 devices.append(stores)
             }
-            (self.servers, self.addresses, self.devices, self.serving) = (servers, addresses, devices, serving)
+            (self.servers, self.addresses, self.devices, self.serving, self.services) = (servers, addresses, devices, serving, services)
         }
 
         func tls(_ node: String) throws -> TLSDirectory { try TLSDirectory(path: root + "/tls/" + node) }
 
-        /// Stops agent `index` (its connections close; clients see silence).
+        /// Stops agent `index` as its daemon does (its connections close; clients see silence).
         func stop(agent index: Int) async {
+            services[index].beginShutdown()
             servers[index].beginGracefulShutdown()
             await serving[index].value
         }
@@ -335,6 +341,151 @@ import Testing
         await f.stop()
     }
 
+    /// Ranged reads travel on the exchange stream: many threads at once each get their own
+    /// bytes back (replies come in any order, matched by id).
+    @Test func concurrentRangedReadsGetTheirOwnBytes() async throws {
+        let f = try await Fixture()
+        let directory = AgentDirectory(tls: try f.tls("ctl"))
+        defer { directory.close() }
+        let address = f.address
+        let shards = (0..<3).map { (ObjectID(high: 6, low: UInt64($0)), Self.bytes(2 << 20, seed: UInt8(40 + $0))) }
+        try await Self.off {
+            let device = try directory.device(id: DeviceID("a-d1"), host: "a", address: address, capacityBytes: 1, verify: true)
+            for (id, bytes) in shards { try device.write(object: id, position: 0, objectSize: bytes.count, bytes: bytes) }
+            let wrong = Mutex(0)
+            DispatchQueue.concurrentPerform(iterations: 6) { t in
+                var seed = UInt64(t + 1)
+                for _ in 0..<40 {
+                    seed = seed &* 6364136223846793005 &+ 1442695040888963407
+                    let (id, bytes) = shards[Int(seed >> 60) % shards.count]
+                    let length = [1, 4096, 65_536, 300_000, Int(AgentService.maxExchangeRead)][Int(seed >> 20) % 5]
+                    let lower = Int(seed >> 33) % (bytes.count - length)
+                    let read = try? device.read(object: id, position: 0, range: lower..<(lower + length))
+                    if read?.bytes != Array(bytes[lower..<(lower + length)]) || read?.objectSize != bytes.count { wrong.withLock { $0 += 1 } }
+                }
+            }
+            #expect(wrong.withLock { $0 } == 0)
+        }
+        await f.stop()
+    }
+
+    /// On one exchange stream, requests the agent cannot serve get an error reply with their
+    /// id and kind, and the requests after them are still answered.
+    @Test func badExchangeRequestsGetErrorsAndTheStreamGoesOn() async throws {
+        let f = try await Fixture()
+        try f.stores[0].write(object: ObjectID(high: 0, low: 7), position: 0, objectSize: 8192, bytes: Self.bytes(8192, seed: 9))
+        let ctl = try f.tls("ctl")
+        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(host: "127.0.0.1", port: Int(f.address.split(separator: ":")[1])!),
+                                                       transportSecurity: ctl.clientSecurity, config: .defaults { $0.http2.authority = "a" })
+        func read(_ device: String, low: UInt64, position: UInt32 = 0, ranged: Bool = true, offset: UInt64 = 100, length: UInt64 = 50) -> Berth_Agent_V1_ExchangeRequest.OneOf_Kind {
+            var r = Berth_Agent_V1_ReadShardRequest()
+            r.shard.device = device
+            r.shard.objectLow = low
+            r.shard.position = position
+            r.ranged = ranged
+            r.offset = offset
+            r.length = length
+            return .read(r)
+        }
+        let good = read("a-d1", low: 7)
+        let cases: [(Berth_Agent_V1_ExchangeRequest.OneOf_Kind?, RPCError.Code?)] = [
+            (good, nil),
+            (nil, .invalidArgument),                                            // no request at all
+            (read("a-d1", low: 7, ranged: false), .invalidArgument),            // whole shards are not exchanged
+            (read("a-d1", low: 7, length: AgentService.maxExchangeRead + 1), .invalidArgument),
+            (read("z-d1", low: 7), .failedPrecondition),                       // a device not served here
+            (read("a-d1", low: 7, position: 100_000), .invalidArgument),
+            (read("a-d1", low: 8), .notFound),                                 // no such shard
+            (read("a-d1", low: 7, offset: 8000, length: 1000), .dataLoss),     // past the payload: not the shard the caller knows
+            (good, nil),
+        ]
+        let replies = try await withTaskExecutorPreference(AgentExecutor.shared) { try await withGRPCClient(transport: transport) { client in
+            try await Berth_Agent_V1_NodeAgent.Client(wrapping: client).exchange(requestProducer: { writer in
+                for (i, (kind, _)) in cases.enumerated() {
+                    var request = Berth_Agent_V1_ExchangeRequest()
+                    request.id = UInt64(1000 + i)
+                    request.kind = kind
+                    try await writer.write(request)
+                }
+            }, onResponse: { response in
+                var all: [UInt64: Berth_Agent_V1_ExchangeReply] = [:]
+                for try await reply in response.messages { all[reply.id] = reply }
+                return all
+            })
+        } }
+        #expect(replies.count == cases.count)
+        for (i, (_, expected)) in cases.enumerated() {
+            let reply = replies[UInt64(1000 + i)]
+            switch reply?.kind {
+            case .read(let r)?:
+                #expect(expected == nil, "request \(i) was answered, expected \(String(describing: expected))")
+                #expect([UInt8](r.data) == Array(Self.bytes(8192, seed: 9)[100..<150]))
+                #expect(r.objectSize == 8192)
+            case .error(let e)?:
+                #expect(expected.map { Int32($0.rawValue) } == e.code, "request \(i): \(e.message)")
+            case nil:
+                Issue.record("request \(i) got no reply")
+            }
+        }
+        await f.stop()
+    }
+
+    /// Readers waiting on the exchange stream when the agent goes away get an error within
+    /// seconds, not the 30 s deadline; the device then reports the host unreachable.
+    @Test func exchangeReadersFailFastWhenTheAgentStops() async throws {
+        let f = try await Fixture()
+        let directory = AgentDirectory(tls: try f.tls("ctl"))
+        defer { directory.close() }
+        let address = f.address
+        let id = ObjectID(high: 6, low: 9)
+        let device = try await Self.off { () -> any ShardDevice in
+            let device = try directory.device(id: DeviceID("a-d1"), host: "a", address: address, capacityBytes: 1, verify: true)
+            try device.write(object: id, position: 0, objectSize: 4096, bytes: Self.bytes(4096, seed: 1))
+            #expect(try device.read(object: id, position: 0, range: 0..<4096).bytes == Self.bytes(4096, seed: 1))
+            return device
+        }
+        await f.stop(agent: 0)
+        let started = ContinuousClock.now
+        let failure = try await Self.off { () -> StorageError? in
+            do throws(StorageError) {
+                _ = try device.read(object: id, position: 0, range: 0..<4096)
+                return nil
+            } catch { return error }
+        }
+        guard case .deviceUnavailable? = failure else { Issue.record("expected deviceUnavailable, got \(String(describing: failure))"); return }
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    /// An agent of an older version, without `Exchange` (a rolling upgrade): ranged reads
+    /// fall back to one `ReadShard` call each and return the same bytes.
+    @Test func rangedReadsFallBackOnAnAgentWithoutExchange() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("berth-agent-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let ca = try ClusterCA.make()
+        for name in ["a", "ctl"] { try TLSDirectory.write(node: name, ca: ca, to: root + "/tls/" + name) }
+        try FileManager.default.createDirectory(atPath: root + "/dev", withIntermediateDirectories: true)
+        let store = try ShardStore(id: DeviceID("a-d1"), root: root + "/dev/a-d1", capacityBytes: 64 << 20)
+        let server = GRPCServer(transport: HTTP2ServerTransport.Posix(address: .ipv4(host: "127.0.0.1", port: 0),
+                                                                     transportSecurity: try TLSDirectory(path: root + "/tls/a").serverSecurity,
+                                                                     config: AgentService.transportConfig),
+                                services: [AgentWithoutExchange(AgentService(node: "a", devices: [store]))])
+        let serving = Task(executorPreference: AgentExecutor.shared) { try? await server.serve() }
+        let address = "127.0.0.1:\(try await server.listeningAddress!.ipv4!.port)"
+        let directory = AgentDirectory(tls: try TLSDirectory(path: root + "/tls/ctl"))
+        defer { directory.close() }
+        let id = ObjectID(high: 6, low: 10)
+        let bytes = Self.bytes(100_000, seed: 4)
+        try store.write(object: id, position: 0, objectSize: bytes.count, bytes: bytes)
+        try await Self.off {
+            let device = try directory.device(id: DeviceID("a-d1"), host: "a", address: address, capacityBytes: 1, verify: true)
+            for _ in 0..<3 {
+                #expect(try device.read(object: id, position: 0, range: 1000..<5096).bytes == Array(bytes[1000..<5096]))
+            }
+        }
+        server.beginGracefulShutdown()
+        await serving.value
+    }
+
     /// A replicated object over three hosts' agents: one agent stops, the object still
     /// reads (from the others), and the stopped host's devices report themselves unreachable.
     @Test func objectsReadWhenAHostStops() async throws {
@@ -370,5 +521,30 @@ import Testing
         #expect(!store.device(DeviceID("b-d1"))!.isReachable)
         #expect(store.device(DeviceID("a-d1"))!.isReachable)
         await f.stop()
+    }
+}
+
+/// The agent as a version before `Exchange` served it: that call is unimplemented.
+final class AgentWithoutExchange: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol {
+    let inner: AgentService
+    init(_ inner: AgentService) { self.inner = inner }
+    func putShard(request: RPCAsyncSequence<Berth_Agent_V1_PutShardMessage, any Error>, context: ServerContext) async throws -> Berth_Agent_V1_PutShardReply {
+        try await inner.putShard(request: request, context: context)
+    }
+    func readShard(request: Berth_Agent_V1_ReadShardRequest, response: RPCWriter<Berth_Agent_V1_ReadShardReply>, context: ServerContext) async throws {
+        try await inner.readShard(request: request, response: response, context: context)
+    }
+    func deleteShards(request: Berth_Agent_V1_DeleteShardsRequest, context: ServerContext) async throws -> Berth_Agent_V1_DeleteShardsReply {
+        try await inner.deleteShards(request: request, context: context)
+    }
+    func listShards(request: Berth_Agent_V1_ListShardsRequest, response: RPCWriter<Berth_Agent_V1_ListShardsReply>, context: ServerContext) async throws {
+        try await inner.listShards(request: request, response: response, context: context)
+    }
+    func status(request: Berth_Agent_V1_StatusRequest, context: ServerContext) async throws -> Berth_Agent_V1_StatusReply {
+        try await inner.status(request: request, context: context)
+    }
+    func exchange(request: RPCAsyncSequence<Berth_Agent_V1_ExchangeRequest, any Error>, response: RPCWriter<Berth_Agent_V1_ExchangeReply>,
+                  context: ServerContext) async throws {
+        throw RPCError(code: .unimplemented, message: "unknown method berth.agent.v1.NodeAgent/Exchange")
     }
 }
