@@ -164,7 +164,12 @@ extension Engine {
             var s = state.withLock { $0 }
             try Self.checkDeviceChanges(changes, known: Set(s.map.devices.map(\.id)))
             let next = try EngineError.wrap { try s.map.nextEpoch(changes) }
-            try commitEpoch(next, into: &s, extra: [])
+            // An admin's state change is the admin's: the health check no longer undoes it.
+            let admins: [ClusterDatabase.Change] = changes.compactMap {
+                if case .setState(let id, _) = $0 { return .setHealthMark(device: id.rawValue, state: nil) }
+                return nil
+            }
+            try commitEpoch(next, into: &s, extra: admins)
         }
     }
 

@@ -37,15 +37,20 @@ final class HealthTracker: Sendable {
 extension Engine {
     /// One pass of the health check at `nowMs` (monotonic): the state changes it made (and
     /// new refusals), as lines for the log. Only devices of other hosts are judged; a local
-    /// device whose directory is gone is the admin's to fail. Remote devices found `down`
-    /// when the check first runs (a daemon restart) count as set by it.
+    /// device whose directory is gone is the admin's to fail. When the check first runs (a
+    /// daemon restart) it takes back the marks it left in the database (`health_mark`, kept
+    /// with each change it makes), and remote devices found `down` count as set by it too.
     public func checkHealth(policy: HealthPolicy, nowMs: Int64) -> [String] {
         let s = state.withLock { $0 }
         var wanted: [(id: DeviceID, from: DeviceState, to: DeviceState)] = []
+        let marks = health.state.withLock { $0.seeded } ? [:] : ((try? database.healthMarks()) ?? [:])
         health.state.withLock { h in
             for device in s.map.devices {
                 guard let store = objects.device(device.id), store.isRemote else { continue }
-                if !h.seeded && device.state == .down { h.setByHealth[device.id] = .down }
+                if !h.seeded {
+                    if device.state == .down { h.setByHealth[device.id] = .down }
+                    if let mark = marks[device.id.rawValue], mark == device.state.rawValue { h.setByHealth[device.id] = device.state }
+                }
                 if let set = h.setByHealth[device.id], set != device.state { h.setByHealth[device.id] = nil }
                 let ours = h.setByHealth[device.id] != nil
                 if store.isReachable {
@@ -69,7 +74,7 @@ extension Engine {
         // the device) does not hold back the others.
         for change in wanted {
             do {
-                guard try changeDeviceState(change.id, from: change.from, to: change.to) else { continue }
+                guard try changeDeviceState(change.id, from: change.from, to: change.to, byHealth: true) else { continue }
                 health.state.withLock { h in
                     h.lastRefusal[change.id] = nil
                     if change.to == .up { h.setByHealth[change.id] = nil } else { h.setByHealth[change.id] = change.to }
@@ -88,13 +93,15 @@ extension Engine {
     }
 
     /// Sets a device's state as one epoch, if it is still `from` (checked under the admin
-    /// lock: an admin's change made meanwhile wins). Whether it changed.
-    func changeDeviceState(_ id: DeviceID, from: DeviceState, to: DeviceState) throws(EngineError) -> Bool {
+    /// lock: an admin's change made meanwhile wins). Whether it changed. `byHealth`: the
+    /// health check's change, marked as such in the same transaction (an admin's clears the mark).
+    func changeDeviceState(_ id: DeviceID, from: DeviceState, to: DeviceState, byHealth: Bool = false) throws(EngineError) -> Bool {
         try adminLock.withLock { _ throws(EngineError) -> Bool in
             var s = state.withLock { $0 }
             guard s.map.device(id)?.state == from else { return false }
             let next = try EngineError.wrap { try s.map.nextEpoch([.setState(id, to)]) }
-            try commitEpoch(next, into: &s, extra: [])
+            let mark = byHealth && to != .up ? to.rawValue : nil
+            try commitEpoch(next, into: &s, extra: [.setHealthMark(device: id.rawValue, state: mark)])
             return true
         }
     }

@@ -53,6 +53,9 @@ public final class ClusterDatabase: Sendable {
         case saveUsage(VolumeUsageRecord)
         /// The volume is closed and its index and usage up to date (`volume_in_use`).
         case clearInUse(volumeID: String)
+        /// The state the health check set on a device (`down`, `out`), or nil: none (it is
+        /// up again, or an admin set its state).
+        case setHealthMark(device: String, state: String?)
 
         func apply(_ db: Database) throws {
             switch self {
@@ -64,6 +67,11 @@ public final class ClusterDatabase: Sendable {
                 _ = try StorageClassRecord.deleteOne(db, key: name)
             case .saveDevice(let r): try r.save(db)
             case .deleteDevice(let id): _ = try DeviceRecord.deleteOne(db, key: id)
+            case .setHealthMark(let device, let state?):
+                try db.execute(sql: "INSERT INTO health_mark (device, state) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET state = excluded.state",
+                               arguments: [device, state])
+            case .setHealthMark(let device, nil):
+                try db.execute(sql: "DELETE FROM health_mark WHERE device = ?", arguments: [device])
             case .insertMap(let map):
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -98,6 +106,14 @@ public final class ClusterDatabase: Sendable {
 
     public func devices() throws -> [DeviceRecord] {
         try writer.read { db in try DeviceRecord.order(Column("id")).fetchAll(db) }
+    }
+
+    /// The states the health check set, by device (`Change.setHealthMark`).
+    public func healthMarks() throws -> [String: String] {
+        try writer.read { db in
+            Dictionary(try Row.fetchAll(db, sql: "SELECT device, state FROM health_mark").map { ($0["device"] as String, $0["state"] as String) },
+                       uniquingKeysWith: { a, _ in a })
+        }
     }
 
     /// The newest cluster map, or nil before the first epoch.

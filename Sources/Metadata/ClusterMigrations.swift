@@ -129,6 +129,16 @@ enum ClusterMigrations {
         migrator.registerMigration("v6-pg-recovery-generation") { db in
             try db.execute(sql: "ALTER TABLE pg_recovery ADD COLUMN generation INTEGER NOT NULL DEFAULT 0 CHECK (generation >= 0)")
         }
+        // Which devices the health check (not an admin) marked down or out: a daemon that
+        // restarts must still bring such a device back when its host answers again.
+        migrator.registerMigration("v7-health-marks") { db in
+            try db.execute(sql: """
+                CREATE TABLE health_mark (
+                    device TEXT PRIMARY KEY NOT NULL REFERENCES device(id) ON DELETE CASCADE,
+                    state TEXT NOT NULL CHECK (state IN ('down', 'out'))
+                );
+                """)
+        }
         return migrator
     }
 }
