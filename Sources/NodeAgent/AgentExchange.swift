@@ -75,10 +75,8 @@ final class AgentExchange: Sendable {
             state.withLock { s in _ = s.waiters.removeValue(forKey: id) }
             waiter.finish(.failure(RPCError(code: .deadlineExceeded, message: "no reply from the agent in \(timeout)")))
         }
-        guard let result = waiter.result.withLock({ $0 }) else {
-            return .failure(RPCError(code: .deadlineExceeded, message: "no reply from the agent in \(timeout)"))
-        }
-        switch result {
+        // Set by the reply, the stream's end or the deadline above, whichever came first.
+        switch waiter.result.withLock({ $0 })! {
         case .success(let reply):
             if case .error(let error)? = reply.kind {
                 let code = Status.Code(rawValue: Int(error.code)).flatMap(RPCError.Code.init) ?? .unknown
@@ -136,17 +134,13 @@ final class AgentExchange: Sendable {
 
     /// Ends the stream; waiting callers get UNAVAILABLE.
     func close() {
-        let (task, requests) = state.withLock { s -> (Task<Void, Never>?, AsyncStream<Berth_Agent_V1_ExchangeRequest>.Continuation?) in
+        let (task, requests, failed) = state.withLock { s in
             s.closed = true
-            defer { s.requests = nil; s.task = nil }
-            return (s.task, s.requests)
+            defer { s.requests = nil; s.task = nil; s.waiters = [:] }
+            return (s.task, s.requests, s.waiters.values.map(\.waiter))
         }
         requests?.finish()
         task?.cancel()
-        let failed = state.withLock { s -> [Waiter] in
-            defer { s.waiters = [:] }
-            return s.waiters.values.map(\.waiter)
-        }
         for waiter in failed { waiter.finish(.failure(RPCError(code: .unavailable, message: "the connection to the agent is closed"))) }
     }
 }

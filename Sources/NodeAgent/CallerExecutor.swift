@@ -31,8 +31,7 @@ final class CallerExecutor: TaskExecutor, @unchecked Sendable {
             return false
         }
         if forward {
-            let fallback = AgentExecutor.shared
-            fallback.run(job)
+            AgentExecutor.shared.run(job)
         } else {
             ready.signal()
         }

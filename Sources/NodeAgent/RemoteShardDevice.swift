@@ -52,7 +52,13 @@ public final class RemoteShardDevice: ShardDevice {
     }
 
     private func call<T: Sendable>(_ shard: String, _ work: @escaping @Sendable () async throws -> T) throws(StorageError) -> T {
-        switch AgentConnection.wait(work) {
+        try outcome(AgentConnection.wait(work), shard: shard)
+    }
+
+    /// A call's answer, counted as a sign of life (or its failure, as the connection's and
+    /// as the storage error it means for `shard`).
+    private func outcome<T>(_ result: Result<T, any Error>, shard: String) throws(StorageError) -> T {
+        switch result {
         case .success(let value):
             connection.heard()
             return value
@@ -103,17 +109,11 @@ public final class RemoteShardDevice: ShardDevice {
         continuation.yield(finish)
         continuation.finish()
         let shard = "\(object).\(position)"
-        switch finished.value() {
-        case .success(let reply):
-            connection.heard()
-            used.store(Int(reply.deviceUsedBytes), ordering: .relaxed)
-            usedMs.store(Monotonic.milliseconds(), ordering: .relaxed)
-            if !reply.stored {
-                throw .io(device: id, operation: "write of \(shard), abandoned: its object could not be recorded", errno: ECANCELED)
-            }
-        case .failure(let error):
-            connection.failed(error)
-            throw AgentErrors.storageError(error, device: id, shard: shard, agent: "\(connection.node) (\(connection.address))")
+        let reply = try outcome(finished.value(), shard: shard)
+        used.store(Int(reply.deviceUsedBytes), ordering: .relaxed)
+        usedMs.store(Monotonic.milliseconds(), ordering: .relaxed)
+        if !reply.stored {
+            throw .io(device: id, operation: "write of \(shard), abandoned: its object could not be recorded", errno: ECANCELED)
         }
     }
 
@@ -135,15 +135,11 @@ public final class RemoteShardDevice: ShardDevice {
             request.offset = UInt64(range.lowerBound)
             request.length = UInt64(range.count)
             if UInt64(range.count) <= AgentService.maxExchangeRead && connection.exchange.isSupported {
-                switch connection.exchange.call(.read(request), timeout: AgentConnection.dataTimeout) {
-                case .success(let reply):
-                    connection.heard()
+                let answer = connection.exchange.call(.read(request), timeout: AgentConnection.dataTimeout)
+                // An agent of an older version answers UNIMPLEMENTED: one RPC per read then.
+                if case .failure(let error as RPCError) = answer, error.code == .unimplemented {} else {
+                    let reply = try outcome(answer, shard: "\(object).\(position)")
                     return ([UInt8](reply.read.data), Int(reply.read.objectSize))
-                case .failure(let error as RPCError) where error.code == .unimplemented:
-                    break  // an agent of an older version: one RPC per read
-                case .failure(let error):
-                    connection.failed(error)
-                    throw AgentErrors.storageError(error, device: id, shard: "\(object).\(position)", agent: "\(connection.node) (\(connection.address))")
                 }
             }
         }
