@@ -70,6 +70,7 @@ public final class AgentConnection: Sendable {
                 config.connection.maxIdleTime = nil
                 // A partitioned host's connection is found dead in seconds and dialled anew.
                 config.connection.keepalive = .init(time: .seconds(2), timeout: .seconds(2), allowWithoutCalls: true)
+                config.channelDebuggingCallbacks.onCreateTCPConnection = PlaintextRepacker.install
             })
     }
 

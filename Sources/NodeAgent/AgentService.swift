@@ -43,6 +43,7 @@ public final class AgentService: Berth_Agent_V1_NodeAgent.SimpleServiceProtocol 
             config.http2.targetWindowSize = windowBytes
             config.rpc.maxRequestPayloadSize = 2 << 20
             config.connection.keepalive.clientBehavior = .init(minPingIntervalWithoutCalls: .seconds(1), allowWithoutCalls: true)
+            config.channelDebuggingCallbacks.onAcceptTCPConnection = PlaintextRepacker.install
         }
     }
 

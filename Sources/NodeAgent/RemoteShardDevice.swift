@@ -151,7 +151,13 @@ public final class RemoteShardDevice: ShardDevice {
                 var objectSize = 0
                 var first = true
                 for try await reply in response.messages {
-                    if first { objectSize = Int(reply.objectSize); first = false }
+                    if first {
+                        objectSize = Int(reply.objectSize)
+                        first = false
+                        // No shard's payload is larger than its object: room for all of it
+                        // at once, not a copy per doubling (pages not written are never touched).
+                        bytes.reserveCapacity(min(max(objectSize, 0), AgentService.maxShardBytes))
+                    }
                     bytes.append(contentsOf: reply.data)
                 }
                 return (bytes, objectSize)
