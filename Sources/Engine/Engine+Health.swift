@@ -1,4 +1,5 @@
 import Foundation
+import Metadata
 import Placement
 import Storage
 import Synchronization
@@ -70,26 +71,58 @@ extension Engine {
             h.seeded = true
         }
         var said: [String] = []
-        // One device at a time: a change the map refuses (a class that cannot do without
-        // the device) does not hold back the others.
+        // A silent host goes out whole, its devices in one epoch: one at a time, the first
+        // one's shards were placed on its sibling (down, not yet out), where no move could
+        // put them (seen: a rebuild stalled on them, retrying with back-off, for a minute;
+        // and with a class that could not do without the host, for good). If the map refuses
+        // (a class that cannot do without the host), all of them stay down. Other changes go
+        // one device at a time: a refusal for one does not hold back the others.
+        let hosts = Dictionary(s.map.devices.map { ($0.id, $0.parent) }, uniquingKeysWith: { a, _ in a })
+        var groups: [[(id: DeviceID, from: DeviceState, to: DeviceState)]] = []
+        var outByHost: [String: Int] = [:]
         for change in wanted {
+            if change.to == .out, let host = hosts[change.id] {
+                if let index = outByHost[host] { groups[index].append(change); continue }
+                outByHost[host] = groups.count
+            }
+            groups.append([change])
+        }
+        for group in groups {
+            let name = group.count == 1 ? "\(group[0].id)" : "host \(hosts[group[0].id] ?? "?") (\(group.map(\.id.rawValue).joined(separator: ", ")))"
             do {
-                guard try changeDeviceState(change.id, from: change.from, to: change.to, byHealth: true) else { continue }
+                guard try changeDeviceStates(group, byHealth: true) else { continue }
                 health.state.withLock { h in
-                    h.lastRefusal[change.id] = nil
-                    if change.to == .up { h.setByHealth[change.id] = nil } else { h.setByHealth[change.id] = change.to }
+                    for change in group {
+                        h.lastRefusal[change.id] = nil
+                        if change.to == .up { h.setByHealth[change.id] = nil } else { h.setByHealth[change.id] = change.to }
+                    }
                 }
-                said.append("\(change.id): \(change.from.rawValue) → \(change.to.rawValue)")
+                said.append("\(name): \(group[0].from.rawValue) → \(group[0].to.rawValue)")
             } catch {
-                let refusal = "health: cannot mark \(change.id) \(change.to.rawValue): \(error)"
+                let refusal = "health: cannot mark \(name) \(group[0].to.rawValue): \(error)"
                 let repeated = health.state.withLock { h in
-                    defer { h.lastRefusal[change.id] = refusal }
-                    return h.lastRefusal[change.id] == refusal
+                    defer { for change in group { h.lastRefusal[change.id] = refusal } }
+                    return group.allSatisfy { h.lastRefusal[$0.id] == refusal }
                 }
                 if !repeated { said.append(refusal) }
             }
         }
         return said
+    }
+
+    /// Sets devices' states as one epoch, if each is still its `from` (checked under the
+    /// admin lock: an admin's change made meanwhile wins, and then none changes). Whether
+    /// they changed. `byHealth`: as in `changeDeviceState`.
+    func changeDeviceStates(_ changes: [(id: DeviceID, from: DeviceState, to: DeviceState)], byHealth: Bool) throws(EngineError) -> Bool {
+        if changes.count == 1 { return try changeDeviceState(changes[0].id, from: changes[0].from, to: changes[0].to, byHealth: byHealth) }
+        return try adminLock.withLock { _ throws(EngineError) -> Bool in
+            var s = state.withLock { $0 }
+            guard changes.allSatisfy({ s.map.device($0.id)?.state == $0.from }) else { return false }
+            let next = try EngineError.wrap { try s.map.nextEpoch(changes.map { .setState($0.id, $0.to) }) }
+            let marks: [ClusterDatabase.Change] = changes.map { .setHealthMark(device: $0.id.rawValue, state: byHealth && $0.to != .up ? $0.to.rawValue : nil) }
+            try commitEpoch(next, into: &s, extra: marks)
+            return true
+        }
     }
 
     /// Sets a device's state as one epoch, if it is still `from` (checked under the admin

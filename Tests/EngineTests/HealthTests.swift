@@ -94,3 +94,51 @@ import Testing
         #expect(state(engine, "h5-d1") == .out)
     }
 }
+
+/// A silent host goes out whole: its devices in one epoch, or none of them.
+@Suite struct HostOutTests {
+    typealias Hosts = HealthTests.Hosts
+
+    func engine(_ dir: TemporaryDirectory, hosts: Hosts, count: Int) throws -> Engine {
+        let engine = try HealthTests.engine(dir, hosts)
+        try engine.addDevices((0..<count).flatMap { h in
+            (0..<2).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: 256 << 20, agent: "h\(h):7440") }
+        })
+        try engine.applyClasses([Fixture.classes[0]])  // replicated-3
+        return engine
+    }
+
+    func states(_ engine: Engine, _ host: String) -> [DeviceState?] {
+        ["\(host)-d0", "\(host)-d1"].map { id in (try? engine.devices())?.first { $0.id == id }?.state }
+    }
+
+    @Test func itsDevicesGoOutInOneEpoch() throws {
+        let dir = TemporaryDirectory()
+        let hosts = Hosts(root: dir.path + "/hosts")
+        let engine = try engine(dir, hosts: hosts, count: 4)
+        let policy = HealthPolicy(downAfterMs: 0, outAfterMs: 1_000)
+        hosts.silent.withLock { _ = $0.insert("h3") }
+        _ = engine.checkHealth(policy: policy, nowMs: 10_000)
+        #expect(states(engine, "h3") == [.down, .down])
+        let before = try engine.status().epoch
+        let said = engine.checkHealth(policy: policy, nowMs: 11_500)
+        #expect(states(engine, "h3") == [.out, .out])
+        #expect(try engine.status().epoch == before + 1, "\(said)")
+    }
+
+    /// With three hosts a 3-copy class cannot do without one: the host stays down, and
+    /// neither device goes out (one alone would have sent its shards to the other, down).
+    @Test func aHostTheClassesNeedStaysDownWhole() throws {
+        let dir = TemporaryDirectory()
+        let hosts = Hosts(root: dir.path + "/hosts")
+        let engine = try engine(dir, hosts: hosts, count: 3)
+        let policy = HealthPolicy(downAfterMs: 0, outAfterMs: 1_000)
+        hosts.silent.withLock { _ = $0.insert("h2") }
+        _ = engine.checkHealth(policy: policy, nowMs: 10_000)
+        let said = engine.checkHealth(policy: policy, nowMs: 11_500)
+        #expect(states(engine, "h2") == [.down, .down])
+        #expect(said.count == 1 && said[0].contains("host h2"), "\(said)")
+        // Said once, not every pass.
+        #expect(engine.checkHealth(policy: policy, nowMs: 12_500).isEmpty)
+    }
+}
