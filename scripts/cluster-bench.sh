@@ -14,7 +14,7 @@
 # cache), random 4 KiB read and write IOPS (fio, RUNTIME s each). Prints a table, then one
 # JSON line last: {"date", "machine", "size", "classes": {CLASS: {"embedded", "cluster",
 # "glusterfs", "cluster_vs_embedded", "cluster_vs_glusterfs"}}, "native", "embedded_vs_native",
-# "rebuild": {"class", "host", "bytes", "seconds", "mb_s", "idle", "during", "p99_ratio"}}.
+# "rebuild": {"class", "host", "bytes", "seconds", "mb_s", "first_bytes_s", "idle", "during", "p99_ratio"}}.
 #
 #   scripts/cluster-bench.sh                 # SIZE=1g RUNTIME=10 HOSTS=6
 #   SIZE=256m RUNTIME=5 PEER=0 scripts/cluster-bench.sh   # quicker, no GlusterFS
@@ -174,16 +174,19 @@ import json, subprocess, sys, time
 ctl, admin, before, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 def status():
     return json.loads(subprocess.run([ctl, "status", "--socket", admin, "--output", "json"], capture_output=True, check=True).stdout)
-deadline, start, epoch = time.time() + limit, None, None
+deadline, start, epoch, first_bytes = time.time() + limit, None, None, None
 while time.time() < deadline:
     s, now = status(), time.time()
     m = s.get("movement") or {}
     if start is None and s.get("devices_out", 0) > 0 and m.get("epoch", 0) > before and m.get("total_bytes", 0) > 0:
         start, epoch = now, m["epoch"]
+    if start is not None and first_bytes is None and m.get("done_bytes", 0) > 0:
+        first_bytes = now - start
     if start is not None and m.get("epoch") == epoch and m.get("finished") and s.get("pgs_moving", 1) == 0:
         # Recovery of degraded writes made meanwhile goes with the next move: counted by status.
+        # first_bytes_s: how long the movement waited before its first bytes (the mover's start).
         print(json.dumps({"bytes": m["done_bytes"], "seconds": now - start, "mb_s": m["done_bytes"] / (now - start) / 1e6,
-                          "pgs_degraded": s.get("pgs_degraded")}))
+                          "pgs_degraded": s.get("pgs_degraded"), "first_bytes_s": first_bytes}))
         sys.exit(0)
     time.sleep(0.2)
 print(json.dumps({"error": "rebuild did not finish", "status": status()}))
