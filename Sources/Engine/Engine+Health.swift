@@ -112,29 +112,15 @@ extension Engine {
 
     /// Sets devices' states as one epoch, if each is still its `from` (checked under the
     /// admin lock: an admin's change made meanwhile wins, and then none changes). Whether
-    /// they changed. `byHealth`: as in `changeDeviceState`.
+    /// they changed. `byHealth`: the health check's changes, marked as such in the same
+    /// transaction (an admin's clears the mark).
     func changeDeviceStates(_ changes: [(id: DeviceID, from: DeviceState, to: DeviceState)], byHealth: Bool) throws(EngineError) -> Bool {
-        if changes.count == 1 { return try changeDeviceState(changes[0].id, from: changes[0].from, to: changes[0].to, byHealth: byHealth) }
-        return try adminLock.withLock { _ throws(EngineError) -> Bool in
+        try adminLock.withLock { _ throws(EngineError) -> Bool in
             var s = state.withLock { $0 }
             guard changes.allSatisfy({ s.map.device($0.id)?.state == $0.from }) else { return false }
             let next = try EngineError.wrap { try s.map.nextEpoch(changes.map { .setState($0.id, $0.to) }) }
             let marks: [ClusterDatabase.Change] = changes.map { .setHealthMark(device: $0.id.rawValue, state: byHealth && $0.to != .up ? $0.to.rawValue : nil) }
             try commitEpoch(next, into: &s, extra: marks)
-            return true
-        }
-    }
-
-    /// Sets a device's state as one epoch, if it is still `from` (checked under the admin
-    /// lock: an admin's change made meanwhile wins). Whether it changed. `byHealth`: the
-    /// health check's change, marked as such in the same transaction (an admin's clears the mark).
-    func changeDeviceState(_ id: DeviceID, from: DeviceState, to: DeviceState, byHealth: Bool = false) throws(EngineError) -> Bool {
-        try adminLock.withLock { _ throws(EngineError) -> Bool in
-            var s = state.withLock { $0 }
-            guard s.map.device(id)?.state == from else { return false }
-            let next = try EngineError.wrap { try s.map.nextEpoch([.setState(id, to)]) }
-            let mark = byHealth && to != .up ? to.rawValue : nil
-            try commitEpoch(next, into: &s, extra: [.setHealthMark(device: id.rawValue, state: mark)])
             return true
         }
     }

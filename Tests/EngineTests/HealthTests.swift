@@ -99,12 +99,19 @@ import Testing
 @Suite struct HostOutTests {
     typealias Hosts = HealthTests.Hosts
 
-    func engine(_ dir: TemporaryDirectory, hosts: Hosts, count: Int) throws -> Engine {
+    static let policy = HealthPolicy(downAfterMs: 0, outAfterMs: 1_000)
+
+    /// `count` hosts of two devices each and a 3-copy class; `silent` stops answering and a
+    /// first pass of the check (at 10 s) marks it down.
+    func engine(_ dir: TemporaryDirectory, count: Int, silent: String) throws -> Engine {
+        let hosts = Hosts(root: dir.path + "/hosts")
         let engine = try HealthTests.engine(dir, hosts)
         try engine.addDevices((0..<count).flatMap { h in
             (0..<2).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: 256 << 20, agent: "h\(h):7440") }
         })
         try engine.applyClasses([Fixture.classes[0]])  // replicated-3
+        hosts.silent.withLock { _ = $0.insert(silent) }
+        _ = engine.checkHealth(policy: Self.policy, nowMs: 10_000)
         return engine
     }
 
@@ -114,14 +121,10 @@ import Testing
 
     @Test func itsDevicesGoOutInOneEpoch() throws {
         let dir = TemporaryDirectory()
-        let hosts = Hosts(root: dir.path + "/hosts")
-        let engine = try engine(dir, hosts: hosts, count: 4)
-        let policy = HealthPolicy(downAfterMs: 0, outAfterMs: 1_000)
-        hosts.silent.withLock { _ = $0.insert("h3") }
-        _ = engine.checkHealth(policy: policy, nowMs: 10_000)
+        let engine = try engine(dir, count: 4, silent: "h3")
         #expect(states(engine, "h3") == [.down, .down])
         let before = try engine.status().epoch
-        let said = engine.checkHealth(policy: policy, nowMs: 11_500)
+        let said = engine.checkHealth(policy: Self.policy, nowMs: 11_500)
         #expect(states(engine, "h3") == [.out, .out])
         #expect(try engine.status().epoch == before + 1, "\(said)")
     }
@@ -130,15 +133,11 @@ import Testing
     /// neither device goes out (one alone would have sent its shards to the other, down).
     @Test func aHostTheClassesNeedStaysDownWhole() throws {
         let dir = TemporaryDirectory()
-        let hosts = Hosts(root: dir.path + "/hosts")
-        let engine = try engine(dir, hosts: hosts, count: 3)
-        let policy = HealthPolicy(downAfterMs: 0, outAfterMs: 1_000)
-        hosts.silent.withLock { _ = $0.insert("h2") }
-        _ = engine.checkHealth(policy: policy, nowMs: 10_000)
-        let said = engine.checkHealth(policy: policy, nowMs: 11_500)
+        let engine = try engine(dir, count: 3, silent: "h2")
+        let said = engine.checkHealth(policy: Self.policy, nowMs: 11_500)
         #expect(states(engine, "h2") == [.down, .down])
         #expect(said.count == 1 && said[0].contains("host h2"), "\(said)")
         // Said once, not every pass.
-        #expect(engine.checkHealth(policy: policy, nowMs: 12_500).isEmpty)
+        #expect(engine.checkHealth(policy: Self.policy, nowMs: 12_500).isEmpty)
     }
 }
