@@ -19,7 +19,8 @@
 #   scripts/cluster-bench.sh                 # SIZE=1g RUNTIME=10 HOSTS=6
 #   SIZE=256m RUNTIME=5 PEER=0 scripts/cluster-bench.sh   # quicker, no GlusterFS
 # Environment: WORK (default /var/tmp/berth-cluster-bench), OUT_AFTER (grace before a killed
-# host is out, default 5s), REBUILD_MAX (s, default 600), BERTH_DAEMON_ARGS (extra flags for
+# host is out, default 5s), REBUILD_MAX (s, default 600), IDLE_SECONDS (the client's idle
+# latency sample, default 60), BERTH_DAEMON_ARGS (extra flags for
 # both daemons), PEER (1: GlusterFS too, default), BUILD (0: use the release binaries as built).
 set -euo pipefail
 shopt -s inherit_errexit
@@ -37,6 +38,7 @@ WORK=${WORK:-/var/tmp/berth-cluster-bench}
 OUT_AFTER=${OUT_AFTER:-5s}
 VOLUME_SIZE=${VOLUME_SIZE:-8Gi}
 REBUILD_MAX=${REBUILD_MAX:-600}
+IDLE_SECONDS=${IDLE_SECONDS:-60}
 GLNET=$REPO/../shared/bench/glusterfs-netns
 CLASSES="replicated-3 ec-4-2 remote-disk"
 export BERTH_CLUSTER_DIR=$WORK/cluster BERTH_BIN=$REPO/.build/release GLNET_BASE=$WORK/glnet
@@ -160,7 +162,9 @@ done
 R3=$WORK/mnt/cl-replicated-3
 say "rebuild: client latency idle"
 python3 scripts/fs-workloads.py latency "$R3/probe" 1 1 > /dev/null  # makes the probe's file
-python3 scripts/fs-workloads.py latency "$R3/probe" 20 50 > "$WORK/results/latency.idle"
+# Long enough to hold the disk's own stalls (an ext4 journal commit every few seconds),
+# which a short idle sample can miss and a rebuild's span then holds.
+python3 scripts/fs-workloads.py latency "$R3/probe" "$IDLE_SECONDS" 50 > "$WORK/results/latency.idle"
 KILLED=n$HOSTS
 before=$(status | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["epoch"])')
 say "rebuild: kill $KILLED"

@@ -13,9 +13,8 @@ final class Throttle: Sendable {
         var budget: RebuildBudget
         var tokens: Double
         var last: Int64
-        var windowStart: Int64
-        /// Bytes the mover took in the current window: whether it is a window of movement.
-        var takenInWindow = 0
+        /// When the client latency's windows were last fed to the budget.
+        var fed: Int64
     }
 
     private let fixed: Double?
@@ -29,7 +28,7 @@ final class Throttle: Sendable {
         self.latency = latency
         let budget = RebuildBudget(ceiling: fixed)
         let now = Monotonic.nanoseconds()
-        state = Mutex(State(budget: budget, tokens: (adaptive ? budget.rate : fixed ?? 0) / 10, last: now, windowStart: now))
+        state = Mutex(State(budget: budget, tokens: (adaptive ? budget.rate : fixed ?? 0) / 10, last: now, fed: now))
     }
 
     /// The rate now (nil: unlimited).
@@ -45,8 +44,10 @@ final class Throttle: Sendable {
     func acquire(_ bytes: Int) {
         let wait: Double = state.withLock { s in
             let now = Monotonic.nanoseconds()
-            if adaptive && now - s.windowStart >= Self.windowNanoseconds { closeWindow(&s, now: now) }
-            s.takenInWindow += bytes
+            if adaptive {
+                latency.markMovement(now: now)
+                if now - s.fed >= Self.windowNanoseconds { feed(&s, now: now) }
+            }
             guard let rate = adaptive ? s.budget.rate : fixed else { return 0 }
             s.tokens = min(rate, s.tokens + Double(now - s.last) * 1e-9 * rate)  // at most one second of burst
             s.last = now
@@ -60,14 +61,14 @@ final class Throttle: Sendable {
     func refund(_ bytes: Int) {
         state.withLock { s in
             s.tokens += Double(bytes)
-            s.takenInWindow -= bytes
         }
     }
 
-    private func closeWindow(_ s: inout State, now: Int64) {
-        let (samples, operations) = latency.takeWindow()
-        s.budget.window(p99: RebuildBudget.p99(samples), operations: operations, moving: s.takenInWindow > 0)
-        s.windowStart = now
-        s.takenInWindow = 0
+    /// Gives the budget the client latency's windows closed since the last time.
+    private func feed(_ s: inout State, now: Int64) {
+        for w in latency.takeWindows(now: now) {
+            s.budget.window(samples: w.samples, operations: w.operations, moving: w.moving)
+        }
+        s.fed = now
     }
 }
