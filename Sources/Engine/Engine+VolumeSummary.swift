@@ -31,6 +31,8 @@ extension Engine {
         guard let record = try EngineError.wrap({ try database.volume(id: id) }) else { throw .unknownVolume(id) }
         let (vdb, entry) = try volumeAndClass(id)
         let usage = (try? vdb.usage()) ?? (bytes: 0, inodes: 0, entries: 0)
+        // What the files' data takes (holes are free), as the volume's `df` shows it.
+        let used = (try? vdb.allocatedBytes(chunkSize: Int64(entry.storageClass.chunkSizeBytes))) ?? usage.bytes
         let live = try EngineError.wrap { try vdb.objects(state: .live) }
         let s = state.withLock { $0 }
         let locations = s.locations[entry.poolID] ?? []
@@ -39,7 +41,7 @@ extension Engine {
         var devices = Set<String>()
         for pg in pgs where pg < locations.count { for device in locations[pg] { devices.insert(device.rawValue) } }
         let degradedPGs = degradedPGs(s)[entry.poolID] ?? []
-        return VolumeSummary(volume: record, usedBytes: usage.bytes, files: max(0, usage.inodes - 1), objects: live.count,
+        return VolumeSummary(volume: record, usedBytes: used, files: max(0, usage.inodes - 1), objects: live.count,
                              objectBytes: live.reduce(0) { $0 + $1.sizeBytes }, pgs: pgs.count, devices: devices.sorted(),
                              degradedObjects: live.count { degradedPGs.contains(Int($0.pg)) })
     }

@@ -598,9 +598,10 @@ public final class FuseMount: @unchecked Sendable {
         ops.fallocate = { req, ino, mode, offset, length, _ in
             FuseMount.handle(req) { m throws(FSError) in
                 try m.writable()
-                // Space is counted by file sizes, so allocating is growing the size (the new
-                // bytes read as zeros); KEEP_SIZE checks there is room; PUNCH_HOLE and
-                // ZERO_RANGE deallocate. Other modes (COLLAPSE, INSERT, UNSHARE) are refused.
+                // Allocating checks there is room for the range to hold data (space counts
+                // chunks that hold data; a check, not a reservation) and, without KEEP_SIZE,
+                // grows the size (the new bytes read as zeros); PUNCH_HOLE and ZERO_RANGE
+                // deallocate. Other modes (COLLAPSE, INSERT, UNSHARE) are refused.
                 let (ino, offset, length) = (Int64(ino), Int64(offset), Int64(length))
                 let (end, overflow) = offset.addingReportingOverflow(length)
                 guard offset >= 0, length > 0, !overflow else { throw overflow ? .fileTooLarge : .invalid }
@@ -609,7 +610,9 @@ public final class FuseMount: @unchecked Sendable {
                     if end > (try m.fileSystem.getattr(ino)).size { _ = try m.fileSystem.setattr(ino, size: end) }
                 }
                 switch mode & ~FuseMount.fallocKeepSize {
-                case 0: if keepSize { try m.fileSystem.ensureRoom(ino, upTo: end) } else { try grow() }
+                case 0:
+                    try m.fileSystem.ensureRoom(ino, offset: offset, upTo: end)
+                    if !keepSize { try grow() }
                 case FuseMount.fallocPunchHole:
                     guard keepSize else { throw .notSupported }  // as the kernel demands
                     try m.fileSystem.deallocate(ino, offset: offset, length: length)

@@ -1,13 +1,14 @@
 import Metadata
 
 /// The bytes a volume's files take against its provisioned size, counted as `statfs`
-/// reports them: the sum of the regular files' sizes, bytes not committed yet included. A
-/// sparse file counts whole — the space a volume promises is never overcommitted.
+/// reports them: the chunks that hold data (`FileAllocation`), bytes not committed yet
+/// included. Holes take nothing, as on ext4: a 10 GiB sparse file fits a 1 GiB volume
+/// until 1 GiB of it is written.
 ///
 /// Kept as an upper bound, so the common path costs an addition: growth is added when it is
 /// granted; space given back is subtracted where its amount is known (a truncate) and
 /// otherwise only marks the count stale (an unlink, a rename over a file — the file may
-/// still be open). The exact figure is recounted from the namespace only when a growth would
+/// still be open —, a punched hole). The exact figure is recounted from the namespace only when a growth would
 /// not fit while the count is stale, so a write is refused only when the exact count says
 /// the volume is full.
 ///

@@ -56,6 +56,12 @@ public final class VolumeFileSystem: @unchecked Sendable {
     var openHandles: [Int64: Int] = [:]
     /// Buffers the background write-back has taken and not yet committed.
     var inflight: [Int64: FileBuffer] = [:]
+    /// The chunks holding data of files being written (`FileAllocation`): loaded at a
+    /// file's first write, dropped at its last close and whenever a cut or a hole changes
+    /// them (loaded again when needed).
+    var allocations: [Int64: FileAllocation] = [:]
+    /// The largest file size, as ext4's with 4 KiB blocks: a truncate or write past it is EFBIG.
+    public static let maxFileSize: Int64 = 16 << 40
     /// Files whose whole buffer the next write-back takes (closed, or holding too much).
     var queuedWhole: Set<Int64> = []
     /// Files whose full chunks the next write-back takes (a writer still filling the next).
@@ -143,9 +149,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
         // Objects a compaction retired just before the last session ended.
         let leftovers = try namespace.unreferencedLiveObjects()
         if !leftovers.isEmpty { do { try engine.purgeObjects(volume: volume, ids: leftovers) } catch { throw .io } }
-        let usage = try namespace.usage()
-        space = SpaceAccount(usedBytes: usage.bytes)
-        entries = SpaceAccount(usedBytes: usage.entries)
+        space = SpaceAccount(usedBytes: try namespace.allocatedBytes(chunkSize: chunkSize))
+        entries = SpaceAccount(usedBytes: try namespace.usage().entries)
     }
 
     /// Counts one more inode or name against the volume's `EntryLimit` (ENOSPC past it);
@@ -159,18 +164,28 @@ public final class VolumeFileSystem: @unchecked Sendable {
         }
     }
 
-    /// The exact bytes in use: the committed sizes of regular files (`committed`, when the
-    /// caller has just read the namespace's usage), plus what bytes not committed yet grow
-    /// files by.
-    func usedBytesLocked(committed: Int64? = nil) throws(FSError) -> Int64 {
-        var total: Int64
-        if let committed { total = committed } else { total = try namespace.usage().bytes }
+    /// The exact bytes in use: the committed files' allocated bytes (`FileAllocation`),
+    /// plus what bytes not committed yet add to them.
+    func usedBytesLocked() throws(FSError) -> Int64 {
+        var total = try namespace.allocatedBytes(chunkSize: chunkSize)
         for ino in Set(buffers.keys).union(inflight.keys) {
             guard let committed = try? namespace.inode(ino) else { continue }
-            let pending = pendingLocked(ino).map(\.size).max() ?? 0
-            total += max(0, pending - committed.size)
+            let pending = attributesLocked(committed).size
+            let allocated = try allocationLocked(ino, committed).bytes(size: pending)
+            total += max(0, allocated - (try namespace.dataBytes(committed, chunkSize: chunkSize)))
         }
         return total
+    }
+
+    /// File `ino`'s allocation (`FileAllocation`): the kept one, or loaded from its committed
+    /// slices (`record`) and its bytes not committed yet.
+    func allocationLocked(_ ino: Int64, _ record: InodeRecord) throws(FSError) -> FileAllocation {
+        if let kept = allocations[ino] { return kept }
+        var allocation = FileAllocation(chunkSize: chunkSize)
+        if record.size > 0 { allocation.add(try namespace.dataChunks(ino: ino, from: 0).sorted()) }
+        for pending in pendingLocked(ino) { allocation.add(pending.chunks.keys.sorted()) }
+        allocations[ino] = allocation
+        return allocation
     }
 
     /// Counts `bytes` of growth against the provisioned size (all, or with `partial` what fits).
@@ -298,6 +313,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             guard let deleted else { return try releaseIfGoneLocked(victim) }
             sliceCache.invalidate(victim.ino)
             buffers[victim.ino] = nil
+            allocations[victim.ino] = nil
             forgetWriteBackLocked(victim.ino)
             return deleted
         }
@@ -335,6 +351,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         space.markStale()
         entries.markStale()
         buffers[ino] = nil
+        allocations[ino] = nil
         forgetWriteBackLocked(ino)
         waitForWriteBackLocked(ino)
         defer { sliceCache.invalidate(ino) }
@@ -384,11 +401,21 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public func setattr(_ ino: Int64, mode: Int64? = nil, uid: Int64? = nil, gid: Int64? = nil, size: Int64? = nil,
                         atimeNs: Int64? = nil, mtimeNs: Int64? = nil) throws(FSError) -> Attributes {
         try locked { () throws(FSError) -> Attributes in
-            var old: Int64 = 0, granted: Int64 = 0
+            var old: Int64 = 0, granted: Int64 = 0, released: Int64 = 0
             if let size {
+                if size > Self.maxFileSize { throw .fileTooLarge }
                 try commitLocked(ino)  // pending bytes first, then cut
-                old = try namespace.inode(ino).size
-                granted = try grantLocked(size - old, partial: false)
+                let record = try namespace.inode(ino)
+                old = record.size
+                // Growing adds a hole (free) and lengthens the last chunk holding data;
+                // a cut gives back what the chunks past it held.
+                var allocation = try allocationLocked(ino, record)
+                granted = try grantLocked(allocation.lastChunkGrowth(from: old, to: size), partial: false)
+                if size < old {
+                    let before = allocation.bytes(size: old)
+                    allocation.cut(to: size)
+                    released = before - allocation.bytes(size: size)
+                }
             }
             // Times chosen now win over the write time the buffered bytes would commit.
             if atimeNs != nil || mtimeNs != nil {
@@ -403,7 +430,10 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 space.release(granted)
                 throw error
             }
-            if let size, size < old { space.release(old - size) }
+            if size != nil {
+                space.release(released)
+                allocations[ino] = nil  // the namespace's slices say what the cut left
+            }
             // Objects a cut left unreferenced: retired, since a read in flight may still use them.
             retireLocked(changed.freed)
             return attributesLocked(changed.record)
@@ -421,17 +451,23 @@ public final class VolumeFileSystem: @unchecked Sendable {
             try commitLocked(ino)
             defer { sliceCache.invalidate(ino) }
             let punched = try namespace.punchHole(ino: ino, range: offset..<end, chunkSize: chunkSize, nowNs: Self.now())
+            // Whole chunks punched hold nothing now: what they gave back is recounted when needed.
+            allocations[ino] = nil
+            space.markStale()
             retireLocked(punched.freed)
             try? compactCrowdedLocked(ino, chunks: Set(punched.partial))  // an optimization: a failure loses nothing
         }
     }
 
-    /// Whether the volume has room for file `ino` to grow to `end` bytes (`fallocate`
-    /// KEEP_SIZE). A check, not a reservation: the volume's space is counted by file sizes.
-    public func ensureRoom(_ ino: Int64, upTo end: Int64) throws(FSError) {
+    /// Whether the volume has room for bytes `offset ..< end` of file `ino` to hold data
+    /// (`fallocate`). A check, not a reservation: space is counted by the chunks that hold
+    /// data, and an allocated range holds none until it is written.
+    public func ensureRoom(_ ino: Int64, offset: Int64, upTo end: Int64) throws(FSError) {
+        if end > Self.maxFileSize { throw .fileTooLarge }
         try locked { () throws(FSError) -> Void in
-            let current = attributesLocked(try namespace.inode(ino)).size
-            space.release(try grantLocked(end - current, partial: false))
+            let record = try namespace.inode(ino)
+            let growth = try allocationLocked(ino, record).growth(writing: offset, end, size: attributesLocked(record).size)
+            space.release(try grantLocked(growth, partial: false))
         }
     }
 
@@ -448,7 +484,10 @@ public final class VolumeFileSystem: @unchecked Sendable {
         purgeLater(try locked { () throws(FSError) -> [String] in
             defer {
                 openHandles[ino, default: 1] -= 1
-                if openHandles[ino] == 0 { openHandles[ino] = nil }
+                if openHandles[ino] == 0 {
+                    openHandles[ino] = nil
+                    allocations[ino] = nil  // loaded again at the next write
+                }
             }
             if (openHandles[ino] ?? 0) <= 1, let r = try? namespace.inode(ino), r.nlink == 0 {
                 openHandles[ino] = nil
@@ -503,22 +542,36 @@ public final class VolumeFileSystem: @unchecked Sendable {
             if record.isDirectory { throw .isDirectory }
             if let failure = writeBackFailures.removeValue(forKey: ino) { throw failure }
             let buffer = buffers[ino] ?? FileBuffer(size: record.size)
-            // Growth past the file's size counts against the volume's; what does not fit is
-            // a short write, and a write of which nothing fits is ENOSPC.
+            // Chunks the write makes hold data count against the volume's size (holes
+            // skipped over count nothing); what does not fit is a short write, and a write
+            // of which nothing fits is ENOSPC. Past the largest file size: EFBIG, or short.
             var bytes = bytes
+            if offset >= Self.maxFileSize { throw .fileTooLarge }
+            if Int64(bytes.count) > Self.maxFileSize - offset {
+                bytes = UnsafeRawBufferPointer(rebasing: bytes[0..<Int(Self.maxFileSize - offset)])
+            }
             let current = attributesLocked(record).size
-            let (last, overflow) = offset.addingReportingOverflow(Int64(bytes.count))
-            if overflow { throw .fileTooLarge }
-            let growth = last - current
+            var allocation = try allocationLocked(ino, record)
+            let growth = allocation.growth(writing: offset, offset + Int64(bytes.count), size: current)
             if growth > 0 {
                 let granted = try grantLocked(growth, partial: true)
                 if granted < growth {
-                    let fits = current + granted - offset
-                    if fits <= 0 { space.release(granted); throw .noSpace }
-                    bytes = UnsafeRawBufferPointer(rebasing: bytes[0..<Int(fits)])
+                    // The longest start of the write whose growth fits (growth rises with length).
+                    var (fits, over) = (0, bytes.count)
+                    while over - fits > 1 {
+                        let mid = (fits + over) / 2
+                        if allocation.growth(writing: offset, offset + Int64(mid), size: current) <= granted { fits = mid } else { over = mid }
+                    }
+                    if fits == 0 { space.release(granted); throw .noSpace }
+                    space.release(granted - allocation.growth(writing: offset, offset + Int64(fits), size: current))
+                    bytes = UnsafeRawBufferPointer(rebasing: bytes[0..<fits])
                 }
             }
             let end = offset + Int64(bytes.count)
+            if let touched = allocation.chunks(offset, end) {
+                allocation.add(touched)
+                allocations[ino] = allocation
+            }
             var done = 0
             while done < bytes.count {
                 let position = offset + Int64(done)
@@ -917,12 +970,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public func statfs() throws(FSError) -> (capacityBytes: Int64, usedBytes: Int64, entries: Int64, entryLimit: Int64) {
         let capacity = capacity(fresh: true)
         let (used, taken) = try locked { () throws(FSError) -> (Int64, Int64) in
-            // One scan of the inodes for both counts.
-            let usage = try namespace.usage()
-            let used = try usedBytesLocked(committed: usage.bytes)
+            let used = try usedBytesLocked()
+            let taken = try namespace.usage().entries
             space = SpaceAccount(usedBytes: used)
-            entries = SpaceAccount(usedBytes: usage.entries)
-            return (used, usage.entries)
+            entries = SpaceAccount(usedBytes: taken)
+            return (used, taken)
         }
         return (capacity, min(capacity, used), taken, EntryLimit.entries(capacityBytes: capacity))
     }

@@ -719,6 +719,20 @@ extension VolumeDatabase {
         try fsRead { db in try Int64.fetchAll(db, sql: "SELECT ino FROM inode WHERE nlink = 0") }
     }
 
+    /// Bytes the regular files' data takes, each file's as `dataBytes` counts it: every
+    /// chunk holding a slice with an object whole, the last up to the file's size. What a
+    /// volume's provisioned size bounds: holes take nothing.
+    public func allocatedBytes(chunkSize: Int64) throws(FSError) -> Int64 {
+        try fsRead { db in
+            try Int64.fetchOne(db.cachedStatement(sql: """
+                SELECT COALESCE(SUM(MIN(?1, inode.size - held.chunk * ?1)), 0)
+                FROM (SELECT DISTINCT ino, chunk FROM slice WHERE object IS NOT NULL) AS held
+                JOIN inode ON inode.ino = held.ino
+                WHERE inode.kind = 8 AND inode.size > held.chunk * ?1
+                """), arguments: [chunkSize]) ?? 0
+        }
+    }
+
     /// Total bytes in files, the number of inodes, and the entries they take of the
     /// volume's limit (`EntryLimit`): every inode, and every name of a file past its first.
     public func usage() throws(FSError) -> (bytes: Int64, inodes: Int64, entries: Int64) {

@@ -543,9 +543,9 @@ other::r--
     }
 
     /// The provisioned size bounds all the files together, not each alone: the write that
-    /// crosses it is cut short and the next one refused; growing a size past it (truncate,
-    /// fallocate) is ENOSPC; an unlink (once the file is closed) and a truncate give the
-    /// room back; `statfs` counts the same bytes.
+    /// crosses it is cut short and the next one refused; allocating past it (fallocate) is
+    /// ENOSPC, while a truncate that grows a file only adds a hole; an unlink (once the
+    /// file is closed) and a truncate give the room back; `statfs` counts the same bytes.
     @Test func theProvisionedSizeBoundsAllFilesTogether() throws {
         let v = try MountedVolume(size: 1 << 20)
         #expect(writeFile(v.path("a"), pattern(400_000, seed: 1)) == 0)
@@ -555,7 +555,7 @@ other::r--
         #expect(first == 248_576, "the write crossing the provisioned size is cut where it ends")
         let second = [UInt8](repeating: 1, count: 10).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         #expect(second == -1 && errno == ENOSPC)
-        // Past the end, a hole would count too.
+        // A byte past the end needs its chunk: no room for it either.
         #expect(pwrite(fd, [UInt8(1)], 1, 2_000_000) == -1 && errno == ENOSPC)
         var fs = statvfs()
         #expect(statvfs(v.mountpoint, &fs) == 0)
@@ -568,8 +568,12 @@ other::r--
         #expect(writeFile(v.path("d"), pattern(300_000, seed: 4)) == 0)
         #expect(truncate(v.path("b"), 0) == 0)
         #expect(writeFile(v.path("e"), pattern(300_000, seed: 5)) == 0)
-        // 200,000 bytes left.
-        #expect(truncate(v.path("e"), 600_000) == -1 && errno == ENOSPC)
+        // 200,000 bytes left. Growing "e" only lengthens its last chunk (from 37,856 bytes to
+        // 64 KiB), and a cut gives that back.
+        #expect(truncate(v.path("e"), 600_000) == 0)
+        #expect(truncate(v.path("e"), 300_000) == 0)
+        // "c" holds 248,576 bytes: up to 600,000 it needs 13,568 more in its last chunk and
+        // 337,856 in new ones; up to 400,000, 151,424 in all.
         #expect(fallocate(fd, 0, 0, 600_000) == -1 && errno == ENOSPC)
         #expect(fallocate(fd, 0x01, 0, 600_000) == -1 && errno == ENOSPC, "KEEP_SIZE past the room")
         #expect(fallocate(fd, 0x01, 0, 400_000) == 0, "KEEP_SIZE within the room")
@@ -577,8 +581,11 @@ other::r--
         var st = stat()
         #expect(fstat(fd, &st) == 0 && st.st_size == 400_000)
         close(fd)
+        // The allocation reserves nothing: "c" grew to 400,000 with its last chunk whole
+        // (262,144 bytes) and a hole after it; "d" and "e" take 300,000 each.
+        let used = 262_144 + 2 * 300_000
         #expect(statvfs(v.mountpoint, &fs) == 0)
-        #expect(Int(fs.f_bfree) * Int(fs.f_frsize) <= (1 << 20) - 1_000_000 && fs.f_bfree > 0)
+        #expect(Int(fs.f_bfree) == ((1 << 20) - used) / Int(fs.f_bsize), "\(fs.f_bfree) blocks free")
         for when in ["mounted", "remounted"] {
             expectSame(readFile(v.path("c")).map { Array($0.prefix(248_576)) }, Array(pattern(400_000, seed: 3).prefix(248_576)), "c \(when)")
             expectSame(readFile(v.path("d")), pattern(300_000, seed: 4), "d \(when)")
@@ -587,6 +594,57 @@ other::r--
             v.unmount()
             try v.mount()
         }
+    }
+
+    /// Holes take no space, as on ext4: a file ten thousand times its 1 MiB volume, grown by
+    /// truncate and written far apart, fits until the chunks holding data (64 KiB each
+    /// here) fill the volume; holes read as zeros; `du` (blocks) and `ls -l` (size) differ;
+    /// `statfs` agrees; the count holds across a remount and a cut gives chunks back; past
+    /// the largest file size, EFBIG.
+    @Test func sparseFilesTakeOnlyTheChunksThatHoldData() throws {
+        let v = try MountedVolume(size: 1 << 20)
+        let c = 64 << 10, apart: off_t = 512 << 20
+        #expect(writeFile(v.path("big"), []) == 0)
+        #expect(truncate(v.path("big"), 10 << 30) == 0, "10 GiB on a 1 MiB volume")
+        var st = stat()
+        #expect(stat(v.path("big"), &st) == 0 && st.st_size == 10 << 30 && st.st_blocks == 0)
+        let fd = open(v.path("big"), O_RDWR)
+        #expect(fd >= 0)
+        // A byte in each of 16 chunks 512 MiB apart fills the volume (16 × 64 KiB).
+        for i in 0..<16 { #expect(pwrite(fd, [UInt8(i + 1)], 1, off_t(i) * apart + 1) == 1, "chunk \(i)") }
+        #expect(pwrite(fd, [UInt8(99)], 1, 9 << 30) == -1 && errno == ENOSPC, "a 17th chunk")
+        // Chunks that hold data take more bytes for nothing.
+        let more = pattern(1000, seed: 1)
+        #expect(more.withUnsafeBytes { pwrite(fd, $0.baseAddress, 1000, apart + 100) } == 1000)
+        var buf = [UInt8](repeating: 0xff, count: 4)
+        #expect(pread(fd, &buf, 4, 0) == 4 && buf == [0, 1, 0, 0], "data and the hole around it")
+        #expect(pread(fd, &buf, 4, (3 << 30) + 12_345) == 4 && buf == [0, 0, 0, 0], "a hole")
+        #expect(fsync(fd) == 0)
+        #expect(fstat(fd, &st) == 0 && st.st_size == 10 << 30)
+        #expect(Int(st.st_blocks) * 512 == 16 * c, "du: \(st.st_blocks) blocks")
+        var fs = statvfs()
+        #expect(statvfs(v.mountpoint, &fs) == 0 && fs.f_bfree == 0, "\(fs.f_bfree) blocks free of a full volume")
+        close(fd)
+        v.unmount()
+        try v.mount()
+        let again = open(v.path("big"), O_RDWR)
+        #expect(again >= 0)
+        defer { close(again) }
+        #expect(pwrite(again, [UInt8(99)], 1, 9 << 30) == -1 && errno == ENOSPC, "after a remount")
+        #expect(pread(again, &buf, 4, 15 * apart) == 4 && buf == [0, 16, 0, 0])
+        var back = [UInt8](repeating: 0, count: 1000)
+        #expect(pread(again, &back, 1000, apart + 100) == 1000)
+        expectSame(back, more, "after a remount")
+        // Cut at 4 GiB: the 8 chunks past it are given back.
+        #expect(ftruncate(again, 4 << 30) == 0)
+        #expect(statvfs(v.mountpoint, &fs) == 0)
+        #expect(Int(fs.f_bfree) * Int(fs.f_bsize) == 8 * c, "\(fs.f_bfree) blocks free")
+        #expect(writeFile(v.path("small"), pattern(8 * c, seed: 2)) == 0, "the room a cut gave back")
+        #expect(writeFile(v.path("one-more"), [1]) == ENOSPC)
+        // The largest file size: 16 TiB.
+        #expect(ftruncate(again, (16 << 40) + 1) == -1 && errno == EFBIG)
+        #expect(pwrite(again, [UInt8(1)], 1, 16 << 40) == -1 && errno == EFBIG)
+        #expect(ftruncate(again, 16 << 40) == 0)
     }
 
     /// `fallocate`: PUNCH_HOLE (with KEEP_SIZE, as Linux demands) and ZERO_RANGE read as
