@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "scale-bench", targets: ["ScaleBench"]),
         .executable(name: "berth-csi", targets: ["CSIClient"]),
         .executable(name: "agent-bench", targets: ["AgentBench"]),
+        .executable(name: "berth-fuse-keeper", targets: ["FuseKeeper"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
@@ -68,7 +69,11 @@ let package = Package(
         // (SQLite) and the engine's objects.
         // liburing (liburing-dev): FUSE over io_uring, where the kernel offers it.
         .target(name: "CURing", linkerSettings: [.linkedLibrary("uring")]),
-        .target(name: "FileSystem", dependencies: ["CFuse3", "CURing", "Engine", "Metadata", "Storage"]),
+        .target(name: "FileSystem", dependencies: ["CFuse3", "CURing", "Engine", "Metadata", "Storage", "FuseHandoff"]),
+        // FUSE sessions that outlive their daemon: a keeper process holds their /dev/fuse
+        // descriptors across a restart, and the client the daemon hands them over with.
+        .target(name: "FuseHandoff", dependencies: ["CLinux"]),
+        .executableTarget(name: "FuseKeeper", dependencies: ["FuseHandoff"]),
         // Generated from proto/csi.proto and proto/admin.proto by scripts/generate-protos.sh
         // (committed: CI never builds protoc plugins).
         .target(name: "CSIProtocol", dependencies: grpcProtobuf),
@@ -135,12 +140,14 @@ let package = Package(
         .executableTarget(name: "StorageBench", dependencies: ["Engine", "Codec", "Placement", "Storage", "StorageClasses"]),
         // Helpers shared by the test targets (finding built executables).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // An application writing through a mount while its daemon restarts (CSITests).
+        .executableTarget(name: "berth-file-loop", path: "Tests/FileLoop"),
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "TestSupport"]),
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineTool", "TestSupport"]),
-        .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "EngineTool", "CFuse3", "CLinux", "TestSupport"]),
+        .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "FuseHandoff", "FuseKeeper", "EngineTool", "CFuse3", "CLinux", "TestSupport"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
         .testTarget(name: "ClusterTests", dependencies: ["TestSupport"]),
         .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "AgentProtocol", "ClusterTLS", "Storage", "Placement", "StorageClasses", "TestSupport",
@@ -150,6 +157,7 @@ let package = Package(
                                                           .product(name: "NIOEmbedded", package: "swift-nio"),
                                                           .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         .testTarget(name: "CSITests", dependencies: ["CSI", "CSIProtocol", "AdminProtocol", "SocketTransport", "VolumeDriver", "provisionctl", "TestSupport",
+                                                     "berth-file-loop", "FuseKeeper",
                                                      .product(name: "GRPCCore", package: "grpc-swift-2")]),
     ],
     swiftLanguageModes: [.v6]

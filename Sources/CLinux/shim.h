@@ -40,3 +40,65 @@ static inline int berth_link_tmpfile(int fd, const char *path) {
     proc[n] = 0;
     return linkat(-100 /* AT_FDCWD */, proc, -100, path, 0x400 /* AT_SYMLINK_FOLLOW */);
 }
+
+// sys/socket.h: a message with one file descriptor attached (SCM_RIGHTS), over a Unix
+// socket. The CMSG_* macros have no Swift counterpart.
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <string.h>
+#include <errno.h>
+#include <unistd.h>
+
+/// Sends `length` bytes of `bytes` with `fd` attached (no descriptor if `fd` < 0). Returns
+/// what sendmsg returns.
+static inline long berth_send_with_fd(int socket, const void *bytes, unsigned long length, int fd) {
+    struct iovec iov = { (void *)bytes, length };
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    long n;
+    do { n = sendmsg(socket, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/// Receives one message into `bytes` (at most `length`), and the descriptor attached to it
+/// in `*fd` (-1 if none; close-on-exec). Returns what recvmsg returns; a message cut short
+/// (MSG_TRUNC) is an error, EMSGSIZE.
+static inline long berth_receive_with_fd(int socket, void *bytes, unsigned long length, int *fd) {
+    struct iovec iov = { bytes, length };
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    *fd = -1;
+    long n;
+    do { n = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n < 0) return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            memcpy(fd, CMSG_DATA(c), sizeof(int));
+        }
+    }
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+        if (*fd >= 0) { close(*fd); *fd = -1; }
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return n;
+}

@@ -1,6 +1,7 @@
 import Engine
 import FileSystem
 import Foundation
+import FuseHandoff
 import Logging
 import Synchronization
 
@@ -12,6 +13,11 @@ import Synchronization
 /// many pods use it. The list of paths is kept in `STATE/node/mounts.json` (atomically
 /// replaced), so a restarted daemon re-mounts what it had published, and cleans up what
 /// no longer has a volume.
+///
+/// With a keeper (`FuseKeeper`, at `STATE/fuse-keeper.sock`), the sessions outlive the
+/// daemon: at SIGTERM they stop being served but stay mounted (the keeper holds their
+/// /dev/fuse descriptors), and the next daemon serves them again before anything else, so
+/// applications see a pause, not "Transport endpoint is not connected".
 public final class NodeMounts: Sendable {
     public struct Target: Codable, Sendable, Hashable {
         public enum Kind: String, Codable, Sendable { case staging, publish }
@@ -36,6 +42,7 @@ public final class NodeMounts: Sendable {
     final class Session: @unchecked Sendable {
         let mount: FuseMount
         let path: String
+        var volumeID: String { mount.fileSystem.volume }
         let finished = DispatchSemaphore(value: 0)
         init(mount: FuseMount, path: String) { self.mount = mount; self.path = path }
     }
@@ -51,18 +58,30 @@ public final class NodeMounts: Sendable {
     let sessionsDirectory: String
     let recordPath: String
     let log: Logger
+    /// Holds the sessions' descriptors across restarts (nil: mounts end with the daemon).
+    let keeper: KeeperClient?
     private let state = Mutex(State())
     private let saves = GroupedWrites()
 
     /// The node-wide budget for cached object bytes, shared by all its mounts.
     public static let defaultObjectCacheBytes = 256 << 20
 
-    public init(engine: Engine, stateDirectory: String, logger: Logger, objectCacheBytes: Int = defaultObjectCacheBytes) throws {
+    /// The keeper's socket under a state directory.
+    public static func keeperSocket(stateDirectory: String) -> String { stateDirectory + "/fuse-keeper.sock" }
+
+    /// `keeperExecutable`: the keeper to start if none runs for this state directory (nil:
+    /// none; mounts then end with the daemon).
+    public init(engine: Engine, stateDirectory: String, logger: Logger, objectCacheBytes: Int = defaultObjectCacheBytes,
+                keeperExecutable: String? = nil) throws {
         self.engine = engine
         objectCache = ObjectCache(budgetBytes: objectCacheBytes)
         sessionsDirectory = stateDirectory + "/mounts"
         recordPath = stateDirectory + "/node/mounts.json"
         log = logger
+        keeper = keeperExecutable.flatMap { KeeperClient.connect(socketPath: Self.keeperSocket(stateDirectory: stateDirectory), executable: $0) }
+        if keeperExecutable != nil && keeper == nil {
+            logger.warning("no FUSE session keeper: mounts will not survive a restart of this daemon")
+        }
         try FileManager.default.createDirectory(atPath: sessionsDirectory, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: stateDirectory + "/node", withIntermediateDirectories: true)
         if let data = FileManager.default.contents(atPath: recordPath) {
@@ -153,15 +172,23 @@ public final class NodeMounts: Sendable {
 
     // MARK: sessions
 
-    /// The volume's FUSE mount point, starting its session if it has none.
-    private func session(for volumeID: String) throws -> String {
+    /// The volume's FUSE mount point, starting its session if it has none (`resuming`: the
+    /// session a previous daemon left with the keeper, served again without a remount).
+    private func session(for volumeID: String, resuming: (session: HeldSession, descriptor: Int32)? = nil) throws -> String {
         if let running = state.withLock({ $0.sessions[volumeID] }), Self.isMounted(running.path) { return running.path }
         let path = sessionsDirectory + "/" + volumeID  // volumeID is an id the engine issued
-        FuseMount.clearStaleMount(path)
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let fileSystem = try VolumeFileSystem(engine: engine, volume: volumeID, cache: objectCache)
+        if resuming == nil {
+            FuseMount.clearStaleMount(path)
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        let fileSystem: VolumeFileSystem
+        do { fileSystem = try VolumeFileSystem(engine: engine, volume: volumeID, cache: objectCache, resuming: resuming != nil) } catch {
+            if let resuming { close(resuming.descriptor) }
+            throw error
+        }
         let ready = DispatchSemaphore(value: 0)
-        let mount = FuseMount(fileSystem: fileSystem, mountpoint: path, handlesSignals: false, mounted: { ready.signal() })
+        let mount = FuseMount(fileSystem: fileSystem, mountpoint: path, handlesSignals: false, keeper: keeper, resuming: resuming,
+                              mounted: { ready.signal() })
         let session = Session(mount: mount, path: path)
         let failure = Mutex<String?>(nil)
         let thread = Thread { [log] in
@@ -186,28 +213,45 @@ public final class NodeMounts: Sendable {
         return path
     }
 
-    private func stopSession(_ volumeID: String) {
+    /// Ends a volume's session: commits its buffered writes, unmounts it. `until`: the
+    /// daemon is stopping — the session stops serving by then even if files are still open
+    /// on it (they see ENOTCONN; without a keeper, nothing can serve them any more).
+    private func stopSession(_ volumeID: String, until deadline: DispatchTime? = nil) {
         guard let session = state.withLock({ $0.sessions.removeValue(forKey: volumeID) }) else { return }
         session.mount.fileSystem.flushAll()
-        // Unmounting ends the session: its /dev/fuse reads fail and the loop returns.
+        // The keeper lets go first: the unmount below is then the connection's end.
+        do { try keeper?.release(session.path) } catch {
+            log.warning("the keeper did not let go of a session", metadata: ["volume": "\(volumeID)", "error": "\(error)"])
+        }
+        // Unmounting ends the session: its /dev/fuse reads fail and the loop returns (once
+        // the last file open on the lazily detached mount is closed).
         umount2(session.path, Int32(MNT_DETACH))
-        if session.finished.wait(timeout: .now() + 30) == .timedOut {
-            log.warning("FUSE session did not stop within 30 s", metadata: ["volume": "\(volumeID)"])
+        if deadline != nil { session.mount.stop() }
+        if session.finished.wait(timeout: deadline ?? .now() + 30) == .timedOut {
+            log.warning("FUSE session did not stop in time", metadata: ["volume": "\(volumeID)"])
         }
         rmdir(session.path)
         engine.closeVolume(volumeID)
     }
 
     /// Re-mounts every recorded path after a restart; forgets paths whose volume is gone.
+    /// Sessions the keeper held through the restart are served again first: until then
+    /// every request on them waits — this process's own look at their paths included.
     public func reconcile() {
         let recorded = state.withLock { Array($0.targets.values) }.sorted { ($0.kind == .staging ? 0 : 1, $0.path) < ($1.kind == .staging ? 0 : 1, $1.path) }
+        resumeHeldSessions(wanted: Set(recorded.map(\.volumeID)))
         for target in recorded {
             FuseMount.clearStaleMount(target.path)
             let exists = ((try? engine.volume(id: target.volumeID)) ?? nil) != nil
             do {
                 guard exists else { throw Failure.conflict("volume no longer exists") }
-                if Self.isMounted(target.path) { Self.unmount(target.path) }
                 let source = try session(for: target.volumeID)
+                // A bind of a session that lived on is still there, and still the session's.
+                if Self.isMounted(target.path) && Self.sameFileSystem(target.path, source) {
+                    log.info("kept across the restart", metadata: ["volume": "\(target.volumeID)", "path": "\(target.path)"])
+                    continue
+                }
+                if Self.isMounted(target.path) { Self.unmount(target.path) }
                 try Self.bind(source, target.path, readOnly: target.readOnly)
                 log.info("re-mounted after restart", metadata: ["volume": "\(target.volumeID)", "path": "\(target.path)"])
             } catch {
@@ -220,12 +264,57 @@ public final class NodeMounts: Sendable {
         try? save()
     }
 
-    /// Unmounts every path and ends every session, keeping the records (a restart
-    /// re-mounts them). For SIGTERM.
+    /// For SIGTERM. Sessions the keeper holds stop being served but stay mounted, with
+    /// their bind mounts (the next daemon serves them again); the others are unmounted
+    /// with their paths. The records stay either way (a restart re-mounts what is gone).
+    /// Bounded: a session stops once the requests it is processing are answered.
     public func shutdown() {
-        let (targets, volumes) = state.withLock { (Array($0.targets.keys), Array($0.sessions.keys)) }
+        let sessions = state.withLock { Array($0.sessions.values) }
+        var kept = Set<String>()
+        for session in sessions where session.mount.detach() { kept.insert(session.volumeID) }
+        for session in sessions where kept.contains(session.volumeID) {
+            if session.finished.wait(timeout: .now() + 8) == .timedOut {
+                log.warning("a kept FUSE session did not stop within 8 s", metadata: ["volume": "\(session.volumeID)"])
+            }
+            state.withLock { _ = $0.sessions.removeValue(forKey: session.volumeID) }
+            engine.closeVolume(session.volumeID)
+        }
+        if !kept.isEmpty { log.info("sessions kept mounted for the next daemon", metadata: ["volumes": "\(kept.sorted())"]) }
+        let (targets, volumes) = state.withLock { s in
+            (s.targets.values.filter { !kept.contains($0.volumeID) }.map(\.path), Array(s.sessions.keys))
+        }
         for path in targets { Self.unmount(path) }
-        for volume in volumes { stopSession(volume) }
+        let deadline = DispatchTime.now() + 8
+        for volume in volumes { stopSession(volume, until: deadline) }
+    }
+
+    /// Serves again the sessions the keeper held through a restart, for volumes still
+    /// recorded here (`wanted`); lets go of the others (the keeper's descriptor was their
+    /// last: their mounts end, and are cleared as stale ones).
+    private func resumeHeldSessions(wanted: Set<String>) {
+        guard let keeper else { return }
+        let held: [HeldSession]
+        do { held = try keeper.list() } catch {
+            log.warning("cannot ask the FUSE session keeper", metadata: ["error": "\(error)"])
+            return
+        }
+        for session in held {
+            let expected = sessionsDirectory + "/" + session.volume
+            let exists = ((try? engine.volume(id: session.volume)) ?? nil) != nil
+            guard session.mountpoint == expected, wanted.contains(session.volume), exists else {
+                try? keeper.release(session.mountpoint)
+                log.info("let go of a held session", metadata: ["volume": "\(session.volume)", "path": "\(session.mountpoint)"])
+                continue
+            }
+            do {
+                let taken = try keeper.take(session.mountpoint)
+                _ = try self.session(for: session.volume, resuming: taken)
+                log.info("serving a session kept across the restart", metadata: ["volume": "\(session.volume)"])
+            } catch {
+                log.warning("cannot serve a held session again; it is re-mounted", metadata: ["volume": "\(session.volume)", "error": "\(error)"])
+                try? keeper.release(session.mountpoint)
+            }
+        }
     }
 
     // MARK: persistence
@@ -301,6 +390,13 @@ public final class NodeMounts: Sendable {
         if stat(path, &st) != 0 { return errno == ENOTCONN }
         guard stat((path as NSString).deletingLastPathComponent, &parent) == 0 else { return false }
         return st.st_dev != parent.st_dev || st.st_ino == parent.st_ino
+    }
+
+    /// Whether `a` and `b` are the same mounted filesystem (a bind of a session and the
+    /// session itself share their device).
+    static func sameFileSystem(_ a: String, _ b: String) -> Bool {
+        var x = stat(), y = stat()
+        return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev
     }
 
     /// Whether /proc/self/mountinfo lists `path` (for diagnostics).

@@ -1,5 +1,6 @@
 import CFuse3
 import Foundation
+import FuseHandoff
 import Synchronization
 import Metadata
 
@@ -29,16 +30,37 @@ public final class FuseMount: @unchecked Sendable {
     /// mount by unmounting it (libfuse's handlers know only one session per process).
     public let handlesSignals: Bool
     private let mounted: (@Sendable () -> Void)?
+    /// Where the session's descriptor goes once the kernel's INIT is in, so that the mount
+    /// outlives this process (`FuseKeeper`); nil: the mount ends with the session.
+    private let keeper: KeeperClient?
+    /// The session a predecessor served, to serve again (its descriptor, from the keeper).
+    private let resuming: (session: HeldSession, descriptor: Int32)?
+    /// The kernel's INIT request, once read (what a successor replays), and whether the
+    /// keeper holds the descriptor.
+    private let handoff = Mutex<(initRequest: Data?, held: Bool)>((nil, false))
+    /// Set by `detach()`: the session stops without unmounting.
+    private let keepMounted = Atomic<Bool>(false)
 
-    /// `mounted` is called once the kernel mount exists, before requests are served.
+    /// `mounted` is called once the kernel mount exists, before requests are served. With a
+    /// `keeper`, the session can outlive this process (`detach()`), and is served through
+    /// /dev/fuse only (never io_uring: a ring's requests die with the process that
+    /// registered it). `resuming`: serve a session a predecessor left with the keeper
+    /// instead of mounting a new one.
     public init(fileSystem: VolumeFileSystem, mountpoint: String, readOnly: Bool = false, handlesSignals: Bool = true,
+                keeper: KeeperClient? = nil, resuming: (session: HeldSession, descriptor: Int32)? = nil,
                 mounted: (@Sendable () -> Void)? = nil) {
         self.fileSystem = fileSystem
         self.mountpoint = mountpoint
         self.readOnly = readOnly
         self.handlesSignals = handlesSignals
+        self.keeper = keeper
+        self.resuming = resuming
         self.mounted = mounted
+        if let resuming { handoff.withLock { $0 = (resuming.session.initRequest, true) } }
     }
+
+    /// Whether the keeper holds the session's descriptor (a `detach()` keeps the mount).
+    public var isHeld: Bool { handoff.withLock { $0.held } }
 
     public enum MountError: Error, CustomStringConvertible {
         case failed(String)
@@ -61,7 +83,7 @@ public final class FuseMount: @unchecked Sendable {
     /// buffered writes and unmounts. Blocks the calling thread.
     public func run() throws {
         Self.keepChunkBuffersInTheHeap
-        Self.clearStaleMount(mountpoint)
+        if resuming == nil { Self.clearStaleMount(mountpoint) }
         // A parent may have spawned us with these blocked (Foundation's Process does):
         // libfuse's handlers would then never run and SIGTERM would not unmount.
         if handlesSignals {
@@ -92,11 +114,31 @@ public final class FuseMount: @unchecked Sendable {
         defer { if handlesSignals { fuse_remove_signal_handlers(se) } }
         // Resolved before mounting: resolving the mount's own root would ask this daemon,
         // which serves nothing until the loop below runs.
-        let absolute = Self.resolved(mountpoint)
-        guard fuse_session_mount(se, mountpoint) == 0 else { throw MountError.failed("cannot mount at \(mountpoint)") }
+        let absolute = resuming == nil ? Self.resolved(mountpoint) : mountpoint
+        if let resuming {
+            // libfuse serves an open descriptor given as /dev/fd/N, and mounts nothing.
+            guard fuse_session_mount(se, "/dev/fd/\(resuming.descriptor)") == 0 else {
+                close(resuming.descriptor)
+                throw MountError.failed("cannot serve the held session of \(mountpoint)")
+            }
+        } else {
+            guard fuse_session_mount(se, mountpoint) == 0 else { throw MountError.failed("cannot mount at \(mountpoint)") }
+        }
         // Rings are made before INIT: its reply claims them only if they all exist.
         let libfuseLoop = ProcessInfo.processInfo.environment["BERTH_FUSE_LOOP"] == "libfuse"
-        if !libfuseLoop, let ring = FuseRing.make(session: se, fd: fuse_session_fd(se)) {
+        if keeper != nil {
+            // Through /dev/fuse, reading the kernel's INIT as it passes (for `handOver`).
+            var io = fuse_custom_io()
+            io.writev = { fd, iov, count, _ in writev(fd, iov, count) }
+            io.read = { fd, buffer, length, userdata in
+                let n = read(fd, buffer, length)
+                if n >= FuseLoop.headerBytes, buffer!.loadUnaligned(fromByteOffset: 4, as: UInt32.self) == FuseMount.opInit {
+                    Unmanaged<FuseMount>.fromOpaque(userdata!).takeUnretainedValue().handOver(initRequest: Data(bytes: buffer!, count: n))
+                }
+                return n
+            }
+            guard fuse_session_custom_io(se, &io, fuse_session_fd(se)) == 0 else { throw MountError.failed("cannot hook the FUSE device") }
+        } else if !libfuseLoop, let ring = FuseRing.make(session: se, fd: fuse_session_fd(se)) {
             self.ring = ring
             var io = fuse_custom_io()
             io.writev = { fd, iov, count, userdata in
@@ -110,9 +152,15 @@ public final class FuseMount: @unchecked Sendable {
             }
             guard fuse_session_custom_io(se, &io, fuse_session_fd(se)) == 0 else { throw MountError.failed("cannot hook the FUSE device") }
         }
-        // Before the loop answers the kernel's INIT, which keeps the smaller of this and
-        // the read-ahead the init callback asks for.
-        Self.setReadAhead(of: absolute, bytes: Self.readAheadBytes(chunkSize: Int(fileSystem.chunkSize)))
+        if let resuming {
+            Self.replayInit(se, resuming.session.initRequest)
+            Self.askForResend(fuse_session_fd(se))
+            Self.log("\(mountpoint): serving the session a previous daemon left (no remount)")
+        } else {
+            // Before the loop answers the kernel's INIT, which keeps the smaller of this and
+            // the read-ahead the init callback asks for.
+            Self.setReadAhead(of: absolute, bytes: Self.readAheadBytes(chunkSize: Int(fileSystem.chunkSize)))
+        }
         mounted?()
         // One receiving thread that answers the namespace's requests itself (FuseLoop);
         // BERTH_FUSE_LOOP=libfuse serves with libfuse's pool of threads instead.
@@ -144,8 +192,67 @@ public final class FuseMount: @unchecked Sendable {
             }
         }
         fileSystem.flushAll()
-        fuse_session_unmount(se)
+        if !keepMounted.load(ordering: .acquiring) { fuse_session_unmount(se) }
         ring = nil
+    }
+
+    /// Stops serving without unmounting, once the keeper holds the session: requests that
+    /// come meanwhile wait in the kernel for a successor (`resuming`). Returns false (and
+    /// does nothing) when the keeper does not hold it. Buffered writes are committed when
+    /// `run()` returns, as at any stop.
+    public func detach() -> Bool {
+        guard isHeld else { return false }
+        keepMounted.store(true, ordering: .releasing)
+        stop()
+        return true
+    }
+
+    static let opInit: UInt32 = 26
+
+    /// The kernel's INIT went by: the keeper gets a dup of the device with it (off the
+    /// loop's thread; a mount whose hand-over failed just ends with this process).
+    private func handOver(initRequest: Data) {
+        handoff.withLock { $0.initRequest = initRequest }
+        guard let keeper, let session else { return }
+        let descriptor = fuse_session_fd(session)
+        let held = HeldSession(mountpoint: mountpoint, volume: fileSystem.volume, readOnly: readOnly, initRequest: initRequest)
+        let label = mountpoint
+        DispatchQueue.global().async { [self] in
+            do {
+                try keeper.hold(held, descriptor: descriptor)
+                handoff.withLock { $0.held = true }
+            } catch {
+                Self.log("\(label): the keeper does not hold the session (it ends with this daemon): \(error)")
+            }
+        }
+    }
+
+    /// A successor's libfuse session answers nothing before an INIT: the kernel's INIT
+    /// of this connection is processed again, under a request id the kernel never issued,
+    /// so its reply is refused (ENOENT, which libfuse passes over in silence) while the
+    /// session negotiates exactly what the first daemon did.
+    static func replayInit(_ se: OpaquePointer, _ request: Data) {
+        var bytes = [UInt8](request)
+        guard bytes.count >= FuseLoop.headerBytes else { return }
+        let unusedUnique: UInt64 = 0x7FFF_FFFF_FFFF_FFFE  // even (not an interrupt), bit 63 clear (not a resend)
+        withUnsafeBytes(of: unusedUnique.littleEndian) { bytes.replaceSubrange(8..<16, with: $0) }
+        bytes.withUnsafeMutableBytes { raw in
+            var buf = fuse_buf()
+            buf.size = raw.count
+            buf.mem = raw.baseAddress
+            buf.fd = -1
+            fuse_session_process_buf(se, &buf)
+        }
+    }
+
+    /// FUSE_NOTIFY_RESEND (Linux 6.9): requests the predecessor read and never answered (it
+    /// was killed) go back to the queue, to be read again. An older kernel refuses it: the
+    /// requests of a graceful stop were all answered anyway.
+    static func askForResend(_ fd: Int32) {
+        var header = [UInt8](repeating: 0, count: 16)
+        withUnsafeBytes(of: UInt32(16).littleEndian) { header.replaceSubrange(0..<4, with: $0) }
+        withUnsafeBytes(of: Int32(7).littleEndian) { header.replaceSubrange(4..<8, with: $0) }
+        _ = header.withUnsafeBytes { write(fd, $0.baseAddress, 16) }
     }
 
     /// A line on standard error, where the daemon's operators look.

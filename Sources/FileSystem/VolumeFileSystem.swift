@@ -130,8 +130,10 @@ public final class VolumeFileSystem: @unchecked Sendable {
     }
 
     /// `cache`: shared with the node's other mounts (object ids are unique across volumes);
-    /// nil: a cache of `ObjectCache.defaultBudgetBytes` for this volume alone.
-    public init(engine: Engine, volume: String, cache: ObjectCache? = nil) throws(FSError) {
+    /// nil: a cache of `ObjectCache.defaultBudgetBytes` for this volume alone. `resuming`:
+    /// the volume's FUSE session outlived the last daemon (`FuseKeeper`), so files it had
+    /// open may still be open: unlinked ones are kept (deleted at the next fresh mount).
+    public init(engine: Engine, volume: String, cache: ObjectCache? = nil, resuming: Bool = false) throws(FSError) {
         self.engine = engine
         self.volume = volume
         self.cache = cache ?? ObjectCache(budgetBytes: ObjectCache.defaultBudgetBytes)
@@ -144,8 +146,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
         } catch { throw .noEntry }
         chunksAhead = Self.chunksAhead(chunkSize: Int(chunkSize), objectLimit: objectLimit)
         try namespace.ensureRoot(uid: 0, gid: 0, mode: 0o755, nowNs: Self.now())
-        // Files unlinked while open when the last session ended: nobody can open them now.
-        for ino in try namespace.unlinkedInodes() { try purge(ino) }
+        // Files unlinked while open when the last session ended: nobody can open them now
+        // (unless the session itself lived on: `resuming`).
+        if !resuming { for ino in try namespace.unlinkedInodes() { try purge(ino) } }
         // Objects a compaction retired just before the last session ended.
         let leftovers = try namespace.unreferencedLiveObjects()
         if !leftovers.isEmpty { do { try engine.purgeObjects(volume: volume, ids: leftovers) } catch { throw .io } }

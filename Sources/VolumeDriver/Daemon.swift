@@ -46,7 +46,8 @@ struct Daemon {
         defer { agents?.close() }
         let engine = try Engine(configuration: engineConfiguration)
         if fresh { try EmbeddedCluster.bootstrap(engine, configuration: c, logger: log) }
-        let mounts = try NodeMounts(engine: engine, stateDirectory: c.stateDirectory, logger: log, objectCacheBytes: c.objectCacheBytes)
+        let mounts = try NodeMounts(engine: engine, stateDirectory: c.stateDirectory, logger: log, objectCacheBytes: c.objectCacheBytes,
+                                    keeperExecutable: c.fuseKeeper)
         mounts.reconcile()
         let context = DriverContext(engine: engine, mounts: mounts, nodeID: c.nodeID, extraSegments: c.topology,
                                     defaultClass: c.defaultClass, stateDirectory: c.stateDirectory,

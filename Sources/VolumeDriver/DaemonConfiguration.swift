@@ -52,6 +52,14 @@ struct DaemonConfiguration: Sendable {
     var health = HealthPolicy()
     /// The node's object cache, shared by all its mounts (0: none).
     var objectCacheBytes = NodeMounts.defaultObjectCacheBytes
+    /// The keeper that holds the FUSE sessions across a restart (`FuseKeeper`; nil: none,
+    /// mounts end with the daemon): by default the one beside this executable.
+    var fuseKeeper: String? = DaemonConfiguration.keeperBesideExecutable
+
+    static var keeperBesideExecutable: String? {
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        return (exe as NSString).deletingLastPathComponent + "/berth-fuse-keeper"
+    }
 
     struct FileError: Error, CustomStringConvertible {
         var description: String

@@ -66,6 +66,9 @@ struct VolumeDriverCommand: AsyncParsableCommand {
     @Option(name: .customLong("object-cache"), help: "Memory for the node's object cache, shared by all mounts, e.g. 256Mi (default); 0 turns it off.")
     var objectCache: String?
 
+    @Option(name: .customLong("fuse-keeper"), help: "The berth-fuse-keeper executable that keeps mounts alive while this daemon restarts (default: the one beside this executable), or 'off': mounts end with the daemon.")
+    var fuseKeeper: String?
+
     enum Role: String, ExpressibleByArgument {
         case all, node
     }
@@ -101,6 +104,7 @@ struct VolumeDriverCommand: AsyncParsableCommand {
             guard let bytes = ByteSize.parse(objectCache), bytes >= 0 else { throw ValidationError("--object-cache takes a size such as 256Mi, not \(objectCache)") }
             c.objectCacheBytes = Int(bytes)
         }
+        if let fuseKeeper { c.fuseKeeper = fuseKeeper == "off" ? nil : fuseKeeper }
         c.adminAllowedUIDs += adminAllowUID
         for segment in topology {
             let parts = segment.split(separator: "=", maxSplits: 1)

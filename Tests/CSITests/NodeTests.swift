@@ -125,8 +125,10 @@ import Testing
         }
     }
 
+    /// Without the FUSE session keeper (MountsSurviveRestartTests has it): mounts end with
+    /// the daemon and the next one mounts them again.
     @Test func restartKeepsVolumesDataAndMounts() async throws {
-        let daemon = try RunningDaemon()
+        let daemon = try RunningDaemon(arguments: ["--fuse-keeper", "off"])
         let staging = daemon.root + "/staging"
         let target = daemon.root + "/target"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
@@ -154,8 +156,7 @@ import Testing
             _ = try await n.nodeStageVolume(Requests.stage(id, at: staging))
             _ = try await n.nodePublishVolume(Requests.publish(id, staging: staging, target: target))
         }
-        kill(daemon.process!.processIdentifier, SIGKILL)
-        daemon.process!.waitUntilExit()
+        daemon.kill9()
         try daemon.start()
         #expect(FileManager.default.contents(atPath: target + "/note.txt") == Data("kept across restarts".utf8))
         try await daemon.node { n in

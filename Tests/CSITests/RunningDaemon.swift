@@ -18,6 +18,8 @@ final class RunningDaemon: @unchecked Sendable {
     let extraArguments: [String]
     private(set) var process: Process?
     private(set) var metricsPort: Int?
+    /// Another build of the daemon to start instead (an upgrade); nil: this checkout's.
+    var executable: String?
     private var errorLog: String { root + "/daemon.log" }
 
     static func binary(_ name: String) -> String { BuiltProduct.path(name) }
@@ -48,7 +50,7 @@ final class RunningDaemon: @unchecked Sendable {
 
     func start() throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary("VolumeDriver"))
+        p.executableURL = URL(fileURLWithPath: executable ?? Self.binary("VolumeDriver"))
         p.arguments = ["--endpoint", "unix://" + csiSocket, "--state-dir", stateDirectory, "--admin-socket", adminSocket,
                        "--node-id", nodeID, "--metrics-address", "127.0.0.1:0", "--config", root + "/config.yaml"] + extraArguments
         let out = Pipe()
@@ -86,19 +88,41 @@ final class RunningDaemon: @unchecked Sendable {
     func stop() {
         guard let p = process else { return }
         kill(p.processIdentifier, SIGTERM)
-        var waited = 0
-        while p.isRunning && waited < 6000 { usleep(10_000); waited += 1 }
-        if p.isRunning {
+        if !Self.waitForExit(p.processIdentifier, seconds: 60) {
             Issue.record("the daemon did not stop on SIGTERM within 60 s: \(log(tail: 20))")
             kill(p.processIdentifier, SIGKILL)
+            _ = Self.waitForExit(p.processIdentifier, seconds: 60)
         }
-        p.waitUntilExit()
         process = nil
+    }
+
+    /// Whether process `pid` ended within `seconds`: gone or a zombie, read from /proc.
+    /// (Foundation's `isRunning` and `waitUntilExit` learn of the exit on the run loop of
+    /// the thread that launched the process; an async test resumes on any thread, whose
+    /// run loop may never see it: `waitUntilExit` then spins for ever.)
+    static func waitForExit(_ pid: Int32, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return true }
+            let state = stat[stat.index(close, offsetBy: 2)]
+            if state == "Z" || state == "X" { return true }
+            usleep(10_000)
+        } while Date() < deadline
+        return false
     }
 
     func restart() throws {
         stop()
         try start()
+    }
+
+    /// SIGKILL, and wait for the process to end.
+    func kill9() {
+        guard let p = process else { return }
+        kill(p.processIdentifier, SIGKILL)
+        _ = Self.waitForExit(p.processIdentifier, seconds: 60)
+        process = nil
     }
 
     func log(tail lines: Int = 1000) -> String {
