@@ -82,7 +82,8 @@ static inline long berth_receive_with_fd(int socket, void *bytes, unsigned long 
     memset(&msg, 0, sizeof msg);
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    // Room for several descriptors: any beyond the first are closed, not leaked.
+    union { char buf[CMSG_SPACE(16 * sizeof(int))]; struct cmsghdr align; } control;
     memset(&control, 0, sizeof control);
     msg.msg_control = control.buf;
     msg.msg_controllen = sizeof control.buf;
@@ -91,8 +92,12 @@ static inline long berth_receive_with_fd(int socket, void *bytes, unsigned long 
     do { n = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
     if (n < 0) return n;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-            memcpy(fd, CMSG_DATA(c), sizeof(int));
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        unsigned long count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (unsigned long i = 0; i < count; i++) {
+            int received;
+            memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (*fd < 0) *fd = received; else close(received);
         }
     }
     if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {

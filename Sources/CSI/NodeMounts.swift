@@ -182,7 +182,10 @@ public final class NodeMounts: Sendable {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
         let fileSystem: VolumeFileSystem
-        do { fileSystem = try VolumeFileSystem(engine: engine, volume: volumeID, cache: objectCache, resuming: resuming != nil) } catch {
+        let resumed: VolumeFileSystem.Resumed? = resuming.map { held in
+            held.session.clean ? .handles(held.session.openHandles ?? [:]) : .unknown
+        }
+        do { fileSystem = try VolumeFileSystem(engine: engine, volume: volumeID, cache: objectCache, resuming: resumed) } catch {
             if let resuming { close(resuming.descriptor) }
             throw error
         }
@@ -201,9 +204,12 @@ public final class NodeMounts: Sendable {
         }
         thread.name = "fuse-\(volumeID.suffix(8))"
         thread.start()
-        _ = ready.wait(timeout: .now() + 30)
+        let started = ready.wait(timeout: .now() + 30) == .success
         if let why = failure.withLock({ $0 }) { throw Failure.mountFailed("cannot mount volume \(volumeID): \(why)") }
-        guard Self.isMounted(path) else {
+        guard started, Self.isMounted(path) else {
+            // Not left serving behind a session that will be mounted again.
+            mount.stop()
+            _ = session.finished.wait(timeout: .now() + 5)
             var info = statvfs()
             let listed = Self.isListed(path)
             let answer = statvfs(path, &info) == 0 ? "answers" : "statfs: \(String(cString: strerror(errno)))"
@@ -229,6 +235,7 @@ public final class NodeMounts: Sendable {
         if deadline != nil { session.mount.stop() }
         if session.finished.wait(timeout: deadline ?? .now() + 30) == .timedOut {
             log.warning("FUSE session did not stop in time", metadata: ["volume": "\(volumeID)"])
+            return  // its thread still uses the volume
         }
         rmdir(session.path)
         engine.closeVolume(volumeID)
@@ -240,6 +247,7 @@ public final class NodeMounts: Sendable {
     public func reconcile() {
         let recorded = state.withLock { Array($0.targets.values) }.sorted { ($0.kind == .staging ? 0 : 1, $0.path) < ($1.kind == .staging ? 0 : 1, $1.path) }
         resumeHeldSessions(wanted: Set(recorded.map(\.volumeID)))
+        abortUnservedSessions(recorded: recorded.map(\.path))
         for target in recorded {
             FuseMount.clearStaleMount(target.path)
             let exists = ((try? engine.volume(id: target.volumeID)) ?? nil) != nil
@@ -269,14 +277,17 @@ public final class NodeMounts: Sendable {
     /// with their paths. The records stay either way (a restart re-mounts what is gone).
     /// Bounded: a session stops once the requests it is processing are answered.
     public func shutdown() {
+        let deadline = DispatchTime.now() + 8
         let sessions = state.withLock { Array($0.sessions.values) }
         var kept = Set<String>()
         for session in sessions where session.mount.detach() { kept.insert(session.volumeID) }
         for session in sessions where kept.contains(session.volumeID) {
-            if session.finished.wait(timeout: .now() + 8) == .timedOut {
-                log.warning("a kept FUSE session did not stop within 8 s", metadata: ["volume": "\(session.volumeID)"])
-            }
             state.withLock { _ = $0.sessions.removeValue(forKey: session.volumeID) }
+            if session.finished.wait(timeout: deadline) == .timedOut {
+                // Still committing: the process exit ends it (what it did not commit is what a crash loses).
+                log.warning("a kept FUSE session did not stop in time", metadata: ["volume": "\(session.volumeID)"])
+                continue
+            }
             engine.closeVolume(session.volumeID)
         }
         if !kept.isEmpty { log.info("sessions kept mounted for the next daemon", metadata: ["volumes": "\(kept.sorted())"]) }
@@ -284,7 +295,6 @@ public final class NodeMounts: Sendable {
             (s.targets.values.filter { !kept.contains($0.volumeID) }.map(\.path), Array(s.sessions.keys))
         }
         for path in targets { Self.unmount(path) }
-        let deadline = DispatchTime.now() + 8
         for volume in volumes { stopSession(volume, until: deadline) }
     }
 
@@ -313,8 +323,49 @@ public final class NodeMounts: Sendable {
             } catch {
                 log.warning("cannot serve a held session again; it is re-mounted", metadata: ["volume": "\(session.volume)", "error": "\(error)"])
                 try? keeper.release(session.mountpoint)
+                Self.abortConnection(of: session.mountpoint)
             }
         }
+    }
+
+    /// Ends the FUSE connections of this node's paths that nobody serves now — a session a
+    /// keeper holds that this daemon could not take (no keeper configured, the keeper not
+    /// answering, an older protocol) — so that looking at those paths fails at once
+    /// (ENOTCONN, cleared as stale) instead of waiting for ever for a daemon. Reads the
+    /// mount table only: nothing here touches a mounted filesystem.
+    private func abortUnservedSessions(recorded: [String]) {
+        let entries = MountTable.entries()
+        let served = Set(state.withLock { Array($0.sessions.values) }.compactMap { session in
+            entries.last { $0.mountPoint == session.path }?.device
+        })
+        let ours = Set(recorded)
+        for entry in entries where !served.contains(entry.device)
+            && (entry.mountPoint.hasPrefix(sessionsDirectory + "/") || ours.contains(entry.mountPoint)) {
+            if Self.abortConnection(device: entry.device) {
+                log.info("ended a FUSE connection nobody serves", metadata: ["path": "\(entry.mountPoint)"])
+            }
+        }
+    }
+
+    /// Aborts the FUSE connection mounted at `path` (through the fusectl filesystem).
+    @discardableResult
+    static func abortConnection(of path: String) -> Bool {
+        guard let entry = MountTable.entries().last(where: { $0.mountPoint == path }) else { return false }
+        return abortConnection(device: entry.device)
+    }
+
+    /// Aborts FUSE connection `device` ("0:N": connection N of /sys/fs/fuse/connections,
+    /// mounted there first if it is not). False if it is not a FUSE connection of this kernel.
+    static func abortConnection(device: String) -> Bool {
+        guard device.hasPrefix("0:"), let minor = Int(device.dropFirst(2)) else { return false }
+        let connections = "/sys/fs/fuse/connections"
+        if !FileManager.default.fileExists(atPath: connections + "/\(minor)") {
+            _ = mount("none", connections, "fusectl", 0, nil)
+        }
+        let fd = open(connections + "/\(minor)/abort", O_WRONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return write(fd, "1", 1) == 1
     }
 
     // MARK: persistence

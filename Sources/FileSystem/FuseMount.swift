@@ -154,7 +154,16 @@ public final class FuseMount: @unchecked Sendable {
         }
         if let resuming {
             Self.replayInit(se, resuming.session.initRequest)
-            Self.askForResend(fuse_session_fd(se))
+            // A killed predecessor may have read requests it never answered: they are sent
+            // again, or, on a kernel that cannot, the session cannot be served safely.
+            if !resuming.session.clean && !Self.askForResend(fuse_session_fd(se)) {
+                throw MountError.failed("\(mountpoint): the kernel cannot resend what the killed daemon left unanswered (Linux 6.9+)")
+            }
+            // From now on this daemon serves it: not clean until it stops cleanly.
+            var serving = resuming.session
+            (serving.clean, serving.openHandles) = (false, nil)
+            handoff.withLock { $0.held = false }
+            handoff.withLock { $0.held = hold(serving) }
             Self.log("\(mountpoint): serving the session a previous daemon left (no remount)")
         } else {
             // Before the loop answers the kernel's INIT, which keeps the smaller of this and
@@ -192,7 +201,7 @@ public final class FuseMount: @unchecked Sendable {
             }
         }
         fileSystem.flushAll()
-        if !keepMounted.load(ordering: .acquiring) { fuse_session_unmount(se) }
+        if !keepMounted.load(ordering: .acquiring) || !holdForSuccessor() { fuse_session_unmount(se) }
         ring = nil
     }
 
@@ -209,22 +218,36 @@ public final class FuseMount: @unchecked Sendable {
 
     static let opInit: UInt32 = 26
 
-    /// The kernel's INIT went by: the keeper gets a dup of the device with it (off the
-    /// loop's thread; a mount whose hand-over failed just ends with this process).
+    /// The kernel's INIT went by: the keeper gets the device with it, at once, before the
+    /// INIT is answered (a session that could end before the keeper held it would race
+    /// with its unmount). A mount whose hand-over failed just ends with this process.
     private func handOver(initRequest: Data) {
         handoff.withLock { $0.initRequest = initRequest }
-        guard let keeper, let session else { return }
-        let descriptor = fuse_session_fd(session)
-        let held = HeldSession(mountpoint: mountpoint, volume: fileSystem.volume, readOnly: readOnly, initRequest: initRequest)
-        let label = mountpoint
-        DispatchQueue.global().async { [self] in
-            do {
-                try keeper.hold(held, descriptor: descriptor)
-                handoff.withLock { $0.held = true }
-            } catch {
-                Self.log("\(label): the keeper does not hold the session (it ends with this daemon): \(error)")
-            }
+        let held = hold(HeldSession(mountpoint: mountpoint, volume: fileSystem.volume, readOnly: readOnly, initRequest: initRequest))
+        handoff.withLock { $0.held = held }
+    }
+
+    /// Sends the keeper `session` with a duplicate of the device (replacing what it held).
+    private func hold(_ session: HeldSession) -> Bool {
+        guard let keeper, let se = self.session else { return false }
+        let copy = fcntl(fuse_session_fd(se), F_DUPFD_CLOEXEC, 3)
+        guard copy >= 0 else { return false }
+        defer { close(copy) }
+        do {
+            try keeper.hold(session, descriptor: copy)
+            return true
+        } catch {
+            Self.log("\(mountpoint): the keeper does not hold the session (it ends with this daemon): \(error)")
+            return false
         }
+    }
+
+    /// At a clean stop: the keeper learns that every request read was answered and which
+    /// files are open, for the successor. False: the keeper did not take it (unmount).
+    private func holdForSuccessor() -> Bool {
+        guard let initRequest = handoff.withLock({ $0.initRequest }) else { return false }
+        return hold(HeldSession(mountpoint: mountpoint, volume: fileSystem.volume, readOnly: readOnly, initRequest: initRequest,
+                                clean: true, openHandles: fileSystem.openHandleCounts()))
     }
 
     /// A successor's libfuse session answers nothing before an INIT: the kernel's INIT
@@ -246,13 +269,12 @@ public final class FuseMount: @unchecked Sendable {
     }
 
     /// FUSE_NOTIFY_RESEND (Linux 6.9): requests the predecessor read and never answered (it
-    /// was killed) go back to the queue, to be read again. An older kernel refuses it: the
-    /// requests of a graceful stop were all answered anyway.
-    static func askForResend(_ fd: Int32) {
+    /// was killed) go back to the queue, to be read again. False: the kernel refused it.
+    static func askForResend(_ fd: Int32) -> Bool {
         var header = [UInt8](repeating: 0, count: 16)
         withUnsafeBytes(of: UInt32(16).littleEndian) { header.replaceSubrange(0..<4, with: $0) }
         withUnsafeBytes(of: Int32(7).littleEndian) { header.replaceSubrange(4..<8, with: $0) }
-        _ = header.withUnsafeBytes { write(fd, $0.baseAddress, 16) }
+        return header.withUnsafeBytes { write(fd, $0.baseAddress, 16) } == 16
     }
 
     /// A line on standard error, where the daemon's operators look.

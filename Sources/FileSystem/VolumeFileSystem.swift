@@ -54,6 +54,17 @@ public final class VolumeFileSystem: @unchecked Sendable {
     let lock = NSCondition()
     var buffers: [Int64: FileBuffer] = [:]
     var openHandles: [Int64: Int] = [:]
+    /// The session was taken over from a daemon that was killed: which files it had open
+    /// is not known, so no file without names is deleted while this session lasts (the
+    /// next fresh mount deletes them).
+    var handlesUnknown = false
+
+    /// How a session taken over from a previous daemon (`FuseKeeper`) starts: with the
+    /// files it had open (a clean stop), or not knowing them (a SIGKILL).
+    public enum Resumed: Sendable {
+        case handles([Int64: Int])
+        case unknown
+    }
     /// Buffers the background write-back has taken and not yet committed.
     var inflight: [Int64: FileBuffer] = [:]
     /// The chunks holding data of files being written (`FileAllocation`): loaded at a
@@ -132,8 +143,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// `cache`: shared with the node's other mounts (object ids are unique across volumes);
     /// nil: a cache of `ObjectCache.defaultBudgetBytes` for this volume alone. `resuming`:
     /// the volume's FUSE session outlived the last daemon (`FuseKeeper`), so files it had
-    /// open may still be open: unlinked ones are kept (deleted at the next fresh mount).
-    public init(engine: Engine, volume: String, cache: ObjectCache? = nil, resuming: Bool = false) throws(FSError) {
+    /// open are still open: unlinked ones are kept until their last close (or, with their
+    /// handles unknown, until the next fresh mount).
+    public init(engine: Engine, volume: String, cache: ObjectCache? = nil, resuming: Resumed? = nil) throws(FSError) {
         self.engine = engine
         self.volume = volume
         self.cache = cache ?? ObjectCache(budgetBytes: ObjectCache.defaultBudgetBytes)
@@ -148,7 +160,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
         try namespace.ensureRoot(uid: 0, gid: 0, mode: 0o755, nowNs: Self.now())
         // Files unlinked while open when the last session ended: nobody can open them now
         // (unless the session itself lived on: `resuming`).
-        if !resuming { for ino in try namespace.unlinkedInodes() { try purge(ino) } }
+        switch resuming {
+        case nil: for ino in try namespace.unlinkedInodes() { try purge(ino) }
+        case .handles(let open): openHandles = open
+        case .unknown: handlesUnknown = true
+        }
         // Objects a compaction retired just before the last session ended.
         let leftovers = try namespace.unreferencedLiveObjects()
         if !leftovers.isEmpty { do { try engine.purgeObjects(volume: volume, ids: leftovers) } catch { throw .io } }
@@ -309,7 +325,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         let freed = try locked { () throws(FSError) -> [String] in
             // An unlinked file nobody has open goes in the same transaction.
             let (victim, deleted) = try namespace.unlink(parent: parent, name: name, nowNs: Self.now()) {
-                (openHandles[$0] ?? 0) == 0 && inflight[$0] == nil
+                (openHandles[$0] ?? 0) == 0 && inflight[$0] == nil && !handlesUnknown
             }
             space.markStale()
             entries.markStale()
@@ -343,7 +359,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// An inode with no links left goes once no handle holds it open; returns its objects,
     /// for `purgeLater`.
     private func releaseIfGoneLocked(_ r: InodeRecord) throws(FSError) -> [String] {
-        guard r.nlink == 0 && (openHandles[r.ino] ?? 0) == 0 else { return [] }
+        guard r.nlink == 0 && (openHandles[r.ino] ?? 0) == 0 && !handlesUnknown else { return [] }
         return try deleteUnusedLocked(r.ino)
     }
 
@@ -476,6 +492,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
 
     // MARK: open files
 
+    /// The files open now (inode → handles), for a successor taking the session over.
+    public func openHandleCounts() -> [Int64: Int] { lock.withLock { openHandles } }
+
     public func open(_ ino: Int64) throws(FSError) {
         _ = try namespace.inode(ino)
         lock.withLock { openHandles[ino, default: 0] += 1 }
@@ -492,7 +511,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
                     allocations[ino] = nil  // loaded again at the next write
                 }
             }
-            if (openHandles[ino] ?? 0) <= 1, let r = try? namespace.inode(ino), r.nlink == 0 {
+            if (openHandles[ino] ?? 0) <= 1 && !handlesUnknown, let r = try? namespace.inode(ino), r.nlink == 0 {
                 openHandles[ino] = nil
                 return try deleteUnusedLocked(ino)
             }

@@ -15,7 +15,10 @@ import Glibc
 public final class FuseKeeper {
     private let socketPath: String
     private let listener: Int32
-    private var held: [String: (session: HeldSession, descriptor: Int32)] = [:]
+    private var held: [String: (session: HeldSession, descriptor: Int32, generation: Int)] = [:]
+    private var generation = 0
+    /// The socket file's inode: only that file is removed at the end.
+    private var socketInode: ino_t = 0
     private var clients: [Int32: PacketSocket] = [:]
     public static let idleSeconds: Int32 = 30
 
@@ -26,6 +29,8 @@ public final class FuseKeeper {
         self.socketPath = socketPath
         self.stay = stay
         listener = try PacketSocket.listen(path: socketPath)
+        var st = stat()
+        if stat(socketPath, &st) == 0 { socketInode = st.st_ino }
     }
 
     /// Serves until it holds nothing and nobody is connected.
@@ -35,7 +40,7 @@ public final class FuseKeeper {
             let clientFDs = clients.keys.sorted()
             // Held devices are watched for errors only: a FUSE device reports POLLERR once
             // its connection is gone (unmounted, or aborted), and is then let go.
-            let heldFDs = held.map { ($0.key, $0.value.descriptor) }
+            let heldFDs = held.map { ($0.key, $0.value.descriptor, $0.value.generation) }
             var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
                 + clientFDs.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
                 + heldFDs.map { pollfd(fd: $0.1, events: 0, revents: 0) }
@@ -45,8 +50,8 @@ public final class FuseKeeper {
             for (i, fd) in clientFDs.enumerated() where fds[1 + i].revents != 0 {
                 if !serveOne(fd) { clients[fd] = nil }
             }
-            for (i, (key, fd)) in heldFDs.enumerated() where fds[1 + clientFDs.count + i].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
-                guard held[key]?.descriptor == fd else { continue }  // released meanwhile
+            for (i, (key, fd, generation)) in heldFDs.enumerated() where fds[1 + clientFDs.count + i].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
+                guard held[key]?.generation == generation else { continue }  // released or replaced meanwhile
                 held[key] = nil
                 close(fd)
             }
@@ -56,8 +61,9 @@ public final class FuseKeeper {
                 break
             }
         }
-        // No other keeper can have replaced the socket file: one starts only where no keeper answers.
-        unlink(socketPath)
+        // Only our own socket file (one left by another keeper is that keeper's).
+        var st = stat()
+        if stat(socketPath, &st) == 0 && st.st_ino == socketInode { unlink(socketPath) }
         close(listener)
     }
 
@@ -87,7 +93,8 @@ public final class FuseKeeper {
             case .hold:
                 guard let session = request.session, descriptor >= 0 else { throw HandoffError("hold needs a session and a descriptor") }
                 if let old = held[session.mountpoint] { close(old.descriptor) }
-                held[session.mountpoint] = (session, descriptor)
+                generation += 1
+                held[session.mountpoint] = (session, descriptor, generation)
                 everHeld = true
             case .take:
                 guard let key = request.mountpoint, let entry = held[key] else { throw HandoffError("no session held for \(request.mountpoint ?? "?")") }

@@ -11,12 +11,21 @@ public struct HeldSession: Codable, Sendable, Equatable {
     /// successor replays it into its own libfuse session (which serves nothing before an
     /// INIT), so both negotiate exactly what the kernel and the first daemon agreed.
     public var initRequest: Data
+    /// Whether its daemon stopped serving it cleanly (every request it read answered, its
+    /// buffered writes committed); false while a daemon serves it, and after a SIGKILL.
+    public var clean: Bool
+    /// The files open on it when its daemon stopped cleanly (inode → handles): unlinked
+    /// files still open are kept until their last close. Nil: not known (a SIGKILL).
+    public var openHandles: [Int64: Int]?
 
-    public init(mountpoint: String, volume: String, readOnly: Bool, initRequest: Data) {
+    public init(mountpoint: String, volume: String, readOnly: Bool, initRequest: Data, clean: Bool = false,
+                openHandles: [Int64: Int]? = nil) {
         self.mountpoint = mountpoint
         self.volume = volume
         self.readOnly = readOnly
         self.initRequest = initRequest
+        self.clean = clean
+        self.openHandles = openHandles
     }
 }
 

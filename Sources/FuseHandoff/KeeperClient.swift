@@ -7,11 +7,14 @@ import Glibc
 /// it holds nothing and nobody is connected.
 public final class KeeperClient: @unchecked Sendable {
     public let socketPath: String
+    /// The keeper to start again if it went away (nil: only connect).
+    private let executable: String?
     private let lock = NSLock()
     private var connection: PacketSocket?
 
-    private init(socketPath: String, connection: PacketSocket) {
+    private init(socketPath: String, executable: String?, connection: PacketSocket) {
         self.socketPath = socketPath
+        self.executable = executable
         self.connection = connection
     }
 
@@ -19,20 +22,19 @@ public final class KeeperClient: @unchecked Sendable {
     /// answers (in a session of its own, so it outlives this process and its process
     /// group). Nil when none can be reached: mounts then end with the daemon, as before.
     public static func connect(socketPath: String, executable: String?) -> KeeperClient? {
-        if let socket = PacketSocket.connect(path: socketPath) { return KeeperClient(socketPath: socketPath, connection: socket) }
+        reach(socketPath, executable).map { KeeperClient(socketPath: socketPath, executable: executable, connection: $0) }
+    }
+
+    /// A connection to the keeper at `socketPath`, started from `executable` if none answers.
+    private static func reach(_ socketPath: String, _ executable: String?) -> PacketSocket? {
+        if let socket = PacketSocket.connect(path: socketPath) { return socket }
         guard let executable, FileManager.default.isExecutableFile(atPath: executable) else { return nil }
         guard spawn(executable, ["--socket", socketPath]) else { return nil }
         for _ in 0..<100 {
-            if let socket = PacketSocket.connect(path: socketPath) { return KeeperClient(socketPath: socketPath, connection: socket) }
+            if let socket = PacketSocket.connect(path: socketPath) { return socket }
             usleep(20_000)
         }
         return nil
-    }
-
-    /// Only connects: nil if no keeper answers at `socketPath` (what a restarted daemon
-    /// asks before anything else).
-    public static func existing(socketPath: String) -> KeeperClient? {
-        PacketSocket.connect(path: socketPath).map { KeeperClient(socketPath: socketPath, connection: $0) }
     }
 
     /// The keeper holds a dup of `descriptor` for `session` (replacing what it held for the
@@ -66,6 +68,8 @@ public final class KeeperClient: @unchecked Sendable {
     private func call(_ request: KeeperRequest, descriptor: Int32 = -1) throws -> (KeeperAnswer, Int32) {
         lock.lock()
         defer { lock.unlock() }
+        // A connection that broke (the keeper ended or was killed) is made again, once per call.
+        if connection == nil { connection = Self.reach(socketPath, executable) }
         guard let connection else { throw HandoffError("not connected to the keeper") }
         let data: Data, received: Int32
         do {

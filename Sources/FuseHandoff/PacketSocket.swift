@@ -12,10 +12,15 @@ final class PacketSocket {
     init(fd: Int32) { self.fd = fd }
     deinit { close(fd) }
 
-    /// Connects to the socket at `path`; nil if nobody listens there.
-    static func connect(path: String) -> PacketSocket? {
+    /// Connects to the socket at `path`; nil if nobody listens there. Sends and receives
+    /// give up after `timeoutSeconds` (a stuck keeper must not hang an unstage).
+    static func connect(path: String, timeoutSeconds: Int = 10) -> PacketSocket? {
+        guard path.utf8.count < MemoryLayout<sockaddr_un>.size - 2 else { return nil }
         let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = Self.address(path)
         let ok = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
@@ -24,8 +29,11 @@ final class PacketSocket {
         return PacketSocket(fd: fd)
     }
 
-    /// Listens at `path` (replacing a dead socket file), mode 0600.
+    /// Listens at `path` (replacing a dead socket file, never one a keeper answers on),
+    /// mode 0600.
     static func listen(path: String) throws -> Int32 {
+        guard path.utf8.count < MemoryLayout<sockaddr_un>.size - 2 else { throw HandoffError("socket path too long: \(path)") }
+        if connect(path: path, timeoutSeconds: 1) != nil { throw HandoffError("a keeper already answers at \(path)") }
         let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw HandoffError("socket: \(String(cString: strerror(errno)))") }
         unlink(path)

@@ -82,6 +82,7 @@ import Testing
 
         // SIGKILL: the sessions live on in the keeper; requests the killed daemon had read
         // and not answered are sent again to the next one.
+        let killedAt = Date().timeIntervalSince1970
         daemon.kill9()
         daemon.executable = nil
         try daemon.start()
@@ -89,7 +90,17 @@ import Testing
 
         for (writer, target) in zip(writers, targets) {
             let report = writer.finish()
-            #expect(report.errors.isEmpty, "\(target): \(report.errors.prefix(5))")
+            // No error at all across SIGTERM and the upgrade. Across the SIGKILL, one known
+            // loss (docs/filesystem.md, "Restarts", "Not yet"): the line being fsynced when
+            // the daemon died, acknowledged by it and not yet committed — the successor's
+            // fsync finds nothing to commit, and the writer's read-back sees the line missing
+            // (it writes it again). Never an errno, never more than that one line.
+            let lost = report.errors.filter { $0.hasPrefix("read back") }
+            #expect(report.errors.count == lost.count && lost.count <= 1, "\(target): \(report.errors.prefix(5))")
+            for error in lost {
+                let at = error.split(separator: " ").firstIndex(of: "at").map { Double(error.split(separator: " ")[$0 + 1].dropLast()) ?? 0 } ?? 0
+                #expect(at >= killedAt, "\(target): a line lost before the SIGKILL: \(error)")
+            }
             #expect(report.lines > 40, "\(target): \(report.lines) lines")
             #expect(report.worstStall < 30, "\(target): stalled \(report.worstStall) s")
             // Every line, in order, once.

@@ -3,7 +3,8 @@
 // file of the mount while it starts a daemon (a fork closes its copies, and a close of a
 // FUSE file waits for the daemon). Keeps PATH open and, every 50 ms until STOPFILE exists,
 // appends "line N\n", fsyncs and reads the whole file back; then prints one JSON line:
-// {"lines": N, "errors": [...], "worst_stall_s": S}.
+// {"lines": N, "errors": [...], "worst_stall_s": S}. A read-back that differs is reported
+// (with the time) and the line written again, so the file stays lines 0..<N.
 import Foundation
 
 let arguments = CommandLine.arguments
@@ -25,7 +26,7 @@ while access(stopFile, F_OK) != 0 {
         var back = [UInt8](repeating: 0, count: expected.count + 1)
         let got = pread(fd, &back, back.count, 0)
         if got != expected.count || Array(back.prefix(expected.count)) != expected {
-            errors.append("read back after line \(n): \(got) bytes, \(expected.count) expected")
+            errors.append("read back after line \(n) at \(Date().timeIntervalSince1970): \(got) bytes, \(expected.count) expected")
             expected = Array(back.prefix(max(0, got)))  // report each divergence once
         } else {
             n += 1
