@@ -335,8 +335,14 @@ public final class NodeMounts: Sendable {
     /// mount table only: nothing here touches a mounted filesystem.
     private func abortUnservedSessions(recorded: [String]) {
         let entries = MountTable.entries()
-        let served = Set(state.withLock { Array($0.sessions.values) }.compactMap { session in
-            entries.last { $0.mountPoint == session.path }?.device
+        // The devices of the sessions served now: a stat this process itself answers.
+        let served = Set(state.withLock { Array($0.sessions.values) }.compactMap { session -> String? in
+            var st = stat()
+            guard stat(session.path, &st) == 0 else { return nil }
+            let dev = UInt64(st.st_dev)
+            let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~0xfff)
+            let minor = (dev & 0xff) | ((dev >> 12) & ~0xff)
+            return "\(major):\(minor)"
         })
         let ours = Set(recorded)
         for entry in entries where !served.contains(entry.device)
