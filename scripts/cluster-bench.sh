@@ -50,7 +50,7 @@ bench_page_reporting
 if [ "${BUILD:-1}" = 1 ]; then
   say "building release binaries"
   # One product per call: with several --product flags only the last is built.
-  for product in VolumeDriver provisionctl berth-csi; do swift build -c release --product "$product" >/dev/null; done
+  for product in VolumeDriver berth-fuse-keeper provisionctl berth-csi; do swift build -c release --product "$product" >/dev/null; done
 fi
 BIN=$BERTH_BIN
 

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 # One product per call: with several --product flags only the last is built.
-for product in VolumeDriver provisionctl berth-csi; do swift build -c release --product "$product"; done
+for product in VolumeDriver berth-fuse-keeper provisionctl berth-csi; do swift build -c release --product "$product"; done
 BIN=$PWD/.build/release
 
 STATE=${BERTH_STATE:-$(mktemp -d /var/tmp/berth-demo.XXXX)}
