@@ -162,8 +162,8 @@ public final class FuseMount: @unchecked Sendable {
             // From now on this daemon serves it: not clean until it stops cleanly.
             var serving = resuming.session
             (serving.clean, serving.openHandles) = (false, nil)
-            handoff.withLock { $0.held = false }
-            handoff.withLock { $0.held = hold(serving) }
+            let held = hold(serving)  // not under the lock: a call to the keeper
+            handoff.withLock { $0.held = held }
             Self.log("\(mountpoint): serving the session a previous daemon left (no remount)")
         } else {
             // Before the loop answers the kernel's INIT, which keeps the smaller of this and
