@@ -198,6 +198,45 @@ public enum Berth_Admin_V1_Admin: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListSnapshots" metadata.
+        public enum ListSnapshots: Sendable {
+            /// Request type for "ListSnapshots".
+            public typealias Input = Berth_Admin_V1_NameRequest
+            /// Response type for "ListSnapshots".
+            public typealias Output = Berth_Admin_V1_Report
+            /// Descriptor for "ListSnapshots".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "berth.admin.v1.Admin"),
+                method: "ListSnapshots",
+                type: .unary
+            )
+        }
+        /// Namespace for "CreateSnapshot" metadata.
+        public enum CreateSnapshot: Sendable {
+            /// Request type for "CreateSnapshot".
+            public typealias Input = Berth_Admin_V1_CreateSnapshotRequest
+            /// Response type for "CreateSnapshot".
+            public typealias Output = Berth_Admin_V1_Report
+            /// Descriptor for "CreateSnapshot".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "berth.admin.v1.Admin"),
+                method: "CreateSnapshot",
+                type: .unary
+            )
+        }
+        /// Namespace for "DeleteSnapshot" metadata.
+        public enum DeleteSnapshot: Sendable {
+            /// Request type for "DeleteSnapshot".
+            public typealias Input = Berth_Admin_V1_NameRequest
+            /// Response type for "DeleteSnapshot".
+            public typealias Output = Berth_Admin_V1_Report
+            /// Descriptor for "DeleteSnapshot".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "berth.admin.v1.Admin"),
+                method: "DeleteSnapshot",
+                type: .unary
+            )
+        }
         /// Namespace for "Capacity" metadata.
         public enum Capacity: Sendable {
             /// Request type for "Capacity".
@@ -239,6 +278,9 @@ public enum Berth_Admin_V1_Admin: Sendable {
             CreateVolume.descriptor,
             DeleteVolume.descriptor,
             ExpandVolume.descriptor,
+            ListSnapshots.descriptor,
+            CreateSnapshot.descriptor,
+            DeleteSnapshot.descriptor,
             Capacity.descriptor,
             Status.descriptor
         ]
@@ -466,6 +508,54 @@ extension Berth_Admin_V1_Admin {
         /// - Returns: A streaming response of `Berth_Admin_V1_Report` messages.
         func expandVolume(
             request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_ExpandVolumeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report>
+
+        /// Handle the "ListSnapshots" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Snapshots: read-only copies of a volume's files that share its data (docs/snapshots.md).
+        /// > `NameRequest.name` is a snapshot's id or name; ListSnapshots' `name` a volume's id or
+        /// > name to list only its snapshots (empty: all).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Berth_Admin_V1_NameRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Berth_Admin_V1_Report` messages.
+        func listSnapshots(
+            request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_NameRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report>
+
+        /// Handle the "CreateSnapshot" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Berth_Admin_V1_CreateSnapshotRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Berth_Admin_V1_Report` messages.
+        func createSnapshot(
+            request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_CreateSnapshotRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report>
+
+        /// Handle the "DeleteSnapshot" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Berth_Admin_V1_NameRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Berth_Admin_V1_Report` messages.
+        func deleteSnapshot(
+            request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_NameRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report>
 
@@ -712,6 +802,54 @@ extension Berth_Admin_V1_Admin {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report>
 
+        /// Handle the "ListSnapshots" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Snapshots: read-only copies of a volume's files that share its data (docs/snapshots.md).
+        /// > `NameRequest.name` is a snapshot's id or name; ListSnapshots' `name` a volume's id or
+        /// > name to list only its snapshots (empty: all).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Berth_Admin_V1_Report` message.
+        func listSnapshots(
+            request: GRPCCore.ServerRequest<Berth_Admin_V1_NameRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report>
+
+        /// Handle the "CreateSnapshot" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_CreateSnapshotRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Berth_Admin_V1_Report` message.
+        func createSnapshot(
+            request: GRPCCore.ServerRequest<Berth_Admin_V1_CreateSnapshotRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report>
+
+        /// Handle the "DeleteSnapshot" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Berth_Admin_V1_Report` message.
+        func deleteSnapshot(
+            request: GRPCCore.ServerRequest<Berth_Admin_V1_NameRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report>
+
         /// Handle the "Capacity" method.
         ///
         /// > Source IDL Documentation:
@@ -953,6 +1091,54 @@ extension Berth_Admin_V1_Admin {
             context: GRPCCore.ServerContext
         ) async throws -> Berth_Admin_V1_Report
 
+        /// Handle the "ListSnapshots" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Snapshots: read-only copies of a volume's files that share its data (docs/snapshots.md).
+        /// > `NameRequest.name` is a snapshot's id or name; ListSnapshots' `name` a volume's id or
+        /// > name to list only its snapshots (empty: all).
+        ///
+        /// - Parameters:
+        ///   - request: A `Berth_Admin_V1_NameRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Berth_Admin_V1_Report` to respond with.
+        func listSnapshots(
+            request: Berth_Admin_V1_NameRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Berth_Admin_V1_Report
+
+        /// Handle the "CreateSnapshot" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Berth_Admin_V1_CreateSnapshotRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Berth_Admin_V1_Report` to respond with.
+        func createSnapshot(
+            request: Berth_Admin_V1_CreateSnapshotRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Berth_Admin_V1_Report
+
+        /// Handle the "DeleteSnapshot" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Berth_Admin_V1_NameRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Berth_Admin_V1_Report` to respond with.
+        func deleteSnapshot(
+            request: Berth_Admin_V1_NameRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Berth_Admin_V1_Report
+
         /// Handle the "Capacity" method.
         ///
         /// > Source IDL Documentation:
@@ -1135,6 +1321,39 @@ extension Berth_Admin_V1_Admin.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Berth_Admin_V1_Admin.Method.ListSnapshots.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_NameRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_Report>(),
+            handler: { request, context in
+                try await self.listSnapshots(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Berth_Admin_V1_Admin.Method.CreateSnapshot.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_CreateSnapshotRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_Report>(),
+            handler: { request, context in
+                try await self.createSnapshot(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Berth_Admin_V1_Admin.Method.DeleteSnapshot.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_NameRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_Report>(),
+            handler: { request, context in
+                try await self.deleteSnapshot(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Berth_Admin_V1_Admin.Method.Capacity.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_Empty>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_Report>(),
@@ -1299,6 +1518,39 @@ extension Berth_Admin_V1_Admin.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report> {
         let response = try await self.expandVolume(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listSnapshots(
+        request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_NameRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report> {
+        let response = try await self.listSnapshots(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func createSnapshot(
+        request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_CreateSnapshotRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report> {
+        let response = try await self.createSnapshot(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func deleteSnapshot(
+        request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_NameRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report> {
+        let response = try await self.deleteSnapshot(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1493,6 +1745,45 @@ extension Berth_Admin_V1_Admin.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report> {
         return GRPCCore.ServerResponse<Berth_Admin_V1_Report>(
             message: try await self.expandVolume(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listSnapshots(
+        request: GRPCCore.ServerRequest<Berth_Admin_V1_NameRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report> {
+        return GRPCCore.ServerResponse<Berth_Admin_V1_Report>(
+            message: try await self.listSnapshots(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func createSnapshot(
+        request: GRPCCore.ServerRequest<Berth_Admin_V1_CreateSnapshotRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report> {
+        return GRPCCore.ServerResponse<Berth_Admin_V1_Report>(
+            message: try await self.createSnapshot(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func deleteSnapshot(
+        request: GRPCCore.ServerRequest<Berth_Admin_V1_NameRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report> {
+        return GRPCCore.ServerResponse<Berth_Admin_V1_Report>(
+            message: try await self.deleteSnapshot(
                 request: request.message,
                 context: context
             ),
@@ -1798,6 +2089,69 @@ extension Berth_Admin_V1_Admin {
         func expandVolume<Result>(
             request: GRPCCore.ClientRequest<Berth_Admin_V1_ExpandVolumeRequest>,
             serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_ExpandVolumeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListSnapshots" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Snapshots: read-only copies of a volume's files that share its data (docs/snapshots.md).
+        /// > `NameRequest.name` is a snapshot's id or name; ListSnapshots' `name` a volume's id or
+        /// > name to list only its snapshots (empty: all).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+        ///   - serializer: A serializer for `Berth_Admin_V1_NameRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Admin_V1_Report` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listSnapshots<Result>(
+            request: GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_NameRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CreateSnapshot" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_CreateSnapshotRequest` message.
+        ///   - serializer: A serializer for `Berth_Admin_V1_CreateSnapshotRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Admin_V1_Report` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func createSnapshot<Result>(
+            request: GRPCCore.ClientRequest<Berth_Admin_V1_CreateSnapshotRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_CreateSnapshotRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "DeleteSnapshot" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+        ///   - serializer: A serializer for `Berth_Admin_V1_NameRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Admin_V1_Report` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func deleteSnapshot<Result>(
+            request: GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_NameRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result
@@ -2272,6 +2626,102 @@ extension Berth_Admin_V1_Admin {
             )
         }
 
+        /// Call the "ListSnapshots" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Snapshots: read-only copies of a volume's files that share its data (docs/snapshots.md).
+        /// > `NameRequest.name` is a snapshot's id or name; ListSnapshots' `name` a volume's id or
+        /// > name to list only its snapshots (empty: all).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+        ///   - serializer: A serializer for `Berth_Admin_V1_NameRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Admin_V1_Report` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listSnapshots<Result>(
+            request: GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_NameRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Berth_Admin_V1_Admin.Method.ListSnapshots.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "CreateSnapshot" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_CreateSnapshotRequest` message.
+        ///   - serializer: A serializer for `Berth_Admin_V1_CreateSnapshotRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Admin_V1_Report` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func createSnapshot<Result>(
+            request: GRPCCore.ClientRequest<Berth_Admin_V1_CreateSnapshotRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_CreateSnapshotRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Berth_Admin_V1_Admin.Method.CreateSnapshot.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "DeleteSnapshot" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+        ///   - serializer: A serializer for `Berth_Admin_V1_NameRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Admin_V1_Report` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func deleteSnapshot<Result>(
+            request: GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_NameRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Berth_Admin_V1_Admin.Method.DeleteSnapshot.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "Capacity" method.
         ///
         /// > Source IDL Documentation:
@@ -2680,6 +3130,87 @@ extension Berth_Admin_V1_Admin.ClientProtocol {
         try await self.expandVolume(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_ExpandVolumeRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_Report>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListSnapshots" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Snapshots: read-only copies of a volume's files that share its data (docs/snapshots.md).
+    /// > `NameRequest.name` is a snapshot's id or name; ListSnapshots' `name` a volume's id or
+    /// > name to list only its snapshots (empty: all).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listSnapshots<Result>(
+        request: GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listSnapshots(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_NameRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_Report>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateSnapshot" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Berth_Admin_V1_CreateSnapshotRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createSnapshot<Result>(
+        request: GRPCCore.ClientRequest<Berth_Admin_V1_CreateSnapshotRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.createSnapshot(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_CreateSnapshotRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_Report>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteSnapshot" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteSnapshot<Result>(
+        request: GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.deleteSnapshot(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_NameRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_Report>(),
             options: options,
             onResponse: handleResponse
@@ -3135,6 +3666,99 @@ extension Berth_Admin_V1_Admin.ClientProtocol {
             metadata: metadata
         )
         return try await self.expandVolume(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListSnapshots" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Snapshots: read-only copies of a volume's files that share its data (docs/snapshots.md).
+    /// > `NameRequest.name` is a snapshot's id or name; ListSnapshots' `name` a volume's id or
+    /// > name to list only its snapshots (empty: all).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listSnapshots<Result>(
+        _ message: Berth_Admin_V1_NameRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listSnapshots(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateSnapshot" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createSnapshot<Result>(
+        _ message: Berth_Admin_V1_CreateSnapshotRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Berth_Admin_V1_CreateSnapshotRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.createSnapshot(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteSnapshot" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteSnapshot<Result>(
+        _ message: Berth_Admin_V1_NameRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.deleteSnapshot(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -326,6 +326,25 @@ public nonisolated struct Berth_Admin_V1_CreateVolumeRequest: Sendable {
 
   public var capacityBytes: Int64 = 0
 
+  /// A snapshot or volume (id or name) to clone; empty: an empty volume. A clone is of its
+  /// source's class; capacity_bytes 0 means the source's size.
+  public var from: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Berth_Admin_V1_CreateSnapshotRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// The volume's id or name.
+  public var volume: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -834,7 +853,7 @@ nonisolated extension Berth_Admin_V1_ChangeSet: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Berth_Admin_V1_CreateVolumeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateVolumeRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}class_name\0\u{3}capacity_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}class_name\0\u{3}capacity_bytes\0\u{1}from\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -845,6 +864,7 @@ nonisolated extension Berth_Admin_V1_CreateVolumeRequest: SwiftProtobuf.Message,
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.className) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.capacityBytes) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.from) }()
       default: break
       }
     }
@@ -860,6 +880,9 @@ nonisolated extension Berth_Admin_V1_CreateVolumeRequest: SwiftProtobuf.Message,
     if self.capacityBytes != 0 {
       try visitor.visitSingularInt64Field(value: self.capacityBytes, fieldNumber: 3)
     }
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -867,6 +890,42 @@ nonisolated extension Berth_Admin_V1_CreateVolumeRequest: SwiftProtobuf.Message,
     if lhs.name != rhs.name {return false}
     if lhs.className != rhs.className {return false}
     if lhs.capacityBytes != rhs.capacityBytes {return false}
+    if lhs.from != rhs.from {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Berth_Admin_V1_CreateSnapshotRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateSnapshotRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}volume\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.volume) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.volume.isEmpty {
+      try visitor.visitSingularStringField(value: self.volume, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Berth_Admin_V1_CreateSnapshotRequest, rhs: Berth_Admin_V1_CreateSnapshotRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.volume != rhs.volume {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

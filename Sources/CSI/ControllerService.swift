@@ -17,17 +17,28 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
     public func createVolume(request: Csi_V1_CreateVolumeRequest, context _: ServerContext) async throws -> Csi_V1_CreateVolumeResponse {
         try RequestChecks.volumeName(request.name)
         try RequestChecks.capabilities(request.volumeCapabilities)
-        if request.hasVolumeContentSource { throw Failures.invalid("volume_content_source is not supported (no snapshots or clones)") }
         let (required, limit) = try Self.range(request.hasCapacityRange ? request.capacityRange : nil)
-        let size = required > 0 ? required : (limit > 0 ? min(context.defaultVolumeBytes, limit) : context.defaultVolumeBytes)
+        var size = required > 0 ? required : (limit > 0 ? min(context.defaultVolumeBytes, limit) : context.defaultVolumeBytes)
+        let source = try await contentSource(request)
+        if let (_, sourceBytes) = source, required == 0 {
+            // No size asked: the clone is as large as its source (within the limit, if any).
+            if limit > 0 && limit < sourceBytes {
+                throw RPCError(code: .outOfRange, message: "the content source holds \(sourceBytes) bytes, more than limit_bytes \(limit)")
+            }
+            size = sourceBytes
+        }
         if request.hasAccessibilityRequirements, !request.accessibilityRequirements.requisite.isEmpty,
            !request.accessibilityRequirements.requisite.contains(where: context.accepts) {
             throw RPCError(code: .resourceExhausted, message: "no requisite topology includes this node (\(context.segments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")))")
         }
         let ctx = context
         let parameters = request.parameters
-        let record = try await ctx.operations.create(name: request.name, capacityBytes: size,
+        let wanted = source?.0
+        let record = try await ctx.operations.create(name: request.name, capacityBytes: size, source: wanted,
                                                      className: { create in try ctx.resolver.resolve(parameters, create: create) }) { existing, className in
+            guard existing.source == wanted?.description else {
+                throw RPCError(code: .alreadyExists, message: "volume \"\(existing.name)\" exists, made from \(existing.source ?? "nothing"), not \(wanted?.description ?? "nothing")")
+            }
             guard className == existing.className else {
                 throw RPCError(code: .alreadyExists, message: "volume \"\(existing.name)\" exists with storage class \(existing.className), not these parameters")
             }
@@ -123,7 +134,8 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
     public func controllerGetCapabilities(request: Csi_V1_ControllerGetCapabilitiesRequest,
                                           context _: ServerContext) async throws -> Csi_V1_ControllerGetCapabilitiesResponse {
         var r = Csi_V1_ControllerGetCapabilitiesResponse()
-        let offered: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [.createDeleteVolume, .listVolumes, .getCapacity, .expandVolume, .getVolume, .singleNodeMultiWriter]
+        let offered: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [.createDeleteVolume, .listVolumes, .getCapacity, .expandVolume, .getVolume,
+                                                                          .singleNodeMultiWriter, .createDeleteSnapshot, .listSnapshots, .cloneVolume]
         r.capabilities = offered.map {
             var c = Csi_V1_ControllerServiceCapability()
             c.rpc.type = $0
@@ -166,22 +178,6 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         throw RPCError(code: .unimplemented, message: "MODIFY_VOLUME is not offered")
     }
 
-    public func createSnapshot(request: Csi_V1_CreateSnapshotRequest, context _: ServerContext) async throws -> Csi_V1_CreateSnapshotResponse {
-        throw RPCError(code: .unimplemented, message: "snapshots are not offered yet")
-    }
-
-    public func deleteSnapshot(request: Csi_V1_DeleteSnapshotRequest, context _: ServerContext) async throws -> Csi_V1_DeleteSnapshotResponse {
-        throw RPCError(code: .unimplemented, message: "snapshots are not offered yet")
-    }
-
-    public func listSnapshots(request: Csi_V1_ListSnapshotsRequest, context _: ServerContext) async throws -> Csi_V1_ListSnapshotsResponse {
-        throw RPCError(code: .unimplemented, message: "snapshots are not offered yet")
-    }
-
-    public func getSnapshot(request: Csi_V1_GetSnapshotRequest, context _: ServerContext) async throws -> Csi_V1_GetSnapshotResponse {
-        throw RPCError(code: .unimplemented, message: "snapshots are not offered yet")
-    }
-
     // MARK: helpers
 
     /// (required, limit), each 0 when unset. Negative values are invalid; a limit below
@@ -206,6 +202,11 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         v.capacityBytes = record.capacityBytes
         v.volumeContext = [Self.classContextKey: record.className]
         v.accessibleTopology = [context.topology]
+        if let id = record.source(.snapshot) {
+            v.contentSource.snapshot.snapshotID = id
+        } else if let id = record.source(.volume) {
+            v.contentSource.volume.volumeID = id
+        }
         return v
     }
 }

@@ -12,7 +12,9 @@ public enum Failures {
         if let error = error as? RPCError { return error }
         guard let error = error as? EngineError else { return RPCError(code: .internalError, message: "\(error)") }
         switch error {
-        case .unknownVolume: return RPCError(code: .notFound, message: error.description)
+        case .alreadyExists: return RPCError(code: .alreadyExists, message: error.description)
+        case .outOfRange: return RPCError(code: .outOfRange, message: error.description)
+        case .unknownVolume, .unknownSnapshot: return RPCError(code: .notFound, message: error.description)
         case .unknownClass, .invalidArgument, .storageClass: return RPCError(code: .invalidArgument, message: error.description)
         case .insufficientCapacity: return RPCError(code: .resourceExhausted, message: error.description)
         case .storage(let s):

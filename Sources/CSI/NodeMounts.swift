@@ -170,6 +170,15 @@ public final class NodeMounts: Sendable {
                                        "read_only": "\(wanted.readOnly)"])
     }
 
+    /// Makes everything written to the volume through its mount here durable in its
+    /// database (nothing to do if it is not mounted here): before a snapshot or clone.
+    public func sync(volumeID: String) throws {
+        guard let session = state.withLock({ $0.sessions[volumeID] }) else { return }
+        do { try session.mount.fileSystem.syncAll() } catch {
+            throw Failure.mountFailed("cannot flush the writes buffered for volume \(volumeID): \(error)")
+        }
+    }
+
     // MARK: sessions
 
     /// The volume's FUSE mount point, starting its session if it has none (`resuming`: the

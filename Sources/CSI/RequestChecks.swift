@@ -30,6 +30,11 @@ enum RequestChecks {
         guard id.utf8.count <= maxNameBytes, !id.utf8.contains(0) else { throw Failures.notFound("no volume \"\(id.prefix(64))\"") }
     }
 
+    /// Whether `id` has the shape of a snapshot id this driver issues.
+    static func isSnapshotIDShaped(_ id: String) -> Bool {
+        id.hasPrefix("snap-") && id.utf8.count == 37 && id.utf8.dropFirst(5).allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
     /// Whether `id` has the shape of an id this driver issues.
     static func isVolumeIDShaped(_ id: String) -> Bool {
         id.hasPrefix("vol-") && id.utf8.count == 36 && id.utf8.dropFirst(4).allSatisfy { (48...57).contains($0) || (97...102).contains($0) }

@@ -38,10 +38,12 @@ public final class VolumeOperations: Sendable {
     /// if `reuse` accepts it (CSI's idempotent repeat; `reuse` throws ALREADY_EXISTS for an
     /// incompatible one). `className(create)` resolves the class: `create` false for a
     /// repeat (nil: the parameters name no class that exists), true for a new volume.
-    public func create(name: String, capacityBytes: Int64, className: @escaping @Sendable (_ create: Bool) throws -> String?,
+    /// `source`: a clone of that snapshot or volume (a volume mounted here is flushed first).
+    public func create(name: String, capacityBytes: Int64, source: Engine.ContentSource? = nil,
+                       className: @escaping @Sendable (_ create: Bool) throws -> String?,
                        reuse: @escaping @Sendable (_ existing: VolumeRecord, _ className: String?) throws -> Void) async throws -> VolumeRecord {
         try RequestChecks.volumeName(name)
-        let engine = engine
+        let (engine, mounts) = (engine, mounts)
         return try await names.withLock(name) {
             try await blocking { () throws -> VolumeRecord in
                 do {
@@ -50,7 +52,8 @@ public final class VolumeOperations: Sendable {
                         return existing
                     }
                     guard let resolved = try className(true) else { throw Failures.invalid("no storage class for volume \"\(name)\"") }
-                    return try engine.createVolume(name: name, className: resolved, capacityBytes: capacityBytes)
+                    if case .volume(let id) = source { try mounts.sync(volumeID: id) }
+                    return try engine.createVolume(name: name, className: resolved, capacityBytes: capacityBytes, source: source)
                 } catch {
                     throw Failures.map(error)
                 }
@@ -67,6 +70,36 @@ public final class VolumeOperations: Sendable {
                 throw RPCError(code: .failedPrecondition, message: "volume \(id) is still staged or published on node \(nodeID)")
             }
             try await blocking { do { try engine.deleteVolume(id: id) } catch { throw Failures.map(error) } }
+        }
+    }
+
+    /// Takes a snapshot of a volume (flushed first if it is mounted here), or returns the one
+    /// of that name if it is of the same volume (ALREADY_EXISTS if of another). Under the
+    /// snapshot name's lock and the volume's.
+    public func createSnapshot(name: String, sourceVolumeID: String) async throws -> VolumeRecord {
+        try RequestChecks.volumeName(name)
+        let (engine, mounts) = (engine, mounts)
+        return try await names.withLock("snapshot/" + name) {
+            try await self.volumes.withLock(sourceVolumeID) {
+                try await blocking { () throws -> VolumeRecord in
+                    do {
+                        if let existing = try engine.snapshot(named: name), existing.state == .available,
+                           existing.source(.volume) == sourceVolumeID { return existing }
+                        try mounts.sync(volumeID: sourceVolumeID)
+                        return try engine.createSnapshot(name: name, sourceVolumeID: sourceVolumeID)
+                    } catch {
+                        throw Failures.map(error)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes a snapshot and the objects only it holds. An unknown id succeeds.
+    public func deleteSnapshot(id: String) async throws {
+        let engine = engine
+        try await volumes.withLock(id) {
+            try await blocking { do { try engine.deleteSnapshot(id: id) } catch { throw Failures.map(error) } }
         }
     }
 

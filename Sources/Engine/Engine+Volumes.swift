@@ -6,7 +6,8 @@ import StorageClasses
 import Synchronization
 
 extension Engine {
-    public func volumes() throws(EngineError) -> [VolumeRecord] { try EngineError.wrap { try database.volumes() } }
+    /// Every volume (not snapshot), in any state.
+    public func volumes() throws(EngineError) -> [VolumeRecord] { try EngineError.wrap { try database.volumes() }.filter { $0.kind == .volume } }
 
     /// A page of the available volumes, by id: those after `after`, at most `limit`.
     public func volumes(after: String?, limit: Int?) throws(EngineError) -> [VolumeRecord] {
@@ -16,7 +17,10 @@ extension Engine {
     /// Volumes per class, counted in the database.
     public func volumeCounts() throws(EngineError) -> [String: Int] { try EngineError.wrap { try database.volumeCounts() } }
 
-    public func volume(id: String) throws(EngineError) -> VolumeRecord? { try EngineError.wrap { try database.volume(id: id) } }
+    /// The volume `id` in any state; nil for an unknown id or a snapshot's.
+    public func volume(id: String) throws(EngineError) -> VolumeRecord? {
+        try EngineError.wrap { try database.volume(id: id) }.flatMap { $0.kind == .volume ? $0 : nil }
+    }
 
     public func volume(named name: String) throws(EngineError) -> VolumeRecord? { try EngineError.wrap { try database.volume(named: name) } }
 
@@ -28,8 +32,12 @@ extension Engine {
     /// reserved; the durable insert is group-committed with concurrent creations, so N
     /// parallel creates cost about one fsync. The volume's own database is created when it
     /// is first used.
+    ///
+    /// `source`: a clone of a snapshot or volume of the same class, at least its size; it
+    /// shares the source's objects (`copyNamespace`). Its row is 'creating' until the copy
+    /// is made, and a start-up that finds it so removes it.
     public func createVolume(name: String, className: String, capacityBytes: Int64,
-                             parameters: [String: String] = [:]) throws(EngineError) -> VolumeRecord {
+                             parameters: [String: String] = [:], source: ContentSource? = nil) throws(EngineError) -> VolumeRecord {
         guard !name.isEmpty, name.utf8.count <= 1024 else { throw .invalidArgument("volume name must be 1-1024 bytes") }
         guard capacityBytes >= 0 else { throw .invalidArgument("capacity must not be negative") }
         let json = try EngineError.wrap {
@@ -43,14 +51,15 @@ extension Engine {
             if exists || reservations.withLock({ $0.names.contains(name) }) {
                 throw .invalidArgument("a volume named \"\(name)\" exists")
             }
+            if let source { _ = try cloneSource(source, className: className, capacityBytes: capacityBytes) }
             try admit(className: className, additionalBytes: capacityBytes)
             reservations.withLock {
                 $0.names.insert(name)
                 $0.bytes[className, default: 0] += capacityBytes
             }
-            let id = "vol-" + (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-            return VolumeRecord(id: id, name: name, className: className, capacityBytes: capacityBytes,
-                                state: .available, parameters: json, createdMs: Engine.nowMs())
+            return VolumeRecord(id: Self.newID(prefix: "vol-"), name: name, className: className, capacityBytes: capacityBytes,
+                                state: source == nil ? .available : .creating, parameters: json, createdMs: Engine.nowMs(),
+                                source: source?.description)
         }
         defer {
             reservations.withLock {
@@ -64,7 +73,13 @@ extension Engine {
         // Before the reservation goes (`defer` above), so admission never misses it.
         usageTable.setUsage(record.id, VolumeUsage(className: className, storedBytes: 0, liveBytes: 0))
         usageTable.setCapacity(record.id, className: className, bytes: capacityBytes)
-        return record
+        guard let source else { return record }
+        do {
+            return try copyNamespace(from: try cloneSource(source, className: className, capacityBytes: capacityBytes), into: record)
+        } catch {
+            abandonCopy(record)
+            throw error
+        }
     }
 
     /// Grows a volume (never shrinks), under the same admission rule.
@@ -126,7 +141,7 @@ extension Engine {
     /// marked 'deleting' first, so a crash midway finishes the job at the next start.
     public func deleteVolume(id: String) throws(EngineError) {
         try adminLock.withLock { _ throws(EngineError) in
-            guard var record = try EngineError.wrap({ try database.volume(id: id) }) else { return }
+            guard var record = try volume(id: id) else { return }
             record.state = .deleting
             try EngineError.wrap { try database.commit([.saveVolume(record)]) }
             volumeClassNames.withLock { _ = $0.removeValue(forKey: id) }  // from now on it reads as deleting
@@ -134,22 +149,23 @@ extension Engine {
         }
     }
 
+    /// Deletes a volume's or snapshot's objects (those no other namespace holds), its
+    /// database and its row. Safe to repeat after a crash.
     func deleteVolumeData(_ record: VolumeRecord) throws(EngineError) {
         let vdb = try temporaryVolumeDatabase(record.id)
-        guard let entry = state.withLock({ $0.classes[record.className] }) else { throw .unknownClass(record.className) }
         // Its index entries, usage and in-use mark go with its row at the end (ON DELETE
         // CASCADE), after every shard: the index still lists them meanwhile, as it must.
-        for state in [ObjectRecord.State.live, .writing, .deleting] {
-            for object in try EngineError.wrap({ try vdb.objects(state: state) }) {
-                if let id = ObjectID(object.id) { _ = try? objects.delete(pool: entry.poolID, object: id) }
-                try EngineError.wrap { try vdb.removeObject(id: object.id) }
-            }
+        // Entries of objects others still hold pass to one of them (`deleteHolder`).
+        let held = try EngineError.wrap { try vdb.objects() }
+        for start in stride(from: 0, to: held.count, by: 512) {
+            try letGo(Array(held[start..<min(held.count, start + 512)]), of: record.id, vdb)
         }
         volumeDatabases.withLock { _ = $0.removeValue(forKey: record.id) }
         volumeClassNames.withLock { _ = $0.removeValue(forKey: record.id) }  // one learnt while deleting
         let base = volumesDirectory + "/" + record.id + ".sqlite"
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: base + suffix) }
-        try EngineError.wrap { try database.commit([.deleteVolume(id: record.id)]) }
+        try EngineError.wrap { try database.deleteHolder(id: record.id) }
+        sharingHolders.withLock { _ = $0.remove(record.id) }
         usageTable.remove(record.id)
     }
 
@@ -228,12 +244,17 @@ extension Engine {
     /// device's at once, one sync per directory), then all their rows in one transaction.
     /// Shards a device could not remove are orphans for garbage collection, as with one
     /// object; a crash before the rows go leaves them for start-up to finish.
+    /// Objects a snapshot or clone shares keep their shards (`letGo`).
     public func purgeObjects(volume: String, ids: [String]) throws(EngineError) {
         if ids.isEmpty { return }
         let (vdb, entry) = try volumeAndClass(volume)
-        _ = try? objects.delete(pool: entry.poolID, objects: ids.compactMap(ObjectID.init))
-        try EngineError.wrap { try vdb.removeObjects(ids: ids) }
-        index.remove(ids: ids)
+        try shareLocks.withLock(volume) { () throws(EngineError) in
+            let kept = try keptElsewhere(ids, holder: volume)
+            let gone = kept.isEmpty ? ids : ids.filter { !kept.contains($0) }
+            _ = try? objects.delete(pool: entry.poolID, objects: gone.compactMap(ObjectID.init))
+            try EngineError.wrap { try vdb.removeObjects(ids: ids) }
+            index.remove(ids: gone)
+        }
     }
 
     /// The volume's own database (objects and, for the filesystem, its namespace).
@@ -262,11 +283,10 @@ extension Engine {
 
     public func deleteObject(volume: String, id: ObjectID) throws(EngineError) {
         let (vdb, entry) = try volumeAndClass(volume)
-        guard try EngineError.wrap({ try vdb.object(id: id.description) }) != nil else { return }
+        guard var record = try EngineError.wrap({ try vdb.object(id: id.description) }) else { return }
         try EngineError.wrap { try vdb.setState(object: id.description, .deleting) }
-        _ = try EngineError.wrap { try objects.delete(pool: entry.poolID, object: id) }
-        try EngineError.wrap { try vdb.removeObject(id: id.description) }
-        index.remove(ids: [id.description])
+        record.poolID = Int64(entry.poolID)
+        try letGo([record], of: volume, vdb)
     }
 
     public func objectIDs(volume: String) throws(EngineError) -> [ObjectID] {
@@ -282,7 +302,7 @@ extension Engine {
         if let known = volumeClassNames.withLock({ $0[volume] }) {
             className = known
         } else {
-            guard let record = try EngineError.wrap({ try database.volume(id: volume) }), record.state == .available else {
+            guard let record = try EngineError.wrap({ try database.volume(id: volume) }), record.state == .available, record.kind == .volume else {
                 throw .unknownVolume(volume)
             }
             className = record.className

@@ -38,6 +38,13 @@ public final class Engine: Sendable {
     let index: ObjectIndexJournal
     /// Volumes admitted but not yet committed: their names and, per class, their bytes.
     let reservations = Mutex<(names: Set<String>, bytes: [String: Int64])>(([], [:]))
+    /// Per volume or snapshot: held while its objects are let go (`purgeObjects`, deletion)
+    /// or its database is copied (a snapshot or clone of it), so a copy never takes an
+    /// object whose shards are being deleted (docs/snapshots.md).
+    let shareLocks = StripedLocks()
+    /// Volumes and snapshots named in `object_holder`: only their let-gos ask the cluster
+    /// database whether another namespace still holds an object.
+    let sharingHolders: Mutex<Set<String>>
     /// Per epoch and pool: shards per device of the current placement (for admission).
     let shardCounts = Mutex<(epoch: UInt64, counts: [UInt32: [DeviceID: Int]])>((0, [:]))
 
@@ -83,6 +90,7 @@ public final class Engine: Sendable {
         volumeCommits = GroupCommit(database: database)
         index = ObjectIndexJournal(database: database, window: .milliseconds(configuration.objectIndexWindowMs))
         generator = ObjectIDGenerator(node: configuration.nodeID)
+        sharingHolders = Mutex(try EngineError.wrap { try database.sharingHolders() })
 
         let map = try EngineError.wrap { try database.latestMap() } ?? ClusterMap()
         let placer = try EngineError.wrap { try Placer(map: map) }
@@ -173,14 +181,19 @@ public final class Engine: Sendable {
         let volumes = try EngineError.wrap { try database.volumes() }
         let known = try EngineError.wrap { try database.usages() }
         let classOf = Dictionary(volumes.map { ($0.id, $0.className) }, uniquingKeysWith: { a, _ in a })
-        for volume in volumes { usageTable.setCapacity(volume.id, className: volume.className, bytes: volume.capacityBytes) }
-        for usage in known {
+        for volume in volumes where volume.kind == .volume {
+            usageTable.setCapacity(volume.id, className: volume.className, bytes: volume.capacityBytes)
+        }
+        let snapshots = Set(volumes.filter { $0.kind == .snapshot }.map(\.id))
+        for usage in known where !snapshots.contains(usage.volumeID) {
             guard let className = classOf[usage.volumeID] else { continue }
             usageTable.setUsage(usage.volumeID, VolumeUsage(className: className, storedBytes: usage.storedBytes, liveBytes: usage.liveBytes))
         }
         let inUse = Set(try EngineError.wrap { try database.volumesInUse() })
-        for volume in volumes where volume.state == .deleting || inUse.contains(volume.id) {
-            if volume.state == .deleting {
+        for volume in volumes where volume.state != .available || inUse.contains(volume.id) {
+            if volume.state == .creating {
+                try abandonCopy(volume)
+            } else if volume.state == .deleting {
                 try deleteVolumeData(volume)
             } else {
                 try reconcile(volume)
@@ -196,11 +209,9 @@ public final class Engine: Sendable {
         let vdb = try temporaryVolumeDatabase(volume.id)
         let undecided = try settleInterruptedWrites(vdb)
         let interrupted = try EngineError.wrap { try vdb.objects(state: .writing) + vdb.objects(state: .deleting) }
-        for object in interrupted where !undecided.contains(object.id) {
-            // Never acknowledged ('writing') or being deleted: remove shards, then the row.
-            if let id = ObjectID(object.id) { _ = try? objects.delete(pool: UInt32(object.poolID), object: id) }
-            try EngineError.wrap { try vdb.removeObject(id: object.id) }
-        }
+        // Never acknowledged ('writing') or being deleted: shards (unless another namespace
+        // holds the object), then rows.
+        try letGo(interrupted.filter { !undecided.contains($0.id) }, of: volume.id, vdb)
         let rows = try EngineError.wrap { try vdb.objects() }.map { Self.indexed($0, volume: volume.id, entry) }
         let usage = try Self.measure(vdb, entry)
         usageTable.setUsage(volume.id, usage)

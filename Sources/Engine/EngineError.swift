@@ -7,6 +7,11 @@ import StorageClasses
 /// CSI and admin layers map these to status codes in one place.
 public enum EngineError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownVolume(String)
+    case unknownSnapshot(String)
+    /// A volume or snapshot of that name exists, made from something else.
+    case alreadyExists(String)
+    /// A size outside what the request allows (a clone smaller than its source).
+    case outOfRange(String)
     case unknownClass(String)
     case unknownDevice(String)
     /// A class with this name exists with a different redundancy, domain, chunk size or PG count.
@@ -26,6 +31,8 @@ public enum EngineError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .unknownVolume(let v): "no volume \"\(v)\""
+        case .unknownSnapshot(let v): "no snapshot \"\(v)\""
+        case .alreadyExists(let why), .outOfRange(let why): why
         case .unknownClass(let c): "no storage class \"\(c)\""
         case .unknownDevice(let d): "no device \"\(d)\""
         case .classConflict(let why): why

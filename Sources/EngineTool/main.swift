@@ -8,6 +8,7 @@
 //   berth-engine move STATE [--rate BYTES_PER_S] [--concurrency N]     prints "MOVED <positions> <bytes> <remaining>" per step
 //   berth-engine status STATE
 //   berth-engine capacity STATE                                       the capacity report (JSON)
+//   berth-engine snapshots STATE --class NAME [--rounds N]              snapshot/clone/delete work; prints "STEP n" after each step
 //   berth-engine mount STATE VOLUME MOUNTPOINT [--class NAME] [--size BYTES] [--ro]
 //                                     creates the volume if needed; serves it until SIGTERM
 import Engine
@@ -111,6 +112,41 @@ do {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         say(String(decoding: try encoder.encode(engine.capacity()), as: UTF8.self))
+    case "snapshots":
+        // Rounds of every step a snapshot's life has, for the crash tests (which kill this
+        // between and inside steps): the source changes, is snapshotted and cloned, clones
+        // change, and the oldest snapshots and clones go.
+        guard let className = stringOption("--class") else { fail("snapshots needs --class") }
+        let rounds = option("--rounds", 100_000)
+        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let name = "snapshot-source-\(className)"
+        let source = try engine.volume(named: name) ?? engine.createVolume(name: name, className: className, capacityBytes: 64 << 20)
+        var step = 0
+        func done() {
+            step += 1
+            say("STEP \(step)")
+        }
+        let run = UInt64.random(in: 0..<(1 << 40))
+        for round in 0..<Int(rounds) {
+            let tag = "\(run)-\(round)"
+            _ = try engine.writeObject(volume: source.id, bytes: content(round, size: 20_000))
+            done()
+            let snapshot = try engine.createSnapshot(name: "s-\(tag)", sourceVolumeID: source.id)
+            done()
+            let clone = try engine.createVolume(name: "c-\(tag)", className: className, capacityBytes: 64 << 20, source: .snapshot(snapshot.id))
+            done()
+            _ = try engine.writeObject(volume: clone.id, bytes: content(round + 1_000_000, size: 20_000))
+            if let shared = try engine.objectIDs(volume: clone.id).first { try engine.deleteObject(volume: clone.id, id: shared) }
+            done()
+            if let oldest = try engine.objectIDs(volume: source.id).first { try engine.deleteObject(volume: source.id, id: oldest) }
+            done()
+            let snapshots = try engine.snapshots(after: nil, limit: nil).sorted { ($0.createdMs, $0.id) < ($1.createdMs, $1.id) }
+            if snapshots.count > 3 { try engine.deleteSnapshot(id: snapshots[0].id) }
+            done()
+            let clones = try engine.volumes().filter { $0.source != nil }.sorted { ($0.createdMs, $0.id) < ($1.createdMs, $1.id) }
+            if clones.count > 3 { try engine.deleteVolume(id: clones[0].id) }
+            done()
+        }
     case "mount":
         guard arguments.count >= 2 else { fail("mount needs VOLUME and MOUNTPOINT") }
         let className = stringOption("--class") ?? "replicated-3"

@@ -1001,6 +1001,16 @@ public final class VolumeFileSystem: @unchecked Sendable {
         return (capacity, min(capacity, used), taken, EntryLimit.entries(capacityBytes: capacity))
     }
 
+    /// Commits every file's buffered bytes and makes data and namespace durable, as an
+    /// fsync of every file would: what a snapshot of the mounted volume must hold.
+    public func syncAll() throws(FSError) {
+        try locked { () throws(FSError) -> Void in
+            waitForAllWriteBacksLocked()
+            for ino in Array(buffers.keys) { try commitLocked(ino, untilEmpty: false) }
+        }
+        try namespace.syncNamespace()
+    }
+
     /// Finishes the write-back, commits every buffer and purges retired objects (unmount:
     /// no reads are in flight).
     public func flushAll() {

@@ -171,7 +171,7 @@ public final class ClusterDatabase: Sendable {
     /// page of a listing, read through the primary key.
     public func volumes(after: String?, limit: Int?) throws -> [VolumeRecord] {
         try writer.read { db in
-            var request = VolumeRecord.filter(Column("state") == VolumeRecord.State.available.rawValue)
+            var request = VolumeRecord.filter(Column("state") == VolumeRecord.State.available.rawValue && Column("kind") == VolumeRecord.Kind.volume.rawValue)
             if let after { request = request.filter(Column("id") > after) }
             request = request.order(Column("id"))
             if let limit { request = request.limit(limit) }
@@ -179,11 +179,11 @@ public final class ClusterDatabase: Sendable {
         }
     }
 
-    /// Volumes per class (any state).
+    /// Volumes per class (any state; snapshots not counted).
     public func volumeCounts() throws -> [String: Int] {
         try writer.read { db in
             var result: [String: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT class_name, COUNT(*) FROM volume GROUP BY class_name") { result[row[0]] = row[1] }
+            for row in try Row.fetchAll(db, sql: "SELECT class_name, COUNT(*) FROM volume WHERE kind = 'volume' GROUP BY class_name") { result[row[0]] = row[1] }
             return result
         }
     }
@@ -192,8 +192,9 @@ public final class ClusterDatabase: Sendable {
         try writer.read { db in try VolumeRecord.fetchOne(db, key: id) }
     }
 
+    /// The volume (not snapshot) named `name`, in any state.
     public func volume(named name: String) throws -> VolumeRecord? {
-        try writer.read { db in try VolumeRecord.filter(Column("name") == name).fetchOne(db) }
+        try writer.read { db in try VolumeRecord.filter(Column("kind") == VolumeRecord.Kind.volume.rawValue && Column("name") == name).fetchOne(db) }
     }
 
     /// Moves the shard location of one position and queues the old device for cleanup, in

@@ -139,6 +139,43 @@ enum ClusterMigrations {
                 );
                 """)
         }
+        // Snapshots and clones (docs/snapshots.md). A snapshot is a namespace of its own, a
+        // row here of kind 'snapshot' with a database beside the volumes'; names are unique
+        // per kind (CSI keeps volume and snapshot names apart). `source`: what a volume or
+        // snapshot was made from ('volume:ID', 'snapshot:ID'), for CSI's idempotent repeats.
+        // `object_holder`: every namespace holding an object that more than one ever held.
+        // An object with no row here belongs to the one namespace whose database has it; a
+        // holder letting go of an object deletes its shards only if no other row names it.
+        // The volume table is rebuilt as SQLite's ALTER TABLE procedure has it (GRDB runs
+        // the migration with foreign keys off and checks them before it commits).
+        migrator.registerMigration("v8-snapshots") { db in
+            try db.execute(sql: """
+                CREATE TABLE volume_v8 (
+                    id TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 128),
+                    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 1024),
+                    class_name TEXT NOT NULL REFERENCES storage_class(name) ON DELETE RESTRICT,
+                    capacity_bytes INTEGER NOT NULL CHECK (capacity_bytes >= 0),
+                    state TEXT NOT NULL CHECK (state IN ('creating', 'available', 'deleting')),
+                    parameters TEXT NOT NULL DEFAULT '{}',
+                    created_ms INTEGER NOT NULL,
+                    kind TEXT NOT NULL DEFAULT 'volume' CHECK (kind IN ('volume', 'snapshot')),
+                    source TEXT CHECK (source IS NULL OR source LIKE 'volume:%' OR source LIKE 'snapshot:%'),
+                    UNIQUE (kind, name)
+                );
+                INSERT INTO volume_v8 (id, name, class_name, capacity_bytes, state, parameters, created_ms)
+                    SELECT id, name, class_name, capacity_bytes, state, parameters, created_ms FROM volume;
+                DROP TABLE volume;
+                ALTER TABLE volume_v8 RENAME TO volume;
+                CREATE INDEX volume_class ON volume(class_name, capacity_bytes);
+                CREATE INDEX volume_by_source ON volume(source) WHERE source IS NOT NULL;
+                CREATE TABLE object_holder (
+                    object_id TEXT NOT NULL CHECK (length(object_id) = 32),
+                    holder TEXT NOT NULL REFERENCES volume(id) ON DELETE CASCADE,
+                    PRIMARY KEY (object_id, holder)
+                ) WITHOUT ROWID;
+                CREATE INDEX object_holder_by_holder ON object_holder(holder);
+                """)
+        }
         return migrator
     }
 }

@@ -140,9 +140,17 @@ public struct VolumeRecord: Codable, Hashable, Sendable, FetchableRecord, Persis
     /// JSON object of the creation parameters (CSI CreateVolume's).
     public var parameters: String
     public var createdMs: Int64
+    /// A volume (mountable, writable) or a snapshot (a read-only copy of a volume's namespace).
+    public var kind: Kind
+    /// What it was made from: `volume:ID` or `snapshot:ID` (nil: made empty).
+    public var source: String?
+
+    public enum Kind: String, Codable, Sendable, DatabaseValueConvertible {
+        case volume, snapshot
+    }
 
     public init(id: String, name: String, className: String, capacityBytes: Int64, state: State,
-                parameters: String = "{}", createdMs: Int64) {
+                parameters: String = "{}", createdMs: Int64, kind: Kind = .volume, source: String? = nil) {
         self.id = id
         self.name = name
         self.className = className
@@ -150,10 +158,18 @@ public struct VolumeRecord: Codable, Hashable, Sendable, FetchableRecord, Persis
         self.state = state
         self.parameters = parameters
         self.createdMs = createdMs
+        self.kind = kind
+        self.source = source
+    }
+
+    /// The id of the volume or snapshot it was made from, if it was made from `kind`.
+    public func source(_ kind: Kind) -> String? {
+        guard let source, source.hasPrefix(kind.rawValue + ":") else { return nil }
+        return String(source.dropFirst(kind.rawValue.count + 1))
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, state, parameters
+        case id, name, state, parameters, kind, source
         case className = "class_name"
         case capacityBytes = "capacity_bytes"
         case createdMs = "created_ms"

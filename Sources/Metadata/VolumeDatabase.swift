@@ -247,7 +247,7 @@ public final class VolumeDatabase: Sendable {
 
     /// Commits the open namespace batch, if any (on the writer's queue). A failed commit
     /// rolls it back and is reported by the next sync.
-    private func commitBatch(_ db: Database) throws {
+    func commitBatch(_ db: Database) throws {
         guard db.isInsideTransaction else { return }
         defer { writeCount.add(1, ordering: .releasing) }
         do { try db.commit() } catch {

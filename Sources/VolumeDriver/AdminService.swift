@@ -135,9 +135,15 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
     }
 
     func createVolume(request: Berth_Admin_V1_CreateVolumeRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
-        guard request.capacityBytes > 0 else { throw Failures.invalid("capacity_bytes must be positive") }
-        let className = request.className.isEmpty ? context.defaultClass : request.className
-        let record = try await context.operations.create(name: request.name, capacityBytes: request.capacityBytes,
+        let from = request.from
+        let source: VolumeRecord? = from.isEmpty ? nil : try await run { try contentSource(from) }
+        guard request.capacityBytes > 0 || (source != nil && request.capacityBytes == 0) else {
+            throw Failures.invalid("capacity_bytes must be positive")
+        }
+        let className = !request.className.isEmpty ? request.className : source?.className ?? context.defaultClass
+        let origin: Engine.ContentSource? = source.map { $0.kind == .snapshot ? .snapshot($0.id) : .volume($0.id) }
+        let bytes = request.capacityBytes > 0 ? request.capacityBytes : source?.capacityBytes ?? 0
+        let record = try await context.operations.create(name: request.name, capacityBytes: bytes, source: origin,
                                                          className: { _ in className }) { existing, _ in
             throw RPCError(code: .alreadyExists, message: "a volume named \"\(existing.name)\" exists")
         }
@@ -155,6 +161,32 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
         let found = try await run { try volume(idOrName: request.id) }
         let record = try await context.operations.expand(id: found.id, requiredBytes: request.capacityBytes, limitBytes: 0)
         return try report(record)
+    }
+
+    // MARK: snapshots
+
+    func listSnapshots(request: Berth_Admin_V1_NameRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let snapshots = try await run { () throws -> [VolumeRecord] in
+            let source = request.name.isEmpty ? nil : try volume(idOrName: request.name).id
+            return try engine.snapshots(after: nil, limit: nil, sourceVolume: source)
+        }
+        return try report(["snapshots": snapshots])
+    }
+
+    func createSnapshot(request: Berth_Admin_V1_CreateSnapshotRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let source = try await run { () throws -> VolumeRecord in
+            if let existing = try engine.snapshot(named: request.name) {
+                throw RPCError(code: .alreadyExists, message: "a snapshot named \"\(existing.name)\" exists (\(existing.id))")
+            }
+            return try volume(idOrName: request.volume)
+        }
+        return try report(try await context.operations.createSnapshot(name: request.name, sourceVolumeID: source.id))
+    }
+
+    func deleteSnapshot(request: Berth_Admin_V1_NameRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let record = try await run { try snapshot(idOrName: request.name) }
+        try await context.operations.deleteSnapshot(id: record.id)
+        return try report(["deleted": request.name])
     }
 
     // MARK: reports
@@ -179,6 +211,24 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
             throw RPCError(code: .notFound, message: "no volume \"\(key.prefix(128))\"")
         }
         return record
+    }
+
+    /// A snapshot by id or, failing that, by name; NOT_FOUND otherwise.
+    func snapshot(idOrName key: String) throws -> VolumeRecord {
+        guard let record = try engine.snapshot(id: key) ?? engine.snapshot(named: key) else {
+            throw RPCError(code: .notFound, message: "no snapshot \"\(key.prefix(128))\"")
+        }
+        return record
+    }
+
+    /// What `volume create --from` names: a snapshot or volume id, else a snapshot name,
+    /// else a volume name.
+    func contentSource(_ key: String) throws -> VolumeRecord {
+        if let record = try engine.snapshot(id: key) ?? engine.volume(id: key) ?? engine.snapshot(named: key) ?? engine.volume(named: key),
+           record.state == .available {
+            return record
+        }
+        throw RPCError(code: .notFound, message: "no snapshot or volume \"\(key.prefix(128))\"")
     }
 
     func report<T: Encodable>(_ value: T) throws -> Berth_Admin_V1_Report {

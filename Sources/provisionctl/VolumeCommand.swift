@@ -53,17 +53,20 @@ struct VolumeCommand: AsyncParsableCommand {
     }
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a volume.")
+        static let configuration = CommandConfiguration(abstract: "Create a volume, empty or as a clone of a snapshot or volume.")
         @Argument var name: String
         @Option(name: .customLong("class"), help: "Storage class (default: the daemon's default).") var className: String?
-        @Option(help: "Size, e.g. 10Gi.") var size: String
+        @Option(help: "Size, e.g. 10Gi (with --from: default the source's size).") var size: String?
+        @Option(help: "A snapshot or volume (id or name) to clone: the new volume starts with its files.") var from: String?
         @OptionGroup var common: Common
         func run() async throws {
             try await Self.guarded {
                 var request = Berth_Admin_V1_CreateVolumeRequest()
                 request.name = name
                 request.className = className ?? ""
-                request.capacityBytes = try parseSize(size)
+                guard size != nil || from != nil else { throw Failure.badInput("--size is required (or --from, to take the source's size)") }
+                request.capacityBytes = try size.map(parseSize) ?? 0
+                request.from = from ?? ""
                 let report = try await Daemon.report(common) { [request] in try await $0.createVolume(request) }
                 if common.json { return emit(report.text) }
                 var table = Table("ID", "NAME", "CLASS", "CAPACITY", "STATE")

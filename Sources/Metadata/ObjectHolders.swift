@@ -1,0 +1,101 @@
+import GRDB
+
+/// Snapshots, and objects that several namespaces hold (`v8-snapshots`).
+///
+/// The rule that keeps shared objects safe: a namespace (a volume or a snapshot) letting go
+/// of an object deletes its shards only if no *other* namespace is named as its holder in
+/// `object_holder`. The rows are added in the transaction that makes a copy available
+/// (`finishCopy`) and removed by the holder letting go (`release`) or with its row
+/// (`deleteHolder`), so every answer is idempotent: a holder that lets go again after a
+/// crash gets the same answer.
+extension ClusterDatabase {
+    /// The snapshot named `name`, in any state.
+    public func snapshot(named name: String) throws -> VolumeRecord? {
+        try writer.read { db in try VolumeRecord.filter(Column("kind") == VolumeRecord.Kind.snapshot.rawValue && Column("name") == name).fetchOne(db) }
+    }
+
+    /// Available snapshots by id after `after`, at most `limit`, optionally only those of
+    /// one source volume.
+    public func snapshots(after: String?, limit: Int?, sourceVolume: String?) throws -> [VolumeRecord] {
+        try writer.read { db in
+            var request = VolumeRecord.filter(Column("state") == VolumeRecord.State.available.rawValue && Column("kind") == VolumeRecord.Kind.snapshot.rawValue)
+            if let sourceVolume { request = request.filter(Column("source") == "volume:" + sourceVolume) }
+            if let after { request = request.filter(Column("id") > after) }
+            request = request.order(Column("id"))
+            if let limit { request = request.limit(limit) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    /// Makes a copy available: `record` (a new volume or snapshot, state 'available') is
+    /// saved, and `objects` — those its database shares with `sourceID`'s — name both as
+    /// holders. One transaction: a crash before it leaves a copy no one holds anything by.
+    public func finishCopy(_ record: VolumeRecord, sharing objects: [String], with sourceID: String, usage: VolumeUsageRecord) throws {
+        try writer.write { db in
+            let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO object_holder (object_id, holder) VALUES (?, ?)")
+            for object in objects {
+                try insert.execute(arguments: [object, sourceID])
+                try insert.execute(arguments: [object, record.id])
+            }
+            try record.save(db)
+            try ClusterDatabase.saveUsage(usage, db)
+        }
+    }
+
+    /// Namespaces named as holders of some shared object.
+    public func sharingHolders() throws -> Set<String> {
+        try writer.read { db in Set(try String.fetchAll(db, sql: "SELECT DISTINCT holder FROM object_holder")) }
+    }
+
+    /// `holder` lets go of `objects`: returns those another namespace still holds (their
+    /// shards must stay). Its holder rows go, and index entries it owned for the objects
+    /// that stay pass to another holder. Idempotent.
+    public func release(_ objects: [String], holder: String) throws -> Set<String> {
+        if objects.isEmpty { return [] }
+        return try writer.write { db in
+            let others = try db.cachedStatement(sql: "SELECT 1 FROM object_holder WHERE object_id = ? AND holder <> ? LIMIT 1")
+            let drop = try db.cachedStatement(sql: "DELETE FROM object_holder WHERE object_id = ? AND holder = ?")
+            let reown = try db.cachedStatement(sql: """
+                UPDATE pg_object SET volume_id = (SELECT holder FROM object_holder WHERE object_id = ?1 AND holder <> ?2 ORDER BY holder LIMIT 1)
+                WHERE object_id = ?1 AND volume_id = ?2
+                """)
+            var kept: Set<String> = []
+            for object in objects {
+                if try Bool.fetchOne(others, arguments: [object, holder]) == true {
+                    kept.insert(object)
+                    try reown.execute(arguments: [object, holder])
+                }
+                try drop.execute(arguments: [object, holder])
+            }
+            return kept
+        }
+    }
+
+    /// Which of `objects` a namespace other than `holder` also holds (a read: `release`
+    /// decides the same way).
+    public func heldElsewhere(_ objects: [String], holder: String) throws -> Set<String> {
+        if objects.isEmpty { return [] }
+        return try writer.read { db in
+            let others = try db.cachedStatement(sql: "SELECT 1 FROM object_holder WHERE object_id = ? AND holder <> ? LIMIT 1")
+            return Set(try objects.filter { try Bool.fetchOne(others, arguments: [$0, holder]) == true })
+        }
+    }
+
+    /// Deletes a volume's or snapshot's row once its data is gone: index entries it owns for
+    /// objects others still hold pass to one of them first, in the same transaction; its
+    /// holder rows, usage and remaining index entries go with the row.
+    public func deleteHolder(id: String) throws {
+        try writer.write { db in
+            try db.execute(sql: """
+                UPDATE pg_object SET volume_id = (SELECT h.holder FROM object_holder h WHERE h.object_id = pg_object.object_id AND h.holder <> ?1 ORDER BY h.holder LIMIT 1)
+                WHERE volume_id = ?1 AND EXISTS (SELECT 1 FROM object_holder h WHERE h.object_id = pg_object.object_id AND h.holder <> ?1)
+                """, arguments: [id])
+            _ = try VolumeRecord.deleteOne(db, key: id)
+        }
+    }
+
+    /// Volumes and snapshots made from `source` (`volume:ID` or `snapshot:ID`), any state.
+    public func volumes(madeFrom source: String) throws -> [VolumeRecord] {
+        try writer.read { db in try VolumeRecord.filter(Column("source") == source).fetchAll(db) }
+    }
+}

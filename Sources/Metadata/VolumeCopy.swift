@@ -1,0 +1,54 @@
+import Foundation
+import Glibc
+import GRDB
+
+/// A copy of a volume's database: what a snapshot or a clone starts from.
+extension VolumeDatabase {
+    /// Copies what the volume has committed (the open namespace batch is committed first)
+    /// into a new database file at `path`, durably, and returns the ids of the objects the
+    /// copy holds: the live ones. Objects being written or deleted stay the source's.
+    ///
+    /// The pages are copied by SQLite's backup API on the volume's writer connection, so no
+    /// change of the volume lands halfway (its writes wait for the copy: milliseconds per
+    /// 10 MB of metadata; the objects themselves are not copied). The copy is made under
+    /// a temporary name and renamed once synced, so `path` exists whole or not at all.
+    public func copy(to path: String) throws -> [String] {
+        let temporary = path + ".copying"
+        Self.removeDatabaseFiles(temporary)
+        defer { Self.removeDatabaseFiles(temporary) }
+        let destination = try DatabaseQueue(path: temporary)
+        try writer.writeWithoutTransaction { db in
+            try commitBatch(db)
+            try destination.writeWithoutTransaction { target in try db.backup(to: target) }
+        }
+        let held = try destination.writeWithoutTransaction { db -> [String] in
+            try db.execute(sql: "PRAGMA journal_mode = DELETE")
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.inTransaction {
+                try db.execute(sql: "DELETE FROM settling_object")
+                try db.execute(sql: "DELETE FROM object WHERE state <> 'live'")
+                return .commit
+            }
+            return try String.fetchAll(db, sql: "SELECT id FROM object ORDER BY id")
+        }
+        try destination.close()
+        try Self.sync(path: temporary)
+        guard Glibc.rename(temporary, path) == 0 else {
+            throw MetadataError.database("cannot rename \(temporary) to \(path): errno \(errno)")
+        }
+        try Self.sync(path: (path as NSString).deletingLastPathComponent)
+        return held
+    }
+
+    /// Deletes a database file and its WAL and shared-memory files, if any.
+    public static func removeDatabaseFiles(_ path: String) {
+        for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+
+    private static func sync(path: String) throws {
+        let fd = Glibc.open(path, O_RDONLY)
+        guard fd >= 0 else { throw MetadataError.database("cannot open \(path) to sync it: errno \(errno)") }
+        defer { Glibc.close(fd) }
+        guard Glibc.fsync(fd) == 0 else { throw MetadataError.database("cannot sync \(path): errno \(errno)") }
+    }
+}
