@@ -330,7 +330,15 @@ public final class Engine: Sendable {
             guard let known = usageTable.className(id) ?? (try? database.volume(id: id))??.className, known == name else { continue }
             _ = try? usage(of: id, entry)
         }
-        return usageTable.totals(className: name)
+        var totals = usageTable.totals(className: name)
+        // Each volume counts every object it holds; one that several hold (snapshots,
+        // clones) is on the devices once, and one only snapshots hold is in no volume's
+        // figure: corrected here, at a cost that follows the shared objects.
+        if !sharingHolders.withLock({ $0.isEmpty }), let shared = try? database.sharedCorrection(poolID: entry.poolID) {
+            totals.storedBytes = max(0, totals.storedBytes + shared.shardBytes * Int64(entry.storageClass.rule.width))
+            totals.liveBytes = max(0, totals.liveBytes + shared.sizeBytes)
+        }
+        return totals
     }
 
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }

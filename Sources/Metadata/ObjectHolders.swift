@@ -94,6 +94,22 @@ extension ClusterDatabase {
         }
     }
 
+    /// What to add to a pool's per-volume usage sums so that each shared object counts once:
+    /// per shared object, (1 − the volumes among its holders) × its bytes (snapshots have
+    /// no usage figure of their own). `shardBytes`: per position, as `pg_object` has it.
+    public func sharedCorrection(poolID: UInt32) throws -> (shardBytes: Int64, sizeBytes: Int64) {
+        try writer.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(p.shard_bytes * (1 - s.volumes)), 0), COALESCE(SUM(p.size_bytes * (1 - s.volumes)), 0)
+                FROM (SELECT h.object_id, SUM(v.kind = 'volume') AS volumes FROM object_holder h JOIN volume v ON v.id = h.holder
+                      GROUP BY h.object_id) s
+                JOIN pg_object p ON p.object_id = s.object_id
+                WHERE p.pool_id = ?
+                """, arguments: [Int64(poolID)])
+            return (row?[0] ?? 0, row?[1] ?? 0)
+        }
+    }
+
     /// Volumes and snapshots made from `source` (`volume:ID` or `snapshot:ID`), any state.
     public func volumes(madeFrom source: String) throws -> [VolumeRecord] {
         try writer.read { db in try VolumeRecord.filter(Column("source") == source).fetchAll(db) }

@@ -6,7 +6,8 @@ import GRDB
 extension VolumeDatabase {
     /// Copies what the volume has committed (the open namespace batch is committed first)
     /// into a new database file at `path`, durably, and returns the ids of the objects the
-    /// copy holds: the live ones. Objects being written or deleted stay the source's.
+    /// copy holds: the live ones (acknowledged writes included). Objects being written or
+    /// deleted stay the source's.
     ///
     /// The pages are copied by SQLite's backup API on the volume's writer connection, so no
     /// change of the volume lands halfway (its writes wait for the copy: milliseconds per
@@ -16,6 +17,8 @@ extension VolumeDatabase {
         let temporary = path + ".copying"
         Self.removeDatabaseFiles(temporary)
         defer { Self.removeDatabaseFiles(temporary) }
+        // Objects whose writes returned are live, though their 'live' may wait to commit.
+        try settleDeferred()
         let destination = try DatabaseQueue(path: temporary)
         try writer.writeWithoutTransaction { db in
             try commitBatch(db)
