@@ -161,6 +161,37 @@ import Testing
         #expect((show["objects"] as? Int ?? 0) > 0)
     }
 
+    @Test func snapshotsAndClones() throws {
+        let daemon = try RunningDaemon()
+        #expect(try Self.ctl(daemon, "volume", "create", "db", "--class", "replicated-3", "--size", "32Mi").status == 0)
+        let made = try Self.ctl(daemon, "snapshot", "create", "nightly", "--volume", "db", "--output", "json")
+        #expect(made.status == 0, "\(made.err)")
+        let id = try #require(made.json["id"] as? String)
+        #expect(id.hasPrefix("snap-") && made.json["kind"] as? String == "snapshot")
+        let again = try Self.ctl(daemon, "snapshot", "create", "nightly", "--volume", "db")
+        #expect(again.status == 1 && again.err.contains("exists"))
+        let unknown = try Self.ctl(daemon, "snapshot", "create", "other", "--volume", "nope")
+        #expect(unknown.status == 1 && unknown.err.contains("no volume"))
+        let table = try Self.ctl(daemon, "snapshot", "list")
+        #expect(table.status == 0 && table.out.contains("nightly") && table.out.contains("32.0 MiB"), "\(table.out)")
+        #expect((try Self.ctl(daemon, "snapshot", "list", "--volume", "db", "--output", "json").json["snapshots"] as? [Any])?.count == 1)
+
+        // A clone of the snapshot by name: its class and size by default.
+        let clone = try Self.ctl(daemon, "volume", "create", "db-copy", "--from", "nightly", "--output", "json")
+        #expect(clone.status == 0, "\(clone.err)")
+        #expect(clone.json["source"] as? String == "snapshot:" + id && clone.json["capacity_bytes"] as? Int == 32 << 20)
+        #expect(clone.json["class_name"] as? String == "replicated-3")
+        let other = try Self.ctl(daemon, "volume", "create", "db-ec", "--from", "db", "--class", "ec-4-2")
+        #expect(other.status == 1 && other.err.contains("class"), "\(other.err)")
+        #expect(try Self.ctl(daemon, "volume", "create", "empty").status == 2)  // neither --size nor --from
+        let volumes = try Self.ctl(daemon, "volume", "list", "--output", "json").json["volumes"] as? [[String: Any]] ?? []
+        #expect(Set(volumes.compactMap { $0["name"] as? String }) == ["db", "db-copy"])
+
+        #expect(try Self.ctl(daemon, "snapshot", "delete", "nightly", "--yes").status == 0)
+        #expect(try Self.ctl(daemon, "snapshot", "delete", "nightly", "--yes").status == 1)
+        #expect((try Self.ctl(daemon, "snapshot", "list", "--output", "json").json["snapshots"] as? [Any])?.isEmpty == true)
+    }
+
     /// On a terminal, a destructive command asks first; "n" changes nothing (exit 4).
     @Test func destructiveCommandsAskOnATerminal() throws {
         let daemon = try RunningDaemon()
