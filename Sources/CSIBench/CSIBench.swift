@@ -3,8 +3,11 @@
 // against a real VolumeDriver started on a fresh state directory.
 //
 //   swift run -c release csi-bench [--calls N] [--json] [--log-level LEVEL]
+//   swift run -c release csi-bench --snapshots [--files N] [--file-bytes B] [--class replicated|erasure|single] [--json]
 //
 // N is the number of calls per client at each level (default max(20, 200 / clients)).
+// --snapshots: CreateSnapshot and clone times of a mounted volume full of files instead
+// (SnapshotBench.swift).
 import CSIProtocol
 import Foundation
 import GRPCCore
@@ -33,23 +36,19 @@ struct CSIBench {
 
         let root = "/tmp/csi-bench-\(getpid())"
         let socket = root + "/csi.sock"
-        try? FileManager.default.removeItem(atPath: root)
-        try FileManager.default.createDirectory(atPath: root + "/targets", withIntermediateDirectories: true)
-        try "embeddedDeviceCapacity: 8Gi\n".write(toFile: root + "/config.yaml", atomically: true, encoding: .utf8)
-
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("VolumeDriver")
-        daemon.arguments = ["--endpoint", "unix://" + socket, "--state-dir", root + "/state", "--admin-socket", root + "/admin.sock",
-                            "--metrics-address", "off", "--config", root + "/config.yaml", "--log-level", logLevel]
-        let ready = Pipe()
-        daemon.standardOutput = ready
-        try daemon.run()
-        let readyLine = String(decoding: ready.fileHandleForReading.availableData, as: UTF8.self)
-        guard readyLine.hasPrefix("READY") else { fatalError("VolumeDriver did not start: \(readyLine)") }
+        let snapshots = arguments.contains("--snapshots")
+        let daemon = try startDaemon(root: root, deviceCapacity: snapshots ? "16Gi" : "8Gi", logLevel: logLevel)
         defer {
             kill(daemon.processIdentifier, SIGTERM)
             daemon.waitUntilExit()
             try? FileManager.default.removeItem(atPath: root)
+        }
+        if snapshots {
+            func value(_ name: String) -> String? { arguments.firstIndex(of: name).map { arguments[$0 + 1] } }
+            try await SnapshotBench.run(root: root, socket: socket, files: value("--files").flatMap(Int.init) ?? 100_000,
+                                        fileBytes: value("--file-bytes").flatMap(Int.init) ?? 107_374, redundancy: value("--class") ?? "replicated",
+                                        json: json)
+            return
         }
 
         var results: [Result] = []
@@ -129,6 +128,23 @@ struct CSIBench {
                       String(format: "%7d  %5d  %9.2f  %7.2f  %8.1f", r.clients, r.calls, r.medianMs, r.p99Ms, r.callsPerSecond))
             }
         }
+    }
+
+    /// A release VolumeDriver (beside this executable) on a fresh state directory under `root`.
+    static func startDaemon(root: String, deviceCapacity: String, logLevel: String) throws -> Process {
+        try? FileManager.default.removeItem(atPath: root)
+        try FileManager.default.createDirectory(atPath: root + "/targets", withIntermediateDirectories: true)
+        try "embeddedDeviceCapacity: \(deviceCapacity)\n".write(toFile: root + "/config.yaml", atomically: true, encoding: .utf8)
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("VolumeDriver")
+        daemon.arguments = ["--endpoint", "unix://" + root + "/csi.sock", "--state-dir", root + "/state", "--admin-socket", root + "/admin.sock",
+                            "--metrics-address", "off", "--config", root + "/config.yaml", "--log-level", logLevel]
+        let ready = Pipe()
+        daemon.standardOutput = ready
+        try daemon.run()
+        let readyLine = String(decoding: ready.fileHandleForReading.availableData, as: UTF8.self)
+        guard readyLine.hasPrefix("READY") else { fatalError("VolumeDriver did not start: \(readyLine)") }
+        return daemon
     }
 
     static func progress(_ text: String) { FileHandle.standardError.write(Data("csi-bench: \(text)\n".utf8)) }
