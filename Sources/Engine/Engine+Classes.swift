@@ -69,13 +69,19 @@ extension Engine {
         }
     }
 
-    /// Removes a class and its pool; refused while any volume uses it.
+    /// Removes a class and its pool; refused while any volume or snapshot uses it, or any
+    /// object is still in its pool.
     public func deleteClass(named name: String) throws(EngineError) {
         try adminLock.withLock { _ throws(EngineError) in
             var s = state.withLock { $0 }
             guard let entry = s.classes[name] else { throw .unknownClass(name) }
             let volumes = try EngineError.wrap { try database.volumes() }
             if volumes.contains(where: { $0.className == name }) { throw .classInUse(name) }
+            // A clone of another class may still read objects of this pool (Engine+CloneCopy).
+            try EngineError.wrap { try index.flush() }
+            if try EngineError.wrap({ try database.poolHasObjects(poolID: entry.poolID) }) {
+                throw .classInUse(name + " (objects of clones still being copied)")
+            }
             let next = try EngineError.wrap { try s.map.nextEpoch([.removePool(id: entry.poolID)]) }
             try EngineError.wrap { try database.commit([.deleteClass(name: name), .insertMap(next)]) }
             s.classes[name] = nil

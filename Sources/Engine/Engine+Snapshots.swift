@@ -72,8 +72,9 @@ extension Engine {
         try deleteVolumeData(record)
     }
 
-    /// The volume or snapshot a new volume is to be made from, checked against it: the same
-    /// class (a copy into another class is not offered yet) and no larger than it.
+    /// The volume or snapshot a new volume is to be made from, checked against it: the new
+    /// volume is at least its size. (In another class, its data is copied in the background:
+    /// Engine+CloneCopy.)
     func cloneSource(_ source: ContentSource, className: String, capacityBytes: Int64) throws(EngineError) -> VolumeRecord {
         let record: VolumeRecord
         switch source {
@@ -83,9 +84,6 @@ extension Engine {
         case .volume(let id):
             guard let found = try volume(id: id), found.state == .available else { throw .unknownVolume(id) }
             record = found
-        }
-        guard record.className == className else {
-            throw .invalidArgument("\(source) is of storage class \(record.className); a clone is made in its source's class (\(className) asked)")
         }
         guard capacityBytes >= record.capacityBytes else {
             throw .outOfRange("\(source) holds \(record.capacityBytes) bytes; a volume made from it needs at least as many (\(capacityBytes) asked)")
@@ -106,7 +104,11 @@ extension Engine {
             try EngineError.wrap { try index.flush() }
             let path = volumesDirectory + "/" + record.id + ".sqlite"
             let held = try EngineError.wrap { try temporaryVolumeDatabase(source.id).copy(to: path) }
-            let usage = try Self.measure(try temporaryVolumeDatabase(record.id), entry)
+            let copy = try temporaryVolumeDatabase(record.id)
+            let usage = try Self.measure(copy, entry)
+            // A volume holding objects of another class's pool copies them into its own.
+            let foreign = try EngineError.wrap { try copy.foreignObjects(notIn: entry.poolID, limit: 1) }
+            let copyData = record.kind == .volume && !foreign.isEmpty
             var done = record
             done.state = .available
             // Before the holders exist: from now on a let-go of either asks the database.
@@ -116,7 +118,8 @@ extension Engine {
             }
             try EngineError.wrap {
                 try database.finishCopy(done, sharing: held, with: source.id,
-                                        usage: VolumeUsageRecord(volumeID: record.id, storedBytes: usage.storedBytes, liveBytes: usage.liveBytes))
+                                        usage: VolumeUsageRecord(volumeID: record.id, storedBytes: usage.storedBytes, liveBytes: usage.liveBytes),
+                                        copyData: copyData)
             }
             if done.kind == .volume { usageTable.setUsage(done.id, usage) }
             return done

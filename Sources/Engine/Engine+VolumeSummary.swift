@@ -17,9 +17,13 @@ public struct VolumeSummary: Sendable, Codable, Hashable {
     /// Objects whose PG has a member that is down, out or unreachable: readable, with
     /// less redundancy than the class promises until recovery finishes.
     public var degradedObjects: Int
+    /// Objects still in another class's pool: a clone of another class's data being copied
+    /// into its own (0 once done).
+    public var copyingObjects: Int
 
     enum CodingKeys: String, CodingKey {
         case volume, files, objects, pgs, devices
+        case copyingObjects = "copying_objects"
         case usedBytes = "used_bytes"
         case objectBytes = "object_bytes"
         case degradedObjects = "degraded_objects"
@@ -37,12 +41,13 @@ extension Engine {
         let s = state.withLock { $0 }
         let locations = s.locations[entry.poolID] ?? []
         var pgs = Set<Int>()
-        for object in live { pgs.insert(Int(object.pg)) }
+        for object in live where object.poolID == Int64(entry.poolID) { pgs.insert(Int(object.pg)) }
         var devices = Set<String>()
         for pg in pgs where pg < locations.count { for device in locations[pg] { devices.insert(device.rawValue) } }
         let degradedPGs = degradedPGs(s)[entry.poolID] ?? []
         return VolumeSummary(volume: record, usedBytes: used, files: max(0, usage.inodes - 1), objects: live.count,
                              objectBytes: live.reduce(0) { $0 + $1.sizeBytes }, pgs: pgs.count, devices: devices.sorted(),
-                             degradedObjects: live.count { degradedPGs.contains(Int($0.pg)) })
+                             degradedObjects: live.count { $0.poolID == Int64(entry.poolID) && degradedPGs.contains(Int($0.pg)) },
+                             copyingObjects: live.count { $0.poolID != Int64(entry.poolID) })
     }
 }

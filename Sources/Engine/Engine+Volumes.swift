@@ -218,6 +218,10 @@ extension Engine {
     /// then a crash collects it at start-up.
     public func stageObject(volume: String, bytes: [UInt8]) throws(EngineError) -> ObjectID {
         let (vdb, entry) = try volumeAndClass(volume)
+        return try stageObject(volume: volume, bytes: bytes, vdb, entry)
+    }
+
+    func stageObject(volume: String, bytes: [UInt8], _ vdb: VolumeDatabase, _ entry: ClassEntry) throws(EngineError) -> ObjectID {
         let id = generator.next()
         let record = Self.newRecord(id, entry, size: bytes.count)
         index.add(Self.indexed(record, volume: volume, entry))
@@ -248,6 +252,12 @@ extension Engine {
     public func purgeObjects(volume: String, ids: [String]) throws(EngineError) {
         if ids.isEmpty { return }
         let (vdb, entry) = try volumeAndClass(volume)
+        if sharingHolders.withLock({ $0.contains(volume) }) {
+            // Its objects may be shared, or another class's (a clone's): by their own rows.
+            let records = try EngineError.wrap { try ids.compactMap { try vdb.object(id: $0) } }
+            try letGo(records, of: volume, vdb)
+            return
+        }
         try shareLocks.withLock(volume) { () throws(EngineError) in
             let kept = try keptElsewhere(ids, holder: volume)
             let gone = kept.isEmpty ? ids : ids.filter { !kept.contains($0) }
@@ -278,7 +288,7 @@ extension Engine {
         guard let record = try EngineError.wrap({ try vdb.object(id: id.description) }), record.state == .live else {
             throw .invalidArgument("volume \(volume) has no object \(id)")
         }
-        return try EngineError.wrap { try objects.get(pool: entry.poolID, object: id) }
+        return try EngineError.wrap { try objects.get(pool: record.poolID > 0 ? UInt32(record.poolID) : entry.poolID, object: id) }
     }
 
     public func deleteObject(volume: String, id: ObjectID) throws(EngineError) {

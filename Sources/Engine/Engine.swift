@@ -189,7 +189,8 @@ public final class Engine: Sendable {
             guard let className = classOf[usage.volumeID] else { continue }
             usageTable.setUsage(usage.volumeID, VolumeUsage(className: className, storedBytes: usage.storedBytes, liveBytes: usage.liveBytes))
         }
-        let inUse = Set(try EngineError.wrap { try database.volumesInUse() })
+        // Clones still copying their data may hold objects being swapped: as if open.
+        let inUse = Set(try EngineError.wrap { try database.volumesInUse() + database.cloneCopies() })
         for volume in volumes where volume.state != .available || inUse.contains(volume.id) {
             if volume.state == .creating {
                 try abandonCopy(volume)

@@ -50,6 +50,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
     let chunksAhead: Int
     /// The pool of the volume's class: reads go straight to the object store.
     let pool: UInt32
+    /// Objects of another pool than `pool` when the volume was mounted: a clone of another
+    /// class's data, being copied into its own (Engine+CloneCopy). Empty for every other volume.
+    let foreignPools: [String: UInt32]
     /// The filesystem's lock, and the condition writers wait on for a write-back in flight.
     let lock = NSCondition()
     var buffers: [Int64: FileBuffer] = [:]
@@ -154,7 +157,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
             let storageClass = try engine.storageClass(ofVolume: volume)
             chunkSize = Int64(storageClass.chunkSizeBytes)
             objectLimit = storageClass.objectLimitBytes
-            pool = try engine.pool(ofVolume: volume)
+            let pool = try engine.pool(ofVolume: volume)
+            self.pool = pool
+            foreignPools = try namespace.foreignPools(notIn: pool)
         } catch { throw .noEntry }
         chunksAhead = Self.chunksAhead(chunkSize: Int(chunkSize), objectLimit: objectLimit)
         try namespace.ensureRoot(uid: 0, gid: 0, mode: 0o755, nowNs: Self.now())
@@ -944,7 +949,16 @@ public final class VolumeFileSystem: @unchecked Sendable {
             let n = Int(min(end - position, chunkSize - Int64(within)))
             let window = within..<(within + n)
             let base = Int(position - offset)
-            try applySlices(try slices(ino, chunk: chunk), window: window, into: buffer, at: base)
+            if foreignPools.isEmpty {
+                try applySlices(try slices(ino, chunk: chunk), window: window, into: buffer, at: base)
+            } else {
+                // An object of another pool may have been copied into ours and let go since
+                // its slices were read (Engine+CloneCopy): then the slices again, once.
+                do { try applySlices(try slices(ino, chunk: chunk), window: window, into: buffer, at: base) } catch {
+                    sliceCache.invalidate(ino)
+                    try applySlices(try slices(ino, chunk: chunk), window: window, into: buffer, at: base)
+                }
+            }
             for layer in pending { layer[chunk]?.overlay(window: window, onto: buffer, at: base) }
             position += Int64(n)
         }
@@ -970,7 +984,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
         }
         guard let objectID = ObjectID(id) else { throw .io }
         do {
-            return try engine.objects.get(pool: pool, object: objectID, range: range, objectSize: objectSize.map(Int.init)).bytes[...]
+            let home = foreignPools.isEmpty ? pool : foreignPools[id] ?? pool
+            return try engine.objects.get(pool: home, object: objectID, range: range, objectSize: objectSize.map(Int.init)).bytes[...]
         } catch { throw .io }
     }
 

@@ -176,6 +176,16 @@ enum ClusterMigrations {
                 CREATE INDEX object_holder_by_holder ON object_holder(holder);
                 """)
         }
+        // Clones made into another class than their source's: their objects are still in the
+        // source's pool and are copied into their own in the background (docs/snapshots.md).
+        // The row goes once none is left; start-up reconciles these volumes like open ones.
+        migrator.registerMigration("v9-clone-copies") { db in
+            try db.execute(sql: """
+                CREATE TABLE clone_copy (
+                    volume_id TEXT PRIMARY KEY NOT NULL REFERENCES volume(id) ON DELETE CASCADE
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -30,8 +30,12 @@ extension ClusterDatabase {
     /// Makes a copy available: `record` (a new volume or snapshot, state 'available') is
     /// saved, and `objects` — those its database shares with `sourceID`'s — name both as
     /// holders. One transaction: a crash before it leaves a copy no one holds anything by.
-    public func finishCopy(_ record: VolumeRecord, sharing objects: [String], with sourceID: String, usage: VolumeUsageRecord) throws {
+    /// `copyData`: the copy is of another class; its objects are to be copied into its own
+    /// pool (`clone_copy`).
+    public func finishCopy(_ record: VolumeRecord, sharing objects: [String], with sourceID: String, usage: VolumeUsageRecord,
+                           copyData: Bool = false) throws {
         try writer.write { db in
+            if copyData { try db.execute(sql: "INSERT OR IGNORE INTO clone_copy (volume_id) VALUES (?)", arguments: [record.id]) }
             let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO object_holder (object_id, holder) VALUES (?, ?)")
             for object in objects {
                 try insert.execute(arguments: [object, sourceID])
@@ -40,6 +44,16 @@ extension ClusterDatabase {
             try record.save(db)
             try ClusterDatabase.saveUsage(usage, db)
         }
+    }
+
+    /// Clones whose objects are still being copied into their own class's pool.
+    public func cloneCopies() throws -> [String] {
+        try writer.read { db in try String.fetchAll(db, sql: "SELECT volume_id FROM clone_copy ORDER BY volume_id") }
+    }
+
+    /// A clone's objects are all in its own pool now.
+    public func finishCloneCopy(volumeID: String) throws {
+        try writer.write { db in try db.execute(sql: "DELETE FROM clone_copy WHERE volume_id = ?", arguments: [volumeID]) }
     }
 
     /// Namespaces named as holders of some shared object.

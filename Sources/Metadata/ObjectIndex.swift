@@ -116,6 +116,11 @@ extension ClusterDatabase {
         }
     }
 
+    /// Whether the pool holds any object (of any volume or snapshot).
+    public func poolHasObjects(poolID: UInt32) throws -> Bool {
+        try writer.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pg_object WHERE pool_id = ?)", arguments: [Int64(poolID)]) ?? false }
+    }
+
     /// Objects of the pool in any of `pgs`.
     public func indexedObjectCount(poolID: UInt32, pgs: Set<Int>) throws -> Int {
         guard !pgs.isEmpty else { return 0 }

@@ -43,6 +43,41 @@ extension VolumeDatabase {
         return held
     }
 
+    /// Live objects of another pool than `pool` (a clone of another class's data), at most
+    /// `limit`.
+    public func foreignObjects(notIn pool: UInt32, limit: Int) throws -> [ObjectRecord] {
+        try writer.read { db in
+            try ObjectRecord.fetchAll(db, sql: "SELECT * FROM object WHERE pool_id <> ? AND state = 'live' ORDER BY id LIMIT ?",
+                                      arguments: [Int64(pool), limit])
+        }
+    }
+
+    /// The pool of every object (any state) not in `pool`.
+    public func foreignPools(notIn pool: UInt32) throws -> [String: UInt32] {
+        try writer.read { db in
+            var result: [String: UInt32] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, pool_id FROM object WHERE pool_id <> ?", arguments: [Int64(pool)]) {
+                result[row[0]] = UInt32(row[1] as Int64)
+            }
+            return result
+        }
+    }
+
+    /// Makes `new` (staged, 'writing': the same bytes as `old`) take `old`'s place: every
+    /// slice that points into `old` points into `new` at the same offsets, `new` is live and
+    /// `old` 'deleting' (to be let go), in one transaction. False, and nothing changed, if
+    /// `old` is no longer live (the filesystem let go of it meanwhile).
+    public func replaceObject(_ old: String, with new: String) throws -> Bool {
+        try transaction { db in
+            guard try String.fetchOne(db, sql: "SELECT state FROM object WHERE id = ?", arguments: [old]) == "live" else { return false }
+            try db.execute(sql: "UPDATE slice SET object = ? WHERE object = ?", arguments: [new, old])
+            try db.execute(sql: "UPDATE object SET state = 'live' WHERE id = ? AND state = 'writing'", arguments: [new])
+            guard db.changesCount == 1 else { throw MetadataError.notFound("object \(new) being written") }
+            try db.execute(sql: "UPDATE object SET state = 'deleting' WHERE id = ?", arguments: [old])
+            return true
+        }
+    }
+
     /// Deletes a database file and its WAL and shared-memory files, if any.
     public static func removeDatabaseFiles(_ path: String) {
         for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: path + suffix) }

@@ -43,7 +43,10 @@ struct MoverService: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let result = try? await blocking { engine.move(maxPositions: 32) }
             for failure in result?.failures ?? [] { log.warning("move failed", metadata: ["reason": "\(failure)"]) }
-            let waitMs = pause.next(moved: result?.positions ?? 0, failed: result.map { !$0.failures.isEmpty } ?? true)
+            // Clones of another class's data copy it under the same budget.
+            let cloned = try? await blocking { engine.copyClones() }
+            let moved = (result?.positions ?? 0) + ((cloned?.bytes ?? 0) > 0 ? 1 : 0)
+            let waitMs = pause.next(moved: moved, failed: result.map { !$0.failures.isEmpty } ?? true)
             // Wakes at once on shutdown (the sleep is cancelled), never later than planned.
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(waitMs)) }
         }

@@ -47,6 +47,9 @@ struct VolumeCommand: AsyncParsableCommand {
                 table.add("objects", "\(report["objects"]?.string ?? "0") (\(human(report["object_bytes"]?.int64 ?? 0)))")
                 table.add("placement", "\(report["pgs"]?.string ?? "0") PGs on \(report["devices"]?.array.count ?? 0) devices")
                 table.add("degraded objects", report["degraded_objects"]?.string ?? "0")
+                if let copying = report["copying_objects"]?.string, copying != "0" {
+                    table.add("copying", "\(copying) objects still in the source's class")
+                }
                 emit(table.render())
             }
         }

@@ -181,11 +181,11 @@ import Testing
         #expect(clone.status == 0, "\(clone.err)")
         #expect(clone.json["source"] as? String == "snapshot:" + id && clone.json["capacity_bytes"] as? Int == 32 << 20)
         #expect(clone.json["class_name"] as? String == "replicated-3")
-        let other = try Self.ctl(daemon, "volume", "create", "db-ec", "--from", "db", "--class", "ec-4-2")
-        #expect(other.status == 1 && other.err.contains("class"), "\(other.err)")
+        let other = try Self.ctl(daemon, "volume", "create", "db-ec", "--from", "db", "--class", "ec-4-2", "--output", "json")
+        #expect(other.status == 0 && other.json["class_name"] as? String == "ec-4-2", "\(other.err)")
         #expect(try Self.ctl(daemon, "volume", "create", "empty").status == 2)  // neither --size nor --from
         let volumes = try Self.ctl(daemon, "volume", "list", "--output", "json").json["volumes"] as? [[String: Any]] ?? []
-        #expect(Set(volumes.compactMap { $0["name"] as? String }) == ["db", "db-copy"])
+        #expect(Set(volumes.compactMap { $0["name"] as? String }) == ["db", "db-copy", "db-ec"])
 
         #expect(try Self.ctl(daemon, "snapshot", "delete", "nightly", "--yes").status == 0)
         #expect(try Self.ctl(daemon, "snapshot", "delete", "nightly", "--yes").status == 1)

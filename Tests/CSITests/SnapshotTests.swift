@@ -1,3 +1,4 @@
+import AdminProtocol
 import CSIProtocol
 import Foundation
 import GRPCCore
@@ -96,7 +97,8 @@ import Testing
             await expect(.outOfRange, "smaller than the snapshot") { try await c.createVolume(Self.clone("c2", snapshot: s1.snapshotID, bytes: 8 << 20)) }
             await expect(.notFound, "unknown snapshot") { try await c.createVolume(Self.clone("c2", snapshot: "snap-00000000000000000000000000000000")) }
             await expect(.notFound, "unknown volume") { try await c.createVolume(Self.clone("c2", volume: "vol-00000000000000000000000000000000")) }
-            await expect(.invalidArgument, "another class") { try await c.createVolume(Self.clone("c2", snapshot: s1.snapshotID, parameters: Requests.erasure)) }
+            let otherClass = try await c.createVolume(Self.clone("c-ec", snapshot: s1.snapshotID, parameters: Requests.erasure)).volume
+            #expect(otherClass.volumeContext["storage.berth.dev/class"] == "ec-4-2")
             let larger = try await c.createVolume(Self.clone("c2", snapshot: s1.snapshotID, bytes: 48 << 20)).volume
             #expect(larger.capacityBytes == 48 << 20)
             let fromVolume = try await c.createVolume(Self.clone("c3", volume: v2.volumeID)).volume
@@ -187,6 +189,33 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: cloned + "/dir/new.txt"))
             #expect(FileManager.default.contents(atPath: src + "/big.bin") == now, "the source reads its new bytes")
             #expect(!FileManager.default.fileExists(atPath: src + "/dir/gone.txt"))
+            // A clone into another class reads the same at once, while its data is copied
+            // into its own pool in the background; and after.
+            let otherParameters = className == "ec-4-2" ? Requests.replicated : Requests.erasure
+            let elsewhere = try await c.createVolume(Self.clone("elsewhere", snapshot: snapshot.snapshotID, parameters: otherParameters)).volume
+            let elsewhereAt = root + "/staging-elsewhere"
+            try FileManager.default.createDirectory(atPath: elsewhereAt, withIntermediateDirectories: true)
+            _ = try await n.nodeStageVolume(Requests.stage(elsewhere.volumeID, at: elsewhereAt))
+            #expect(FileManager.default.contents(atPath: elsewhereAt + "/big.bin") == expected, "another class, at once")
+            var copying = -1
+            for _ in 0..<300 {
+                copying = try await daemon.admin { a in
+                    var r = Berth_Admin_V1_NameRequest()
+                    r.name = elsewhere.volumeID
+                    let report = try await a.getVolume(r)
+                    return (try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any])?["copying_objects"] as? Int ?? -1
+                }
+                if copying == 0 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(copying == 0, "the clone's data was copied into its own class")
+            #expect(FileManager.default.contents(atPath: elsewhereAt + "/big.bin") == expected, "another class, after the copy")
+            #expect(FileManager.default.contents(atPath: elsewhereAt + "/dir/gone.txt") == Data("to be deleted\n".utf8))
+            _ = try await n.nodeUnstageVolume(Requests.unstage(elsewhere.volumeID, at: elsewhereAt))
+            var dropElsewhere = Csi_V1_DeleteVolumeRequest()
+            dropElsewhere.volumeID = elsewhere.volumeID
+            _ = try await c.deleteVolume(dropElsewhere)
+
             // The clone is writable and its changes are its own.
             try Data("clone only\n".utf8).write(to: URL(fileURLWithPath: cloned + "/dir/gone.txt"))
             #expect(FileManager.default.contents(atPath: src + "/dir/new.txt") == Data("new\n".utf8))

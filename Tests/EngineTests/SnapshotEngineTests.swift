@@ -47,9 +47,6 @@ import Testing
         #expect(throws: EngineError.self) {
             try engine.createVolume(name: "small", className: "replicated-3", capacityBytes: 4 << 20, source: .snapshot(snapshot.id))
         }
-        #expect(throws: EngineError.self) {
-            try engine.createVolume(name: "ec", className: "ec-4-2", capacityBytes: 8 << 20, source: .snapshot(snapshot.id))
-        }
         // Copies take no room: the same objects, counted once; the clone's size is provisioned.
         let shared = try figures(engine, "replicated-3")
         #expect(shared.used == before.used && shared.data == before.data)
@@ -85,6 +82,44 @@ import Testing
         #expect(try shards(engine) == 0)
         let empty = try figures(engine, "replicated-3")
         #expect(empty.used == 0 && empty.data == 0)
+    }
+
+    @Test func aCloneIntoAnotherClassReadsAtOnceAndCopiesItsDataIntoItsOwnPool() throws {
+        let engine = try Fixture.engine(dir)
+        let volume = try engine.createVolume(name: "v", className: "replicated-3", capacityBytes: 8 << 20)
+        var written: [ObjectID: [UInt8]] = [:]
+        for i in 0..<5 {
+            let bytes = Fixture.bytes(40_000 + 7 * i, seed: UInt64(100 + i))
+            written[try engine.writeObject(volume: volume.id, bytes: bytes)] = bytes
+        }
+        let snapshot = try engine.createSnapshot(name: "s", sourceVolumeID: volume.id)
+        let clone = try engine.createVolume(name: "c", className: "ec-4-2", capacityBytes: 8 << 20, source: .snapshot(snapshot.id))
+        // Usable at once: its objects read from the source's pool.
+        for (id, bytes) in written { expectSame(try engine.readObject(volume: clone.id, id: id).bytes, bytes) }
+        #expect(try engine.volumeSummary(id: clone.id).copyingObjects == 5)
+        #expect(try engine.database.cloneCopies() == [clone.id])
+        #expect(try shards(engine) == 5 * 3)
+
+        // Copied in steps under the budget, until nothing of another pool is left.
+        var rounds = 0
+        while engine.copyClones(maxBytes: 60_000).pending { rounds += 1 }
+        #expect(rounds >= 2, "copied in several steps")
+        #expect(try engine.database.cloneCopies().isEmpty)
+        #expect(try engine.volumeSummary(id: clone.id).copyingObjects == 0)
+        let ecPool = try engine.pool(ofVolume: clone.id)
+        let rows = try engine.temporaryVolumeDatabase(clone.id).objects()
+        #expect(rows.count == 5 && rows.allSatisfy { $0.poolID == Int64(ecPool) && $0.state == .live })
+        let copies = try Set(rows.map { try engine.readObject(volume: clone.id, id: try #require(ObjectID($0.id))).bytes })
+        #expect(copies == Set(written.values))
+        #expect(try shards(engine) == 5 * 3 + 5 * 6, "the source's copies stay while it and the snapshot hold them")
+
+        // The source and its snapshot go: only the clone's own copies are left.
+        try engine.deleteVolume(id: volume.id)
+        try engine.deleteSnapshot(id: snapshot.id)
+        #expect(try shards(engine) == 5 * 6)
+        #expect(try Set(rows.map { try engine.readObject(volume: clone.id, id: try #require(ObjectID($0.id))).bytes }) == Set(written.values))
+        try engine.deleteVolume(id: clone.id)
+        #expect(try shards(engine) == 0)
     }
 
     @Test func aRestartKeepsSnapshotsAndClearsHalfMadeCopies() throws {

@@ -1,0 +1,71 @@
+import Foundation
+import Metadata
+import Storage
+
+/// Clones into another class than their source's (docs/snapshots.md, "Clones into another
+/// class"): usable at once, reading the source's objects where they are, while the data is
+/// copied into the clone's own pool in the background under the node's movement budget
+/// (`throttle`, the mover's). Each object is read whole, written as a new object of the
+/// clone, and swapped in: every slice pointing into the old one points into the new one at
+/// the same offsets, in one transaction; then the clone lets go of the old object (its
+/// shards stay while anyone else holds it). Crash-safe: the new object is 'writing' until
+/// the swap (collected at start-up), the old one 'deleting' after it (let go at start-up).
+extension Engine {
+    /// Copies at most about `maxBytes` of clones' data into their own pools. Returns the
+    /// bytes copied and whether any clone still has data to copy.
+    @discardableResult
+    public func copyClones(maxBytes: Int64 = 64 << 20) -> (bytes: Int64, pending: Bool) {
+        guard let clones = try? database.cloneCopies(), !clones.isEmpty else { return (0, false) }
+        var copied: Int64 = 0
+        var pending = false
+        for clone in clones {
+            if copied >= maxBytes {
+                pending = true
+                break
+            }
+            do {
+                let (bytes, done) = try copyClone(clone, maxBytes: maxBytes - copied)
+                copied += bytes
+                if !done { pending = true }
+            } catch {
+                pending = true  // tried again at the next call (a device away, a volume being deleted)
+            }
+        }
+        return (copied, pending)
+    }
+
+    /// One clone's step: objects of other pools copied until `maxBytes`; done when none is left.
+    func copyClone(_ id: String, maxBytes: Int64) throws(EngineError) -> (bytes: Int64, done: Bool) {
+        guard let record = try EngineError.wrap({ try database.volume(id: id) }), record.state == .available else {
+            return (0, false)  // being deleted: its row (and this one) go with it
+        }
+        // Not kept open (nor marked in use) for this: `clone_copy` sends start-up to it.
+        guard let entry = state.withLock({ $0.classes[record.className] }) else { throw .unknownClass(record.className) }
+        let vdb = try temporaryVolumeDatabase(id)
+        var copied: Int64 = 0
+        while copied < maxBytes {
+            let batch = try EngineError.wrap { try vdb.foreignObjects(notIn: entry.poolID, limit: 8) }
+            if batch.isEmpty {
+                try EngineError.wrap { try database.finishCloneCopy(volumeID: id) }
+                return (copied, true)
+            }
+            for old in batch where copied < maxBytes {
+                guard let oldID = ObjectID(old.id) else { continue }
+                throttle.acquire(Int(old.sizeBytes))
+                let bytes = try EngineError.wrap { try objects.get(pool: UInt32(old.poolID), object: oldID).bytes }
+                let new = try stageObject(volume: id, bytes: bytes, vdb, entry)
+                let swapped = try EngineError.wrap { try vdb.replaceObject(old.id, with: new.description) }
+                guard let newRecord = try EngineError.wrap({ try vdb.object(id: new.description) }) else { continue }
+                if swapped {
+                    var leaving = old
+                    leaving.state = .deleting
+                    try letGo([leaving], of: id, vdb)
+                } else {
+                    try letGo([newRecord], of: id, vdb)  // the filesystem let go of the old one meanwhile
+                }
+                copied += old.sizeBytes
+            }
+        }
+        return (copied, false)
+    }
+}
