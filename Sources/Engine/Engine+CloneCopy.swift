@@ -46,6 +46,9 @@ extension Engine {
         while copied < maxBytes {
             let batch = try EngineError.wrap { try vdb.foreignObjects(notIn: entry.poolID, limit: 8) }
             if batch.isEmpty {
+                // Its new objects' index entries first: once off the list, a crash no longer
+                // sends start-up to rebuild them from its database.
+                try EngineError.wrap { try index.flush() }
                 try EngineError.wrap { try database.finishCloneCopy(volumeID: id) }
                 return (copied, true)
             }
@@ -53,16 +56,23 @@ extension Engine {
                 guard let oldID = ObjectID(old.id) else { continue }
                 throttle.acquire(Int(old.sizeBytes))
                 let bytes = try EngineError.wrap { try objects.get(pool: UInt32(old.poolID), object: oldID).bytes }
-                let new = try stageObject(volume: id, bytes: bytes, vdb, entry)
-                let swapped = try EngineError.wrap { try vdb.replaceObject(old.id, with: new.description) }
-                guard let newRecord = try EngineError.wrap({ try vdb.object(id: new.description) }) else { continue }
-                if swapped {
-                    var leaving = old
-                    leaving.state = .deleting
-                    try letGo([leaving], of: id, vdb)
-                } else {
-                    try letGo([newRecord], of: id, vdb)  // the filesystem let go of the old one meanwhile
+                // Under the clone's share lock: a deletion of the clone (which waits for it,
+                // then finds every object this wrote) or a copy of it never sees half a swap.
+                let stopped = try shareLocks.withLock(id) { () throws(EngineError) -> Bool in
+                    guard try EngineError.wrap({ try database.volume(id: id) })?.state == .available else { return true }
+                    let new = try stageObject(volume: id, bytes: bytes, vdb, entry)
+                    let swapped = try EngineError.wrap { try vdb.replaceObject(old.id, with: new.description) }
+                    guard let newRecord = try EngineError.wrap({ try vdb.object(id: new.description) }) else { return false }
+                    if swapped {
+                        var leaving = old
+                        leaving.state = .deleting
+                        try letGoLocked([leaving], of: id, vdb)
+                    } else {
+                        try letGoLocked([newRecord], of: id, vdb)  // the filesystem let go of the old one meanwhile
+                    }
+                    return false
                 }
+                if stopped { return (copied, false) }
                 copied += old.sizeBytes
             }
         }

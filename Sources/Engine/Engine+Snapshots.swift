@@ -141,17 +141,21 @@ extension Engine {
     /// stay passed to another holder). Safe to repeat after a crash.
     func letGo(_ records: [ObjectRecord], of holder: String, _ vdb: VolumeDatabase) throws(EngineError) {
         if records.isEmpty { return }
-        try shareLocks.withLock(holder) { () throws(EngineError) in
-            let ids = records.map(\.id)
-            let kept = try keptElsewhere(ids, holder: holder)
-            var byPool: [UInt32: [ObjectID]] = [:]
-            for record in records where !kept.contains(record.id) {
-                if let id = ObjectID(record.id) { byPool[UInt32(record.poolID), default: []].append(id) }
-            }
-            for (pool, ids) in byPool { _ = try? objects.delete(pool: pool, objects: ids) }
-            try EngineError.wrap { try vdb.removeObjects(ids: ids) }
-            index.remove(ids: kept.isEmpty ? ids : ids.filter { !kept.contains($0) })
+        try shareLocks.withLock(holder) { () throws(EngineError) in try letGoLocked(records, of: holder, vdb) }
+    }
+
+    /// `letGo` with `holder`'s share lock held by the caller.
+    func letGoLocked(_ records: [ObjectRecord], of holder: String, _ vdb: VolumeDatabase) throws(EngineError) {
+        if records.isEmpty { return }
+        let ids = records.map(\.id)
+        let kept = try keptElsewhere(ids, holder: holder)
+        var byPool: [UInt32: [ObjectID]] = [:]
+        for record in records where !kept.contains(record.id) {
+            if let id = ObjectID(record.id) { byPool[UInt32(record.poolID), default: []].append(id) }
         }
+        for (pool, ids) in byPool { _ = try? objects.delete(pool: pool, objects: ids) }
+        try EngineError.wrap { try vdb.removeObjects(ids: ids) }
+        index.remove(ids: kept.isEmpty ? ids : ids.filter { !kept.contains($0) })
     }
 
     /// Of `ids`, those another namespace holds; `holder`'s claim on them ends. Asks the

@@ -152,6 +152,8 @@ extension Engine {
     /// Deletes a volume's or snapshot's objects (those no other namespace holds), its
     /// database and its row. Safe to repeat after a crash.
     func deleteVolumeData(_ record: VolumeRecord) throws(EngineError) {
+        // A clone's copy step in progress finishes first; later ones see it deleting.
+        shareLocks.withLock(record.id) {}
         let vdb = try temporaryVolumeDatabase(record.id)
         // Its index entries, usage and in-use mark go with its row at the end (ON DELETE
         // CASCADE), after every shard: the index still lists them meanwhile, as it must.

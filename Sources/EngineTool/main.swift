@@ -143,8 +143,18 @@ do {
             let snapshots = try engine.snapshots(after: nil, limit: nil).sorted { ($0.createdMs, $0.id) < ($1.createdMs, $1.id) }
             if snapshots.count > 3 { try engine.deleteSnapshot(id: snapshots[0].id) }
             done()
-            let clones = try engine.volumes().filter { $0.source != nil }.sorted { ($0.createdMs, $0.id) < ($1.createdMs, $1.id) }
+            let clones = try engine.volumes().filter { $0.source != nil && $0.className == className }
+                .sorted { ($0.createdMs, $0.id) < ($1.createdMs, $1.id) }
             if clones.count > 3 { try engine.deleteVolume(id: clones[0].id) }
+            done()
+            // A clone into the other class, its data copied a step at a time.
+            let other = className == "ec-4-2" ? "replicated-3" : "ec-4-2"
+            _ = try engine.createVolume(name: "x-\(tag)", className: other, capacityBytes: 64 << 20, source: .snapshot(snapshot.id))
+            done()
+            engine.copyClones(maxBytes: 50_000)
+            done()
+            let elsewhere = try engine.volumes().filter { $0.className == other }.sorted { ($0.createdMs, $0.id) < ($1.createdMs, $1.id) }
+            if elsewhere.count > 2 { try engine.deleteVolume(id: elsewhere[0].id) }
             done()
         }
     case "mount":
