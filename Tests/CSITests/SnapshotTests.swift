@@ -101,6 +101,11 @@ import Testing
             #expect(otherClass.volumeContext["storage.berth.dev/class"] == "ec-4-2")
             let larger = try await c.createVolume(Self.clone("c2", snapshot: s1.snapshotID, bytes: 48 << 20)).volume
             #expect(larger.capacityBytes == 48 << 20)
+            // A clone grows like any volume.
+            var grow = Csi_V1_ControllerExpandVolumeRequest()
+            grow.volumeID = fromSnapshot.volumeID
+            grow.capacityRange.requiredBytes = 40 << 20
+            #expect(try await c.controllerExpandVolume(grow).capacityBytes == 40 << 20)
             let fromVolume = try await c.createVolume(Self.clone("c3", volume: v2.volumeID)).volume
             #expect(fromVolume.contentSource.volume.volumeID == v2.volumeID && fromVolume.capacityBytes == 32 << 20)
             let listed = try await c.listVolumes(Csi_V1_ListVolumesRequest()).entries.map(\.volume)
