@@ -237,6 +237,19 @@ public enum Berth_Admin_V1_Admin: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Maintenance" metadata.
+        public enum Maintenance: Sendable {
+            /// Request type for "Maintenance".
+            public typealias Input = Berth_Admin_V1_MaintenanceRequest
+            /// Response type for "Maintenance".
+            public typealias Output = Berth_Admin_V1_Report
+            /// Descriptor for "Maintenance".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "berth.admin.v1.Admin"),
+                method: "Maintenance",
+                type: .unary
+            )
+        }
         /// Namespace for "Capacity" metadata.
         public enum Capacity: Sendable {
             /// Request type for "Capacity".
@@ -281,6 +294,7 @@ public enum Berth_Admin_V1_Admin: Sendable {
             ListSnapshots.descriptor,
             CreateSnapshot.descriptor,
             DeleteSnapshot.descriptor,
+            Maintenance.descriptor,
             Capacity.descriptor,
             Status.descriptor
         ]
@@ -556,6 +570,25 @@ extension Berth_Admin_V1_Admin {
         /// - Returns: A streaming response of `Berth_Admin_V1_Report` messages.
         func deleteSnapshot(
             request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_NameRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report>
+
+        /// Handle the "Maintenance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Maintenance of a host or a device (docs/cluster.md): its devices are down and never
+        /// > taken out while it lasts; on return only what they missed is resynced.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Berth_Admin_V1_MaintenanceRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Berth_Admin_V1_Report` messages.
+        func maintenance(
+            request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_MaintenanceRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report>
 
@@ -850,6 +883,25 @@ extension Berth_Admin_V1_Admin {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report>
 
+        /// Handle the "Maintenance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Maintenance of a host or a device (docs/cluster.md): its devices are down and never
+        /// > taken out while it lasts; on return only what they missed is resynced.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_MaintenanceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Berth_Admin_V1_Report` message.
+        func maintenance(
+            request: GRPCCore.ServerRequest<Berth_Admin_V1_MaintenanceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report>
+
         /// Handle the "Capacity" method.
         ///
         /// > Source IDL Documentation:
@@ -1139,6 +1191,25 @@ extension Berth_Admin_V1_Admin {
             context: GRPCCore.ServerContext
         ) async throws -> Berth_Admin_V1_Report
 
+        /// Handle the "Maintenance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Maintenance of a host or a device (docs/cluster.md): its devices are down and never
+        /// > taken out while it lasts; on return only what they missed is resynced.
+        ///
+        /// - Parameters:
+        ///   - request: A `Berth_Admin_V1_MaintenanceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Berth_Admin_V1_Report` to respond with.
+        func maintenance(
+            request: Berth_Admin_V1_MaintenanceRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Berth_Admin_V1_Report
+
         /// Handle the "Capacity" method.
         ///
         /// > Source IDL Documentation:
@@ -1354,6 +1425,17 @@ extension Berth_Admin_V1_Admin.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Berth_Admin_V1_Admin.Method.Maintenance.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_MaintenanceRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_Report>(),
+            handler: { request, context in
+                try await self.maintenance(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Berth_Admin_V1_Admin.Method.Capacity.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_Empty>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_Report>(),
@@ -1551,6 +1633,17 @@ extension Berth_Admin_V1_Admin.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report> {
         let response = try await self.deleteSnapshot(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func maintenance(
+        request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_MaintenanceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report> {
+        let response = try await self.maintenance(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1784,6 +1877,19 @@ extension Berth_Admin_V1_Admin.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report> {
         return GRPCCore.ServerResponse<Berth_Admin_V1_Report>(
             message: try await self.deleteSnapshot(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func maintenance(
+        request: GRPCCore.ServerRequest<Berth_Admin_V1_MaintenanceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report> {
+        return GRPCCore.ServerResponse<Berth_Admin_V1_Report>(
+            message: try await self.maintenance(
                 request: request.message,
                 context: context
             ),
@@ -2152,6 +2258,30 @@ extension Berth_Admin_V1_Admin {
         func deleteSnapshot<Result>(
             request: GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>,
             serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_NameRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Maintenance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Maintenance of a host or a device (docs/cluster.md): its devices are down and never
+        /// > taken out while it lasts; on return only what they missed is resynced.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_MaintenanceRequest` message.
+        ///   - serializer: A serializer for `Berth_Admin_V1_MaintenanceRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Admin_V1_Report` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func maintenance<Result>(
+            request: GRPCCore.ClientRequest<Berth_Admin_V1_MaintenanceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_MaintenanceRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result
@@ -2722,6 +2852,41 @@ extension Berth_Admin_V1_Admin {
             )
         }
 
+        /// Call the "Maintenance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Maintenance of a host or a device (docs/cluster.md): its devices are down and never
+        /// > taken out while it lasts; on return only what they missed is resynced.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_MaintenanceRequest` message.
+        ///   - serializer: A serializer for `Berth_Admin_V1_MaintenanceRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Admin_V1_Report` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func maintenance<Result>(
+            request: GRPCCore.ClientRequest<Berth_Admin_V1_MaintenanceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_MaintenanceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Berth_Admin_V1_Admin.Method.Maintenance.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "Capacity" method.
         ///
         /// > Source IDL Documentation:
@@ -3211,6 +3376,36 @@ extension Berth_Admin_V1_Admin.ClientProtocol {
         try await self.deleteSnapshot(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_NameRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_Report>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Maintenance" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Maintenance of a host or a device (docs/cluster.md): its devices are down and never
+    /// > taken out while it lasts; on return only what they missed is resynced.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Berth_Admin_V1_MaintenanceRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func maintenance<Result>(
+        request: GRPCCore.ClientRequest<Berth_Admin_V1_MaintenanceRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.maintenance(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_MaintenanceRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_Report>(),
             options: options,
             onResponse: handleResponse
@@ -3759,6 +3954,40 @@ extension Berth_Admin_V1_Admin.ClientProtocol {
             metadata: metadata
         )
         return try await self.deleteSnapshot(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Maintenance" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Maintenance of a host or a device (docs/cluster.md): its devices are down and never
+    /// > taken out while it lasts; on return only what they missed is resynced.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func maintenance<Result>(
+        _ message: Berth_Admin_V1_MaintenanceRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Berth_Admin_V1_MaintenanceRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.maintenance(
             request: request,
             options: options,
             onResponse: handleResponse

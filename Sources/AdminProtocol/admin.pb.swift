@@ -364,6 +364,62 @@ public nonisolated struct Berth_Admin_V1_ExpandVolumeRequest: Sendable {
   public init() {}
 }
 
+public nonisolated struct Berth_Admin_V1_MaintenanceRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var action: Berth_Admin_V1_MaintenanceRequest.Action = .list
+
+  /// A host name or a device id (START, STOP).
+  public var target: String = String()
+
+  /// START: how long it lasts; 0: until stopped.
+  public var durationSeconds: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Action: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case list // = 0
+    case start // = 1
+    case stop // = 2
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .list
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .list
+      case 1: self = .start
+      case 2: self = .stop
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .list: return 0
+      case .start: return 1
+      case .stop: return 2
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Berth_Admin_V1_MaintenanceRequest.Action] = [
+      .list,
+      .start,
+      .stop,
+    ]
+
+  }
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "berth.admin.v1"
@@ -964,4 +1020,48 @@ nonisolated extension Berth_Admin_V1_ExpandVolumeRequest: SwiftProtobuf.Message,
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
+}
+
+nonisolated extension Berth_Admin_V1_MaintenanceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MaintenanceRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}action\0\u{1}target\0\u{3}duration_seconds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.action) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.target) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.durationSeconds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.action != .list {
+      try visitor.visitSingularEnumField(value: self.action, fieldNumber: 1)
+    }
+    if !self.target.isEmpty {
+      try visitor.visitSingularStringField(value: self.target, fieldNumber: 2)
+    }
+    if self.durationSeconds != 0 {
+      try visitor.visitSingularInt64Field(value: self.durationSeconds, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Berth_Admin_V1_MaintenanceRequest, rhs: Berth_Admin_V1_MaintenanceRequest) -> Bool {
+    if lhs.action != rhs.action {return false}
+    if lhs.target != rhs.target {return false}
+    if lhs.durationSeconds != rhs.durationSeconds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Berth_Admin_V1_MaintenanceRequest.Action: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0LIST\0\u{1}START\0\u{1}STOP\0")
 }

@@ -164,12 +164,16 @@ extension Engine {
             var s = state.withLock { $0 }
             try Self.checkDeviceChanges(changes, known: Set(s.map.devices.map(\.id)))
             let next = try EngineError.wrap { try s.map.nextEpoch(changes) }
-            // An admin's state change is the admin's: the health check no longer undoes it.
-            let admins: [ClusterDatabase.Change] = changes.compactMap {
-                if case .setState(let id, _) = $0 { return .setHealthMark(device: id.rawValue, state: nil) }
-                return nil
+            // An admin's state change is the admin's: the health check no longer undoes it,
+            // and it ends a maintenance of the device.
+            let admins: [ClusterDatabase.Change] = changes.flatMap { change -> [ClusterDatabase.Change] in
+                if case .setState(let id, _) = change { return [.setHealthMark(device: id.rawValue, state: nil), .endMaintenance(device: id.rawValue)] }
+                return []
             }
             try commitEpoch(next, into: &s, extra: admins)
+            maintenanceWindows.withLock { windows in
+                for case .setState(let id, _) in changes { windows[id] = nil }
+            }
         }
     }
 

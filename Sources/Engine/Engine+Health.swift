@@ -48,6 +48,11 @@ extension Engine {
         health.state.withLock { h in
             for device in s.map.devices {
                 guard let store = objects.device(device.id), store.isRemote else { continue }
+                // Maintenance is the admin's: silent or not, it is left alone (never out).
+                if inMaintenance(device.id) {
+                    h.silentSinceMs[device.id] = nil
+                    continue
+                }
                 if !h.seeded {
                     if device.state == .down { h.setByHealth[device.id] = .down }
                     if let mark = marks[device.id.rawValue], mark == device.state.rawValue { h.setByHealth[device.id] = device.state }

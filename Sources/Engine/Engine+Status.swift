@@ -37,9 +37,11 @@ public struct ClusterStatus: Sendable, Codable, Hashable {
     public var pgsMoving: Int
     public var pgsDegraded: Int
     public var movement: Movement?
+    /// Devices in maintenance (down, never taken out; docs/cluster.md).
+    public var maintenance: [MaintenanceWindow] = []
 
     enum CodingKeys: String, CodingKey {
-        case epoch, movement
+        case epoch, movement, maintenance
         case devicesUp = "devices_up"
         case devicesDown = "devices_down"
         case devicesOut = "devices_out"
@@ -85,8 +87,10 @@ extension Engine {
                              bytesPerSecond: rate, etaSeconds: remaining == 0 ? 0 : (rate > 0 ? leftBytes / rate : nil),
                              finished: m.finishedMs != nil || remaining == 0)
         }
-        return ClusterStatus(epoch: s.map.epoch, devicesUp: up, devicesDown: down, devicesOut: out, devicesUnreachable: unreachable,
-                             pgsClean: clean, pgsMoving: moving, pgsDegraded: degraded, movement: movement)
+        var report = ClusterStatus(epoch: s.map.epoch, devicesUp: up, devicesDown: down, devicesOut: out, devicesUnreachable: unreachable,
+                                   pgsClean: clean, pgsMoving: moving, pgsDegraded: degraded, movement: movement)
+        report.maintenance = maintenance()
+        return report
     }
 }
 

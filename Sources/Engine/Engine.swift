@@ -45,6 +45,8 @@ public final class Engine: Sendable {
     /// Volumes and snapshots named in `object_holder`: only their let-gos ask the cluster
     /// database whether another namespace still holds an object.
     let sharingHolders: Mutex<Set<String>>
+    /// Devices in maintenance: since when and until when (wall-clock ms; nil: until stopped).
+    let maintenanceWindows: Mutex<[DeviceID: (startedMs: Int64, untilMs: Int64?)]>
     /// Per epoch and pool: shards per device of the current placement (for admission).
     let shardCounts = Mutex<(epoch: UInt64, counts: [UInt32: [DeviceID: Int]])>((0, [:]))
 
@@ -91,6 +93,8 @@ public final class Engine: Sendable {
         index = ObjectIndexJournal(database: database, window: .milliseconds(configuration.objectIndexWindowMs))
         generator = ObjectIDGenerator(node: configuration.nodeID)
         sharingHolders = Mutex(try EngineError.wrap { try database.sharingHolders() })
+        let windows = try EngineError.wrap { try database.maintenance() }
+        maintenanceWindows = Mutex(Dictionary(windows.map { (DeviceID($0.device), ($0.startedMs, $0.untilMs)) }, uniquingKeysWith: { a, _ in a }))
 
         let map = try EngineError.wrap { try database.latestMap() } ?? ClusterMap()
         let placer = try EngineError.wrap { try Placer(map: map) }

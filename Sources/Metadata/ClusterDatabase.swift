@@ -56,6 +56,10 @@ public final class ClusterDatabase: Sendable {
         /// The state the health check set on a device (`down`, `out`), or nil: none (it is
         /// up again, or an admin set its state).
         case setHealthMark(device: String, state: String?)
+        /// A device goes into maintenance (until `untilMs`, wall clock; nil: until stopped)…
+        case startMaintenance(device: String, startedMs: Int64, untilMs: Int64?)
+        /// … or comes out of it.
+        case endMaintenance(device: String)
 
         func apply(_ db: Database) throws {
             switch self {
@@ -70,6 +74,13 @@ public final class ClusterDatabase: Sendable {
             case .setHealthMark(let device, let state?):
                 try db.execute(sql: "INSERT INTO health_mark (device, state) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET state = excluded.state",
                                arguments: [device, state])
+            case .startMaintenance(let device, let started, let until):
+                try db.execute(sql: """
+                    INSERT INTO maintenance (device, started_ms, until_ms) VALUES (?, ?, ?)
+                    ON CONFLICT (device) DO UPDATE SET until_ms = excluded.until_ms
+                    """, arguments: [device, started, until])
+            case .endMaintenance(let device):
+                try db.execute(sql: "DELETE FROM maintenance WHERE device = ?", arguments: [device])
             case .setHealthMark(let device, nil):
                 try db.execute(sql: "DELETE FROM health_mark WHERE device = ?", arguments: [device])
             case .insertMap(let map):
@@ -109,6 +120,13 @@ public final class ClusterDatabase: Sendable {
     }
 
     /// The states the health check set, by device (`Change.setHealthMark`).
+    /// Devices in maintenance: (device, started, until) in wall-clock milliseconds.
+    public func maintenance() throws -> [(device: String, startedMs: Int64, untilMs: Int64?)] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT device, started_ms, until_ms FROM maintenance ORDER BY device").map { ($0[0], $0[1], $0[2]) }
+        }
+    }
+
     public func healthMarks() throws -> [String: String] {
         try writer.read { db in
             Dictionary(try Row.fetchAll(db, sql: "SELECT device, state FROM health_mark").map { ($0["device"] as String, $0["state"] as String) },

@@ -186,6 +186,17 @@ enum ClusterMigrations {
                 ) WITHOUT ROWID;
                 """)
         }
+        // Devices in maintenance (`provisionctl maintenance`): down, never taken out by the
+        // health check, until `until_ms` (wall clock; NULL: until stopped).
+        migrator.registerMigration("v10-maintenance") { db in
+            try db.execute(sql: """
+                CREATE TABLE maintenance (
+                    device TEXT PRIMARY KEY NOT NULL REFERENCES device(id) ON DELETE CASCADE,
+                    started_ms INTEGER NOT NULL,
+                    until_ms INTEGER
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

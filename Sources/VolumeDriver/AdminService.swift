@@ -195,6 +195,25 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
         try report(try await run { try engine.capacity() })
     }
 
+    func maintenance(request: Berth_Admin_V1_MaintenanceRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let (target, seconds) = (request.target, request.durationSeconds)
+        switch request.action {
+        case .start:
+            guard !target.isEmpty else { throw Failures.invalid("a host or device is required") }
+            guard seconds >= 0 else { throw Failures.invalid("duration_seconds must not be negative") }
+            let started = try await run { try engine.startMaintenance(target, durationMs: seconds > 0 ? seconds * 1000 : nil) }
+            return try report(["maintenance": started])
+        case .stop:
+            guard !target.isEmpty else { throw Failures.invalid("a host or device is required") }
+            let ended = try await run { try engine.stopMaintenance(target) }
+            return try report(["ended": ended])
+        case .list:
+            return try report(["maintenance": engine.maintenance()])
+        case .UNRECOGNIZED(let n):
+            throw Failures.invalid("unknown maintenance action \(n)")
+        }
+    }
+
     func status(request: Berth_Admin_V1_Empty, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
         try report(try await run { try engine.status() })
     }

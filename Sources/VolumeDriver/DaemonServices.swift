@@ -43,6 +43,10 @@ struct MoverService: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let result = try? await blocking { engine.move(maxPositions: 32) }
             for failure in result?.failures ?? [] { log.warning("move failed", metadata: ["reason": "\(failure)"]) }
+            // Maintenance windows that have run their time end (their devices come up).
+            if let ended = try? await blocking({ engine.endExpiredMaintenance() }), !ended.isEmpty {
+                log.notice("maintenance ended", metadata: ["devices": "\(ended.joined(separator: ","))"])
+            }
             // Clones of another class's data copy it under the same budget.
             let cloned = try? await blocking { engine.copyClones() }
             let moved = (result?.positions ?? 0) + ((cloned?.bytes ?? 0) > 0 ? 1 : 0)

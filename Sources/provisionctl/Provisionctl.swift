@@ -12,6 +12,6 @@ struct Provisionctl: AsyncParsableCommand {
             Exit codes: 0 done; 1 the daemon refused or failed the request; 2 bad input found \
             before asking the daemon; 3 the daemon cannot be reached; 4 declined at the confirmation prompt.
             """,
-        subcommands: [ClassCommand.self, DeviceCommand.self, PlanCommand.self, ApplyCommand.self, VolumeCommand.self, SnapshotCommand.self,
+        subcommands: [ClassCommand.self, DeviceCommand.self, PlanCommand.self, ApplyCommand.self, VolumeCommand.self, SnapshotCommand.self, MaintenanceCommand.self,
                       CapacityCommand.self, StatusCommand.self, ClusterCommand.self])
 }

@@ -87,6 +87,11 @@ struct StatusCommand: AsyncParsableCommand {
         } else {
             lines.append("movement: none")
         }
+        for w in s["maintenance"]?.array ?? [] {
+            let until = w["until_ms"]?.int64 ?? 0
+            let end = until > 0 ? "until " + ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(until) / 1000)) : "until stopped"
+            lines.append("maintenance: \(w["device"]?.string ?? "?") (host \(w["host"]?.string ?? "?")), \(end)")
+        }
         return lines.joined(separator: "\n")
     }
 }
