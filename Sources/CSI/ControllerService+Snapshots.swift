@@ -75,21 +75,23 @@ extension ControllerService {
         return r
     }
 
-    /// The content source a CreateVolume asks for, checked to exist, with its size; nil
-    /// for an empty volume. NOT_FOUND for an unknown snapshot or volume.
-    func contentSource(_ request: Csi_V1_CreateVolumeRequest) async throws -> (Engine.ContentSource, Int64)? {
+    /// The content source a CreateVolume asks for, checked to exist (if `lookUp`), with its
+    /// size (0 if not looked up); nil for an empty volume. NOT_FOUND for an unknown one.
+    func contentSource(_ request: Csi_V1_CreateVolumeRequest, lookUp: Bool = true) async throws -> (Engine.ContentSource, Int64)? {
         guard request.hasVolumeContentSource else { return nil }
         let engine = context.engine
         switch request.volumeContentSource.type {
         case .snapshot(let s)?:
             guard !s.snapshotID.isEmpty else { throw Failures.invalid("volume_content_source.snapshot.snapshot_id is required") }
             let id = s.snapshotID
+            if !lookUp { return (.snapshot(id), 0) }
             let found = try await blocking { do { return try engine.snapshot(id: id) } catch { throw Failures.map(error) } }
             guard let found, found.state == .available else { throw Failures.notFound("no snapshot \"\(id.prefix(128))\"") }
             return (.snapshot(id), found.capacityBytes)
         case .volume(let v)?:
             guard !v.volumeID.isEmpty else { throw Failures.invalid("volume_content_source.volume.volume_id is required") }
             let id = v.volumeID
+            if !lookUp { return (.volume(id), 0) }
             let found = try await blocking { do { return try engine.volume(id: id) } catch { throw Failures.map(error) } }
             guard let found, found.state == .available else { throw Failures.notFound("no volume \"\(id.prefix(128))\"") }
             return (.volume(id), found.capacityBytes)

@@ -19,8 +19,12 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         try RequestChecks.capabilities(request.volumeCapabilities)
         let (required, limit) = try Self.range(request.hasCapacityRange ? request.capacityRange : nil)
         var size = required > 0 ? required : (limit > 0 ? min(context.defaultVolumeBytes, limit) : context.defaultVolumeBytes)
-        let source = try await contentSource(request)
-        if let (_, sourceBytes) = source, required == 0 {
+        // A repeat of a create that succeeded must succeed even if its source is gone since:
+        // the source is looked up only for a name not taken yet.
+        let engine = context.engine, name = request.name
+        let taken = try await blocking { do { return try engine.volume(named: name) != nil } catch { throw Failures.map(error) } }
+        let source = try await contentSource(request, lookUp: !taken)
+        if let (_, sourceBytes) = source, required == 0, sourceBytes > 0 {
             // No size asked: the clone is as large as its source (within the limit, if any).
             if limit > 0 && limit < sourceBytes {
                 throw RPCError(code: .outOfRange, message: "the content source holds \(sourceBytes) bytes, more than limit_bytes \(limit)")

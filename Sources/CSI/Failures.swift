@@ -14,6 +14,7 @@ public enum Failures {
         switch error {
         case .alreadyExists: return RPCError(code: .alreadyExists, message: error.description)
         case .outOfRange: return RPCError(code: .outOfRange, message: error.description)
+        case .busy: return RPCError(code: .aborted, message: error.description)
         case .unknownVolume, .unknownSnapshot: return RPCError(code: .notFound, message: error.description)
         case .unknownClass, .invalidArgument, .storageClass: return RPCError(code: .invalidArgument, message: error.description)
         case .insufficientCapacity: return RPCError(code: .resourceExhausted, message: error.description)

@@ -43,6 +43,9 @@ extension Engine {
         guard let entry = state.withLock({ $0.classes[record.className] }) else { throw .unknownClass(record.className) }
         let vdb = try temporaryVolumeDatabase(id)
         var copied: Int64 = 0
+        // Old objects a failed step swapped out but did not let go of.
+        let stale = try EngineError.wrap { try vdb.objects(state: .deleting) }.filter { $0.poolID != Int64(entry.poolID) }
+        try letGo(stale, of: id, vdb)
         while copied < maxBytes {
             let batch = try EngineError.wrap { try vdb.foreignObjects(notIn: entry.poolID, limit: 8) }
             if batch.isEmpty {

@@ -45,7 +45,7 @@ extension Engine {
             guard existing.source(.volume) == sourceVolumeID else {
                 throw .alreadyExists("a snapshot named \"\(name)\" exists, of volume \(existing.source(.volume) ?? "?"), not \(sourceVolumeID)")
             }
-            guard existing.state == .available else { throw .alreadyExists("snapshot \"\(name)\" is being \(existing.state == .deleting ? "deleted" : "made")") }
+            guard existing.state == .available else { throw .busy("snapshot \"\(name)\" is being \(existing.state == .deleting ? "deleted" : "made")") }
             return existing
         }
         guard let source = try volume(id: sourceVolumeID), source.state == .available else { throw .unknownVolume(sourceVolumeID) }
@@ -65,6 +65,7 @@ extension Engine {
     /// id succeeds. Marked 'deleting' first, so a crash midway finishes at the next start.
     public func deleteSnapshot(id: String) throws(EngineError) {
         guard var record = try snapshot(id: id) else { return }
+        if record.state == .creating { throw .busy("snapshot \(id) is being made") }
         if record.state != .deleting {
             record.state = .deleting
             try EngineError.wrap { try database.commit([.saveVolume(record)]) }
@@ -104,6 +105,9 @@ extension Engine {
             try EngineError.wrap { try index.flush() }
             let path = volumesDirectory + "/" + record.id + ".sqlite"
             let held = try EngineError.wrap { try temporaryVolumeDatabase(source.id).copy(to: path) }
+            // Objects that became live between the flush above and the copy: their index
+            // entries too, before anything names them shared (a let-go passes entries on).
+            try EngineError.wrap { try index.flush() }
             let copy = try temporaryVolumeDatabase(record.id)
             let usage = try Self.measure(copy, entry)
             // A volume holding objects of another class's pool copies them into its own.

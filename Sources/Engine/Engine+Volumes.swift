@@ -142,6 +142,7 @@ extension Engine {
     public func deleteVolume(id: String) throws(EngineError) {
         try adminLock.withLock { _ throws(EngineError) in
             guard var record = try volume(id: id) else { return }
+            if record.state == .creating { throw .busy("volume \(id) is being made from \(record.source ?? "its source")") }
             record.state = .deleting
             try EngineError.wrap { try database.commit([.saveVolume(record)]) }
             volumeClassNames.withLock { _ = $0.removeValue(forKey: id) }  // from now on it reads as deleting
@@ -295,9 +296,9 @@ extension Engine {
 
     public func deleteObject(volume: String, id: ObjectID) throws(EngineError) {
         let (vdb, entry) = try volumeAndClass(volume)
-        guard var record = try EngineError.wrap({ try vdb.object(id: id.description) }) else { return }
+        guard let record = try EngineError.wrap({ try vdb.object(id: id.description) }) else { return }
+        _ = entry
         try EngineError.wrap { try vdb.setState(object: id.description, .deleting) }
-        record.poolID = Int64(entry.poolID)
         try letGo([record], of: volume, vdb)
     }
 

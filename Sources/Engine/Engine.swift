@@ -217,7 +217,10 @@ public final class Engine: Sendable {
         // Never acknowledged ('writing') or being deleted: shards (unless another namespace
         // holds the object), then rows.
         try letGo(interrupted.filter { !undecided.contains($0.id) }, of: volume.id, vdb)
-        let rows = try EngineError.wrap { try vdb.objects() }.map { Self.indexed($0, volume: volume.id, entry) }
+        // Each by its own pool's codec (a clone may still hold another class's objects).
+        let rows = try EngineError.wrap { try vdb.objects() }.map { row in
+            Self.indexed(row, volume: volume.id, UInt32(row.poolID) == entry.poolID ? entry : state.withLock { $0.entry(pool: UInt32(row.poolID)) } ?? entry)
+        }
         let usage = try Self.measure(vdb, entry)
         usageTable.setUsage(volume.id, usage)
         // Undecided objects keep the volume in use, so the next start looks at them again.

@@ -12,6 +12,8 @@ public enum EngineError: Error, Equatable, Sendable, CustomStringConvertible {
     case alreadyExists(String)
     /// A size outside what the request allows (a clone smaller than its source).
     case outOfRange(String)
+    /// Another operation on the same volume or snapshot is in progress (its copy being made).
+    case busy(String)
     case unknownClass(String)
     case unknownDevice(String)
     /// A class with this name exists with a different redundancy, domain, chunk size or PG count.
@@ -32,7 +34,7 @@ public enum EngineError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .unknownVolume(let v): "no volume \"\(v)\""
         case .unknownSnapshot(let v): "no snapshot \"\(v)\""
-        case .alreadyExists(let why), .outOfRange(let why): why
+        case .alreadyExists(let why), .outOfRange(let why), .busy(let why): why
         case .unknownClass(let c): "no storage class \"\(c)\""
         case .unknownDevice(let d): "no device \"\(d)\""
         case .classConflict(let why): why

@@ -197,6 +197,17 @@ enum ClusterMigrations {
                 ) WITHOUT ROWID;
                 """)
         }
+        // Every namespace that ever shared an object, for as long as it exists: its let-gos
+        // must ask `object_holder` even after its own rows there are gone (a crash between
+        // letting go of a shared object and removing its row leaves the row to start-up).
+        migrator.registerMigration("v11-sharing-holders") { db in
+            try db.execute(sql: """
+                CREATE TABLE sharing_holder (
+                    volume_id TEXT PRIMARY KEY NOT NULL REFERENCES volume(id) ON DELETE CASCADE
+                ) WITHOUT ROWID;
+                INSERT INTO sharing_holder (volume_id) SELECT DISTINCT holder FROM object_holder;
+                """)
+        }
         return migrator
     }
 }

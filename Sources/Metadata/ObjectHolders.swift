@@ -35,13 +35,18 @@ extension ClusterDatabase {
     public func finishCopy(_ record: VolumeRecord, sharing objects: [String], with sourceID: String, usage: VolumeUsageRecord,
                            copyData: Bool = false) throws {
         try writer.write { db in
+            // Only a copy still being made becomes available (not one deleted meanwhile).
+            guard try String.fetchOne(db, sql: "SELECT state FROM volume WHERE id = ?", arguments: [record.id]) == VolumeRecord.State.creating.rawValue else {
+                throw MetadataError.notFound("\(record.kind.rawValue) \(record.id) being made")
+            }
             if copyData { try db.execute(sql: "INSERT OR IGNORE INTO clone_copy (volume_id) VALUES (?)", arguments: [record.id]) }
             let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO object_holder (object_id, holder) VALUES (?, ?)")
             for object in objects {
                 try insert.execute(arguments: [object, sourceID])
                 try insert.execute(arguments: [object, record.id])
             }
-            try record.save(db)
+            try db.execute(sql: "INSERT OR IGNORE INTO sharing_holder (volume_id) VALUES (?), (?)", arguments: [sourceID, record.id])
+            try record.update(db)
             try ClusterDatabase.saveUsage(usage, db)
         }
     }
@@ -56,9 +61,9 @@ extension ClusterDatabase {
         try writer.write { db in try db.execute(sql: "DELETE FROM clone_copy WHERE volume_id = ?", arguments: [volumeID]) }
     }
 
-    /// Namespaces named as holders of some shared object.
+    /// Namespaces that ever shared an object (`sharing_holder`).
     public func sharingHolders() throws -> Set<String> {
-        try writer.read { db in Set(try String.fetchAll(db, sql: "SELECT DISTINCT holder FROM object_holder")) }
+        try writer.read { db in Set(try String.fetchAll(db, sql: "SELECT volume_id FROM sharing_holder")) }
     }
 
     /// `holder` lets go of `objects`: returns those another namespace still holds (their

@@ -47,8 +47,13 @@ extension VolumeDatabase {
     /// `limit`.
     public func foreignObjects(notIn pool: UInt32, limit: Int) throws -> [ObjectRecord] {
         try writer.read { db in
-            try ObjectRecord.fetchAll(db, sql: "SELECT * FROM object WHERE pool_id <> ? AND state = 'live' ORDER BY id LIMIT ?",
-                                      arguments: [Int64(pool), limit])
+            // Not those the filesystem retired (live, no slice left: it lets go of them itself),
+            // unless the volume has no namespace at all (the engine's own objects).
+            try ObjectRecord.fetchAll(db, sql: """
+                SELECT * FROM object WHERE pool_id <> ? AND state = 'live'
+                AND (EXISTS (SELECT 1 FROM slice WHERE slice.object = object.id) OR NOT EXISTS (SELECT 1 FROM slice))
+                ORDER BY id LIMIT ?
+                """, arguments: [Int64(pool), limit])
         }
     }
 

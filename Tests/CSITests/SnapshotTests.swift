@@ -126,6 +126,8 @@ import Testing
             _ = try await c.deleteSnapshot(delete)
             _ = try await c.deleteSnapshot(delete)
             #expect(try await Self.list(c, snapshot: s1.snapshotID).entries.isEmpty)
+            // A repeat of the clone's creation still succeeds with its snapshot gone.
+            #expect(try await c.createVolume(Self.clone("c1", snapshot: s1.snapshotID)).volume.volumeID == fromSnapshot.volumeID)
             // Its clones stay, and a source volume can go before its snapshots.
             #expect(try await c.listVolumes(Csi_V1_ListVolumesRequest()).entries.contains { $0.volume.volumeID == fromSnapshot.volumeID })
             deleteVolume.volumeID = v2.volumeID

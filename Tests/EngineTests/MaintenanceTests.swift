@@ -40,6 +40,7 @@ import Testing
     /// Bytes of the shards `host`'s devices should hold for `objects`: one shard file per
     /// position of the object's PG placed there.
     func shardBytes(on host: String, _ engine: Engine, _ objects: [(String, ObjectID, [UInt8])]) throws -> Int64 {
+        try engine.index.flush()
         var total: Int64 = 0
         for (volume, id, _) in objects {
             let pool = try engine.pool(ofVolume: volume)

@@ -122,6 +122,27 @@ import Testing
         #expect(try shards(engine) == 0)
     }
 
+    /// A crash after a volume let go of a shared object in the cluster database (its last
+    /// holder row gone) but before its own row went: start-up finishes the let-go and must
+    /// still see that the snapshot holds the object.
+    @Test func aLetGoInterruptedByACrashKeepsWhatASnapshotHolds() throws {
+        var engine: Engine? = try Fixture.engine(dir)
+        let volume = try engine!.createVolume(name: "v", className: "replicated-3", capacityBytes: 8 << 20)
+        let bytes = Fixture.bytes(60_000, seed: 8)
+        let object = try engine!.writeObject(volume: volume.id, bytes: bytes)
+        let snapshot = try engine!.createSnapshot(name: "s", sourceVolumeID: volume.id)
+        // The first half of `letGo`, then the "crash".
+        let vdb = try engine!.volumeDatabase(volume.id)  // marks it in use, as a mount does
+        try vdb.setState(object: object.description, .deleting)
+        #expect(try engine!.database.release([object.description], holder: volume.id) == [object.description])
+        engine = nil
+        let restarted = try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state"))
+        #expect(try restarted.objectIDs(volume: volume.id).isEmpty, "start-up finished the let-go")
+        #expect(try shards(restarted) == 3, "the snapshot's object kept its shards")
+        let clone = try restarted.createVolume(name: "c", className: "replicated-3", capacityBytes: 8 << 20, source: .snapshot(snapshot.id))
+        expectSame(try restarted.readObject(volume: clone.id, id: object).bytes, bytes)
+    }
+
     @Test func aRestartKeepsSnapshotsAndClearsHalfMadeCopies() throws {
         var engine: Engine? = try Fixture.engine(dir)
         let volume = try engine!.createVolume(name: "v", className: "ec-4-2", capacityBytes: 8 << 20)

@@ -30,7 +30,7 @@ import Testing
         #expect(try reopened.volumes().map(\.name) == ["pvc-1"])
         let applied = try reopened.writer.read { try ClusterMigrations.migrator.appliedMigrations($0) }
         #expect(applied == ["v1-cluster", "v2-volume-class-index", "v3-object-index", "v4-device-agent", "v5-pg-recovery",
-                            "v6-pg-recovery-generation", "v7-health-marks", "v8-snapshots", "v9-clone-copies", "v10-maintenance"])
+                            "v6-pg-recovery-generation", "v7-health-marks", "v8-snapshots", "v9-clone-copies", "v10-maintenance", "v11-sharing-holders"])
         let journal = try reopened.writer.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         #expect(journal == "wal")
         // Commits fsync the WAL (GRDB would leave NORMAL).
