@@ -7,19 +7,24 @@
 #   2. cluster: scripts/cluster.sh up HOSTS (network namespaces, node agents, mutual TLS), a
 #      volume per class through n1's CSI socket; the same tests. Then the rebuild: a client's
 #      4 KiB latency idle; a host SIGKILLed; once it is out, the rebuild's MB/s and the same
-#      client's latency while it runs.
+#      client's latency while it runs. Then maintenance: another host in maintenance and
+#      killed while MAINT_WRITE is written, back, maintenance stopped: the delta resynced
+#      (bytes, seconds) and the client's latency meanwhile; no host may go out.
 #   3. glusterfs: ../shared/bench/glusterfs-netns (replica 3, disperse 4+2 over HOSTS
 #      namespaces), the same tests.
 # Per target: sequential write (1 MiB blocks, SIZE, fsync at the end), sequential read (cold
 # cache), random 4 KiB read and write IOPS (fio, RUNTIME s each). Prints a table, then one
 # JSON line last: {"date", "machine", "size", "classes": {CLASS: {"embedded", "cluster",
 # "glusterfs", "cluster_vs_embedded", "cluster_vs_glusterfs"}}, "native", "embedded_vs_native",
-# "rebuild": {"class", "host", "bytes", "seconds", "mb_s", "first_bytes_s", "idle", "during", "p99_ratio"}}.
+# "rebuild": {"class", "host", "bytes", "seconds", "mb_s", "first_bytes_s", "idle", "during", "p99_ratio"},
+# "maintenance": {"class", "host", "written", "pgs_to_resync", "resync_bytes", "seconds", "mb_s", "went_out",
+# "pgs_degraded", "idle", "during", "p99_ratio", "write_mb_s_while_away"}}.
 #
 #   scripts/cluster-bench.sh                 # SIZE=1g RUNTIME=10 HOSTS=6
 #   SIZE=256m RUNTIME=5 PEER=0 scripts/cluster-bench.sh   # quicker, no GlusterFS
 # Environment: WORK (default /var/tmp/berth-cluster-bench), OUT_AFTER (grace before a killed
-# host is out, default 5s), REBUILD_MAX (s, default 600), IDLE_SECONDS (the client's idle
+# host is out, default 5s), REBUILD_MAX (s, default 600), MAINT_WRITE (written while a host is
+# in maintenance, default 512m), IDLE_SECONDS (the client's idle
 # latency sample, default 60), BERTH_DAEMON_ARGS (extra flags for
 # both daemons), PEER (1: GlusterFS too, default), BUILD (0: use the release binaries as built).
 set -euo pipefail
@@ -38,6 +43,7 @@ WORK=${WORK:-/var/tmp/berth-cluster-bench}
 OUT_AFTER=${OUT_AFTER:-5s}
 VOLUME_SIZE=${VOLUME_SIZE:-8Gi}
 REBUILD_MAX=${REBUILD_MAX:-600}
+MAINT_WRITE=${MAINT_WRITE:-512m}
 IDLE_SECONDS=${IDLE_SECONDS:-60}
 GLNET=$REPO/../shared/bench/glusterfs-netns
 CLASSES="replicated-3 ec-4-2 remote-disk"
@@ -197,6 +203,44 @@ print(json.dumps({"error": "rebuild did not finish", "status": status()}))
 PY
 touch "$WORK/rebuilt"
 wait "$probe"
+
+# Maintenance: another host goes into maintenance and away (SIGKILL: a reboot) while MAINT_WRITE
+# is written to the 3-copy volume; it comes back, maintenance stops, and the delta is resynced
+# while the same client's latency is measured. No host may go out meanwhile (no rebuild).
+MAINT=n$((HOSTS - 1))
+say "maintenance: $MAINT away while $MAINT_WRITE is written"
+field() { status | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', 0))"; }
+out_before=$(field devices_out)
+"$BIN/provisionctl" maintenance start "$MAINT" --socket "$ADMIN" > /dev/null
+bash scripts/cluster.sh kill "$MAINT" > /dev/null
+fiojson --name=away --directory="$R3" --rw=write --bs=1M --size="$MAINT_WRITE" --end_fsync=1 --ioengine=psync > "$WORK/results/maint.write"
+bash scripts/cluster.sh start "$MAINT" > /dev/null
+for _ in $(seq 300); do [ "$(field devices_unreachable)" = 0 ] && break; sleep 0.2; done
+rm -f "$WORK/resynced"
+python3 scripts/fs-workloads.py latency "$R3/probe" "$REBUILD_MAX" 50 "$WORK/resynced" > "$WORK/results/latency.resync" &
+probe=$!
+sleep 2  # the probe's first samples before the resync starts
+python3 - "$BIN/provisionctl" "$ADMIN" "$MAINT" "$REBUILD_MAX" "$out_before" > "$WORK/results/maintenance" <<'PY'
+import json, subprocess, sys, time
+ctl, admin, host, limit, out_before = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+def status():
+    return json.loads(subprocess.run([ctl, "status", "--socket", admin, "--output", "json"], capture_output=True, check=True).stdout)
+s = status()
+pending, before = s.get("pgs_recovering", 0), s.get("recovered_bytes", 0)
+start = time.time()
+subprocess.run([ctl, "maintenance", "stop", host, "--socket", admin], capture_output=True, check=True)
+while time.time() < start + limit:
+    s = status()
+    if s.get("pgs_recovering", 1) == 0:
+        print(json.dumps({"host": host, "pgs_to_resync": pending, "resync_bytes": s["recovered_bytes"] - before,
+                          "seconds": time.time() - start, "mb_s": (s["recovered_bytes"] - before) / max(1e-3, time.time() - start) / 1e6,
+                          "went_out": s.get("devices_out", 0) - out_before, "pgs_degraded": s.get("pgs_degraded")}))
+        sys.exit(0)
+    time.sleep(0.2)
+print(json.dumps({"error": "resync did not finish", "status": status()}))
+PY
+touch "$WORK/resynced"
+wait "$probe"
 for m in $(mounts_under "$WORK/mnt/"); do umount "$m" 2>/dev/null || umount -l "$m"; done
 bash scripts/cluster.sh down > /dev/null
 
@@ -211,7 +255,7 @@ if [ "${PEER:-1}" = 1 ]; then
   bash "$GLNET/netns-cluster.sh" down >/dev/null 2>&1 || true
 fi
 
-python3 - "$WORK/results" "$SIZE" "$KILLED" <<'PY'
+python3 - "$WORK/results" "$SIZE" "$KILLED" "$MAINT_WRITE" <<'PY'
 import datetime, glob, json, os, platform, statistics, sys
 d, size, killed = sys.argv[1:4]
 def load(name):
@@ -239,11 +283,17 @@ native = figures("embedded.native")
 overhead = {"replicated-3": 3.0, "ec-4-2": 1.5}
 vs_native = {c: classes[c]["embedded"]["seq_write_mb_s"] / (native["seq_write_mb_s"] / o) for c, o in overhead.items()}
 idle, during, rebuild = load("latency.idle"), load("latency.during"), load("rebuild") or {}
+maintenance, resync, away = load("maintenance") or {}, load("latency.resync"), load("maint.write")
+maintenance["written"] = sys.argv[4]
+if away: maintenance["write_mb_s_while_away"] = away["wbw"] / 1e6
+maintenance.update({"class": "replicated-3", "idle": idle, "during": resync,
+                    "p99_ratio": resync["p99_ms"] / idle["p99_ms"] if resync and idle and idle.get("p99_ms") else None})
 rebuild.update({"class": "replicated-3", "host": killed, "idle": idle, "during": during,
                 "p99_ratio": during["p99_ms"] / idle["p99_ms"] if idle and during else None})
 result = {"date": datetime.date.today().isoformat(),
           "machine": f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') >> 30} GiB, {platform.release()}",
-          "size": size, "classes": classes, "native": native, "embedded_vs_native": vs_native, "rebuild": rebuild}
+          "size": size, "classes": classes, "native": native, "embedded_vs_native": vs_native, "rebuild": rebuild,
+          "maintenance": maintenance}
 f = lambda v, spec=".1f": "-" if v is None else format(v, spec)
 print(f"{'class':14}{'target':11}{'seq W MB/s':>12}{'seq R MB/s':>12}{'rand R IOPS':>13}{'rand W IOPS':>13}")
 for c, row in classes.items():
@@ -259,5 +309,11 @@ if "mb_s" in rebuild:
           f"client p99 {idle['p99_ms']:.2f} ms idle, {during['p99_ms']:.2f} ms during ({rebuild['p99_ratio']:.2f}x)")
 else:
     print(f"rebuild: {rebuild}")
+if "resync_bytes" in maintenance and resync:
+    print(f"maintenance of {maintenance['host']} while {maintenance['written']} was written: resynced {maintenance['resync_bytes']} bytes "
+          f"in {maintenance['seconds']:.1f} s, {maintenance['went_out']} devices out; client p99 {resync['p99_ms']:.2f} ms during "
+          f"({maintenance['p99_ratio']:.2f}x idle)")
+else:
+    print(f"maintenance: {maintenance}")
 print(json.dumps(result))
 PY

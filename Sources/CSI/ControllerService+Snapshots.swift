@@ -30,11 +30,7 @@ extension ControllerService {
     }
 
     public func listSnapshots(request: Csi_V1_ListSnapshotsRequest, context _: ServerContext) async throws -> Csi_V1_ListSnapshotsResponse {
-        guard request.maxEntries >= 0 else { throw Failures.invalid("max_entries must not be negative") }
-        let token = request.startingToken
-        guard token.isEmpty || RequestChecks.isSnapshotIDShaped(token) else {
-            throw RPCError(code: .aborted, message: "starting_token \"\(token.prefix(64))\" was not issued by this driver")
-        }
+        let paging = try Paging(maxEntries: request.maxEntries, startingToken: request.startingToken, issued: RequestChecks.isSnapshotIDShaped)
         let engine = context.engine
         var r = Csi_V1_ListSnapshotsResponse()
         if !request.snapshotID.isEmpty {
@@ -49,18 +45,17 @@ extension ControllerService {
             }
             return r
         }
-        let limit = request.maxEntries > 0 ? Int(request.maxEntries) + 1 : nil
         let source = request.sourceVolumeID.isEmpty ? nil : request.sourceVolumeID
         let found = try await blocking {
-            do { return try engine.snapshots(after: token.isEmpty ? nil : token, limit: limit, sourceVolume: source) } catch { throw Failures.map(error) }
+            do { return try engine.snapshots(after: paging.after, limit: paging.fetch, sourceVolume: source) } catch { throw Failures.map(error) }
         }
-        let page = limit.map { Array(found.prefix($0 - 1)) } ?? found
+        let (page, next) = paging.page(found)
         r.entries = page.map { record in
             var e = Csi_V1_ListSnapshotsResponse.Entry()
             e.snapshot = Self.snapshot(record)
             return e
         }
-        if page.count < found.count, let last = page.last { r.nextToken = last.id }
+        r.nextToken = next
         return r
     }
 

@@ -88,25 +88,19 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
     }
 
     public func listVolumes(request: Csi_V1_ListVolumesRequest, context _: ServerContext) async throws -> Csi_V1_ListVolumesResponse {
-        guard request.maxEntries >= 0 else { throw Failures.invalid("max_entries must not be negative") }
-        let token = request.startingToken
-        guard token.isEmpty || RequestChecks.isVolumeIDShaped(token) else {
-            throw RPCError(code: .aborted, message: "starting_token \"\(token.prefix(64))\" was not issued by this driver")
-        }
+        let paging = try Paging(maxEntries: request.maxEntries, startingToken: request.startingToken, issued: RequestChecks.isVolumeIDShaped)
         let engine = context.engine
-        // One more than asked tells whether a next page exists.
-        let limit = request.maxEntries > 0 ? Int(request.maxEntries) + 1 : nil
         let found = try await blocking {
-            do { return try engine.volumes(after: token.isEmpty ? nil : token, limit: limit) } catch { throw Failures.map(error) }
+            do { return try engine.volumes(after: paging.after, limit: paging.fetch) } catch { throw Failures.map(error) }
         }
-        let page = limit.map { Array(found.prefix($0 - 1)) } ?? found
+        let (page, next) = paging.page(found)
         var r = Csi_V1_ListVolumesResponse()
         r.entries = page.map { record in
             var e = Csi_V1_ListVolumesResponse.Entry()
             e.volume = volume(record)
             return e
         }
-        if page.count < found.count, let last = page.last { r.nextToken = last.id }
+        r.nextToken = next
         return r
     }
 

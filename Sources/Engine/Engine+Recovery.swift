@@ -1,4 +1,5 @@
 import Metadata
+import Synchronization
 import Placement
 import Storage
 
@@ -34,13 +35,16 @@ extension Engine {
             let devices = targets[pg]
             guard locations[pg] == devices,
                   devices.allSatisfy({ s.map.device($0)?.state == .up && (objects.device($0)?.isReachable ?? false) }) else { continue }
+            var pgBytes: Int64 = 0
             do throws(EngineError) {
                 for object in try objectsIn(pool: pool, pg: pg) {
                     guard let id = ObjectID(object.id) else { continue }
                     for (position, device) in devices.enumerated() {
                         do {
-                            bytes += Int64(try budgetedMove(pool: pool, object: id, shardBytes: object.shardBytes, position: position,
-                                                            from: nil, to: device))
+                            let moved = Int64(try budgetedMove(pool: pool, object: id, shardBytes: object.shardBytes, position: position,
+                                                               from: nil, to: device))
+                            bytes += moved
+                            pgBytes += moved
                         } catch {
                             // Deleted (or failed and being taken away) meanwhile: nothing to rebuild.
                             if case .unreadable = error { continue }
@@ -48,6 +52,7 @@ extension Engine {
                         }
                     }
                 }
+                recoveredBytes.add(pgBytes, ordering: .relaxed)
                 // Not if a degraded write marked it again meanwhile: the next pass takes it.
                 _ = try EngineError.wrap { try database.clearRecovery(poolID: pool, pg: pg, generation: generation) }
             } catch {

@@ -1,6 +1,7 @@
 import Foundation
 import Metadata
 import Placement
+import Synchronization
 
 /// Cluster health: devices by state, PGs by state, movement progress.
 public struct ClusterStatus: Sendable, Codable, Hashable {
@@ -39,9 +40,15 @@ public struct ClusterStatus: Sendable, Codable, Hashable {
     public var movement: Movement?
     /// Devices in maintenance (down, never taken out; docs/cluster.md).
     public var maintenance: [MaintenanceWindow] = []
+    /// PGs holding degraded writes whose missing shards are still to be written (the delta
+    /// a returning device resyncs), and the shard bytes resynced so since the daemon started.
+    public var pgsRecovering: Int = 0
+    public var recoveredBytes: Int64 = 0
 
     enum CodingKeys: String, CodingKey {
         case epoch, movement, maintenance
+        case pgsRecovering = "pgs_recovering"
+        case recoveredBytes = "recovered_bytes"
         case devicesUp = "devices_up"
         case devicesDown = "devices_down"
         case devicesOut = "devices_out"
@@ -67,7 +74,8 @@ extension Engine {
         var clean = 0, moving = 0, degraded = 0
         var degradedPGs = degradedPGs(s)
         // PGs still missing shards of degraded writes.
-        for (pool, pg) in try pgsNeedingRecovery() { degradedPGs[pool, default: []].insert(pg) }
+        let recovering = try pgsNeedingRecovery()
+        for (pool, pg) in recovering { degradedPGs[pool, default: []].insert(pg) }
         for (pool, locations) in s.locations {
             guard let targets = s.targets[pool] else { continue }
             for (pg, devices) in locations.enumerated() where pg < targets.count {
@@ -90,6 +98,8 @@ extension Engine {
         var report = ClusterStatus(epoch: s.map.epoch, devicesUp: up, devicesDown: down, devicesOut: out, devicesUnreachable: unreachable,
                                    pgsClean: clean, pgsMoving: moving, pgsDegraded: degraded, movement: movement)
         report.maintenance = maintenance()
+        report.pgsRecovering = recovering.count
+        report.recoveredBytes = recoveredBytes.load(ordering: .relaxed)
         return report
     }
 }

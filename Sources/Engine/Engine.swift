@@ -18,6 +18,8 @@ public final class Engine: Sendable {
     public let objects: ObjectStore
     let generator: ObjectIDGenerator
     let throttle: Throttle
+    /// Shard bytes written by recovery of degraded writes (the delta resyncs) since start.
+    let recoveredBytes = Atomic<Int64>(0)
     let adminLock = Mutex<Void>(())
     let moverLock = Mutex<Void>(())
     let state: Mutex<State>

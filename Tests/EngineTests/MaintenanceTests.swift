@@ -88,6 +88,7 @@ import Testing
         #expect(back.failures.isEmpty, "\(back.failures)")
         #expect(back.positions == 0, "no PG moved")
         #expect(back.bytes == missed, "resynced exactly the shards written while it was away")
+        #expect(try engine.status().recoveredBytes == missed)
         let status = try engine.status()
         #expect(status.pgsDegraded == 0 && status.pgsMoving == 0 && status.maintenance.isEmpty)
         #expect(try engine.pgsNeedingRecovery().isEmpty)
