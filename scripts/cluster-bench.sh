@@ -68,6 +68,7 @@ cleanup() {
   set +e
   for m in $(mounts_under "$WORK/"); do umount "$m" 2>/dev/null || umount -l "$m"; done
   [ -n "$EMBEDDED_PID" ] && kill -TERM "$EMBEDDED_PID" 2>/dev/null && wait "$EMBEDDED_PID" 2>/dev/null
+  pkill -f "berth-fuse-keeper --socket $WORK/" 2>/dev/null
   bash scripts/cluster.sh down >/dev/null 2>&1
   if [ "${PEER:-1}" = 1 ]; then
     bash "$GLNET/gluster-netns.sh" stop >/dev/null 2>&1
@@ -139,8 +140,11 @@ for _ in $(seq 300); do grep -q READY "$WORK/embedded/ready" 2>/dev/null && brea
 targets=("native=$WORK/native")
 for class in $CLASSES; do targets+=("$class=$(csi_mount "unix://$WORK/embedded/csi.sock" "emb-$class" "$class")"); done
 measure_all "embedded." "${targets[@]}"
-for m in $(mounts_under "$WORK/mnt/"); do umount "$m"; done
+# The volumes' sessions too, while the daemon serves them: stopped with SIGTERM it leaves
+# them to its berth-fuse-keeper (mounts outlive restarts), where nothing would serve them.
+for m in $(mounts_under "$WORK/mnt/") $(mounts_under "$WORK/embedded/"); do umount "$m" 2>/dev/null || umount -l "$m"; done
 kill -TERM "$EMBEDDED_PID"; wait "$EMBEDDED_PID" 2>/dev/null || true; EMBEDDED_PID=""
+pkill -f "berth-fuse-keeper --socket $WORK/" 2>/dev/null || true
 rm -rf "$WORK/embedded" "$WORK/native"
 
 # ---- 2. cluster
