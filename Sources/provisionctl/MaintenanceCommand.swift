@@ -23,7 +23,7 @@ struct MaintenanceCommand: AsyncParsableCommand {
     struct Start: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Start maintenance of a host (all its devices) or one device.")
         @Argument(help: "A host name or a device id.") var target: String
-        @Option(name: .customLong("for"), help: "How long, e.g. 30m, 2h, 90s (default: until stopped).") var duration: String?
+        @Option(name: .customLong("for"), help: "How long, e.g. 90s, 30m, 1h30m (default: until stopped).") var duration: String?
         @OptionGroup var common: Common
         func run() async throws {
             try await Self.guarded {
@@ -68,16 +68,23 @@ struct MaintenanceCommand: AsyncParsableCommand {
     }
 }
 
-/// A duration flag: seconds, or a number with s, m, h or d ("30m"); a bad-input failure otherwise.
+/// A duration flag: seconds, or numbers with s, m, h or d, combined ("90s", "30m", "1h30m");
+/// a bad-input failure otherwise.
 func parseDuration(_ text: String) throws -> Int64 {
     let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+    let bad = Failure.badInput("\"\(text)\" is not a duration (e.g. 90s, 30m, 1h30m)")
     let trimmed = text.trimmingCharacters(in: .whitespaces)
-    let (digits, unit): (Substring, Int64) = {
-        if let last = trimmed.last, let factor = units[last] { return (trimmed.dropLast(), factor) }
-        return (Substring(trimmed), 1)
-    }()
-    guard let value = Int64(digits), value > 0, value <= Int64.max / unit / 1000 else {
-        throw Failure.badInput("\"\(text)\" is not a duration (e.g. 90s, 30m, 2h)")
+    if let plain = Int64(trimmed) {
+        guard plain > 0 else { throw bad }
+        return plain
     }
-    return value * unit
+    var total: Int64 = 0, digits = ""
+    for c in trimmed {
+        if c.isASCII && c.isNumber { digits.append(c); continue }
+        guard let unit = units[c], let value = Int64(digits), value <= 10_000_000 else { throw bad }
+        total += value * unit
+        digits = ""
+    }
+    guard digits.isEmpty, total > 0 else { throw bad }
+    return total
 }

@@ -192,6 +192,27 @@ import Testing
         #expect((try Self.ctl(daemon, "snapshot", "list", "--output", "json").json["snapshots"] as? [Any])?.isEmpty == true)
     }
 
+    @Test func maintenanceStartListStatusStop() throws {
+        let daemon = try RunningDaemon()
+        let started = try Self.ctl(daemon, "maintenance", "start", "host-2", "--for", "1h30m", "--output", "json")
+        #expect(started.status == 0, "\(started.err)")
+        let windows = started.json["maintenance"] as? [[String: Any]] ?? []
+        #expect(Set(windows.compactMap { $0["device"] as? String }) == ["h2-d1", "h2-d2"], "\(started.out)")
+        let until = windows.first?["until_ms"] as? Int ?? 0, since = windows.first?["started_ms"] as? Int ?? 0
+        #expect(until - since == 5_400_000)
+        #expect(try Self.devices(daemon).filter { ($0["host"] as? String) == "host-2" }.allSatisfy { $0["state"] as? String == "down" })
+        let status = try Self.ctl(daemon, "status")
+        #expect(status.out.contains("maintenance: h2-d1 (host host-2)"), "\(status.out)")
+        #expect((try Self.ctl(daemon, "status", "--output", "json").json["maintenance"] as? [Any])?.count == 2)
+        #expect(try Self.ctl(daemon, "maintenance", "list").out.contains("h2-d2"))
+        #expect(try Self.ctl(daemon, "maintenance", "start", "no-such-host").status == 1)
+        #expect(try Self.ctl(daemon, "maintenance", "start", "host-3", "--for", "soon").status == 2)
+        let stopped = try Self.ctl(daemon, "maintenance", "stop", "host-2")
+        #expect(stopped.status == 0 && stopped.out.contains("h2-d1, h2-d2"), "\(stopped.out)")
+        #expect(try Self.devices(daemon).allSatisfy { $0["state"] as? String == "up" })
+        #expect((try Self.ctl(daemon, "maintenance", "list", "--output", "json").json["maintenance"] as? [Any])?.isEmpty == true)
+    }
+
     /// On a terminal, a destructive command asks first; "n" changes nothing (exit 4).
     @Test func destructiveCommandsAskOnATerminal() throws {
         let daemon = try RunningDaemon()
