@@ -401,6 +401,12 @@ public final class ObjectStore: Sendable {
             let (current, previous) = try Self.placement(s, codec, object)
             var candidates: [(position: Int, device: DeviceID)] = []
             for (p, d) in current.enumerated() where !(p == position && d == to) { candidates.append((p, d)) }
+            // Each object starts with another surviving holder, so a rebuild reads from all of
+            // them at once rather than from the first copy of every PG.
+            if candidates.count > 1 {
+                let first = Int(object.low % UInt64(candidates.count))
+                candidates = Array(candidates[first...] + candidates[..<first])
+            }
             for (p, d) in (previous ?? []).enumerated() where d != current[p] && d != to { candidates.append((p, d)) }
             if let from { candidates.append((position, from)) }
             let (shards, size, problems) = readShards(s, codec, object, candidates: candidates, need: codec.needed, moving: true)
