@@ -22,7 +22,9 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         // A repeat of a create that succeeded must succeed even if its source is gone since:
         // the source is looked up only for a name not taken yet.
         let engine = context.engine, name = request.name
-        let taken = try await blocking { do { return try engine.volume(named: name) != nil } catch { throw Failures.map(error) } }
+        let taken = request.hasVolumeContentSource
+            ? try await blocking { do { return try engine.volume(named: name) != nil } catch { throw Failures.map(error) } }
+            : false
         let source = try await contentSource(request, lookUp: !taken)
         if let (_, sourceBytes) = source, required == 0, sourceBytes > 0 {
             // No size asked: the clone is as large as its source (within the limit, if any).

@@ -295,9 +295,8 @@ extension Engine {
     }
 
     public func deleteObject(volume: String, id: ObjectID) throws(EngineError) {
-        let (vdb, entry) = try volumeAndClass(volume)
+        let (vdb, _) = try volumeAndClass(volume)
         guard let record = try EngineError.wrap({ try vdb.object(id: id.description) }) else { return }
-        _ = entry
         try EngineError.wrap { try vdb.setState(object: id.description, .deleting) }
         try letGo([record], of: volume, vdb)
     }
