@@ -45,13 +45,7 @@ extension Engine {
             let records: [ClusterDatabase.Change] = devices.flatMap { d -> [ClusterDatabase.Change] in
                 [.startMaintenance(device: d.id.rawValue, startedMs: started[d.id] ?? now, untilMs: until), .setHealthMark(device: d.id.rawValue, state: nil)]
             }
-            let going = devices.filter { $0.state == .up }.map { MapChange.setState($0.id, .down) }
-            if going.isEmpty {
-                try EngineError.wrap { try database.commit(records) }
-            } else {
-                let next = try EngineError.wrap { try s.map.nextEpoch(going) }
-                try commitEpoch(next, into: &s, extra: records)
-            }
+            try commit(devices.filter { $0.state == .up }.map { MapChange.setState($0.id, .down) }, with: records, into: &s)
             maintenanceWindows.withLock { w in for d in devices { w[d.id] = (started[d.id] ?? now, until) } }
             health.state.withLock { h in for d in devices { h.setByHealth[d.id] = nil; h.silentSinceMs[d.id] = nil } }
             return maintenance().filter { window in devices.contains { $0.id.rawValue == window.device } }
@@ -96,14 +90,20 @@ extension Engine {
         var s = state.withLock { $0 }
         let records: [ClusterDatabase.Change] = devices.sorted { $0.rawValue < $1.rawValue }.map { .endMaintenance(device: $0.rawValue) }
         let coming = devices.filter { s.map.device($0)?.state == .down }.sorted { $0.rawValue < $1.rawValue }.map { MapChange.setState($0, .up) }
-        if coming.isEmpty {
-            try EngineError.wrap { try database.commit(records) }
-        } else {
-            let next = try EngineError.wrap { try s.map.nextEpoch(coming) }
-            try commitEpoch(next, into: &s, extra: records)
-        }
+        try commit(coming, with: records, into: &s)
         maintenanceWindows.withLock { w in for d in devices { w[d] = nil } }
         return devices.map(\.rawValue).sorted()
+    }
+
+    /// Under the admin lock: state changes as one epoch with `records` in its transaction,
+    /// or `records` alone when no state changes.
+    private func commit(_ changes: [MapChange], with records: [ClusterDatabase.Change], into s: inout State) throws(EngineError) {
+        if changes.isEmpty {
+            try EngineError.wrap { try database.commit(records) }
+        } else {
+            let next = try EngineError.wrap { try s.map.nextEpoch(changes) }
+            try commitEpoch(next, into: &s, extra: records)
+        }
     }
 
     /// The devices `target` names: a device id, else every device of a host of that name.

@@ -35,7 +35,6 @@ extension Engine {
             let devices = targets[pg]
             guard locations[pg] == devices,
                   devices.allSatisfy({ s.map.device($0)?.state == .up && (objects.device($0)?.isReachable ?? false) }) else { continue }
-            var pgBytes: Int64 = 0
             do throws(EngineError) {
                 for object in try objectsIn(pool: pool, pg: pg) {
                     guard let id = ObjectID(object.id) else { continue }
@@ -44,7 +43,7 @@ extension Engine {
                             let moved = Int64(try budgetedMove(pool: pool, object: id, shardBytes: object.shardBytes, position: position,
                                                                from: nil, to: device))
                             bytes += moved
-                            pgBytes += moved
+                            recoveredBytes.add(moved, ordering: .relaxed)
                         } catch {
                             // Deleted (or failed and being taken away) meanwhile: nothing to rebuild.
                             if case .unreadable = error { continue }
@@ -52,7 +51,6 @@ extension Engine {
                         }
                     }
                 }
-                recoveredBytes.add(pgBytes, ordering: .relaxed)
                 // Not if a degraded write marked it again meanwhile: the next pass takes it.
                 _ = try EngineError.wrap { try database.clearRecovery(poolID: pool, pg: pg, generation: generation) }
             } catch {

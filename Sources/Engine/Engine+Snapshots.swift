@@ -144,18 +144,27 @@ extension Engine {
     /// namespace holds them, then the rows, then their index entries (those of objects that
     /// stay passed to another holder). Safe to repeat after a crash.
     func letGo(_ records: [ObjectRecord], of holder: String, _ vdb: VolumeDatabase) throws(EngineError) {
-        if records.isEmpty { return }
-        try shareLocks.withLock(holder) { () throws(EngineError) in try letGoLocked(records, of: holder, vdb) }
+        try letGo(records.map { ($0.id, UInt32($0.poolID)) }, of: holder, vdb)
+    }
+
+    /// `letGo` of objects named by id and the pool their shards are in.
+    func letGo(_ held: [(id: String, pool: UInt32)], of holder: String, _ vdb: VolumeDatabase) throws(EngineError) {
+        if held.isEmpty { return }
+        try shareLocks.withLock(holder) { () throws(EngineError) in try letGoLocked(held, of: holder, vdb) }
     }
 
     /// `letGo` with `holder`'s share lock held by the caller.
     func letGoLocked(_ records: [ObjectRecord], of holder: String, _ vdb: VolumeDatabase) throws(EngineError) {
-        if records.isEmpty { return }
-        let ids = records.map(\.id)
+        try letGoLocked(records.map { ($0.id, UInt32($0.poolID)) }, of: holder, vdb)
+    }
+
+    func letGoLocked(_ held: [(id: String, pool: UInt32)], of holder: String, _ vdb: VolumeDatabase) throws(EngineError) {
+        if held.isEmpty { return }
+        let ids = held.map(\.id)
         let kept = try keptElsewhere(ids, holder: holder)
         var byPool: [UInt32: [ObjectID]] = [:]
-        for record in records where !kept.contains(record.id) {
-            if let id = ObjectID(record.id) { byPool[UInt32(record.poolID), default: []].append(id) }
+        for object in held where !kept.contains(object.id) {
+            if let id = ObjectID(object.id) { byPool[object.pool, default: []].append(id) }
         }
         for (pool, ids) in byPool { _ = try? objects.delete(pool: pool, objects: ids) }
         try EngineError.wrap { try vdb.removeObjects(ids: ids) }

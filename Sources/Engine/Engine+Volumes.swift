@@ -165,8 +165,7 @@ extension Engine {
         }
         volumeDatabases.withLock { _ = $0.removeValue(forKey: record.id) }
         volumeClassNames.withLock { _ = $0.removeValue(forKey: record.id) }  // one learnt while deleting
-        let base = volumesDirectory + "/" + record.id + ".sqlite"
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: base + suffix) }
+        VolumeDatabase.removeDatabaseFiles(volumesDirectory + "/" + record.id + ".sqlite")
         try EngineError.wrap { try database.deleteHolder(id: record.id) }
         sharingHolders.withLock { _ = $0.remove(record.id) }
         usageTable.remove(record.id)
@@ -256,17 +255,11 @@ extension Engine {
         if ids.isEmpty { return }
         let (vdb, entry) = try volumeAndClass(volume)
         if sharingHolders.withLock({ $0.contains(volume) }) {
-            // Its objects may be shared, or another class's (a clone's): by their own rows.
-            let records = try EngineError.wrap { try ids.compactMap { try vdb.object(id: $0) } }
-            try letGo(records, of: volume, vdb)
-            return
-        }
-        try shareLocks.withLock(volume) { () throws(EngineError) in
-            let kept = try keptElsewhere(ids, holder: volume)
-            let gone = kept.isEmpty ? ids : ids.filter { !kept.contains($0) }
-            _ = try? objects.delete(pool: entry.poolID, objects: gone.compactMap(ObjectID.init))
-            try EngineError.wrap { try vdb.removeObjects(ids: ids) }
-            index.remove(ids: gone)
+            // Its objects may be another class's (only a clone's can, and a clone shares from
+            // the start): their pools from their own rows.
+            try letGo(try EngineError.wrap { try ids.compactMap { try vdb.object(id: $0) } }, of: volume, vdb)
+        } else {
+            try letGo(ids.map { ($0, entry.poolID) }, of: volume, vdb)
         }
     }
 

@@ -90,16 +90,6 @@ extension ClusterDatabase {
         }
     }
 
-    /// Which of `objects` a namespace other than `holder` also holds (a read: `release`
-    /// decides the same way).
-    public func heldElsewhere(_ objects: [String], holder: String) throws -> Set<String> {
-        if objects.isEmpty { return [] }
-        return try writer.read { db in
-            let others = try db.cachedStatement(sql: "SELECT 1 FROM object_holder WHERE object_id = ? AND holder <> ? LIMIT 1")
-            return Set(try objects.filter { try Bool.fetchOne(others, arguments: [$0, holder]) == true })
-        }
-    }
-
     /// Deletes a volume's or snapshot's row once its data is gone: index entries it owns for
     /// objects others still hold pass to one of them first, in the same transaction; its
     /// holder rows, usage and remaining index entries go with the row.
@@ -127,10 +117,5 @@ extension ClusterDatabase {
                 """, arguments: [Int64(poolID)])
             return (row?[0] ?? 0, row?[1] ?? 0)
         }
-    }
-
-    /// Volumes and snapshots made from `source` (`volume:ID` or `snapshot:ID`), any state.
-    public func volumes(madeFrom source: String) throws -> [VolumeRecord] {
-        try writer.read { db in try VolumeRecord.filter(Column("source") == source).fetchAll(db) }
     }
 }
