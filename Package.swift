@@ -69,7 +69,7 @@ let package = Package(
         // (SQLite) and the engine's objects.
         // liburing (liburing-dev): FUSE over io_uring, where the kernel offers it.
         .target(name: "CURing", linkerSettings: [.linkedLibrary("uring")]),
-        .target(name: "FileSystem", dependencies: ["CFuse3", "CURing", "Engine", "Metadata", "Storage", "FuseHandoff"]),
+        .target(name: "FileSystem", dependencies: ["CFuse3", "CURing", "Codec", "Engine", "Metadata", "Storage", "FuseHandoff"]),
         // FUSE sessions that outlive their daemon: a keeper process holds their /dev/fuse
         // descriptors across a restart, and the client the daemon hands them over with.
         .target(name: "FuseHandoff", dependencies: ["CLinux"]),

@@ -17,6 +17,8 @@
 #                 by one on a fresh volume: deletes/s and the unlinks' latency tail
 # OLD_CHUNK / NEW_CHUNK (bytes, default 4 MiB) set each slot's chunk size, so one binary can be
 # compared with itself at two chunk sizes: OLD_CHUNK=$((4<<20)) NEW_CHUNK=$((8<<20)) fs-ab.sh B B seqwrite ec-4-2
+# OLD_ARGS / NEW_ARGS add mount options to each slot, so one binary can be compared with itself
+# with and without a feature: NEW_ARGS=--journal fs-ab.sh B B seqwrite
 # The second slot has read low in its first round whichever binary sat there (session 12):
 # for sequential figures, run both orders (OLD NEW, then NEW OLD).
 set -euo pipefail
@@ -36,7 +38,9 @@ mount_fresh() {  # TAG
   rm -rf "$d"; mkdir -p "$d/mnt"
   local chunk; [ "$1" = old ] && chunk=${OLD_CHUNK:-$((4 << 20))} || chunk=${NEW_CHUNK:-$((4 << 20))}
   "$W/bin/$1" init "$d/state" --capacity $((64 << 30)) --chunk "$chunk" --pgs 256 >/dev/null
-  "$W/bin/$1" mount "$d/state" v "$d/mnt" --class "$CLASS" --size $((16 << 30)) >/dev/null 2>&1 &
+  local extra; [ "$1" = old ] && extra=${OLD_ARGS:-} || extra=${NEW_ARGS:-}
+  # shellcheck disable=SC2086  # extra: options, split on purpose
+  "$W/bin/$1" mount "$d/state" v "$d/mnt" --class "$CLASS" --size $((16 << 30)) $extra >/dev/null 2>&1 &
   for _ in $(seq 100); do mountpoint -q "$d/mnt" && return; sleep 0.1; done
   echo "mount of $1 failed" >&2; exit 1
 }

@@ -58,6 +58,11 @@ public final class NodeMounts: Sendable {
     let sessionsDirectory: String
     let recordPath: String
     let log: Logger
+    /// Per volume, the writes its session acknowledged and has not committed yet
+    /// (`WriteJournal`): a successor commits them after a SIGKILL. Only for sessions a
+    /// keeper may hold (without one, a SIGKILL ends the mount, and the application's next
+    /// call reports it, as a crash would).
+    let journalsDirectory: String
     /// Holds the sessions' descriptors across restarts (nil: mounts end with the daemon).
     let keeper: KeeperClient?
     private let state = Mutex(State())
@@ -76,6 +81,7 @@ public final class NodeMounts: Sendable {
         self.engine = engine
         objectCache = ObjectCache(budgetBytes: objectCacheBytes)
         sessionsDirectory = stateDirectory + "/mounts"
+        journalsDirectory = stateDirectory + "/journal"
         recordPath = stateDirectory + "/node/mounts.json"
         log = logger
         keeper = keeperExecutable.flatMap { KeeperClient.connect(socketPath: Self.keeperSocket(stateDirectory: stateDirectory), executable: $0) }
@@ -194,9 +200,15 @@ public final class NodeMounts: Sendable {
         let resumed: VolumeFileSystem.Resumed? = resuming.map { held in
             held.session.clean ? .handles(held.session.openHandles ?? [:]) : .unknown
         }
-        do { fileSystem = try VolumeFileSystem(engine: engine, volume: volumeID, cache: objectCache, resuming: resumed) } catch {
+        do {
+            fileSystem = try VolumeFileSystem(engine: engine, volume: volumeID, cache: objectCache, resuming: resumed,
+                                              journal: keeper == nil ? nil : journalsDirectory + "/" + volumeID)
+        } catch {
             if let resuming { close(resuming.descriptor) }
             throw error
+        }
+        if fileSystem.replayedWrites > 0 {
+            log.notice("committed the writes a killed daemon had acknowledged", metadata: ["volume": "\(volumeID)", "writes": "\(fileSystem.replayedWrites)"])
         }
         let ready = DispatchSemaphore(value: 0)
         let mount = FuseMount(fileSystem: fileSystem, mountpoint: path, handlesSignals: false, keeper: keeper, resuming: resuming,
@@ -234,6 +246,7 @@ public final class NodeMounts: Sendable {
     private func stopSession(_ volumeID: String, until deadline: DispatchTime? = nil) {
         guard let session = state.withLock({ $0.sessions.removeValue(forKey: volumeID) }) else { return }
         session.mount.fileSystem.flushAll()
+        session.mount.fileSystem.endJournal()
         // The keeper lets go first: the unmount below is then the connection's end.
         do { try keeper?.release(session.path) } catch {
             log.warning("the keeper did not let go of a session", metadata: ["volume": "\(volumeID)", "error": "\(error)"])
@@ -257,6 +270,12 @@ public final class NodeMounts: Sendable {
         let recorded = state.withLock { Array($0.targets.values) }.sorted { ($0.kind == .staging ? 0 : 1, $0.path) < ($1.kind == .staging ? 0 : 1, $1.path) }
         resumeHeldSessions(wanted: Set(recorded.map(\.volumeID)))
         abortUnservedSessions(recorded: recorded.map(\.path))
+        // Journals of volumes deleted since (a journal of a volume that exists is replayed
+        // by its next mount, staged again or not).
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: journalsDirectory)) ?? []
+        where ((try? engine.volume(id: name)) ?? nil) == nil {
+            try? FileManager.default.removeItem(atPath: journalsDirectory + "/" + name)
+        }
         for target in recorded {
             FuseMount.clearStaleMount(target.path)
             let exists = ((try? engine.volume(id: target.volumeID)) ?? nil) != nil

@@ -9,7 +9,7 @@
 //   berth-engine status STATE
 //   berth-engine capacity STATE                                       the capacity report (JSON)
 //   berth-engine snapshots STATE --class NAME [--rounds N]              snapshot/clone/delete work; prints "STEP n" after each step
-//   berth-engine mount STATE VOLUME MOUNTPOINT [--class NAME] [--size BYTES] [--ro]
+//   berth-engine mount STATE VOLUME MOUNTPOINT [--class NAME] [--size BYTES] [--ro] [--journal]
 //                                     creates the volume if needed; serves it until SIGTERM
 import Engine
 import FileSystem
@@ -162,17 +162,22 @@ do {
         let className = stringOption("--class") ?? "replicated-3"
         let size = option("--size", 1 << 30)
         let readOnly = arguments.contains("--ro")
-        arguments.removeAll { $0 == "--ro" }
+        // Writes journaled for a successor, as the node daemon's kept sessions' are (nothing
+        // takes this mount over, but a mount after a SIGKILL commits what it acknowledged).
+        let journaled = arguments.contains("--journal")
+        arguments.removeAll { $0 == "--ro" || $0 == "--journal" }
         let (name, mountpoint) = (arguments[0], arguments[1])
         let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
         let volume = try engine.volume(named: name) ?? engine.createVolume(name: name, className: className, capacityBytes: size)
-        let fileSystem = try VolumeFileSystem(engine: engine, volume: volume.id)
+        let fileSystem = try VolumeFileSystem(engine: engine, volume: volume.id,
+                                              journal: journaled ? stateDirectory + "/journal/" + volume.id : nil)
         // A dead mount left by a crash answers ENOTCONN, so clear it before anything looks
         // at the directory (creating it would fail with EEXIST).
         FuseMount.clearStaleMount(mountpoint)
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         say("mounting \(volume.id) at \(mountpoint)")
         try FuseMount(fileSystem: fileSystem, mountpoint: mountpoint, readOnly: readOnly).run()
+        fileSystem.endJournal()
         say("unmounted")
     default:
         fail("unknown command \(command)")

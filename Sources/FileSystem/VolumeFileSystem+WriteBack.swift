@@ -132,6 +132,7 @@ extension VolumeFileSystem {
             return
         }
         for (ino, _) in batch { inflight[ino] = nil }
+        settleLocked(batch.map(\.ino))
         lock.broadcast()
         // After the bytes are out of flight: compaction lets go of the lock while it
         // writes, and nothing need wait for it.

@@ -70,6 +70,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
     }
     /// Buffers the background write-back has taken and not yet committed.
     var inflight: [Int64: FileBuffer] = [:]
+    /// Where writes are kept until committed, for a successor after a SIGKILL (`WriteJournal`);
+    /// nil without one, or once it failed.
+    var journal: WriteJournal?
+    /// Writes a killed predecessor acknowledged and never committed, committed at start.
+    public private(set) var replayedWrites = 0
     /// The chunks holding data of files being written (`FileAllocation`): loaded at a
     /// file's first write, dropped at its last close and whenever a cut or a hole changes
     /// them (loaded again when needed).
@@ -147,8 +152,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// nil: a cache of `ObjectCache.defaultBudgetBytes` for this volume alone. `resuming`:
     /// the volume's FUSE session outlived the last daemon (`FuseKeeper`), so files it had
     /// open are still open: unlinked ones are kept until their last close (or, with their
-    /// handles unknown, until the next fresh mount).
-    public init(engine: Engine, volume: String, cache: ObjectCache? = nil, resuming: Resumed? = nil) throws(FSError) {
+    /// handles unknown, until the next fresh mount). `journal`: a directory where writes are
+    /// kept until committed (`WriteJournal`); what it holds from a killed predecessor is
+    /// committed before this returns.
+    public init(engine: Engine, volume: String, cache: ObjectCache? = nil, resuming: Resumed? = nil,
+                journal journalDirectory: String? = nil) throws(FSError) {
         self.engine = engine
         self.volume = volume
         self.cache = cache ?? ObjectCache(budgetBytes: ObjectCache.defaultBudgetBytes)
@@ -175,7 +183,57 @@ public final class VolumeFileSystem: @unchecked Sendable {
         if !leftovers.isEmpty { do { try engine.purgeObjects(volume: volume, ids: leftovers) } catch { throw .io } }
         space = SpaceAccount(usedBytes: try namespace.allocatedBytes(chunkSize: chunkSize))
         entries = SpaceAccount(usedBytes: try namespace.usage().entries)
+        if let journalDirectory { try replay(journalDirectory) }
     }
+
+    /// Commits the writes a killed predecessor left in the journal (a file deleted since
+    /// has none to commit), then starts the journal afresh.
+    private func replay(_ directory: String) throws(FSError) {
+        for write in WriteJournal.pending(in: directory) {
+            let result: Result<Int, FSError> = write.bytes.withUnsafeBytes { bytes in
+                do throws(FSError) { return .success(try self.write(write.ino, offset: write.offset, bytes: bytes)) } catch { return .failure(error) }
+            }
+            switch result {
+            case .success: replayedWrites += 1
+            case .failure(let error): guard error == .noEntry || error == .isDirectory else { throw error }
+            }
+        }
+        try syncAll()
+        do { journal = try WriteJournal(directory: directory) } catch {
+            Self.log("volume \(volume): writes are not journaled: \(error)")
+        }
+    }
+
+    /// `ino`'s writes are all committed (nothing buffered, none in flight) or it is gone:
+    /// the journal need not replay them. A journal that fails is dropped (writes are then
+    /// only as safe as without one) rather than left to replay what it cannot mark.
+    func settleLocked(_ inos: Int64...) { settleLocked(inos) }
+
+    func settleLocked(_ inos: [Int64]) {
+        guard let journal else { return }
+        do {
+            if let failure = journal.failure { throw failure }
+            try journal.settle(inos.lazy.filter { self.buffers[$0] == nil && self.inflight[$0] == nil })
+        } catch { dropJournalLocked(error) }
+    }
+
+    func dropJournalLocked(_ error: any Error) {
+        Self.log("volume \(volume): writes are not journaled any more: \(error)")
+        journal?.remove()
+        journal = nil
+    }
+
+    /// Removes the journal when everything in it is committed (an unmount that committed
+    /// every buffer); otherwise it stays for the next mount to replay.
+    public func endJournal() {
+        lock.withLock {
+            guard let journal, journal.isEmpty else { return }
+            journal.remove()
+            self.journal = nil
+        }
+    }
+
+    static func log(_ line: String) { FileHandle.standardError.write(Data("berth: \(line)\n".utf8)) }
 
     /// Counts one more inode or name against the volume's `EntryLimit` (ENOSPC past it);
     /// `body` makes it, and a failure gives the entry back.
@@ -339,6 +397,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             buffers[victim.ino] = nil
             allocations[victim.ino] = nil
             forgetWriteBackLocked(victim.ino)
+            settleLocked(victim.ino)
             return deleted
         }
         purgeLater(freed)
@@ -378,6 +437,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         allocations[ino] = nil
         forgetWriteBackLocked(ino)
         waitForWriteBackLocked(ino)
+        settleLocked(ino)
         defer { sliceCache.invalidate(ino) }
         return try namespace.deleteInode(ino)
     }
@@ -564,7 +624,9 @@ public final class VolumeFileSystem: @unchecked Sendable {
     public func write(_ ino: Int64, offset: Int64, bytes: UnsafeRawBufferPointer) throws(FSError) -> Int {
         guard offset >= 0 else { throw .invalid }
         if bytes.isEmpty { return 0 }
-        return try locked { () throws(FSError) -> Int in
+        // The journal's record of the write is placed under the lock (its order is the
+        // buffer's) and its bytes copied after, outside it, before the write is acknowledged.
+        let (count, journaled) = try locked { () throws(FSError) -> (Int, (WriteJournal, WriteJournal.Reservation)?) in
             let record = try namespace.inode(ino)
             if record.isDirectory { throw .isDirectory }
             if let failure = writeBackFailures.removeValue(forKey: ino) { throw failure }
@@ -612,6 +674,16 @@ public final class VolumeFileSystem: @unchecked Sendable {
             buffer.lastWriteNs = Self.now()
             buffer.timesSet = false
             buffers[ino] = buffer
+            // Kept for a successor before it is acknowledged; files left unsettled in an
+            // older segment of the journal are committed whole, so that it can go.
+            var journaled: (WriteJournal, WriteJournal.Reservation)?
+            if let journal {
+                do {
+                    let (reservation, lagging) = try journal.reserveWrite(ino: ino, offset: offset, count: bytes.count)
+                    journaled = (journal, reservation)
+                    for ino in lagging { queueWriteBackLocked(ino, .whole, soon: true) }
+                } catch { dropJournalLocked(error) }
+            }
             // Full chunks go to the write-back at once, while the writer fills the next
             // (one batch in flight per file, so a writer runs at most `chunksAhead` full
             // chunks ahead of it, and the next batch writes those in parallel); so does
@@ -626,8 +698,12 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 if full >= chunksAhead { waitForWriteBackLocked(ino) }
                 queueWriteBackLocked(ino, .fullChunks, soon: true)
             }
-            return bytes.count
+            return (bytes.count, journaled)
         }
+        if let (journal, reservation) = journaled {
+            journal.write(reservation, bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
+        }
+        return count
     }
 
     /// Writes `ino`'s buffered bytes as objects and commits their slices, the size and times
@@ -651,7 +727,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         var round = 0
         repeat {
             waitForWriteBackLocked(ino)
-            guard let buffer = buffers.removeValue(forKey: ino) else { return }
+            guard let buffer = buffers.removeValue(forKey: ino) else { settleLocked(ino); return }
             queuedWhole.remove(ino)
             queuedFull.remove(ino)
             inflight[ino] = buffer
@@ -675,6 +751,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 throw error
             }
             inflight[ino] = nil
+            settleLocked(ino)
             lock.broadcast()
             // An optimization (a failure loses nothing) that lets go of the lock: in the
             // first round only, so that the second, locked one is the last.

@@ -1,0 +1,331 @@
+import Codec
+import Foundation
+import Glibc
+
+/// The writes a daemon acknowledged and has not committed yet, kept where they outlive its
+/// process: files of the state directory's page cache, never fsynced — they survive a
+/// SIGKILL of the daemon, not a crash of the host (after which they are ignored: as with
+/// any page cache, only fsynced data outlives the host).
+///
+/// Writes are buffered per file and committed later (`VolumeFileSystem`); a daemon killed
+/// in between — while the application's fsync is being processed, say — would lose bytes
+/// the kernel was told were written, and the successor, handed the same FUSE session, would
+/// answer the resent fsync with success. So every write is put here before it is
+/// acknowledged, and the successor replays what was not committed before it serves.
+///
+/// A file is *settled* once everything written to it is committed (nothing buffered, no
+/// write-back in flight): a marker then says so, and replay skips its earlier writes. Every
+/// change of a file's bytes other than a write (a truncation, a punched hole, a deletion)
+/// commits the file's buffered bytes first, which settles it, so replaying a write can never
+/// undo a later change: only the writes since a file's last settling are replayed, in order.
+///
+/// The journal is a sequence of segments (`segment-N`), the current one appended to. When
+/// no file is unsettled, every segment is dropped and the current one starts again empty —
+/// which a writer that fsyncs or closes its files brings about all the time. A writer that
+/// never lets its file settle makes the current segment grow past `segmentLimit` (64 MiB):
+/// a new one is started and the files still unsettled in the older ones are returned to be
+/// committed whole, after which those segments go (oldest first).
+///
+/// Format: a segment starts with `magic`, the boot id of the host and a random nonce; then
+/// records, each at a multiple of 8 bytes: a 48-byte header (kind, length, sequence, inode,
+/// offset, the nonce, CRC-32C of the header) and, for a write, its bytes (padded to 8) and a
+/// trailer (its sequence number again). A write's place and sequence number are taken where
+/// its order is decided, under the filesystem's lock; the record is written afterwards, in
+/// one call, outside that lock, concurrently with other writes' records. So replay may meet
+/// a place not written yet (zeros) or a record without its trailer (being copied when the
+/// daemon died: never acknowledged): it looks for the next valid header 8 bytes further on
+/// (the nonce keeps an application's data from passing for one). The data has no checksum
+/// of its own: within one boot the page cache holds what was written, and a journal of an
+/// earlier boot is ignored.
+final class WriteJournal: @unchecked Sendable {
+    /// A write to replay.
+    struct Write: Equatable {
+        var ino: Int64
+        var offset: Int64
+        var bytes: [UInt8]
+    }
+
+    let directory: String
+    final class Segment {
+        let number: Int
+        let descriptor: Int32
+        var size: Int
+        /// Files with records here that are not settled since.
+        var unsettled: Set<Int64> = []
+        /// Records placed here that are still being written (`Reservation`).
+        var writing = 0
+        /// Unlinked, closed once nothing is being written to it.
+        var dropped = false
+        init(number: Int, descriptor: Int32, size: Int) { (self.number, self.descriptor, self.size) = (number, descriptor, size) }
+    }
+    /// Oldest first; the last is appended to. All state is under `lock`.
+    private var segments: [Segment] = []
+    /// Per unsettled file, the sequence number of its latest write.
+    private var unsettled: [Int64: UInt64] = [:]
+    private var sequence: UInt64 = 0
+    private let nonce = UInt64.random(in: 1...UInt64.max)
+    private let lock = NSLock()
+    /// Set when a record could not be written: the journal is to be dropped.
+    private(set) var failure: Failure?
+
+    static let magic = Array("BERTHWJ2".utf8)
+    static let segmentHeaderSize = 56
+    static let recordHeaderSize = 48
+    /// After a write's bytes: its sequence number.
+    static let trailerSize = 8
+    /// The current segment's size past which a new one starts.
+    let segmentLimit: Int
+    static let defaultSegmentLimit = 64 << 20
+    private enum Kind: UInt32 { case write = 1, settled = 2 }
+
+    /// Starts an empty journal in `directory`, removing whatever segments were there (replay
+    /// them first: `pending(in:)`).
+    init(directory: String, segmentLimit: Int = defaultSegmentLimit) throws {
+        self.directory = directory
+        self.segmentLimit = segmentLimit
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for name in Self.segmentNames(in: directory) { unlink(directory + "/" + name) }
+        segments.append(try startSegment(number: 0))
+    }
+
+    deinit { for segment in segments where !segment.dropped { Glibc.close(segment.descriptor) } }
+
+    /// Whether nothing is unsettled.
+    var isEmpty: Bool { lock.withLock { unsettled.isEmpty } }
+
+    /// A write's place and sequence number in the journal, taken where the write's order is
+    /// decided (under the filesystem's lock, as its bytes join the file's buffer); its record
+    /// is written there afterwards (`write`), before the write is acknowledged.
+    struct Reservation {
+        let segment: Segment
+        let at: Int
+        let header: [UInt8]
+        let sequence: UInt64
+    }
+
+    /// Reserves the record of a write of `count` bytes at `offset` of `ino`; also returns
+    /// the files to commit whole now, when it started a new segment (those with records in
+    /// the older ones).
+    func reserveWrite(ino: Int64, offset: Int64, count: Int) throws -> (Reservation, lagging: [Int64]) {
+        try lock.withLock {
+            if let failure { throw failure }
+            var current = segments[segments.count - 1]
+            var lagging: [Int64] = []
+            if current.size > segmentLimit {
+                current = try startSegment(number: current.number + 1)
+                segments.append(current)
+                lagging = segments.dropLast().reduce(into: Set<Int64>()) { $0.formUnion($1.unsettled) }.sorted()
+            }
+            sequence += 1
+            unsettled[ino] = sequence
+            current.unsettled.insert(ino)
+            let reservation = Reservation(segment: current, at: current.size,
+                                          header: header(.write, ino: ino, sequence: sequence, offset: offset, count: count),
+                                          sequence: sequence)
+            current.size += Self.recordSize(count)
+            current.writing += 1
+            return (reservation, lagging)
+        }
+    }
+
+    /// Writes a reserved record: header, bytes, padding, and last the trailer — a record
+    /// whose trailer is there was written whole (a process killed in the middle of a write
+    /// call leaves a prefix of it). Any thread: every record has a place of its own.
+    func write(_ reservation: Reservation, bytes: UnsafeRawBufferPointer) {
+        let tail = [UInt8](repeating: 0, count: Self.padding(bytes.count))
+            + withUnsafeBytes(of: reservation.sequence.littleEndian) { Array($0) }
+        let written = reservation.header.withUnsafeBytes { header in
+            tail.withUnsafeBytes { tail in Self.pwrite(reservation.segment.descriptor, [header, bytes, tail], at: reservation.at) }
+        }
+        lock.withLock {
+            reservation.segment.writing -= 1
+            if !written && failure == nil { failure = Self.failure("write to segment-\(reservation.segment.number)") }
+            closeIfDone(reservation.segment)
+            trimLocked()
+        }
+    }
+
+    /// Everything written to these files so far is committed (or the files are gone).
+    func settle(_ inos: some Sequence<Int64>) throws {
+        try lock.withLock {
+            var markers: [UInt8] = []
+            for ino in inos {
+                guard let latest = unsettled.removeValue(forKey: ino) else { continue }
+                for segment in segments { segment.unsettled.remove(ino) }
+                markers += header(.settled, ino: ino, sequence: latest, offset: 0, count: 0)
+            }
+            if markers.isEmpty { return }
+            if unsettled.isEmpty && segments.allSatisfy({ $0.writing == 0 }) {
+                // Nothing to replay any more: every segment goes, the current starts again.
+                while segments.count > 1 { drop(segments.removeFirst()) }
+                let current = segments[0]
+                guard ftruncate(current.descriptor, off_t(Self.segmentHeaderSize)) == 0 else { throw Self.failure("truncate") }
+                current.size = Self.segmentHeaderSize
+                return
+            }
+            let current = segments[segments.count - 1]
+            guard markers.withUnsafeBytes({ Self.pwrite(current.descriptor, [$0], at: current.size) }) else {
+                throw Self.failure("append to segment-\(current.number)")
+            }
+            current.size += markers.count
+            trimLocked()
+        }
+    }
+
+    /// Removes the journal (a clean end, or one that failed).
+    func remove() {
+        lock.withLock {
+            for segment in segments { drop(segment) }
+            segments = []
+        }
+        rmdir(directory)
+    }
+
+    /// Drops the oldest segments once nothing in them is unsettled or being written.
+    private func trimLocked() {
+        while segments.count > 1 && segments[0].unsettled.isEmpty && segments[0].writing == 0 { drop(segments.removeFirst()) }
+    }
+
+    private func drop(_ segment: Segment) {
+        unlink(directory + "/segment-\(segment.number)")
+        segment.dropped = true
+        closeIfDone(segment)
+    }
+
+    private func closeIfDone(_ segment: Segment) {
+        if segment.dropped && segment.writing == 0 { Glibc.close(segment.descriptor) }
+    }
+
+    // MARK: replay
+
+    /// The writes in `directory`'s segments that were never settled, in the order they were
+    /// made; nothing when the segments were written before the host last booted.
+    static func pending(in directory: String) -> [Write] {
+        var writes: [(sequence: UInt64, write: Write)] = []
+        var settledThrough: [Int64: UInt64] = [:]
+        let boot = bootID()
+        for name in segmentNames(in: directory) {
+            guard let data = FileManager.default.contents(atPath: directory + "/" + name) else { continue }
+            let bytes = [UInt8](data)
+            guard bytes.count >= segmentHeaderSize, Array(bytes[0..<8]) == magic,
+                  Array(bytes[8..<44]) == boot + [UInt8](repeating: 0, count: 36 - boot.count) else { continue }
+            let nonce = load(bytes, 44, UInt64.self)
+            var at = segmentHeaderSize
+            while at + recordHeaderSize <= bytes.count {
+                guard let record = record(bytes, at: at, nonce: nonce) else {
+                    at += 8  // not written (yet): the next record may be further on
+                    continue
+                }
+                switch record.kind {
+                case .write:
+                    let end = at + recordSize(record.length)
+                    guard end <= bytes.count else { at = bytes.count; continue }
+                    // Without its trailer, the write was being copied when the daemon died
+                    // (never acknowledged): skipped.
+                    if load(bytes, end - trailerSize, UInt64.self) == record.sequence {
+                        let start = at + recordHeaderSize
+                        writes.append((record.sequence, Write(ino: record.ino, offset: record.offset, bytes: Array(bytes[start..<(start + record.length)]))))
+                    }
+                    at = end
+                case .settled:
+                    settledThrough[record.ino] = max(settledThrough[record.ino] ?? 0, record.sequence)
+                    at += recordHeaderSize
+                }
+            }
+        }
+        return writes.filter { $0.sequence > (settledThrough[$0.write.ino] ?? 0) }.sorted { $0.sequence < $1.sequence }.map(\.write)
+    }
+
+    /// The header at `at`, if one of this segment's is there.
+    private static func record(_ bytes: [UInt8], at: Int, nonce: UInt64) -> (kind: Kind, length: Int, sequence: UInt64, ino: Int64, offset: Int64)? {
+        guard let kind = Kind(rawValue: load(bytes, at, UInt32.self)), load(bytes, at + 32, UInt64.self) == nonce else { return nil }
+        var checked = Array(bytes[at..<(at + recordHeaderSize)])
+        checked.replaceSubrange(40..<44, with: [0, 0, 0, 0])
+        guard CRC32C.checksum(checked) == load(bytes, at + 40, UInt32.self) else { return nil }
+        return (kind, Int(load(bytes, at + 4, UInt32.self)), load(bytes, at + 8, UInt64.self),
+                load(bytes, at + 16, Int64.self), load(bytes, at + 24, Int64.self))
+    }
+
+    private static func load<T: FixedWidthInteger>(_ bytes: [UInt8], _ offset: Int, _: T.Type) -> T {
+        bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
+    }
+
+    // MARK: records and segments
+
+    static func padding(_ count: Int) -> Int { (8 - count % 8) % 8 }
+    static func recordSize(_ count: Int) -> Int { recordHeaderSize + count + padding(count) + trailerSize }
+
+    private static func segmentNames(in directory: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.compactMap { name -> (Int, String)? in
+            guard name.hasPrefix("segment-"), let n = Int(name.dropFirst(8)) else { return nil }
+            return (n, name)
+        }.sorted { $0.0 < $1.0 }.map(\.1)
+    }
+
+    private func startSegment(number: Int) throws -> Segment {
+        let path = directory + "/segment-\(number)"
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw Self.failure("create \(path)") }
+        let boot = Self.bootID()
+        var header = Self.magic + boot + [UInt8](repeating: 0, count: 36 - boot.count)
+        header += withUnsafeBytes(of: nonce.littleEndian) { Array($0) }
+        header += [UInt8](repeating: 0, count: Self.segmentHeaderSize - header.count)
+        guard header.withUnsafeBytes({ Self.pwrite(descriptor, [$0], at: 0) }) else {
+            Glibc.close(descriptor)
+            throw Self.failure("write \(path)")
+        }
+        return Segment(number: number, descriptor: descriptor, size: header.count)
+    }
+
+    private func header(_ kind: Kind, ino: Int64, sequence: UInt64, offset: Int64, count: Int) -> [UInt8] {
+        var header = [UInt8](repeating: 0, count: Self.recordHeaderSize)
+        header.withUnsafeMutableBytes { h in
+            h.storeBytes(of: kind.rawValue.littleEndian, toByteOffset: 0, as: UInt32.self)
+            h.storeBytes(of: UInt32(count).littleEndian, toByteOffset: 4, as: UInt32.self)
+            h.storeBytes(of: sequence.littleEndian, toByteOffset: 8, as: UInt64.self)
+            h.storeBytes(of: ino.littleEndian, toByteOffset: 16, as: Int64.self)
+            h.storeBytes(of: offset.littleEndian, toByteOffset: 24, as: Int64.self)
+            h.storeBytes(of: nonce.littleEndian, toByteOffset: 32, as: UInt64.self)
+        }
+        let crc = CRC32C.checksum(header)
+        header.withUnsafeMutableBytes { $0.storeBytes(of: crc.littleEndian, toByteOffset: 40, as: UInt32.self) }
+        return header
+    }
+
+    /// Writes `parts` one after another at `at`, in one call, whole (retrying short
+    /// writes); false on an error.
+    private static func pwrite(_ descriptor: Int32, _ parts: [UnsafeRawBufferPointer], at: Int) -> Bool {
+        let total = parts.reduce(0) { $0 + $1.count }
+        var done = 0
+        while done < total {
+            var vectors: [iovec] = []
+            var start = 0
+            for part in parts {
+                if done < start + part.count && part.count > 0 {
+                    let skip = max(0, done - start)
+                    vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: part.baseAddress! + skip), iov_len: part.count - skip))
+                }
+                start += part.count
+            }
+            let n = pwritev(descriptor, vectors, Int32(vectors.count), off_t(at + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            done += n
+        }
+        return true
+    }
+
+    private static func bootID() -> [UInt8] {
+        let id = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? ""
+        return Array(id.trimmingCharacters(in: .whitespacesAndNewlines).utf8.prefix(36))
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private static func failure(_ what: String) -> Failure {
+        Failure(description: "write journal: cannot \(what): \(String(cString: strerror(errno)))")
+    }
+}
