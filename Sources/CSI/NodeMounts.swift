@@ -59,9 +59,10 @@ public final class NodeMounts: Sendable {
     let recordPath: String
     let log: Logger
     /// Per volume, the writes its session acknowledged and has not committed yet
-    /// (`WriteJournal`): a successor commits them after a SIGKILL. Only for sessions a
+    /// (`WriteJournal`): a successor commits them after a SIGKILL. Kept only for sessions a
     /// keeper may hold (without one, a SIGKILL ends the mount, and the application's next
-    /// call reports it, as a crash would).
+    /// call reports it, as a crash would); what a journal holds is replayed by the volume's
+    /// next mount either way.
     let journalsDirectory: String
     /// Holds the sessions' descriptors across restarts (nil: mounts end with the daemon).
     let keeper: KeeperClient?
@@ -202,7 +203,7 @@ public final class NodeMounts: Sendable {
         }
         do {
             fileSystem = try VolumeFileSystem(engine: engine, volume: volumeID, cache: objectCache, resuming: resumed,
-                                              journal: keeper == nil ? nil : journalsDirectory + "/" + volumeID)
+                                              journal: journalsDirectory + "/" + volumeID, journaling: keeper != nil)
         } catch {
             if let resuming { close(resuming.descriptor) }
             throw error
@@ -246,7 +247,6 @@ public final class NodeMounts: Sendable {
     private func stopSession(_ volumeID: String, until deadline: DispatchTime? = nil) {
         guard let session = state.withLock({ $0.sessions.removeValue(forKey: volumeID) }) else { return }
         session.mount.fileSystem.flushAll()
-        session.mount.fileSystem.endJournal()
         // The keeper lets go first: the unmount below is then the connection's end.
         do { try keeper?.release(session.path) } catch {
             log.warning("the keeper did not let go of a session", metadata: ["volume": "\(volumeID)", "error": "\(error)"])
@@ -259,6 +259,9 @@ public final class NodeMounts: Sendable {
             log.warning("FUSE session did not stop in time", metadata: ["volume": "\(volumeID)"])
             return  // its thread still uses the volume
         }
+        // Nothing is served any more: with every buffer committed, the journal goes.
+        session.mount.fileSystem.flushAll()
+        session.mount.fileSystem.endJournal()
         rmdir(session.path)
         engine.closeVolume(volumeID)
     }
@@ -272,8 +275,8 @@ public final class NodeMounts: Sendable {
         abortUnservedSessions(recorded: recorded.map(\.path))
         // Journals of volumes deleted since (a journal of a volume that exists is replayed
         // by its next mount, staged again or not).
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: journalsDirectory)) ?? []
-        where ((try? engine.volume(id: name)) ?? nil) == nil {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: journalsDirectory)) ?? [] {
+            guard case .success(nil) = Result(catching: { try engine.volume(id: name) }) else { continue }  // exists, or not known now
             try? FileManager.default.removeItem(atPath: journalsDirectory + "/" + name)
         }
         for target in recorded {

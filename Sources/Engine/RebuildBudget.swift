@@ -6,9 +6,10 @@
 /// hold the stalls a disk has whatever moves (an ext4 journal commit every few seconds),
 /// so they are not read as harm the movement does. While the mover runs, windows are
 /// pooled until they hold `decisionOperations` operations (or `decisionWindows` windows
-/// passed); then the pool's p99 over `target` × the baseline cuts the rate (× `cut`), any
-/// other raises it (× `raise` + `step`), between `floor` and `ceiling` (an admin's fixed
-/// limit, if any). A pool without enough clients raises it too: nobody is there to protect.
+/// passed); then the pool's p99 over `target` × the baseline cuts the rate (× `cut`), one
+/// within `clear` × the baseline (clients see no difference) raises it fast (× `leap` +
+/// `step`), any other slowly (× `raise` + `step`), between `floor` and `ceiling` (an admin's
+/// fixed limit, if any). A pool without enough clients leaps too: nobody is there to protect.
 /// One decision per pool, so a slow operation counts once, not once per window that still
 /// remembers it; and a pool's p99 over 128 operations is its second slowest, so one stall
 /// alone (which idle windows have too, if rarer than 1 in 100) does not cut. Without idle samples yet (clients that started during a rebuild),
@@ -21,8 +22,10 @@ public struct RebuildBudget: Sendable, Equatable {
     /// Bytes per second the mover may use now.
     public private(set) var rate: Double
     public var target = 1.5
+    public var clear = 1.15
     public var cut = 0.6
     public var raise = 1.25
+    public var leap = 1.5
     public var step: Double = 8e6
     /// Fewer operations than this in a pool say too little about its p99.
     public static let minimumOperations = 8
@@ -43,7 +46,7 @@ public struct RebuildBudget: Sendable, Equatable {
     private var poolOperations = 0
     private var poolWindows = 0
 
-    public init(floor: Double = 8e6, ceiling: Double? = nil, start: Double = 64e6) {
+    public init(floor: Double = 8e6, ceiling: Double? = nil, start: Double = 128e6) {
         let top = max(1, ceiling ?? 4e9)
         self.floor = min(floor, top)
         self.ceiling = top
@@ -76,15 +79,16 @@ public struct RebuildBudget: Sendable, Equatable {
         guard poolOperations >= Self.decisionOperations || poolWindows >= Self.decisionWindows else { return rate }
         defer { pool = []; poolOperations = 0; poolWindows = 0 }
         guard poolOperations >= Self.minimumOperations, let measured = Self.p99(pool) else {
-            rate = min(ceiling, rate * raise + step)
+            rate = min(ceiling, rate * leap + step)
             return rate
         }
         let idleBar = idleP99
         if idleBar == nil { lowestMoving = min(lowestMoving ?? measured, measured) }
-        if measured > target * (idleBar ?? lowestMoving ?? measured) {
+        let bar = idleBar ?? lowestMoving ?? measured
+        if measured > target * bar {
             rate = max(floor, rate * cut)
         } else {
-            rate = min(ceiling, rate * raise + step)
+            rate = min(ceiling, rate * (measured <= clear * bar ? leap : raise) + step)
         }
         return rate
     }

@@ -170,7 +170,7 @@ do {
         let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
         let volume = try engine.volume(named: name) ?? engine.createVolume(name: name, className: className, capacityBytes: size)
         let fileSystem = try VolumeFileSystem(engine: engine, volume: volume.id,
-                                              journal: journaled ? stateDirectory + "/journal/" + volume.id : nil)
+                                              journal: stateDirectory + "/journal/" + volume.id, journaling: journaled)
         // A dead mount left by a crash answers ENOTCONN, so clear it before anything looks
         // at the directory (creating it would fail with EEXIST).
         FuseMount.clearStaleMount(mountpoint)

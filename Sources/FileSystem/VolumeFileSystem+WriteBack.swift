@@ -85,8 +85,12 @@ extension VolumeFileSystem {
             part.chunks = full
             part.lastWriteNs = buffer.lastWriteNs
             part.timesSet = buffer.timesSet
+            part.journalSequence = nil  // a part: its commit settles nothing…
             for chunk in full.keys { buffer.chunks[chunk] = nil }
-            if buffer.chunks.isEmpty && buffer.size <= part.size { buffers[ino] = nil }
+            if buffer.chunks.isEmpty && buffer.size <= part.size {
+                buffers[ino] = nil
+                part.journalSequence = buffer.journalSequence  // …unless nothing is left
+            }
             taken.append((ino, part))
         }
         for (ino, buffer) in taken { inflight[ino] = buffer }
@@ -132,7 +136,7 @@ extension VolumeFileSystem {
             return
         }
         for (ino, _) in batch { inflight[ino] = nil }
-        settleLocked(batch.map(\.ino))
+        settleLocked(batch.map { ($0.ino, $0.buffer.journalSequence) })
         lock.broadcast()
         // After the bytes are out of flight: compaction lets go of the lock while it
         // writes, and nothing need wait for it.

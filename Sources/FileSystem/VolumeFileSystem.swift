@@ -73,8 +73,10 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// Where writes are kept until committed, for a successor after a SIGKILL (`WriteJournal`);
     /// nil without one, or once it failed.
     var journal: WriteJournal?
+    /// Whether new writes are journaled; false: only what a predecessor left is, until committed.
+    var journaling = false
     /// Writes a killed predecessor acknowledged and never committed, committed at start.
-    public private(set) var replayedWrites = 0
+    public internal(set) var replayedWrites = 0
     /// The chunks holding data of files being written (`FileAllocation`): loaded at a
     /// file's first write, dropped at its last close and whenever a cut or a hole changes
     /// them (loaded again when needed).
@@ -121,6 +123,10 @@ public final class VolumeFileSystem: @unchecked Sendable {
         /// `timesSet` (a later setattr chose the times, as tar does after writing).
         var lastWriteNs: Int64 = 0
         var timesSet = false
+        /// The journal's sequence number of the latest write (or times) in it: once it is
+        /// committed, taken whole, the file is settled through it (`WriteJournal`). Nil for
+        /// a part of a buffer (full chunks split off), whose commit settles nothing.
+        var journalSequence: UInt64? = 0
         init(size: Int64) { self.size = size }
         var dirtyBytes: Int { chunks.values.reduce(0) { $0 + $1.byteCount } }
 
@@ -145,6 +151,8 @@ public final class VolumeFileSystem: @unchecked Sendable {
             size = max(size, newer.size)
             lastWriteNs = max(lastWriteNs, newer.lastWriteNs)
             timesSet = newer.timesSet
+            // Together they hold every write not settled yet (a part's rest was the newer).
+            journalSequence = [journalSequence, newer.journalSequence].compactMap { $0 }.max()
         }
     }
 
@@ -152,11 +160,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
     /// nil: a cache of `ObjectCache.defaultBudgetBytes` for this volume alone. `resuming`:
     /// the volume's FUSE session outlived the last daemon (`FuseKeeper`), so files it had
     /// open are still open: unlinked ones are kept until their last close (or, with their
-    /// handles unknown, until the next fresh mount). `journal`: a directory where writes are
-    /// kept until committed (`WriteJournal`); what it holds from a killed predecessor is
-    /// committed before this returns.
+    /// handles unknown, until the next fresh mount). `journal`: the volume's journal directory
+    /// (`WriteJournal`): what a killed predecessor left there is replayed before this
+    /// returns, and with `journaling` every write is kept there until committed.
     public init(engine: Engine, volume: String, cache: ObjectCache? = nil, resuming: Resumed? = nil,
-                journal journalDirectory: String? = nil) throws(FSError) {
+                journal journalDirectory: String? = nil, journaling: Bool = true) throws(FSError) {
         self.engine = engine
         self.volume = volume
         self.cache = cache ?? ObjectCache(budgetBytes: ObjectCache.defaultBudgetBytes)
@@ -183,54 +191,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         if !leftovers.isEmpty { do { try engine.purgeObjects(volume: volume, ids: leftovers) } catch { throw .io } }
         space = SpaceAccount(usedBytes: try namespace.allocatedBytes(chunkSize: chunkSize))
         entries = SpaceAccount(usedBytes: try namespace.usage().entries)
-        if let journalDirectory { try replay(journalDirectory) }
-    }
-
-    /// Commits the writes a killed predecessor left in the journal (a file deleted since
-    /// has none to commit), then starts the journal afresh.
-    private func replay(_ directory: String) throws(FSError) {
-        for write in WriteJournal.pending(in: directory) {
-            let result: Result<Int, FSError> = write.bytes.withUnsafeBytes { bytes in
-                do throws(FSError) { return .success(try self.write(write.ino, offset: write.offset, bytes: bytes)) } catch { return .failure(error) }
-            }
-            switch result {
-            case .success: replayedWrites += 1
-            case .failure(let error): guard error == .noEntry || error == .isDirectory else { throw error }
-            }
-        }
-        try syncAll()
-        do { journal = try WriteJournal(directory: directory) } catch {
-            Self.log("volume \(volume): writes are not journaled: \(error)")
-        }
-    }
-
-    /// `ino`'s writes are all committed (nothing buffered, none in flight) or it is gone:
-    /// the journal need not replay them. A journal that fails is dropped (writes are then
-    /// only as safe as without one) rather than left to replay what it cannot mark.
-    func settleLocked(_ inos: Int64...) { settleLocked(inos) }
-
-    func settleLocked(_ inos: [Int64]) {
-        guard let journal else { return }
-        do {
-            if let failure = journal.failure { throw failure }
-            try journal.settle(inos.lazy.filter { self.buffers[$0] == nil && self.inflight[$0] == nil })
-        } catch { dropJournalLocked(error) }
-    }
-
-    func dropJournalLocked(_ error: any Error) {
-        Self.log("volume \(volume): writes are not journaled any more: \(error)")
-        journal?.remove()
-        journal = nil
-    }
-
-    /// Removes the journal when everything in it is committed (an unmount that committed
-    /// every buffer); otherwise it stays for the next mount to replay.
-    public func endJournal() {
-        lock.withLock {
-            guard let journal, journal.isEmpty else { return }
-            journal.remove()
-            self.journal = nil
-        }
+        if let journalDirectory { try startJournal(journalDirectory, journaling: journaling) }
     }
 
     static func log(_ line: String) { FileHandle.standardError.write(Data("berth: \(line)\n".utf8)) }
@@ -397,7 +358,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
             buffers[victim.ino] = nil
             allocations[victim.ino] = nil
             forgetWriteBackLocked(victim.ino)
-            settleLocked(victim.ino)
+            try settleDeletedLocked(victim.ino)
             return deleted
         }
         purgeLater(freed)
@@ -437,9 +398,10 @@ public final class VolumeFileSystem: @unchecked Sendable {
         allocations[ino] = nil
         forgetWriteBackLocked(ino)
         waitForWriteBackLocked(ino)
-        settleLocked(ino)
         defer { sliceCache.invalidate(ino) }
-        return try namespace.deleteInode(ino)
+        let freed = try namespace.deleteInode(ino)
+        try settleDeletedLocked(ino)
+        return freed
     }
 
     func purge(_ ino: Int64) throws(FSError) {
@@ -501,9 +463,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
                     released = before - allocation.bytes(size: size)
                 }
             }
-            // Times chosen now win over the write time the buffered bytes would commit.
+            // Times chosen now win over the write time the buffered bytes would commit (and
+            // are journaled with them, so that a replay of those keeps them too).
             if atimeNs != nil || mtimeNs != nil {
                 for pending in pendingLocked(ino) { pending.timesSet = true }
+                journalTimesLocked(ino, atimeNs: atimeNs, mtimeNs: mtimeNs)
             }
             let changed: (record: InodeRecord, freed: [String])
             defer { if size != nil { sliceCache.invalidate(ino) } }
@@ -681,6 +645,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 do {
                     let (reservation, lagging) = try journal.reserveWrite(ino: ino, offset: offset, count: bytes.count)
                     journaled = (journal, reservation)
+                    buffer.journalSequence = reservation.sequence
                     for ino in lagging { queueWriteBackLocked(ino, .whole, soon: true) }
                 } catch { dropJournalLocked(error) }
             }
@@ -727,7 +692,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
         var round = 0
         repeat {
             waitForWriteBackLocked(ino)
-            guard let buffer = buffers.removeValue(forKey: ino) else { settleLocked(ino); return }
+            guard let buffer = buffers.removeValue(forKey: ino) else { return }
             queuedWhole.remove(ino)
             queuedFull.remove(ino)
             inflight[ino] = buffer
@@ -751,7 +716,7 @@ public final class VolumeFileSystem: @unchecked Sendable {
                 throw error
             }
             inflight[ino] = nil
-            settleLocked(ino)
+            settleLocked([(ino, buffer.journalSequence)])
             lock.broadcast()
             // An optimization (a failure loses nothing) that lets go of the lock: in the
             // first round only, so that the second, locked one is the last.

@@ -13,17 +13,20 @@ import Glibc
 /// answer the resent fsync with success. So every write is put here before it is
 /// acknowledged, and the successor replays what was not committed before it serves.
 ///
-/// A file is *settled* once everything written to it is committed (nothing buffered, no
-/// write-back in flight): a marker then says so, and replay skips its earlier writes. Every
-/// change of a file's bytes other than a write (a truncation, a punched hole, a deletion)
-/// commits the file's buffered bytes first, which settles it, so replaying a write can never
-/// undo a later change: only the writes since a file's last settling are replayed, in order.
+/// A file is *settled through* a sequence number once every write to it up to that one is
+/// committed (a buffer taken whole and committed holds every write since the last one): a
+/// marker then says so, and replay skips those writes. Every change of a file's bytes other
+/// than a write (a truncation, a punched hole, a deletion) commits the file's buffered bytes
+/// first, which settles it, so replaying a write can never undo a later change: only the
+/// writes since a file's last settling are replayed, in order. Times an application sets
+/// on a file with buffered bytes are journaled too (the commit would otherwise stamp the
+/// write time over them).
 ///
 /// The journal is a sequence of segments (`segment-N`), the current one appended to. When
 /// no file is unsettled, every segment is dropped and the current one starts again empty —
 /// which a writer that fsyncs or closes its files brings about all the time. A writer that
-/// never lets its file settle makes the current segment grow past `segmentLimit` (64 MiB):
-/// a new one is started and the files still unsettled in the older ones are returned to be
+/// keeps its file busy makes the current segment grow past `segmentLimit` (64 MiB): a new
+/// one is started and the files with unsettled records in the older ones are returned to be
 /// committed whole, after which those segments go (oldest first).
 ///
 /// Format: a segment starts with `magic`, the boot id of the host and a random nonce; then
@@ -45,13 +48,26 @@ final class WriteJournal: @unchecked Sendable {
         var bytes: [UInt8]
     }
 
+    /// What replay does, in order: writes, and times set on files with buffered bytes.
+    enum Entry: Equatable {
+        case write(Write)
+        case times(ino: Int64, atimeNs: Int64?, mtimeNs: Int64?)
+
+        var ino: Int64 {
+            switch self {
+            case .write(let w): w.ino
+            case .times(let ino, _, _): ino
+            }
+        }
+    }
+
     let directory: String
     final class Segment {
         let number: Int
         let descriptor: Int32
         var size: Int
-        /// Files with records here that are not settled since.
-        var unsettled: Set<Int64> = []
+        /// Per file with records here not settled since, the latest one's sequence number.
+        var latest: [Int64: UInt64] = [:]
         /// Records placed here that are still being written (`Reservation`).
         var writing = 0
         /// Unlinked, closed once nothing is being written to it.
@@ -76,16 +92,31 @@ final class WriteJournal: @unchecked Sendable {
     /// The current segment's size past which a new one starts.
     let segmentLimit: Int
     static let defaultSegmentLimit = 64 << 20
-    private enum Kind: UInt32 { case write = 1, settled = 2 }
+    private enum Kind: UInt32 { case write = 1, settled = 2, times = 3 }
 
-    /// Starts an empty journal in `directory`, removing whatever segments were there (replay
-    /// them first: `pending(in:)`).
-    init(directory: String, segmentLimit: Int = defaultSegmentLimit) throws {
+    /// Starts a journal in `directory`, after the segments already there (`pending(in:)`
+    /// reads them; their writes, replayed, are journaled again here, then
+    /// `removeReplayedSegments` lets the old ones go), its sequence numbers above theirs.
+    init(directory: String, after replayedSequence: UInt64 = 0, segmentLimit: Int = defaultSegmentLimit) throws {
         self.directory = directory
         self.segmentLimit = segmentLimit
+        sequence = replayedSequence
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        for name in Self.segmentNames(in: directory) { unlink(directory + "/" + name) }
-        segments.append(try startSegment(number: 0))
+        replayed = Self.segmentNames(in: directory)
+        let first = replayed.compactMap { Int($0.dropFirst(8)) }.max().map { $0 + 1 } ?? 0
+        segments.append(try startSegment(number: first))
+    }
+
+    /// The segments that were there when the journal started.
+    private var replayed: [String]
+
+    /// Removes the segments that were there when the journal started (once what they held
+    /// is journaled again, or committed).
+    func removeReplayedSegments() {
+        lock.withLock {
+            for name in replayed { unlink(directory + "/" + name) }
+            replayed = []
+        }
     }
 
     deinit { for segment in segments where !segment.dropped { Glibc.close(segment.descriptor) } }
@@ -114,11 +145,11 @@ final class WriteJournal: @unchecked Sendable {
             if current.size > segmentLimit {
                 current = try startSegment(number: current.number + 1)
                 segments.append(current)
-                lagging = segments.dropLast().reduce(into: Set<Int64>()) { $0.formUnion($1.unsettled) }.sorted()
+                lagging = segments.dropLast().reduce(into: Set<Int64>()) { $0.formUnion($1.latest.keys) }.sorted()
             }
             sequence += 1
             unsettled[ino] = sequence
-            current.unsettled.insert(ino)
+            current.latest[ino] = sequence
             let reservation = Reservation(segment: current, at: current.size,
                                           header: header(.write, ino: ino, sequence: sequence, offset: offset, count: count),
                                           sequence: sequence)
@@ -145,14 +176,41 @@ final class WriteJournal: @unchecked Sendable {
         }
     }
 
-    /// Everything written to these files so far is committed (or the files are gone).
-    func settle(_ inos: some Sequence<Int64>) throws {
+    /// Times set on `ino` while it has buffered bytes (nil: unchanged); returns its sequence
+    /// number, which the file's buffers carry so that their commit settles it too.
+    func recordTimes(ino: Int64, atimeNs: Int64?, mtimeNs: Int64?) throws -> UInt64 {
+        try lock.withLock {
+            if let failure { throw failure }
+            sequence += 1
+            let current = segments[segments.count - 1]
+            var body = [UInt8]()
+            for time in [atimeNs, mtimeNs] { body += withUnsafeBytes(of: (time ?? Int64.min).littleEndian) { Array($0) } }
+            body += withUnsafeBytes(of: sequence.littleEndian) { Array($0) }
+            let record = header(.times, ino: ino, sequence: sequence, offset: 0, count: 16)
+            guard record.withUnsafeBytes({ h in body.withUnsafeBytes { Self.pwrite(current.descriptor, [h, $0], at: current.size) } }) else {
+                throw Self.failure("append to segment-\(current.number)")
+            }
+            current.size += Self.recordSize(16)
+            unsettled[ino] = sequence
+            current.latest[ino] = sequence
+            return sequence
+        }
+    }
+
+    /// Whether `ino` has records not settled yet.
+    func isUnsettled(_ ino: Int64) -> Bool { lock.withLock { unsettled[ino] != nil } }
+
+    /// Every write to each file up to its sequence number is committed (nil: every one so
+    /// far — the file is gone).
+    func settle(_ files: some Sequence<(ino: Int64, through: UInt64?)>) throws {
         try lock.withLock {
             var markers: [UInt8] = []
-            for ino in inos {
-                guard let latest = unsettled.removeValue(forKey: ino) else { continue }
-                for segment in segments { segment.unsettled.remove(ino) }
-                markers += header(.settled, ino: ino, sequence: latest, offset: 0, count: 0)
+            for (ino, through) in files {
+                guard let latest = unsettled[ino] else { continue }
+                let settled = min(through ?? latest, latest)
+                if settled >= latest { unsettled[ino] = nil }
+                for segment in segments where (segment.latest[ino] ?? .max) <= settled { segment.latest[ino] = nil }
+                markers += header(.settled, ino: ino, sequence: settled, offset: 0, count: 0)
             }
             if markers.isEmpty { return }
             if unsettled.isEmpty && segments.allSatisfy({ $0.writing == 0 }) {
@@ -177,13 +235,15 @@ final class WriteJournal: @unchecked Sendable {
         lock.withLock {
             for segment in segments { drop(segment) }
             segments = []
+            for name in replayed { unlink(directory + "/" + name) }
+            replayed = []
         }
         rmdir(directory)
     }
 
     /// Drops the oldest segments once nothing in them is unsettled or being written.
     private func trimLocked() {
-        while segments.count > 1 && segments[0].unsettled.isEmpty && segments[0].writing == 0 { drop(segments.removeFirst()) }
+        while segments.count > 1 && segments[0].latest.isEmpty && segments[0].writing == 0 { drop(segments.removeFirst()) }
     }
 
     private func drop(_ segment: Segment) {
@@ -198,10 +258,12 @@ final class WriteJournal: @unchecked Sendable {
 
     // MARK: replay
 
-    /// The writes in `directory`'s segments that were never settled, in the order they were
-    /// made; nothing when the segments were written before the host last booted.
-    static func pending(in directory: String) -> [Write] {
-        var writes: [(sequence: UInt64, write: Write)] = []
+    /// What `directory`'s segments hold that was never settled, in the order it was done,
+    /// and the highest sequence number seen; nothing when the segments were written before
+    /// the host last booted.
+    static func pending(in directory: String) -> (entries: [Entry], sequence: UInt64) {
+        var entries: [(sequence: UInt64, entry: Entry)] = []
+        var highest: UInt64 = 0
         var settledThrough: [Int64: UInt64] = [:]
         let boot = bootID()
         for name in segmentNames(in: directory) {
@@ -216,15 +278,21 @@ final class WriteJournal: @unchecked Sendable {
                     at += 8  // not written (yet): the next record may be further on
                     continue
                 }
+                highest = max(highest, record.sequence)
                 switch record.kind {
-                case .write:
+                case .write, .times:
                     let end = at + recordSize(record.length)
                     guard end <= bytes.count else { at = bytes.count; continue }
                     // Without its trailer, the write was being copied when the daemon died
                     // (never acknowledged): skipped.
                     if load(bytes, end - trailerSize, UInt64.self) == record.sequence {
                         let start = at + recordHeaderSize
-                        writes.append((record.sequence, Write(ino: record.ino, offset: record.offset, bytes: Array(bytes[start..<(start + record.length)]))))
+                        if record.kind == .write {
+                            entries.append((record.sequence, .write(Write(ino: record.ino, offset: record.offset, bytes: Array(bytes[start..<(start + record.length)])))))
+                        } else if record.length == 16 {
+                            let (atime, mtime) = (load(bytes, start, Int64.self), load(bytes, start + 8, Int64.self))
+                            entries.append((record.sequence, .times(ino: record.ino, atimeNs: atime == .min ? nil : atime, mtimeNs: mtime == .min ? nil : mtime)))
+                        }
                     }
                     at = end
                 case .settled:
@@ -233,7 +301,8 @@ final class WriteJournal: @unchecked Sendable {
                 }
             }
         }
-        return writes.filter { $0.sequence > (settledThrough[$0.write.ino] ?? 0) }.sorted { $0.sequence < $1.sequence }.map(\.write)
+        let unsettled = entries.filter { $0.sequence > (settledThrough[$0.entry.ino] ?? 0) }.sorted { $0.sequence < $1.sequence }
+        return (unsettled.map(\.entry), highest)
     }
 
     /// The header at `at`, if one of this segment's is there.

@@ -60,8 +60,8 @@ import Testing
         #expect(text.contains(#"berth_volumes{class="replicated-3"} 1"#))
         #expect(text.contains("berth_class_usable_bytes"))
         #expect(text.contains("berth_degraded_objects 0"))
-        // The rebuild budget: idle, it stays at its starting 64 MB/s.
-        #expect(text.contains("berth_mover_budget_bytes_per_second 64000000"))
+        // The rebuild budget: idle, it stays at its starting 128 MB/s.
+        #expect(text.contains("berth_mover_budget_bytes_per_second 128000000"))
         #expect(text.contains("berth_client_p99_baseline_seconds"))
     }
 }

@@ -39,13 +39,17 @@ import Testing
         // Windows add up to a pool; the rate holds until it is judged.
         let half = Self.pool(fast: 0.004)
         #expect(Self.moving(&budget, Array(half.prefix(60))) == 64e6)
-        // Judged: one stall among 128 operations is not the p99, so the rate rises (×1.25 + 8 MB/s).
-        #expect(Self.moving(&budget, Array(half.dropFirst(61)) + [0.5]) == 64e6 * 1.25 + 8e6)
+        // Judged: one stall among 128 operations is not the p99, and the others are as fast
+        // as without movement, so the rate leaps (×1.5 + 8 MB/s).
+        #expect(Self.moving(&budget, Array(half.dropFirst(61)) + [0.5]) == 64e6 * 1.5 + 8e6)
         // Two stalls are: past 1.5× the baseline, the rate is cut (×0.6).
         let before = budget.rate
         #expect(Self.moving(&budget, Self.pool(fast: 0.004, slow: 2, stall: 0.0061)) == before * 0.6)
-        // Slower, but within 1.5×: rises again.
+        // Slower, but within 1.5×: rises again, slowly (×1.25 + 8 MB/s)…
         #expect(Self.moving(&budget, Self.pool(fast: 0.0059)) == before * 0.6 * 1.25 + 8e6)
+        // …and within 1.15×, fast again.
+        let slowly = budget.rate
+        #expect(Self.moving(&budget, Self.pool(fast: 0.0046)) == slowly * 1.5 + 8e6)
     }
 
     @Test func fewClientsAreJudgedAfterAFewWindows() {
