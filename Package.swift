@@ -41,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Pure placement logic: cluster map, rules, placement function, balancer,
@@ -60,9 +61,12 @@ let package = Package(
         // SQLite metadata (GRDB): the cluster database and one database per volume. No data I/O.
         .target(name: "Metadata", dependencies: ["Placement", .product(name: "GRDB", package: "GRDB.swift"),
                                                 .product(name: "GRDBSQLite", package: "GRDB.swift")]),
+        // The cluster state on PostgreSQL (postgres-nio): the same store as Metadata's
+        // SQLite one, for daemons of several hosts (`--metadata postgres://…`).
+        .target(name: "MetadataPostgres", dependencies: ["Metadata", "Placement", .product(name: "PostgresNIO", package: "postgres-nio")]),
         // The storage engine of a node: classes, devices, epochs, volumes, objects, the
         // mover, capacity. Wires Metadata and Storage together.
-        .target(name: "Engine", dependencies: ["Placement", "Codec", "StorageClasses", "Storage", "Metadata"]),
+        .target(name: "Engine", dependencies: ["Placement", "Codec", "StorageClasses", "Storage", "Metadata", "MetadataPostgres"]),
         // libfuse3 (libfuse3-dev), low-level API.
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // A volume as a POSIX filesystem: FUSE low-level operations over the namespace
@@ -106,7 +110,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "VolumeDriver", dependencies: [
-            "CSI", "CSIProtocol", "AdminProtocol", "AgentProtocol", "ClusterTLS", "NodeAgent", "SocketTransport", "Engine", "FileSystem", "StorageClasses", "Placement",
+            "CSI", "CSIProtocol", "AdminProtocol", "AgentProtocol", "ClusterTLS", "NodeAgent", "SocketTransport", "Engine", "FileSystem", "StorageClasses", "Placement", "Metadata",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -145,7 +149,7 @@ let package = Package(
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "TestSupport"]),
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
-        .testTarget(name: "MetadataTests", dependencies: ["Metadata"]),
+        .testTarget(name: "MetadataTests", dependencies: ["Metadata", "MetadataPostgres", "TestSupport"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineTool", "TestSupport"]),
         .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "FuseHandoff", "FuseKeeper", "EngineTool", "CFuse3", "CLinux", "TestSupport"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),

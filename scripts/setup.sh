@@ -5,7 +5,8 @@ set -euo pipefail
 
 # System libraries the package links against (grows as modules land).
 # iproute2, nftables: the network-namespace test cluster (scripts/cluster.sh, Tests/ClusterTests).
-BERTH_APT_PACKAGES=(pkg-config libisal-dev libsqlite3-dev fuse3 libfuse3-dev liburing-dev acl iproute2 nftables)
+# postgresql: the PostgreSQL metadata backend's tests start servers of their own (Tests/TestSupport/TestPostgres.swift).
+BERTH_APT_PACKAGES=(pkg-config libisal-dev libsqlite3-dev fuse3 libfuse3-dev liburing-dev acl iproute2 nftables postgresql)
 
 need=()
 for p in "${BERTH_APT_PACKAGES[@]}"; do

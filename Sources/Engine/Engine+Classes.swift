@@ -50,7 +50,7 @@ extension Engine {
                 records.append(try Self.record(c, poolID: nextPool))
                 nextPool += 1
             }
-            var changes: [ClusterDatabase.Change] = records.map { .saveClass($0) }
+            var changes: [ClusterChange] = records.map { .saveClass($0) }
             if !newPools.isEmpty {
                 let next = try EngineError.wrap { try s.map.nextEpoch(newPools.map { .addPool($0) }) }
                 let placer = try EngineError.wrap { try Placer(map: next) }

@@ -166,7 +166,7 @@ extension Engine {
             let next = try EngineError.wrap { try s.map.nextEpoch(changes) }
             // An admin's state change is the admin's: the health check no longer undoes it,
             // and it ends a maintenance of the device.
-            let admins: [ClusterDatabase.Change] = changes.flatMap { change -> [ClusterDatabase.Change] in
+            let admins: [ClusterChange] = changes.flatMap { change -> [ClusterChange] in
                 if case .setState(let id, _) = change { return [.setHealthMark(device: id.rawValue, state: nil), .endMaintenance(device: id.rawValue)] }
                 return []
             }
@@ -179,7 +179,7 @@ extension Engine {
 
     /// Records a new epoch (and `extra` changes) in one transaction, with the totals of the
     /// movement it starts, then installs it.
-    func commitEpoch(_ next: ClusterMap, into s: inout State, extra: [ClusterDatabase.Change]) throws(EngineError) {
+    func commitEpoch(_ next: ClusterMap, into s: inout State, extra: [ClusterChange]) throws(EngineError) {
         // The movement it starts is counted from where shards are now (the mover may have
         // switched some since the caller's snapshot).
         s.locations = state.withLock { $0.locations }

@@ -124,7 +124,7 @@ extension Engine {
             var s = state.withLock { $0 }
             guard changes.allSatisfy({ s.map.device($0.id)?.state == $0.from }) else { return false }
             let next = try EngineError.wrap { try s.map.nextEpoch(changes.map { .setState($0.id, $0.to) }) }
-            let marks: [ClusterDatabase.Change] = changes.map { .setHealthMark(device: $0.id.rawValue, state: byHealth && $0.to != .up ? $0.to.rawValue : nil) }
+            let marks: [ClusterChange] = changes.map { .setHealthMark(device: $0.id.rawValue, state: byHealth && $0.to != .up ? $0.to.rawValue : nil) }
             try commitEpoch(next, into: &s, extra: marks)
             return true
         }

@@ -42,7 +42,7 @@ extension Engine {
             let until = durationMs.map { now + $0 }
             let started = maintenanceWindows.withLock { w in Dictionary(devices.map { ($0.id, w[$0.id]?.startedMs ?? now) }, uniquingKeysWith: { a, _ in a }) }
             // The health check's own mark goes: the device is the admin's now.
-            let records: [ClusterDatabase.Change] = devices.flatMap { d -> [ClusterDatabase.Change] in
+            let records: [ClusterChange] = devices.flatMap { d -> [ClusterChange] in
                 [.startMaintenance(device: d.id.rawValue, startedMs: started[d.id] ?? now, untilMs: until), .setHealthMark(device: d.id.rawValue, state: nil)]
             }
             try commit(devices.filter { $0.state == .up }.map { MapChange.setState($0.id, .down) }, with: records, into: &s)
@@ -88,7 +88,7 @@ extension Engine {
     private func endMaintenanceLocked(_ devices: Set<DeviceID>) throws(EngineError) -> [String] {
         if devices.isEmpty { return [] }
         var s = state.withLock { $0 }
-        let records: [ClusterDatabase.Change] = devices.sorted { $0.rawValue < $1.rawValue }.map { .endMaintenance(device: $0.rawValue) }
+        let records: [ClusterChange] = devices.sorted { $0.rawValue < $1.rawValue }.map { .endMaintenance(device: $0.rawValue) }
         let coming = devices.filter { s.map.device($0)?.state == .down }.sorted { $0.rawValue < $1.rawValue }.map { MapChange.setState($0, .up) }
         try commit(coming, with: records, into: &s)
         maintenanceWindows.withLock { w in for d in devices { w[d] = nil } }
@@ -97,7 +97,7 @@ extension Engine {
 
     /// Under the admin lock: state changes as one epoch with `records` in its transaction,
     /// or `records` alone when no state changes.
-    private func commit(_ changes: [MapChange], with records: [ClusterDatabase.Change], into s: inout State) throws(EngineError) {
+    private func commit(_ changes: [MapChange], with records: [ClusterChange], into s: inout State) throws(EngineError) {
         if changes.isEmpty {
             try EngineError.wrap { try database.commit(records) }
         } else {

@@ -1,6 +1,7 @@
 import Codec
 import Foundation
 import Metadata
+import MetadataPostgres
 import Placement
 import Storage
 import StorageClasses
@@ -14,7 +15,7 @@ import Synchronization
 /// reads and writes run concurrently with them and with the mover.
 public final class Engine: Sendable {
     public let configuration: EngineConfiguration
-    let database: ClusterDatabase
+    let database: any ClusterStore
     public let objects: ObjectStore
     let generator: ObjectIDGenerator
     let throttle: Throttle
@@ -89,7 +90,13 @@ public final class Engine: Sendable {
         } catch {
             throw .io("cannot create the state directory \(configuration.stateDirectory): \(error.localizedDescription)")
         }
-        let database = try EngineError.wrap { try ClusterDatabase(path: configuration.stateDirectory + "/cluster.sqlite") }
+        let database: any ClusterStore = try EngineError.wrap {
+            switch configuration.metadata {
+            case .postgres(let settings)?: try PostgresClusterStore(settings: settings)
+            case .sqlite(let path)?: try ClusterDatabase(path: path)
+            case nil: try ClusterDatabase(path: configuration.stateDirectory + "/cluster.sqlite")
+            }
+        }
         self.database = database
         volumeCommits = GroupCommit(database: database)
         index = ObjectIndexJournal(database: database, window: .milliseconds(configuration.objectIndexWindowMs))
@@ -378,6 +385,9 @@ public struct EngineConfiguration: Sendable {
     /// Opens devices served by other hosts' node agents (`DeviceSpec.agent`); nil: local
     /// devices only, and a cluster database naming remote devices is refused.
     public var connector: (any DeviceConnector)?
+    /// Where the cluster state lives (`--metadata`); nil: `cluster.sqlite` in the state
+    /// directory. Volumes' namespaces stay in `volumes/` under the state directory.
+    public var metadata: MetadataLocation?
 
     public init(stateDirectory: String, nodeID: UInt16 = 1, fullRatio: Double = 0.95, nearFullRatio: Double = 0.85,
                 moverBytesPerSecond: Int64? = nil, moverConcurrency: Int = 2, objectIndexWindowMs: Int = 50) {

@@ -8,15 +8,15 @@ import Metadata
 /// so one bad record fails only its own caller.
 final class GroupCommit: @unchecked Sendable {
     private let condition = NSCondition()
-    private var queue: [(id: Int, changes: [ClusterDatabase.Change])] = []
+    private var queue: [(id: Int, changes: [ClusterChange])] = []
     private var results: [Int: (any Error)?] = [:]
     private var committing = false
     private var nextID = 0
-    private let database: ClusterDatabase
+    private let database: any ClusterStore
 
-    init(database: ClusterDatabase) { self.database = database }
+    init(database: any ClusterStore) { self.database = database }
 
-    func commit(_ changes: [ClusterDatabase.Change]) throws {
+    func commit(_ changes: [ClusterChange]) throws {
         condition.lock()
         let id = nextID
         nextID += 1
@@ -43,7 +43,7 @@ final class GroupCommit: @unchecked Sendable {
         }
     }
 
-    private func run(_ batch: [(id: Int, changes: [ClusterDatabase.Change])]) -> [(Int, (any Error)?)] {
+    private func run(_ batch: [(id: Int, changes: [ClusterChange])]) -> [(Int, (any Error)?)] {
         do {
             try database.commit(batch.flatMap(\.changes))
             return batch.map { ($0.id, nil) }

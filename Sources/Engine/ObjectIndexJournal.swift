@@ -12,7 +12,7 @@ import Synchronization
 /// may lose appended changes: start-up rebuilds the index of every volume that was open
 /// (`volume_in_use`) from its own database.
 final class ObjectIndexJournal: Sendable {
-    private let database: ClusterDatabase
+    private let database: any ClusterStore
     private let pending = Mutex<(changes: [ObjectIndexChange], flushScheduled: Bool)>(([], false))
     /// Held while a batch commits, so batches commit in the order they were taken.
     private let committing = Mutex<Void>(())
@@ -22,7 +22,7 @@ final class ObjectIndexJournal: Sendable {
     /// How long a change may wait for the batch it rides in.
     private let window: DispatchTimeInterval
 
-    init(database: ClusterDatabase, window: DispatchTimeInterval = .milliseconds(50)) {
+    init(database: any ClusterStore, window: DispatchTimeInterval = .milliseconds(50)) {
         self.database = database
         self.window = window
     }

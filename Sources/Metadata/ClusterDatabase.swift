@@ -5,7 +5,7 @@ import Placement
 /// The cluster's metadata in one SQLite file (WAL, synchronous FULL): storage classes,
 /// devices, every epoch of the cluster map, shard locations, movement progress, volumes.
 /// Each method is one transaction; `commit(_:)` groups several changes into one.
-public final class ClusterDatabase: Sendable {
+public final class ClusterDatabase: ClusterStore, Sendable {
     let writer: any DatabaseWriter
 
     /// Opens (creating if needed) the database at `path` and migrates it.
@@ -30,82 +30,56 @@ public final class ClusterDatabase: Sendable {
     // MARK: grouped changes
 
     /// Several changes in one transaction: all or nothing.
-    public func commit(_ changes: [Change]) throws {
+    public func commit(_ changes: [ClusterChange]) throws {
         try writer.write { db in
-            for change in changes { try change.apply(db) }
+            for change in changes { try Self.apply(change, db) }
         }
     }
 
-    /// One change to the cluster state (applied by `commit`).
-    public enum Change: Sendable {
-        case saveClass(StorageClassRecord)
-        case deleteClass(name: String)
-        case saveDevice(DeviceRecord)
-        case deleteDevice(id: String)
-        case insertMap(ClusterMap)
-        case setLocations(poolID: UInt32, table: PlacementTable)
-        case setLocation(ShardLocationRecord)
-        case addCleanup(CleanupRecord)
-        case removeCleanup(CleanupRecord)
-        case startMovement(MovementRecord)
-        case saveVolume(VolumeRecord)
-        case deleteVolume(id: String)
-        case saveUsage(VolumeUsageRecord)
-        /// The volume is closed and its index and usage up to date (`volume_in_use`).
-        case clearInUse(volumeID: String)
-        /// The state the health check set on a device (`down`, `out`), or nil: none (it is
-        /// up again, or an admin set its state).
-        case setHealthMark(device: String, state: String?)
-        /// A device goes into maintenance (until `untilMs`, wall clock; nil: until stopped)…
-        case startMaintenance(device: String, startedMs: Int64, untilMs: Int64?)
-        /// … or comes out of it.
-        case endMaintenance(device: String)
-
-        func apply(_ db: Database) throws {
-            switch self {
-            case .saveClass(let r): try r.save(db)
-            case .deleteClass(let name):
-                if try VolumeRecord.filter(Column("class_name") == name).fetchCount(db) > 0 {
-                    throw MetadataError.inUse("storage class \"\(name)\" (volumes use it)")
-                }
-                _ = try StorageClassRecord.deleteOne(db, key: name)
-            case .saveDevice(let r): try r.save(db)
-            case .deleteDevice(let id): _ = try DeviceRecord.deleteOne(db, key: id)
-            case .setHealthMark(let device, let state?):
-                try db.execute(sql: "INSERT INTO health_mark (device, state) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET state = excluded.state",
-                               arguments: [device, state])
-            case .startMaintenance(let device, let started, let until):
-                try db.execute(sql: """
-                    INSERT INTO maintenance (device, started_ms, until_ms) VALUES (?, ?, ?)
-                    ON CONFLICT (device) DO UPDATE SET until_ms = excluded.until_ms
-                    """, arguments: [device, started, until])
-            case .endMaintenance(let device):
-                try db.execute(sql: "DELETE FROM maintenance WHERE device = ?", arguments: [device])
-            case .setHealthMark(let device, nil):
-                try db.execute(sql: "DELETE FROM health_mark WHERE device = ?", arguments: [device])
-            case .insertMap(let map):
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                let json = String(decoding: try encoder.encode(map), as: UTF8.self)
-                try db.execute(sql: "INSERT INTO cluster_map (epoch, map, created_ms) VALUES (?, ?, ?)",
-                               arguments: [Int64(map.epoch), json, ClusterDatabase.now()])
-            case .setLocations(let poolID, let table):
-                try db.execute(sql: "DELETE FROM shard_location WHERE pool_id = ?", arguments: [Int64(poolID)])
-                let statement = try db.makeStatement(sql: "INSERT INTO shard_location (pool_id, pg, position, device) VALUES (?, ?, ?, ?)")
-                for pg in 0..<table.pgCount {
-                    for (position, device) in table[pg].enumerated() {
-                        try statement.execute(arguments: [Int64(poolID), Int64(pg), Int64(position), device.rawValue])
-                    }
-                }
-            case .setLocation(let r): try r.save(db)
-            case .addCleanup(let r): try r.save(db)
-            case .removeCleanup(let r): _ = try r.delete(db)
-            case .startMovement(let r): try r.save(db)
-            case .saveVolume(let r): try r.save(db)
-            case .deleteVolume(let id): _ = try VolumeRecord.deleteOne(db, key: id)
-            case .saveUsage(let usage): try ClusterDatabase.saveUsage(usage, db)
-            case .clearInUse(let id): try db.execute(sql: "DELETE FROM volume_in_use WHERE volume_id = ?", arguments: [id])
+    static func apply(_ change: ClusterChange, _ db: Database) throws {
+        switch change {
+        case .saveClass(let r): try r.save(db)
+        case .deleteClass(let name):
+            if try VolumeRecord.filter(Column("class_name") == name).fetchCount(db) > 0 {
+                throw MetadataError.inUse("storage class \"\(name)\" (volumes use it)")
             }
+            _ = try StorageClassRecord.deleteOne(db, key: name)
+        case .saveDevice(let r): try r.save(db)
+        case .deleteDevice(let id): _ = try DeviceRecord.deleteOne(db, key: id)
+        case .setHealthMark(let device, let state?):
+            try db.execute(sql: "INSERT INTO health_mark (device, state) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET state = excluded.state",
+                           arguments: [device, state])
+        case .startMaintenance(let device, let started, let until):
+            try db.execute(sql: """
+                INSERT INTO maintenance (device, started_ms, until_ms) VALUES (?, ?, ?)
+                ON CONFLICT (device) DO UPDATE SET until_ms = excluded.until_ms
+                """, arguments: [device, started, until])
+        case .endMaintenance(let device):
+            try db.execute(sql: "DELETE FROM maintenance WHERE device = ?", arguments: [device])
+        case .setHealthMark(let device, nil):
+            try db.execute(sql: "DELETE FROM health_mark WHERE device = ?", arguments: [device])
+        case .insertMap(let map):
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let json = String(decoding: try encoder.encode(map), as: UTF8.self)
+            try db.execute(sql: "INSERT INTO cluster_map (epoch, map, created_ms) VALUES (?, ?, ?)",
+                           arguments: [Int64(map.epoch), json, ClusterDatabase.now()])
+        case .setLocations(let poolID, let table):
+            try db.execute(sql: "DELETE FROM shard_location WHERE pool_id = ?", arguments: [Int64(poolID)])
+            let statement = try db.makeStatement(sql: "INSERT INTO shard_location (pool_id, pg, position, device) VALUES (?, ?, ?, ?)")
+            for pg in 0..<table.pgCount {
+                for (position, device) in table[pg].enumerated() {
+                    try statement.execute(arguments: [Int64(poolID), Int64(pg), Int64(position), device.rawValue])
+                }
+            }
+        case .setLocation(let r): try r.save(db)
+        case .addCleanup(let r): try r.save(db)
+        case .removeCleanup(let r): _ = try r.delete(db)
+        case .startMovement(let r): try r.save(db)
+        case .saveVolume(let r): try r.save(db)
+        case .deleteVolume(let id): _ = try VolumeRecord.deleteOne(db, key: id)
+        case .saveUsage(let usage): try ClusterDatabase.saveUsage(usage, db)
+        case .clearInUse(let id): try db.execute(sql: "DELETE FROM volume_in_use WHERE volume_id = ?", arguments: [id])
         }
     }
 

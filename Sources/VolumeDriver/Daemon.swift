@@ -5,6 +5,7 @@ import NodeAgent
 import CSIProtocol
 import Dispatch
 import Engine
+import Metadata
 import Foundation
 import GRPCCore
 import Logging
@@ -33,8 +34,18 @@ struct Daemon {
         let adminPath = try UnixSocket.path(fromEndpoint: c.adminSocket)
         // Before anything under the state directory is read: a second daemon stops here.
         try StateDirectoryLock.acquire(c.stateDirectory)
-        let fresh = EmbeddedCluster.isNew(c.stateDirectory)
+        let metadata: MetadataLocation?
+        do { metadata = try c.metadata.map { try MetadataLocation.parse($0, environment: ProcessInfo.processInfo.environment) } } catch {
+            throw DaemonError("\(error)")
+        }
         var engineConfiguration = EngineConfiguration(stateDirectory: c.stateDirectory, nodeID: NodeNumber.of(c.nodeID))
+        engineConfiguration.metadata = metadata
+        let fresh: Bool
+        switch metadata {
+        case .postgres?: fresh = false  // decided below, once the engine has read the cluster state
+        case .sqlite(let path)?: fresh = !FileManager.default.fileExists(atPath: path)
+        case nil: fresh = EmbeddedCluster.isNew(c.stateDirectory)
+        }
         if let rate = c.moverBytesPerSecond { engineConfiguration.moverBytesPerSecond = rate }
         var agents: AgentDirectory?
         if let path = c.tlsDirectory {
@@ -45,7 +56,13 @@ struct Daemon {
         }
         defer { agents?.close() }
         let engine = try Engine(configuration: engineConfiguration)
-        if fresh { try EmbeddedCluster.bootstrap(engine, configuration: c, logger: log) }
+        // A PostgreSQL database with nothing in it yet is a new cluster (there is no file to look for).
+        var isPostgres = false
+        if case .postgres? = metadata { isPostgres = true }
+        if fresh || (isPostgres && engine.map.devices.isEmpty && engine.classes().isEmpty) {
+            try EmbeddedCluster.bootstrap(engine, configuration: c, logger: log)
+        }
+        if let metadata { log.info("cluster state", metadata: ["metadata": "\(metadata)"]) }
         let mounts = try NodeMounts(engine: engine, stateDirectory: c.stateDirectory, logger: log, objectCacheBytes: c.objectCacheBytes,
                                     keeperExecutable: c.fuseKeeper)
         mounts.reconcile()

@@ -48,6 +48,9 @@ struct DaemonConfiguration: Sendable {
     /// This node's cluster certificates (`TLSDirectory`): needed to reach devices that other
     /// hosts' node agents serve. nil: local devices only.
     var tlsDirectory: String?
+    /// Where the cluster state lives (`--metadata`, `metadata:`): nil, `cluster.sqlite` in
+    /// the state directory; else `sqlite:///PATH` or `postgres://…` (`MetadataLocation`).
+    var metadata: String?
     /// When a silent host's devices go down, and out (rebuilt elsewhere).
     var health = HealthPolicy()
     /// The node's object cache, shared by all its mounts (0: none).
@@ -77,7 +80,7 @@ struct DaemonConfiguration: Sendable {
             return s
         }
         let known: Set = ["endpoint", "stateDir", "adminSocket", "nodeId", "metricsAddress", "topology", "defaultClass", "devices",
-                          "embeddedHosts", "embeddedDevicesPerHost", "embeddedDeviceCapacity", "adminAllowUids", "csiSocketGroup", "moverBytesPerSecond", "tlsDir"]
+                          "embeddedHosts", "embeddedDevicesPerHost", "embeddedDeviceCapacity", "adminAllowUids", "csiSocketGroup", "moverBytesPerSecond", "tlsDir", "metadata"]
         if let unknown = root.keys.sorted().first(where: { !known.contains($0) }) {
             throw FileError(description: "\(path): unknown key \(unknown) (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -88,6 +91,7 @@ struct DaemonConfiguration: Sendable {
         if let v = try string("metricsAddress") { metricsAddress = v }
         if let v = try string("defaultClass") { defaultClass = v }
         if let v = try string("tlsDir") { tlsDirectory = v }
+        if let v = try string("metadata") { metadata = v }
         if let v = root["topology"] {
             guard let map = v as? [String: Any] else { throw FileError(description: "\(path): topology must be a mapping") }
             for (k, value) in map { topology[k] = "\(value)" }

@@ -48,6 +48,9 @@ struct VolumeDriverCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-dir"), help: "This node's cluster certificates (ca.pem, node.pem, node-key.pem from `provisionctl cluster cert`). Needed by --role node, and by a daemon whose devices include other hosts'.")
     var tlsDir: String?
 
+    @Option(help: "Where the cluster state lives: sqlite:///PATH (default: cluster.sqlite in the state directory) or postgres://USER@HOST:PORT/DATABASE?sslmode=disable|require|verify-full[&sslrootcert=PATH] (password in the URL or PGPASSWORD).")
+    var metadata: String?
+
     @Option(help: "--role node: HOST:PORT the agent listens on (default 0.0.0.0:7440).")
     var listen: String = "0.0.0.0:7440"
 
@@ -90,6 +93,7 @@ struct VolumeDriverCommand: AsyncParsableCommand {
         if let metricsAddress { c.metricsAddress = metricsAddress }
         if let defaultClass { c.defaultClass = defaultClass }
         if let tlsDir { c.tlsDirectory = tlsDir }
+        if let metadata { c.metadata = metadata }
         var down = c.health.downAfterMs, out = c.health.outAfterMs
         if let downAfter {
             guard let ms = DurationText.milliseconds(downAfter) else { throw ValidationError("--down-after takes a duration such as 5s, not \(downAfter)") }

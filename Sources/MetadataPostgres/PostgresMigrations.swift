@@ -1,0 +1,134 @@
+import Foundation
+
+/// The cluster state's schema on PostgreSQL: the same tables, keys, uniqueness, foreign keys
+/// and CHECKs as SQLite's (`ClusterMigrations`, whose eleven migrations it starts from, as
+/// they stand at the end), as named migrations of its own. Append only: a migration that has
+/// landed is never edited; a change is a new one, here and in `ClusterMigrations` alike.
+/// Applied under an advisory lock, so daemons starting together apply each once.
+enum PostgresMigrations {
+    static let all: [(name: String, sql: String)] = [
+        ("v1-cluster", """
+            CREATE TABLE storage_class (
+                name TEXT PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 253),
+                pool_id BIGINT NOT NULL UNIQUE CHECK (pool_id > 0),
+                definition TEXT NOT NULL,
+                created_ms BIGINT NOT NULL
+            );
+            CREATE TABLE device (
+                id TEXT PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 128),
+                path TEXT NOT NULL,
+                capacity_bytes BIGINT NOT NULL CHECK (capacity_bytes > 0),
+                host TEXT NOT NULL,
+                rack TEXT,
+                zone TEXT,
+                added_ms BIGINT NOT NULL,
+                agent TEXT CHECK (agent IS NULL OR length(agent) BETWEEN 3 AND 300)
+            );
+            CREATE TABLE cluster_map (
+                epoch BIGINT PRIMARY KEY CHECK (epoch >= 1),
+                map TEXT NOT NULL,
+                created_ms BIGINT NOT NULL
+            );
+            CREATE TABLE shard_location (
+                pool_id BIGINT NOT NULL REFERENCES storage_class(pool_id) ON DELETE CASCADE,
+                pg BIGINT NOT NULL CHECK (pg >= 0),
+                position BIGINT NOT NULL CHECK (position >= 0),
+                device TEXT NOT NULL,
+                PRIMARY KEY (pool_id, pg, position)
+            );
+            CREATE TABLE cleanup (
+                pool_id BIGINT NOT NULL,
+                pg BIGINT NOT NULL,
+                position BIGINT NOT NULL,
+                device TEXT NOT NULL,
+                PRIMARY KEY (pool_id, pg, position, device)
+            );
+            CREATE TABLE movement (
+                epoch BIGINT PRIMARY KEY REFERENCES cluster_map(epoch),
+                total_positions BIGINT NOT NULL CHECK (total_positions >= 0),
+                total_bytes BIGINT NOT NULL CHECK (total_bytes >= 0),
+                done_positions BIGINT NOT NULL DEFAULT 0 CHECK (done_positions >= 0),
+                done_bytes BIGINT NOT NULL DEFAULT 0 CHECK (done_bytes >= 0),
+                started_ms BIGINT NOT NULL,
+                finished_ms BIGINT
+            );
+            CREATE TABLE volume (
+                id TEXT PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 128),
+                name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 1024),
+                class_name TEXT NOT NULL REFERENCES storage_class(name) ON DELETE RESTRICT,
+                capacity_bytes BIGINT NOT NULL CHECK (capacity_bytes >= 0),
+                state TEXT NOT NULL CHECK (state IN ('creating', 'available', 'deleting')),
+                parameters TEXT NOT NULL DEFAULT '{}',
+                created_ms BIGINT NOT NULL,
+                kind TEXT NOT NULL DEFAULT 'volume' CHECK (kind IN ('volume', 'snapshot')),
+                source TEXT CHECK (source IS NULL OR source LIKE 'volume:%' OR source LIKE 'snapshot:%'),
+                UNIQUE (kind, name)
+            );
+            CREATE INDEX volume_class ON volume(class_name, capacity_bytes);
+            CREATE INDEX volume_by_source ON volume(source) WHERE source IS NOT NULL;
+            CREATE TABLE pg_object (
+                object_id TEXT PRIMARY KEY CHECK (length(object_id) = 32),
+                pool_id BIGINT NOT NULL CHECK (pool_id > 0),
+                pg BIGINT NOT NULL CHECK (pg >= 0),
+                volume_id TEXT NOT NULL REFERENCES volume(id) ON DELETE CASCADE,
+                size_bytes BIGINT NOT NULL CHECK (size_bytes >= 0),
+                shard_bytes BIGINT NOT NULL CHECK (shard_bytes >= 0)
+            );
+            CREATE INDEX pg_object_by_pg ON pg_object(pool_id, pg);
+            CREATE INDEX pg_object_by_volume ON pg_object(volume_id);
+            CREATE TABLE volume_in_use (
+                volume_id TEXT PRIMARY KEY REFERENCES volume(id) ON DELETE CASCADE
+            );
+            CREATE TABLE volume_usage (
+                volume_id TEXT PRIMARY KEY REFERENCES volume(id) ON DELETE CASCADE,
+                stored_bytes BIGINT NOT NULL CHECK (stored_bytes >= 0),
+                live_bytes BIGINT NOT NULL CHECK (live_bytes >= 0)
+            );
+            CREATE TABLE pg_recovery (
+                pool_id BIGINT NOT NULL CHECK (pool_id >= 0),
+                pg BIGINT NOT NULL CHECK (pg >= 0),
+                generation BIGINT NOT NULL DEFAULT 0 CHECK (generation >= 0),
+                PRIMARY KEY (pool_id, pg)
+            );
+            CREATE TABLE health_mark (
+                device TEXT PRIMARY KEY REFERENCES device(id) ON DELETE CASCADE,
+                state TEXT NOT NULL CHECK (state IN ('down', 'out'))
+            );
+            CREATE TABLE object_holder (
+                object_id TEXT NOT NULL CHECK (length(object_id) = 32),
+                holder TEXT NOT NULL REFERENCES volume(id) ON DELETE CASCADE,
+                PRIMARY KEY (object_id, holder)
+            );
+            CREATE INDEX object_holder_by_holder ON object_holder(holder);
+            CREATE TABLE clone_copy (
+                volume_id TEXT PRIMARY KEY REFERENCES volume(id) ON DELETE CASCADE
+            );
+            CREATE TABLE maintenance (
+                device TEXT PRIMARY KEY REFERENCES device(id) ON DELETE CASCADE,
+                started_ms BIGINT NOT NULL,
+                until_ms BIGINT
+            );
+            CREATE TABLE sharing_holder (
+                volume_id TEXT PRIMARY KEY REFERENCES volume(id) ON DELETE CASCADE
+            );
+            """),
+    ]
+
+    /// Applies the migrations not applied yet, each in the transaction that records it.
+    static func migrate(_ pool: PostgresPool) throws {
+        try pool.write { session in
+            // One daemon at a time (the lock ends with the transaction).
+            try session.query("SELECT pg_advisory_xact_lock(7011955301)")
+            try session.query("CREATE TABLE IF NOT EXISTS berth_migration (name TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
+            let applied = Set(try session.query("SELECT name FROM berth_migration").map { try $0.decode(String.self) })
+            for (name, sql) in all where !applied.contains(name) {
+                // One statement per call: the extended query protocol takes one.
+                for statement in sql.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty {
+                    try session.query(statement)
+                }
+                try session.query("INSERT INTO berth_migration (name, applied_ms) VALUES ($1, $2)",
+                                  [name, Int64((Date().timeIntervalSince1970 * 1000).rounded())])
+            }
+        }
+    }
+}
