@@ -2,10 +2,12 @@
 // throughput with 1, 16 and 64 concurrent clients, each client on its own connection,
 // against a real VolumeDriver started on a fresh state directory.
 //
-//   swift run -c release csi-bench [--calls N] [--json] [--log-level LEVEL]
+//   swift run -c release csi-bench [--calls N] [--json] [--log-level LEVEL] [--metadata URL]
 //   swift run -c release csi-bench --snapshots [--files N] [--file-bytes B] [--class replicated|erasure|single] [--json]
 //
 // N is the number of calls per client at each level (default max(20, 200 / clients)).
+// --metadata URL: the daemon keeps its cluster state there (VolumeDriver --metadata), e.g. an
+// empty PostgreSQL database.
 // --snapshots: CreateSnapshot and clone times of a mounted volume full of files instead
 // (SnapshotBench.swift).
 import CSIProtocol
@@ -37,7 +39,9 @@ struct CSIBench {
         let root = "/tmp/csi-bench-\(getpid())"
         let socket = root + "/csi.sock"
         let snapshots = arguments.contains("--snapshots")
-        let daemon = try startDaemon(root: root, deviceCapacity: snapshots ? "16Gi" : "8Gi", logLevel: logLevel)
+        // --metadata URL: the daemon's cluster state elsewhere (an empty PostgreSQL database, say).
+        let metadata = arguments.firstIndex(of: "--metadata").map { arguments[$0 + 1] }
+        let daemon = try startDaemon(root: root, deviceCapacity: snapshots ? "16Gi" : "8Gi", logLevel: logLevel, metadata: metadata)
         defer {
             kill(daemon.processIdentifier, SIGTERM)
             daemon.waitUntilExit()
@@ -131,7 +135,7 @@ struct CSIBench {
     }
 
     /// A release VolumeDriver (beside this executable) on a fresh state directory under `root`.
-    static func startDaemon(root: String, deviceCapacity: String, logLevel: String) throws -> Process {
+    static func startDaemon(root: String, deviceCapacity: String, logLevel: String, metadata: String?) throws -> Process {
         try? FileManager.default.removeItem(atPath: root)
         try FileManager.default.createDirectory(atPath: root + "/targets", withIntermediateDirectories: true)
         try "embeddedDeviceCapacity: \(deviceCapacity)\n".write(toFile: root + "/config.yaml", atomically: true, encoding: .utf8)
@@ -139,6 +143,7 @@ struct CSIBench {
         daemon.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("VolumeDriver")
         daemon.arguments = ["--endpoint", "unix://" + root + "/csi.sock", "--state-dir", root + "/state", "--admin-socket", root + "/admin.sock",
                             "--metrics-address", "off", "--config", root + "/config.yaml", "--log-level", logLevel]
+            + (metadata.map { ["--metadata", $0] } ?? [])
         let ready = Pipe()
         daemon.standardOutput = ready
         try daemon.run()
