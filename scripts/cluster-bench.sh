@@ -16,7 +16,8 @@
 # cache), random 4 KiB read and write IOPS (fio, RUNTIME s each). Prints a table, then one
 # JSON line last: {"date", "machine", "size", "classes": {CLASS: {"embedded", "cluster",
 # "glusterfs", "cluster_vs_embedded", "cluster_vs_glusterfs"}}, "native", "embedded_vs_native",
-# "rebuild": {"class", "host", "bytes", "seconds", "mb_s", "first_bytes_s", "idle", "during", "p99_ratio"},
+# "disk": {"write_mb_s", "read_mb_s"} (O_DIRECT, the devices' filesystem),
+# "rebuild": {"class", "host", "bytes", "seconds", "mb_s", "first_bytes_s", "idle", "during", "p99_ratio", "vs_spare_disk"},
 # "maintenance": {"class", "host", "written", "pgs_to_resync", "resync_bytes", "seconds", "mb_s", "went_out",
 # "pgs_degraded", "idle", "during", "p99_ratio", "write_mb_s_while_away"}}.
 #
@@ -146,6 +147,17 @@ for m in $(mounts_under "$WORK/mnt/") $(mounts_under "$WORK/embedded/"); do umou
 kill -TERM "$EMBEDDED_PID"; wait "$EMBEDDED_PID" 2>/dev/null || true; EMBEDDED_PID=""
 pkill -f "berth-fuse-keeper --socket $WORK/" 2>/dev/null || true
 rm -rf "$WORK/embedded" "$WORK/native"
+
+# The disk's own bandwidth, past the page cache (O_DIRECT, 1 MiB, 8 s each way), on the
+# filesystem every device directory lives on: what a rebuild's rate is held against (issue
+# 30: at least half of what clients leave of it).
+say "disk: direct sequential write and read"
+mkdir -p "$WORK/disk"
+fiojson --name=disk --directory="$WORK/disk" --rw=write --bs=1M --size=2g --direct=1 --ioengine=psync --time_based --runtime=8 \
+  > "$WORK/results/disk.write"
+fiojson --name=disk --directory="$WORK/disk" --rw=read --bs=1M --size=2g --direct=1 --ioengine=psync --time_based --runtime=8 \
+  > "$WORK/results/disk.read"
+rm -rf "$WORK/disk"
 
 # ---- 2. cluster
 say "cluster: scripts/cluster.sh up $HOSTS"
@@ -294,9 +306,14 @@ maintenance.update({"class": "replicated-3", "idle": idle, "during": resync,
                     "p99_ratio": resync["p99_ms"] / idle["p99_ms"] if resync and idle and idle.get("p99_ms") else None})
 rebuild.update({"class": "replicated-3", "host": killed, "idle": idle, "during": during,
                 "p99_ratio": during["p99_ms"] / idle["p99_ms"] if idle and during else None})
+dw, dr = load("disk.write"), load("disk.read")
+disk = {"write_mb_s": dw["wbw"] / 1e6, "read_mb_s": dr["rbw"] / 1e6} if dw and dr else None
+# What clients leave of the disk: its write bandwidth less what the probe writes (4 KiB at 25/s).
+if disk and "mb_s" in rebuild:
+    rebuild["vs_spare_disk"] = rebuild["mb_s"] / (disk["write_mb_s"] - 25 * 4096 / 1e6)
 result = {"date": datetime.date.today().isoformat(),
           "machine": f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') >> 30} GiB, {platform.release()}",
-          "size": size, "classes": classes, "native": native, "embedded_vs_native": vs_native, "rebuild": rebuild,
+          "size": size, "classes": classes, "native": native, "embedded_vs_native": vs_native, "disk": disk, "rebuild": rebuild,
           "maintenance": maintenance}
 f = lambda v, spec=".1f": "-" if v is None else format(v, spec)
 print(f"{'class':14}{'target':11}{'seq W MB/s':>12}{'seq R MB/s':>12}{'rand R IOPS':>13}{'rand W IOPS':>13}")
@@ -311,6 +328,9 @@ print(f"native: write {f(native['seq_write_mb_s'])}, read {f(native['seq_read_mb
 if "mb_s" in rebuild:
     print(f"rebuild after {killed} killed: {rebuild['bytes']} bytes in {rebuild['seconds']:.1f} s = {rebuild['mb_s']:.0f} MB/s; "
           f"client p99 {idle['p99_ms']:.2f} ms idle, {during['p99_ms']:.2f} ms during ({rebuild['p99_ratio']:.2f}x)")
+    if disk:
+        print(f"disk (O_DIRECT): write {disk['write_mb_s']:.0f} MB/s, read {disk['read_mb_s']:.0f} MB/s; "
+              f"rebuild = {rebuild.get('vs_spare_disk', 0):.2f} of the disk's spare write bandwidth")
 else:
     print(f"rebuild: {rebuild}")
 if "resync_bytes" in maintenance and resync:

@@ -14,14 +14,19 @@
 #                                           RATE "off" removes the limit
 #   scripts/cluster.sh down          stop everything, unmount, remove namespaces and state
 #
-# Until cluster metadata moves to PostgreSQL (issue 29), n1's daemon holds the cluster state
-# and serves CSI and the admin API; other hosts run their agent only (their csi_endpoint and
-# admin_socket are null). Processes of a host run in its network namespace only
-# (nsenter --net), so the mounts its daemon makes are visible from the root namespace.
+# n1's daemon serves CSI and the admin API; other hosts run their agent only (their
+# csi_endpoint and admin_socket are null). Processes of a host run in its network namespace
+# only (nsenter --net), so the mounts its daemon makes are visible from the root namespace.
+#
+# With BERTH_METADATA=postgres, the cluster state lives in PostgreSQL (Debian's) running in a
+# namespace of its own, host "pg" (berth-npg, 10.77.0.9:5432, database berth): the daemon gets
+# --metadata postgres://berth@10.77.0.9:5432/berth, the JSON line a "metadata" field, and
+# kill/start/partition/heal/throttle take "pg" as a NODE too.
 #
 # Environment: BERTH_CLUSTER_DIR (default /tmp/berth-cluster), BERTH_BIN (directory of the
 # built VolumeDriver and provisionctl; default the newer of .build/release and .build/debug),
-# BERTH_DEVICE_SIZE (default 4Gi per device), BERTH_DAEMON_ARGS (extra daemon flags).
+# BERTH_DEVICE_SIZE (default 4Gi per device), BERTH_DAEMON_ARGS (extra daemon flags),
+# BERTH_METADATA (postgres: the cluster state in PostgreSQL, above; default cluster.sqlite).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -56,15 +61,18 @@ need_tools() {
 }
 
 count() { cat "$DIR/count" 2>/dev/null || echo 0; }
-index_of() {  # NODE -> its number, or die
+index_of() {  # NODE -> its number ("pg" for PostgreSQL's host), or die
   local node=$1 n
+  if [ "$node" = pg ] && [ -d "$DIR/pg" ]; then echo pg; return; fi
   [[ "$node" =~ ^n([0-9]+)$ ]] || die "unknown node \"$node\" (nodes are n1..n$(count))"
   n=${BASH_REMATCH[1]}
   [ "$n" -ge 1 ] && [ "$n" -le "$(count)" ] || die "unknown node \"$node\" (nodes are n1..n$(count))"
   echo "$n"
 }
 ns() { echo "berth-n$1"; }
-ip_of() { echo "$SUBNET.$((10 + $1))"; }
+ip_of() { if [ "$1" = pg ]; then echo "$SUBNET.9"; else echo "$SUBNET.$((10 + $1))"; fi; }
+PG_PORT=5432
+metadata_url() { echo "postgres://berth@$(ip_of pg):$PG_PORT/berth?sslmode=disable"; }
 in_ns() { local i=$1; shift; nsenter --net="/run/netns/$(ns "$i")" -- "$@"; }
 
 # Waits for "READY" in a log; fails with the log's tail.
@@ -115,7 +123,49 @@ print_json() {
     out+="$sep{\"id\":\"n$i\",\"netns\":\"$(ns "$i")\",\"address\":\"$(ip_of "$i")\",\"agent\":\"$(ip_of "$i"):$AGENT_PORT\",\"csi_endpoint\":$csi,\"admin_socket\":$admin}"
     sep=","
   done
-  echo "$out]}"
+  out+="]"
+  if [ -d "$DIR/pg" ]; then out+=",\"metadata\":\"$(metadata_url)\""; fi
+  echo "$out}"
+}
+
+# A namespace for host I (a number, or pg), its veth on the bridge, its address.
+add_host() {
+  local i=$1
+  ip netns delete "$(ns "$i")" 2>/dev/null || true
+  ip netns add "$(ns "$i")"
+  ip link delete "bv$i" 2>/dev/null || true
+  ip link add "bv$i" type veth peer name eth0 netns "$(ns "$i")"
+  ip link set "bv$i" master "$BRIDGE" up
+  in_ns "$i" ip addr add "$(ip_of "$i")/24" dev eth0
+  in_ns "$i" ip link set eth0 up
+  in_ns "$i" ip link set lo up
+  in_ns "$i" ip route add default via "$SUBNET.1"
+}
+
+# PostgreSQL in the pg namespace (--new: a new data directory and database first). It does
+# not run as root: its own user owns the directory.
+start_postgres() {
+  local home="$DIR/pg" bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$bin/initdb" ] || die "PostgreSQL is not installed (apt-get install postgresql)"
+  if [ "${1:-}" = --new ]; then
+    mkdir -p "$home"; chown postgres:postgres "$home"
+    (cd /tmp && runuser -u postgres -- "$bin/initdb" -D "$home/data" -U berth -A trust -E UTF8 --no-sync) > "$home/initdb.log" 2>&1 \
+      || { cat "$home/initdb.log" >&2; die "initdb failed"; }
+    echo "host all all $SUBNET.0/24 trust" >> "$home/data/pg_hba.conf"
+  elif [ -f "$home/data/postmaster.pid" ]; then
+    # A killed server's pid stays alive as a zombie until it is reaped (here about 1.5 s
+    # later), and PostgreSQL refuses to start while its old postmaster.pid names a live pid.
+    local old; old=$(head -1 "$home/data/postmaster.pid")
+    for _ in $(seq 1 100); do [ -d "/proc/$old" ] || break; sleep 0.1; done
+  fi
+  (cd /tmp && nsenter --net="/run/netns/$(ns pg)" -- runuser -u postgres -- "$bin/pg_ctl" -D "$home/data" -l "$home/log" -w \
+    -o "-p $PG_PORT -k $home -c listen_addresses=$(ip_of pg)" start) > /dev/null 2>&1 < /dev/null \
+    || { tail -20 "$home/log" >&2; die "PostgreSQL did not start"; }
+  if [ "${1:-}" = --new ]; then
+    (cd /tmp && runuser -u postgres -- "$bin/psql" -h "$(ip_of pg)" -p "$PG_PORT" -U berth -d postgres -qc "CREATE DATABASE berth") \
+      || die "cannot create the database"
+  fi
 }
 
 up() {
@@ -140,21 +190,19 @@ up() {
   ip addr replace "$SUBNET.1/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   for i in $(seq 1 "$n"); do
-    local node="n$i"
-    "$b/provisionctl" cluster cert "$node" --dir "$DIR/ca" --out "$DIR/$node/tls" > /dev/null
-    ip netns delete "$(ns "$i")" 2>/dev/null || true
-    ip netns add "$(ns "$i")"
-    ip link delete "bv$i" 2>/dev/null || true
-    ip link add "bv$i" type veth peer name eth0 netns "$(ns "$i")"
-    ip link set "bv$i" master "$BRIDGE" up
-    in_ns "$i" ip addr add "$(ip_of "$i")/24" dev eth0
-    in_ns "$i" ip link set eth0 up
-    in_ns "$i" ip link set lo up
-    in_ns "$i" ip route add default via "$SUBNET.1"
+    "$b/provisionctl" cluster cert "n$i" --dir "$DIR/ca" --out "$DIR/n$i/tls" > /dev/null
+    add_host "$i"
   done
+  if [ "${BERTH_METADATA:-}" = postgres ]; then
+    add_host pg
+    start_postgres --new
+  elif [ -n "${BERTH_METADATA:-}" ]; then
+    die "BERTH_METADATA=${BERTH_METADATA}: only postgres is known"
+  fi
   for i in $(seq 1 "$n"); do start_agent "$i" --init-devices; done
   {
     echo "tlsDir: $DIR/n1/tls"
+    if [ -d "$DIR/pg" ]; then echo "metadata: \"$(metadata_url)\""; fi
     echo "devices:"
     for i in $(seq 1 "$n"); do
       for d in 1 2; do
@@ -172,12 +220,13 @@ kill_node() {
   local pids; pids=$(ip netns pids "$(ns "$i")" 2>/dev/null || true)
   [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
   for _ in $(seq 1 100); do [ -z "$(ip netns pids "$(ns "$i")" 2>/dev/null)" ] && break; sleep 0.05; done
-  echo "killed n$i"
+  echo "killed $1"
 }
 
 start_node() {
   local i; i=$(index_of "$1")
-  [ -z "$(ip netns pids "$(ns "$i")" 2>/dev/null)" ] || die "n$i is running"
+  [ -z "$(ip netns pids "$(ns "$i")" 2>/dev/null)" ] || die "$1 is running"
+  if [ "$i" = pg ]; then start_postgres; echo "started pg"; return; fi
   start_agent "$i"
   if [ "$i" = 1 ]; then
     # What a killed daemon left mounted is dead: its successor mounts the volumes again.
@@ -195,13 +244,13 @@ table inet berth_partition {
   chain output { type filter hook output priority 0; policy drop; oifname "lo" accept; }
 }
 EOF
-  echo "partitioned n$i"
+  echo "partitioned $1"
 }
 
 heal() {
   local i; i=$(index_of "$1")
   in_ns "$i" nft delete table inet berth_partition 2>/dev/null || true
-  echo "healed n$i"
+  echo "healed $1"
 }
 
 throttle() {
@@ -210,12 +259,12 @@ throttle() {
   if [ "$rate" = off ]; then
     in_ns "$i" tc qdisc del dev eth0 root 2>/dev/null || true
     tc qdisc del dev "bv$i" root 2>/dev/null || true
-    echo "n$i: no limit"; return
+    echo "$1: no limit"; return
   fi
   # Egress of the host, and its ingress as the bridge side's egress.
   in_ns "$i" tc qdisc replace dev eth0 root tbf rate "$rate" burst 256kb latency 50ms
   tc qdisc replace dev "bv$i" root tbf rate "$rate" burst 256kb latency 50ms
-  echo "n$i: $rate"
+  echo "$1: $rate"
 }
 
 # Lazily unmounts Berth FUSE mounts whose daemon is gone (they answer ENOTCONN).
@@ -244,7 +293,7 @@ down() {
   unmount_dead
   # Anything still mounted under the cluster directory.
   awk -v d="$DIR/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do umount -l "$(printf '%b' "$m")" 2>/dev/null || true; done
-  for netns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^berth-n[0-9]*$' || true); do
+  for netns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^berth-n([0-9]+|pg)$' || true); do
     # Whatever still runs there (a cluster whose directory is gone included).
     local left; left=$(ip netns pids "$netns" 2>/dev/null || true)
     [ -n "$left" ] && kill -9 $left 2>/dev/null || true

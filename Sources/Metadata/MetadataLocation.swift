@@ -19,15 +19,16 @@ public enum MetadataLocation: Equatable, Sendable, CustomStringConvertible {
         public var sslRootCertificate: String?
 
         /// libpq's modes that Berth supports: `disable` (plain text: a loopback or a
-        /// private network only), `require` (TLS, the server not verified), `verify-full`
-        /// (TLS, the server's certificate verified against `sslrootcert` and its name).
+        /// private network only), `prefer` (TLS if the server offers it, libpq's default and
+        /// ours), `require` (TLS, the server not verified), `verify-full` (TLS, the server's
+        /// certificate verified against `sslrootcert` and its name).
         public enum SSLMode: String, Sendable, CaseIterable {
-            case disable, require
+            case disable, prefer, require
             case verifyFull = "verify-full"
         }
 
         public init(host: String, port: Int = 5432, user: String, password: String? = nil, database: String,
-                    sslMode: SSLMode = .disable, sslRootCertificate: String? = nil) {
+                    sslMode: SSLMode = .prefer, sslRootCertificate: String? = nil) {
             (self.host, self.port, self.user, self.password, self.database) = (host, port, user, password, database)
             (self.sslMode, self.sslRootCertificate) = (sslMode, sslRootCertificate)
         }
@@ -39,7 +40,7 @@ public enum MetadataLocation: Equatable, Sendable, CustomStringConvertible {
 
     /// Parses `url`; `environment` supplies `PGPASSWORD` when the URL has no password.
     public static func parse(_ url: String, environment: [String: String] = [:]) throws -> MetadataLocation {
-        func invalid(_ why: String) -> Invalid { Invalid(description: "--metadata \(url): \(why)") }
+        func invalid(_ why: String) -> Invalid { Invalid(description: "--metadata \(redacted(url)): \(why)") }
         if url.hasPrefix("sqlite://") {
             let path = String(url.dropFirst("sqlite://".count))
             guard path.hasPrefix("/"), path.count > 1 else { throw invalid("expected sqlite:///ABSOLUTE/PATH") }
@@ -54,14 +55,14 @@ public enum MetadataLocation: Equatable, Sendable, CustomStringConvertible {
         guard !database.isEmpty, !database.contains("/") else { throw invalid("no database (postgres://USER@HOST/DATABASE)") }
         let port = components.port ?? 5432
         guard (1...65535).contains(port) else { throw invalid("port \(port)") }
-        var settings = PostgresSettings(host: host, port: port, user: user.removingPercentEncoding ?? user,
-                                        password: (components.password?.removingPercentEncoding) ?? environment["PGPASSWORD"],
+        // URLComponents decodes user and password already.
+        var settings = PostgresSettings(host: host, port: port, user: user, password: components.password ?? environment["PGPASSWORD"],
                                         database: database)
         for item in components.queryItems ?? [] {
             switch item.name {
             case "sslmode":
                 guard let value = item.value, let mode = PostgresSettings.SSLMode(rawValue: value) else {
-                    throw invalid("sslmode \(item.value ?? "") (disable, require or verify-full)")
+                    throw invalid("sslmode \(item.value ?? "") (disable, prefer, require or verify-full)")
                 }
                 settings.sslMode = mode
             case "sslrootcert":
@@ -75,6 +76,14 @@ public enum MetadataLocation: Equatable, Sendable, CustomStringConvertible {
             throw invalid("sslmode=verify-full needs sslrootcert=PATH")
         }
         return .postgres(settings)
+    }
+
+    /// `url` with its password (if any) replaced, for messages.
+    static func redacted(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else { return url }
+        let credentials = url[scheme.upperBound..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return url }
+        return String(url[..<colon]) + ":***" + String(url[at...])
     }
 
     /// The URL without its password.

@@ -8,13 +8,19 @@ import PostgresNIO
 /// operation's rules), for daemons on several hosts sharing one replicated database.
 /// Writes run SERIALIZABLE (`PostgresPool`), which gives what SQLite's single writer gives:
 /// a check and the change it allows (a holder letting go of a shared object, a location
-/// switched from the device it is on) cannot interleave with another's.
+/// switched from the device it is on) cannot interleave with another's. Text keys sort by
+/// byte (`COLLATE "C"`), as SQLite's do, whatever the database's collation.
 public final class PostgresClusterStore: ClusterStore {
     let pool: PostgresPool
+    let controllerLock: PostgresControllerLock
 
-    /// Connects and migrates; fails with the server's reason if it cannot.
+    /// Connects, takes the controller lock (`PostgresControllerLock`) and migrates; fails
+    /// with the reason if it cannot.
     public init(settings: MetadataLocation.PostgresSettings) throws {
         pool = try PostgresPool(settings: settings)
+        let lock = try PostgresControllerLock(pool: pool)
+        controllerLock = lock
+        pool.beforeWrite = { [weak lock] in try lock?.ensure() }  // weak: the lock holds the pool
         try PostgresMigrations.migrate(pool)
     }
 
@@ -168,7 +174,7 @@ public final class PostgresClusterStore: ClusterStore {
 
     public func devices() throws -> [DeviceRecord] {
         try pool.read { s in
-            try s.query("SELECT id, path, capacity_bytes, host, rack, zone, added_ms, agent FROM device ORDER BY id").map {
+            try s.query("SELECT id, path, capacity_bytes, host, rack, zone, added_ms, agent FROM device ORDER BY id COLLATE \"C\"").map {
                 let (id, path, capacity, host, rack, zone, added, agent) =
                     try $0.decode((String, String, Int64, String, String?, String?, Int64, String?).self)
                 return DeviceRecord(id: id, path: path, capacityBytes: capacity, host: host, rack: rack, zone: zone, addedMs: added, agent: agent)
@@ -178,7 +184,7 @@ public final class PostgresClusterStore: ClusterStore {
 
     public func maintenance() throws -> [(device: String, startedMs: Int64, untilMs: Int64?)] {
         try pool.read { s in
-            try s.query("SELECT device, started_ms, until_ms FROM maintenance ORDER BY device").map {
+            try s.query("SELECT device, started_ms, until_ms FROM maintenance ORDER BY device COLLATE \"C\"").map {
                 let (device, started, until) = try $0.decode((String, Int64, Int64?).self)
                 return (device, started, until)
             }
@@ -219,7 +225,7 @@ public final class PostgresClusterStore: ClusterStore {
 
     public func cleanups() throws -> [CleanupRecord] {
         try pool.read { s in
-            try s.query("SELECT pool_id, pg, position, device FROM cleanup ORDER BY pool_id, pg, position, device").map {
+            try s.query("SELECT pool_id, pg, position, device FROM cleanup ORDER BY pool_id, pg, position, device COLLATE \"C\"").map {
                 let (poolID, pg, position, device) = try $0.decode((Int64, Int64, Int64, String).self)
                 return CleanupRecord(poolID: poolID, pg: pg, position: position, device: device)
             }
@@ -268,7 +274,7 @@ public final class PostgresClusterStore: ClusterStore {
     // MARK: volumes and snapshots
 
     public func volumes() throws -> [VolumeRecord] {
-        try pool.read { s in try s.query("SELECT \(Self.volumeColumns) FROM volume ORDER BY created_ms, id").map(Self.volume) }
+        try pool.read { s in try s.query("SELECT \(Self.volumeColumns) FROM volume ORDER BY created_ms, id COLLATE \"C\"").map(Self.volume) }
     }
 
     public func volumes(after: String?, limit: Int?) throws -> [VolumeRecord] {
@@ -283,8 +289,8 @@ public final class PostgresClusterStore: ClusterStore {
         try pool.read { s in
             try s.query("""
                 SELECT \(Self.volumeColumns) FROM volume
-                WHERE state = 'available' AND kind = $1 AND ($2::TEXT IS NULL OR id > $2) AND ($3::TEXT IS NULL OR source = $3)
-                ORDER BY id LIMIT $4
+                WHERE state = 'available' AND kind = $1 AND ($2::TEXT IS NULL OR id COLLATE "C" > $2) AND ($3::TEXT IS NULL OR source = $3)
+                ORDER BY id COLLATE "C" LIMIT $4
                 """) { b in
                 try b.append(kind.rawValue); try b.append(after); try b.append(source); try b.append(limit.map(Int64.init))
             }.map(Self.volume)
@@ -323,18 +329,17 @@ public final class PostgresClusterStore: ClusterStore {
 
     static let indexedColumns = "object_id, pool_id, pg, volume_id, size_bytes, shard_bytes"
 
-    /// Adds (of volumes that exist) and removes, in order, in one transaction.
-    static func addIndexed(_ objects: [IndexedObject], _ s: PostgresPool.Session) throws {
-        guard !objects.isEmpty else { return }
-        // Last one wins for an id given twice, as one INSERT OR REPLACE after another would.
-        var latest: [String: IndexedObject] = [:]
-        for o in objects { latest[o.id] = o }
-        let batch = Array(latest.values)
+    /// Adds objects of volumes that exist, in one statement: for an id given twice, the
+    /// last add whose volume exists wins, as one INSERT OR REPLACE after another would.
+    static func addIndexed(_ batch: [IndexedObject], _ s: PostgresPool.Session) throws {
+        guard !batch.isEmpty else { return }
         try s.query("""
             INSERT INTO pg_object (object_id, pool_id, pg, volume_id, size_bytes, shard_bytes)
-            SELECT n.* FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[])
-                AS n(object_id, pool_id, pg, volume_id, size_bytes, shard_bytes)
+            SELECT DISTINCT ON (n.object_id) n.object_id, n.pool_id, n.pg, n.volume_id, n.size_bytes, n.shard_bytes
+            FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[]) WITH ORDINALITY
+                AS n(object_id, pool_id, pg, volume_id, size_bytes, shard_bytes, ord)
             WHERE EXISTS (SELECT 1 FROM volume v WHERE v.id = n.volume_id)
+            ORDER BY n.object_id, n.ord DESC
             ON CONFLICT (object_id) DO UPDATE SET pool_id = excluded.pool_id, pg = excluded.pg, volume_id = excluded.volume_id,
                 size_bytes = excluded.size_bytes, shard_bytes = excluded.shard_bytes
             """, [batch.map(\.id), batch.map(\.poolID), batch.map(\.pg), batch.map(\.volumeID), batch.map(\.sizeBytes), batch.map(\.shardBytes)])
@@ -375,7 +380,7 @@ public final class PostgresClusterStore: ClusterStore {
 
     public func indexedObjects(poolID: UInt32, pg: Int) throws -> [IndexedObject] {
         try pool.read { s in
-            try s.query("SELECT \(Self.indexedColumns) FROM pg_object WHERE pool_id = $1 AND pg = $2 ORDER BY object_id",
+            try s.query("SELECT \(Self.indexedColumns) FROM pg_object WHERE pool_id = $1 AND pg = $2 ORDER BY object_id COLLATE \"C\"",
                         [Int64(poolID), Int64(pg)]).map(Self.indexed)
         }
     }
@@ -416,12 +421,12 @@ public final class PostgresClusterStore: ClusterStore {
     }
 
     public func volumesInUse() throws -> [String] {
-        try pool.read { s in try s.query("SELECT volume_id FROM volume_in_use ORDER BY volume_id").map { try $0.decode(String.self) } }
+        try pool.read { s in try s.query("SELECT volume_id FROM volume_in_use ORDER BY volume_id COLLATE \"C\"").map { try $0.decode(String.self) } }
     }
 
     public func usages() throws -> [VolumeUsageRecord] {
         try pool.read { s in
-            try s.query("SELECT volume_id, stored_bytes, live_bytes FROM volume_usage").map {
+            try s.query("SELECT volume_id, stored_bytes, live_bytes FROM volume_usage ORDER BY volume_id COLLATE \"C\"").map {
                 let (id, stored, live) = try $0.decode((String, Int64, Int64).self)
                 return VolumeUsageRecord(volumeID: id, storedBytes: stored, liveBytes: live)
             }
@@ -452,7 +457,7 @@ public final class PostgresClusterStore: ClusterStore {
     }
 
     public func cloneCopies() throws -> [String] {
-        try pool.read { s in try s.query("SELECT volume_id FROM clone_copy ORDER BY volume_id").map { try $0.decode(String.self) } }
+        try pool.read { s in try s.query("SELECT volume_id FROM clone_copy ORDER BY volume_id COLLATE \"C\"").map { try $0.decode(String.self) } }
     }
 
     public func finishCloneCopy(volumeID: String) throws {
@@ -473,7 +478,7 @@ public final class PostgresClusterStore: ClusterStore {
             if !kept.isEmpty {
                 try s.query("""
                     UPDATE pg_object p SET volume_id = (SELECT h.holder FROM object_holder h WHERE h.object_id = p.object_id AND h.holder <> $2
-                                                        ORDER BY h.holder LIMIT 1)
+                                                        ORDER BY h.holder COLLATE "C" LIMIT 1)
                     WHERE p.object_id = ANY($1) AND p.volume_id = $2
                     """, [Array(kept), holder])
             }
@@ -486,7 +491,7 @@ public final class PostgresClusterStore: ClusterStore {
         try pool.write { s in
             try s.query("""
                 UPDATE pg_object p SET volume_id = (SELECT h.holder FROM object_holder h WHERE h.object_id = p.object_id AND h.holder <> $1
-                                                    ORDER BY h.holder LIMIT 1)
+                                                    ORDER BY h.holder COLLATE "C" LIMIT 1)
                 WHERE p.volume_id = $1 AND EXISTS (SELECT 1 FROM object_holder h WHERE h.object_id = p.object_id AND h.holder <> $1)
                 """, [id])
             try s.query("DELETE FROM volume WHERE id = $1", [id])

@@ -4,7 +4,8 @@ import Foundation
 /// and CHECKs as SQLite's (`ClusterMigrations`, whose eleven migrations it starts from, as
 /// they stand at the end), as named migrations of its own. Append only: a migration that has
 /// landed is never edited; a change is a new one, here and in `ClusterMigrations` alike.
-/// Applied under an advisory lock, so daemons starting together apply each once.
+/// Applied under an advisory lock, so daemons starting together apply each once. A
+/// migration's SQL is split at every `;`: none may hold one inside a string or a body.
 enum PostgresMigrations {
     static let all: [(name: String, sql: String)] = [
         ("v1-cluster", """
@@ -114,20 +115,29 @@ enum PostgresMigrations {
             """),
     ]
 
-    /// Applies the migrations not applied yet, each in the transaction that records it.
+    /// Applies the migrations not applied yet, each in the transaction that records it, under
+    /// a session-level advisory lock taken before the transaction (so that its snapshot sees
+    /// what another daemon's migration committed just before).
     static func migrate(_ pool: PostgresPool) throws {
-        try pool.write { session in
-            // One daemon at a time (the lock ends with the transaction).
-            try session.query("SELECT pg_advisory_xact_lock(7011955301)")
+        try pool.withSession { session in
+            try session.query("SELECT pg_advisory_lock(7011955301)")
+            defer { _ = try? session.query("SELECT pg_advisory_unlock(7011955301)") }
             try session.query("CREATE TABLE IF NOT EXISTS berth_migration (name TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
             let applied = Set(try session.query("SELECT name FROM berth_migration").map { try $0.decode(String.self) })
             for (name, sql) in all where !applied.contains(name) {
-                // One statement per call: the extended query protocol takes one.
-                for statement in sql.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty {
-                    try session.query(statement)
+                try session.query("BEGIN")
+                do {
+                    // One statement per call: the extended query protocol takes one.
+                    for statement in sql.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty {
+                        try session.query(statement)
+                    }
+                    try session.query("INSERT INTO berth_migration (name, applied_ms) VALUES ($1, $2)",
+                                      [name, Int64((Date().timeIntervalSince1970 * 1000).rounded())])
+                    try session.query("COMMIT")
+                } catch {
+                    _ = try? session.query("ROLLBACK")
+                    throw error
                 }
-                try session.query("INSERT INTO berth_migration (name, applied_ms) VALUES ($1, $2)",
-                                  [name, Int64((Date().timeIntervalSince1970 * 1000).rounded())])
             }
         }
     }

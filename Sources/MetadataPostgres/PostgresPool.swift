@@ -12,38 +12,35 @@ import PostgresNIO
 ///
 /// - A write runs in a SERIALIZABLE transaction and is retried, whole, when the server
 ///   aborts it for a serialization failure or a deadlock (the same answer SQLite's single
-///   writer gives, without a lock held across the cluster).
+///   writer gives, without a lock held across the cluster). `beforeWrite` runs first (the
+///   store checks that it still holds the controller lock).
+/// - A read is one statement: its own snapshot, one round trip.
 /// - A connection that broke (the server restarted, the network failed) is replaced at its
 ///   next use: the call in flight fails (its transaction is rolled back by the server —
-///   never half applied) and the next one reconnects.
+///   never half applied) and the next one reconnects. A statement that takes longer than
+///   `statementDeadline` (a silent network: a partition, a failover) closes its connection,
+///   so no call waits forever and the pool never runs dry of connections.
 final class PostgresPool: @unchecked Sendable {
     let settings: MetadataLocation.PostgresSettings
     private let tls: PostgresConnection.Configuration.TLS
     private let condition = NSCondition()
     private var free: [PostgresConnection?]
-    private static let logger = Logger(label: "berth.metadata.postgres")
-    private static let ids = Atomic()
+    private var taken: Set<Int> = []
+    static let logger = Logger(label: "berth.metadata.postgres")
+    private static let ids = Counter()
+    /// Checks run before each write transaction (nil: none).
+    var beforeWrite: (() throws -> Void)?
 
     /// Connections kept (at most).
     static let size = 4
     /// Retries of a write aborted by a serialization failure or a deadlock.
     static let retries = 20
+    /// The longest a statement may take before its connection is given up.
+    static let statementDeadline: TimeAmount = .seconds(30)
 
     init(settings: MetadataLocation.PostgresSettings) throws {
         self.settings = settings
-        switch settings.sslMode {
-        case .disable:
-            tls = .disable
-        case .require:
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.certificateVerification = .none
-            tls = .require(try NIOSSLContext(configuration: configuration))
-        case .verifyFull:
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.trustRoots = .file(settings.sslRootCertificate ?? "")
-            configuration.certificateVerification = .fullVerification
-            tls = .require(try NIOSSLContext(configuration: configuration))
-        }
+        tls = try Self.tls(settings)
         free = Array(repeating: nil, count: Self.size)
         // Fails now, with the server's reason, if the database cannot be reached.
         try withConnection { _ in }
@@ -52,6 +49,27 @@ final class PostgresPool: @unchecked Sendable {
     deinit {
         // A connection must be closed before it goes (the driver asserts it).
         for case let connection? in free { try? (connection.close() as EventLoopFuture<Void>).wait() }
+    }
+
+    static func tls(_ settings: MetadataLocation.PostgresSettings) throws -> PostgresConnection.Configuration.TLS {
+        do {
+            switch settings.sslMode {
+            case .disable:
+                return .disable
+            case .prefer, .require:
+                var configuration = TLSConfiguration.makeClientConfiguration()
+                configuration.certificateVerification = .none
+                let context = try NIOSSLContext(configuration: configuration)
+                return settings.sslMode == .prefer ? .prefer(context) : .require(context)
+            case .verifyFull:
+                var configuration = TLSConfiguration.makeClientConfiguration()
+                configuration.trustRoots = .file(settings.sslRootCertificate ?? "")
+                configuration.certificateVerification = .fullVerification
+                return .require(try NIOSSLContext(configuration: configuration))
+            }
+        } catch {
+            throw MetadataError.database("postgres TLS (sslmode=\(settings.sslMode.rawValue)): \(error)")
+        }
     }
 
     /// One statement's rows.
@@ -63,41 +81,45 @@ final class PostgresPool: @unchecked Sendable {
 
         @discardableResult
         func query(_ sql: String, _ values: [any PostgresThrowingDynamicTypeEncodable & Sendable]? = nil) throws -> Rows {
-            var binds = PostgresBindings()
-            for value in values ?? [] { try binds.append(value) }
-            return try connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: PostgresPool.logger).wait().rows
+            try query(sql) { binds in for value in values ?? [] { try binds.append(value) } }
         }
 
         /// A statement with binds that may be NULL.
         @discardableResult
         func query(_ sql: String, binding: (inout PostgresBindings) throws -> Void) throws -> Rows {
-            var binds = PostgresBindings()
-            try binding(&binds)
-            return try connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: PostgresPool.logger).wait().rows
+            try run(sql, binding).rows
         }
 
         /// The number of rows the statement changed.
         func execute(_ sql: String, binding: (inout PostgresBindings) throws -> Void) throws -> Int {
+            try run(sql, binding).metadata.rows ?? 0
+        }
+
+        private func run(_ sql: String, _ binding: (inout PostgresBindings) throws -> Void) throws -> PostgresQueryResult {
             var binds = PostgresBindings()
             try binding(&binds)
-            let result = try connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: PostgresPool.logger).wait()
-            return result.metadata.rows ?? 0
+            let connection = connection
+            // Past the deadline the connection is closed: the statement fails, the slot is
+            // freed, the next call reconnects.
+            let deadline = connection.eventLoop.scheduleTask(in: PostgresPool.statementDeadline) {
+                let _: EventLoopFuture<Void> = connection.close()
+            }
+            defer { deadline.cancel() }
+            return try connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: PostgresPool.logger).wait()
         }
     }
 
-    /// Reads: one statement is its own snapshot; several run in a REPEATABLE READ read-only
-    /// transaction, so they see one state.
+    /// A read: one statement, its own snapshot.
     func read<T>(_ body: (Session) throws -> T) throws -> T {
-        try withConnection { session in
-            try session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            do {
-                let result = try body(session)
-                try session.query("COMMIT")
-                return result
-            } catch {
-                _ = try? session.query("ROLLBACK")
-                throw error
-            }
+        do { return try withConnection(body) } catch let error as MetadataError { throw error } catch {
+            throw Self.described(error, "postgres")
+        }
+    }
+
+    /// Statements outside any transaction (session-level locks, migrations).
+    func withSession<T>(_ body: (Session) throws -> T) throws -> T {
+        do { return try withConnection(body) } catch let error as MetadataError { throw error } catch {
+            throw Self.described(error, "postgres")
         }
     }
 
@@ -106,6 +128,7 @@ final class PostgresPool: @unchecked Sendable {
         var attempt = 0
         while true {
             do {
+                try beforeWrite?()
                 return try withConnection { session in
                     try session.query("BEGIN ISOLATION LEVEL SERIALIZABLE")
                     do {
@@ -120,19 +143,25 @@ final class PostgresPool: @unchecked Sendable {
             } catch let error as MetadataError {
                 throw error
             } catch {
-                let state = (error as? PSQLError)?.serverInfo?[.sqlState]
                 attempt += 1
-                if (state == "40001" || state == "40P01") && attempt < Self.retries {
+                if Self.isConflict(error) && attempt < Self.retries {
                     usleep(UInt32.random(in: 200...2_000) * UInt32(min(attempt, 8)))
                     continue
                 }
-                throw error
+                throw Self.described(error, "postgres")
             }
         }
     }
 
+    /// A serialization failure or a deadlock: the transaction may simply be run again.
+    static func isConflict(_ error: any Error) -> Bool {
+        let state = (error as? PSQLError)?.serverInfo?[.sqlState]
+        return state == "40001" || state == "40P01"
+    }
+
     /// Runs `body` on a free connection (connecting it if needed); errors of the server or
-    /// the connection become `MetadataError.database` with the server's message.
+    /// the connection become `MetadataError.database` with the server's message, except
+    /// conflicts, which `write` retries.
     private func withConnection<T>(_ body: (Session) throws -> T) throws -> T {
         let slot: Int = condition.withLock {
             while taken.count == free.count { condition.wait() }
@@ -157,36 +186,39 @@ final class PostgresPool: @unchecked Sendable {
             return try body(Session(connection: connection!))
         } catch let error as MetadataError {
             throw error
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "40001" || error.serverInfo?[.sqlState] == "40P01" {
-            throw error  // `write` retries these
+        } catch where Self.isConflict(error) {
+            throw error
         } catch {
             if connection!.isClosed { condition.withLock { free[slot] = nil } }
             throw Self.described(error, "postgres")
         }
     }
 
-    private var taken: Set<Int> = []
-
-    private func connect() throws -> PostgresConnection {
+    /// A new connection, outside the pool (the store's controller lock keeps one of its own).
+    func connect() throws -> PostgresConnection {
         let configuration = PostgresConnection.Configuration(host: settings.host, port: settings.port, username: settings.user,
                                                              password: settings.password, database: settings.database, tls: tls)
         return try PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration,
                                               id: Self.ids.next(), logger: Self.logger).wait()
     }
 
-    /// The server's message and SQLSTATE, or the connection's failure.
+    /// The server's message and SQLSTATE, or the connection's failure and its cause.
     static func described(_ error: any Error, _ context: String) -> MetadataError {
-        if let error = error as? PSQLError, let info = error.serverInfo {
-            let message = info[.message] ?? "\(error.code)"
-            let state = info[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
-            return .database("\(context): \(message)\(state)")
+        if let error = error as? MetadataError { return error }
+        if let error = error as? PSQLError {
+            if let info = error.serverInfo {
+                let message = info[.message] ?? "\(error.code)"
+                let state = info[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+                return .database("\(context): \(message)\(state)")
+            }
+            let cause = error.underlying.map { ": \($0)" } ?? ""
+            return .database("\(context): \(error.code)\(cause)")
         }
-        if let error = error as? PSQLError { return .database("\(context): \(error.code)") }
         return .database("\(context): \(error)")
     }
 
     /// Connection ids for the driver's logs.
-    private final class Atomic: @unchecked Sendable {
+    private final class Counter: @unchecked Sendable {
         private let lock = NSLock()
         private var value = 0
         func next() -> Int { lock.withLock { value += 1; return value } }

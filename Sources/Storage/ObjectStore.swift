@@ -51,6 +51,8 @@ public final class ObjectStore: Sendable {
     private let putsInFlight = PutsInFlight()
     /// Tests only: called by every put after it took its placement, before any shard is written.
     let afterPlacement = Mutex<(@Sendable (ObjectID) -> Void)?>(nil)
+    /// Which surviving holder the next move reads from first (`moveShard`).
+    private let sourceRotation = Atomic<Int>(0)
     /// Tests only: called by every delete before any shard is removed.
     let beforeDelete = Mutex<(@Sendable ([ObjectID]) -> Void)?>(nil)
 
@@ -399,14 +401,16 @@ public final class ObjectStore: Sendable {
             objectSize = shard.objectSize
         } else {
             let (current, previous) = try Self.placement(s, codec, object)
-            var candidates: [(position: Int, device: DeviceID)] = []
-            for (p, d) in current.enumerated() where !(p == position && d == to) { candidates.append((p, d)) }
-            // Each object starts with another surviving holder, so a rebuild reads from all of
-            // them at once rather than from the first copy of every PG.
+            // The other positions' holders, each move starting with the next in turn, so a
+            // rebuild reads from all of them evenly rather than from the first copy of every
+            // PG (by object id it was uneven: ids of one PG share bits; a CI run read 31 of 40
+            // from one holder); the position's own device (lost, or being left) last.
+            var candidates: [(position: Int, device: DeviceID)] = current.enumerated().filter { $0.offset != position }.map { ($0.offset, $0.element) }
             if candidates.count > 1 {
-                let first = Int(object.low % UInt64(candidates.count))
+                let first = sourceRotation.add(1, ordering: .relaxed).oldValue % candidates.count
                 candidates = Array(candidates[first...] + candidates[..<first])
             }
+            if position < current.count && current[position] != to { candidates.append((position, current[position])) }
             for (p, d) in (previous ?? []).enumerated() where d != current[p] && d != to { candidates.append((p, d)) }
             if let from { candidates.append((position, from)) }
             let (shards, size, problems) = readShards(s, codec, object, candidates: candidates, need: codec.needed, moving: true)

@@ -54,13 +54,15 @@ import Testing
             _ = try await n.nodeUnstageVolume(Requests.unstage(id, at: staging))
         }
 
-        // A second daemon (its own state directory) on the same database: the same cluster
-        // (it bootstraps nothing: the database is not empty).
+        // A second daemon (its own state directory) on the same database is refused while
+        // the first keeps the cluster state (the controller lock) …
+        #expect(throws: (any Error).self) { _ = try RunningDaemon(nodeID: "node-b", arguments: ["--metadata", url]) }
+        // … and once it stops, finds the same cluster (it bootstraps nothing: the database is not empty).
+        daemon.stop()
         let other = try RunningDaemon(nodeID: "node-b", arguments: ["--metadata", url])
         #expect(try await Self.list(other) == [id])
         #expect(!other.log().contains("embedded default cluster"))
         other.stop()
-        daemon.stop()
     }
 
     /// A malformed URL, or a server that does not answer: the daemon exits at once, non-zero,

@@ -240,6 +240,35 @@ struct ClusterTests {
         #expect(!(try Self.run(["ip", "netns", "list"])).contains("berth-n"))
     }
 
+    /// The cluster state in PostgreSQL on a host of its own (`BERTH_METADATA=postgres`): the
+    /// daemon on n1 keeps nothing of it in its state directory; PostgreSQL SIGKILLed and
+    /// started again under a mounted volume — CreateVolume fails meanwhile (an error, no
+    /// hang), works again once it is back, and every fsynced byte still reads.
+    @Test func clusterStateInPostgresOnAHostOfItsOwn() throws {
+        _ = try? Self.cluster("down")
+        defer { _ = try? Self.cluster("down") }
+        let up = try Self.run(["bash", "scripts/cluster.sh", "up", "3"],
+                              environment: ["BERTH_METADATA": "postgres", "BERTH_DEVICE_SIZE": "1Gi", "BERTH_DAEMON_ARGS": "--object-cache 0"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(up.split(separator: "\n").last!.utf8)) as? [String: Any])
+        #expect(json["metadata"] as? String == "postgres://berth@10.77.0.9:5432/berth?sslmode=disable")
+        #expect((json["nodes"] as? [[String: Any]])?.count == 3)
+        #expect(!FileManager.default.fileExists(atPath: Self.directory + "/n1/state/cluster.sqlite"))
+        let volume = try Self.mount("pg-r3", ["redundancy=replicated", "copies=3"])
+        let data = Self.bytes(5 << 20, seed: 29)
+        try Self.writeSynced(volume.path + "/f", data)
+
+        _ = try Self.cluster("kill", "pg")
+        let create = [BuiltProduct.path("berth-csi"), "create", "while-away", "--size", "64Mi", "--endpoint", Self.csi, "--parameter", "redundancy=single"]
+        #expect(throws: Failure.self) { try Self.run(create, timeoutSeconds: 120) }
+        #expect(try Self.readBack(volume.path + "/f") == data)  // data needs the devices, not the database
+        _ = try Self.cluster("start", "pg")
+        try Self.waitFor("CreateVolume once PostgreSQL is back", seconds: 30) { (try? Self.run(create)) != nil }
+        let listed = try Self.run([BuiltProduct.path("berth-csi"), "list", "--endpoint", Self.csi])
+        #expect(listed.contains(volume.id))
+        #expect(try Self.readBack(volume.path + "/f") == data)
+        try Self.unmountAndDelete("pg-r3", id: volume.id)
+    }
+
     @Test func clusterScriptRefusesBadArguments() throws {
         #expect(throws: Failure.self) { try Self.cluster("up", "zero") }
         #expect(throws: Failure.self) { try Self.cluster("kill", "n99") }

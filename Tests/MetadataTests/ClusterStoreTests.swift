@@ -252,6 +252,24 @@ import Testing
         #expect(try db.volumes().map(\.id) == ["v1", "v2"])
     }
 
+    /// One store (one daemon) per cluster state until controllers elect a leader: a second
+    /// is refused, saying why, until the first goes.
+    @Test func aSecondStoreOnTheSameDatabaseIsRefused() throws {
+        let url = try TestPostgres.database()
+        guard case .postgres(let settings) = try MetadataLocation.parse(url) else { return }
+        var first: PostgresClusterStore? = try PostgresClusterStore(settings: settings)
+        try first?.commit([.saveClass(Self.classRecord())])
+        do {
+            _ = try PostgresClusterStore(settings: settings)
+            Issue.record("a second store opened beside the first")
+        } catch {
+            #expect("\(error)".contains("controller lock"), "\(error)")
+        }
+        first = nil
+        let second = try PostgresClusterStore(settings: settings)
+        #expect(try second.classes().map(\.name) == ["replicated-3"])
+    }
+
     @Test func metadataURLs() throws {
         #expect(try MetadataLocation.parse("sqlite:///var/lib/berth/cluster.sqlite") == .sqlite(path: "/var/lib/berth/cluster.sqlite"))
         #expect(throws: MetadataLocation.Invalid.self) { try MetadataLocation.parse("sqlite://relative") }
@@ -260,7 +278,14 @@ import Testing
                                       sslMode: .verifyFull, sslRootCertificate: "/etc/ca.pem")))
         #expect(pg.description == "postgres://berth@db.example:6432/cluster?sslmode=verify-full&sslrootcert=/etc/ca.pem")
         #expect(try MetadataLocation.parse("postgresql://u@h/d", environment: ["PGPASSWORD": "p"])
-                == .postgres(.init(host: "h", user: "u", password: "p", database: "d")))
+                == .postgres(.init(host: "h", user: "u", password: "p", database: "d", sslMode: .prefer)))
+        // Decoded once: "%25" is a percent sign.
+        guard case .postgres(let decoded) = try MetadataLocation.parse("postgres://u:100%25@h/d") else { Issue.record("not postgres"); return }
+        #expect(decoded.password == "100%")
+        // A message about a bad URL never shows its password.
+        do { _ = try MetadataLocation.parse("postgres://u:secret@h/d?sslmode=maybe") } catch {
+            #expect(!"\(error)".contains("secret") && "\(error)".contains("u:***@h"), "\(error)")
+        }
         for bad in ["postgres://h/d", "postgres://u@h", "postgres://u@h/d?sslmode=maybe", "postgres://u@h/d?sslmode=verify-full",
                     "postgres://u@h/d?color=blue", "mysql://u@h/d", ""] {
             #expect(throws: MetadataLocation.Invalid.self, "\(bad)") { try MetadataLocation.parse(bad) }

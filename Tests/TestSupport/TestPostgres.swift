@@ -12,9 +12,8 @@ public enum TestPostgres {
     /// A server (the shared one, or one of a test's own that it may restart or stop).
     public final class Server: @unchecked Sendable {
         let directory: String
-        public let port: Int
+        public private(set) var port: Int
         let bin: String
-        nonisolated(unsafe) static var count = 0
 
         /// The URL of a new, empty database.
         public func database() throws -> String {
@@ -39,8 +38,7 @@ public enum TestPostgres {
                 throw Failure("PostgreSQL is not installed (no \(root)/N/bin/initdb): apt-get install postgresql (scripts/setup.sh does)")
             }
             bin = "\(root)/\(version)/bin"
-            Server.count += 1
-            directory = "/tmp/berth-test-pg-\(getpid())-\(Server.count)"
+            directory = "/tmp/berth-test-pg-\(getpid())-\(UUID().uuidString.prefix(8))"
             port = Self.freePort()
             try? FileManager.default.removeItem(atPath: directory)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -49,11 +47,25 @@ public enum TestPostgres {
                 try Self.run("/bin/chown", ["postgres:postgres", directory])
             }
             try run(bin + "/initdb", ["-D", directory + "/data", "-U", "berth", "-A", "trust", "-E", "UTF8", "--no-sync"])
-            let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200"
-            try run(bin + "/pg_ctl", ["-D", directory + "/data", "-o", options, "-l", directory + "/log", "-w", "start"])
-            Server.lock.withLock { Server.running.append(self) }
-            if Server.running.count == 1 {
-                atexit { for server in Server.lock.withLock({ Server.running }) { server.stop() } }
+            // The port was free when chosen; another socket may take it before the server
+            // binds it: then another port.
+            var attempt = 0
+            while true {
+                let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200"
+                do {
+                    try run(bin + "/pg_ctl", ["-D", directory + "/data", "-o", options, "-l", directory + "/log", "-w", "start"])
+                    break
+                } catch {
+                    attempt += 1
+                    if attempt >= 5 { throw error }
+                    port = Self.freePort()
+                }
+            }
+            Server.lock.withLock {
+                if Server.running.isEmpty {
+                    atexit { for server in Server.lock.withLock({ Server.running }) { server.stop() } }
+                }
+                Server.running.append(self)
             }
         }
 
