@@ -11,23 +11,10 @@ import Testing
     @Test func aSecondDaemonOnTheSameStateDirectoryIsRefused() async throws {
         let daemon = try RunningDaemon()
         let first = try #require(daemon.process?.processIdentifier)
-        let second = Process()
-        second.executableURL = URL(fileURLWithPath: RunningDaemon.binary("VolumeDriver"))
-        second.arguments = ["--endpoint", "unix://" + daemon.root + "/csi2.sock", "--state-dir", daemon.stateDirectory,
-                            "--admin-socket", daemon.root + "/admin2.sock", "--metrics-address", "off"]
-        let errors = Pipe()
-        second.standardError = errors
-        second.standardOutput = FileHandle.nullDevice
-        try second.run()
         // Bounded: a second daemon that serves instead of failing is killed after 60 s.
-        let exited = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async { second.waitUntilExit(); exited.signal() }
-        if exited.wait(timeout: .now() + 60) == .timedOut {
-            second.terminate()
-            Issue.record("a second daemon on the same state directory kept running")
-        }
-        #expect(second.terminationStatus != 0)
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let (status, message) = try RunningDaemon.refusedStart(["--endpoint", "unix://" + daemon.root + "/csi2.sock", "--state-dir", daemon.stateDirectory,
+                                                                "--admin-socket", daemon.root + "/admin2.sock", "--metrics-address", "off"])
+        #expect(status != nil && status != 0, "a second daemon on the same state directory: status \(String(describing: status))")
         #expect(message.contains("pid \(first)"), "\(message)")
         #expect(!FileManager.default.fileExists(atPath: daemon.root + "/csi2.sock"))
         let probe = try await daemon.csi { identity, _, _ in try await identity.probe(Csi_V1_ProbeRequest()) }

@@ -82,6 +82,24 @@ final class RunningDaemon: @unchecked Sendable {
         metricsPort = text.split(separator: " ").first { $0.hasPrefix("metrics=") }.flatMap { Int($0.dropFirst(8).trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
+    /// Runs a VolumeDriver that is expected to refuse to start, with `arguments`: its exit
+    /// status (nil: it kept running for 60 s, and was killed) and what it wrote to stderr.
+    static func refusedStart(_ arguments: [String]) throws -> (status: Int32?, errors: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary("VolumeDriver"))
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let exited = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { process.waitUntilExit(); exited.signal() }
+        let kept = exited.wait(timeout: .now() + 60) == .timedOut
+        if kept { process.terminate(); process.waitUntilExit() }
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (kept ? nil : process.terminationStatus, message)
+    }
+
     /// SIGTERM and wait: in-flight calls finish, mounts are unmounted, sockets removed. A
     /// daemon still running a minute later has ignored the signal: a failure (and a
     /// SIGKILL), not a suite that hangs.
