@@ -208,9 +208,6 @@ public final class NodeMounts: Sendable {
             if let resuming { close(resuming.descriptor) }
             throw error
         }
-        if fileSystem.replayedWrites > 0 {
-            log.notice("committed the writes a killed daemon had acknowledged", metadata: ["volume": "\(volumeID)", "writes": "\(fileSystem.replayedWrites)"])
-        }
         let ready = DispatchSemaphore(value: 0)
         let mount = FuseMount(fileSystem: fileSystem, mountpoint: path, handlesSignals: false, keeper: keeper, resuming: resuming,
                               mounted: { ready.signal() })

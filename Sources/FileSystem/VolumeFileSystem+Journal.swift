@@ -25,7 +25,7 @@ extension VolumeFileSystem {
         } catch {
             // Without a journal to keep them in, the replayed writes must commit before the
             // old one goes; if they cannot, the mount fails and the old journal stays.
-            Self.log("volume \(volume): writes are not journaled: \(error)")
+            FuseMount.log("volume \(volume): writes are not journaled: \(error)")
             try replay(entries)
             try syncAll()
             try? FileManager.default.removeItem(atPath: directory)
@@ -36,13 +36,13 @@ extension VolumeFileSystem {
         // Kept in the journal and the buffers if this fails (a full device, say): committed
         // later, as any write-back that failed; the session serves meanwhile.
         do { try syncAll() } catch {
-            Self.log("volume \(volume): the replayed writes are not committed yet: \(error)")
+            FuseMount.log("volume \(volume): the replayed writes are not committed yet: \(error)")
         }
         lock.withLock {
             writeBackFailures.removeAll()
             endJournalIfUnwantedLocked()
         }
-        if replayedWrites > 0 { Self.log("volume \(volume): replayed \(replayedWrites) writes a killed daemon had acknowledged") }
+        if replayedWrites > 0 { FuseMount.log("volume \(volume): replayed \(replayedWrites) writes a killed daemon had acknowledged") }
     }
 
     private func replay(_ entries: [WriteJournal.Entry]) throws(FSError) {
@@ -67,7 +67,7 @@ extension VolumeFileSystem {
                 // (the volume full of later data) cannot be replayed, and is said so.
                 if error == .noEntry || error == .isDirectory { continue }
                 if error == .noSpace || error == .fileTooLarge {
-                    Self.log("volume \(volume): a replayed write to inode \(entry.ino) does not fit: \(error)")
+                    FuseMount.log("volume \(volume): a replayed write to inode \(entry.ino) does not fit: \(error)")
                     continue
                 }
                 throw error
@@ -113,25 +113,23 @@ extension VolumeFileSystem {
     }
 
     func dropJournalLocked(_ error: any Error) {
-        Self.log("volume \(volume): writes are not journaled any more: \(error)")
+        FuseMount.log("volume \(volume): writes are not journaled any more: \(error)")
         journal?.remove()
         journal = nil
     }
 
     /// Without `journaling`, the journal lasts only until what was replayed is committed.
     private func endJournalIfUnwantedLocked() {
-        guard !journaling, let journal, journal.isEmpty else { return }
-        journal.remove()
-        self.journal = nil
+        if !journaling { endJournalLocked() }
     }
 
     /// Removes the journal when everything in it is committed (an unmount that committed
     /// every buffer); otherwise it stays for the next mount to replay.
-    public func endJournal() {
-        lock.withLock {
-            guard let journal, journal.isEmpty else { return }
-            journal.remove()
-            self.journal = nil
-        }
+    public func endJournal() { lock.withLock { endJournalLocked() } }
+
+    private func endJournalLocked() {
+        guard let journal, journal.isEmpty else { return }
+        journal.remove()
+        self.journal = nil
     }
 }

@@ -194,8 +194,6 @@ public final class VolumeFileSystem: @unchecked Sendable {
         if let journalDirectory { try startJournal(journalDirectory, journaling: journaling) }
     }
 
-    static func log(_ line: String) { FileHandle.standardError.write(Data("berth: \(line)\n".utf8)) }
-
     /// Counts one more inode or name against the volume's `EntryLimit` (ENOSPC past it);
     /// `body` makes it, and a failure gives the entry back.
     func takingEntryLocked<T>(_ body: () throws(FSError) -> T) throws(FSError) -> T {

@@ -140,23 +140,27 @@ final class WriteJournal: @unchecked Sendable {
     func reserveWrite(ino: Int64, offset: Int64, count: Int) throws -> (Reservation, lagging: [Int64]) {
         try lock.withLock {
             if let failure { throw failure }
-            var current = segments[segments.count - 1]
             var lagging: [Int64] = []
-            if current.size > segmentLimit {
-                current = try startSegment(number: current.number + 1)
-                segments.append(current)
+            if segments[segments.count - 1].size > segmentLimit {
+                segments.append(try startSegment(number: segments[segments.count - 1].number + 1))
                 lagging = segments.dropLast().reduce(into: Set<Int64>()) { $0.formUnion($1.latest.keys) }.sorted()
             }
-            sequence += 1
-            unsettled[ino] = sequence
-            current.latest[ino] = sequence
-            let reservation = Reservation(segment: current, at: current.size,
-                                          header: header(.write, ino: ino, sequence: sequence, offset: offset, count: count),
-                                          sequence: sequence)
-            current.size += Self.recordSize(count)
-            current.writing += 1
-            return (reservation, lagging)
+            return (reserveLocked(.write, ino: ino, offset: offset, count: count), lagging)
         }
+    }
+
+    /// The next sequence number and a place in the current segment for a record of `kind`
+    /// with `count` bytes, which leaves `ino` unsettled until it is settled through it.
+    private func reserveLocked(_ kind: Kind, ino: Int64, offset: Int64, count: Int) -> Reservation {
+        sequence += 1
+        unsettled[ino] = sequence
+        let current = segments[segments.count - 1]
+        current.latest[ino] = sequence
+        let reservation = Reservation(segment: current, at: current.size,
+                                      header: header(kind, ino: ino, sequence: sequence, offset: offset, count: count), sequence: sequence)
+        current.size += Self.recordSize(count)
+        current.writing += 1
+        return reservation
     }
 
     /// Writes a reserved record: header, bytes, padding, and last the trailer — a record
@@ -176,25 +180,18 @@ final class WriteJournal: @unchecked Sendable {
         }
     }
 
-    /// Times set on `ino` while it has buffered bytes (nil: unchanged); returns its sequence
-    /// number, which the file's buffers carry so that their commit settles it too.
+    /// Times set on `ino` while it has buffered bytes (nil: unchanged), written before this
+    /// returns; returns its sequence number, which the file's buffers carry so that their
+    /// commit settles it too.
     func recordTimes(ino: Int64, atimeNs: Int64?, mtimeNs: Int64?) throws -> UInt64 {
-        try lock.withLock {
+        let reservation = try lock.withLock {
             if let failure { throw failure }
-            sequence += 1
-            let current = segments[segments.count - 1]
-            var body = [UInt8]()
-            for time in [atimeNs, mtimeNs] { body += withUnsafeBytes(of: (time ?? Int64.min).littleEndian) { Array($0) } }
-            body += withUnsafeBytes(of: sequence.littleEndian) { Array($0) }
-            let record = header(.times, ino: ino, sequence: sequence, offset: 0, count: 16)
-            guard record.withUnsafeBytes({ h in body.withUnsafeBytes { Self.pwrite(current.descriptor, [h, $0], at: current.size) } }) else {
-                throw Self.failure("append to segment-\(current.number)")
-            }
-            current.size += Self.recordSize(16)
-            unsettled[ino] = sequence
-            current.latest[ino] = sequence
-            return sequence
+            return reserveLocked(.times, ino: ino, offset: 0, count: 16)
         }
+        let body = [atimeNs, mtimeNs].flatMap { time in withUnsafeBytes(of: (time ?? Int64.min).littleEndian) { Array($0) } }
+        body.withUnsafeBytes { write(reservation, bytes: $0) }
+        if let failure = lock.withLock({ failure }) { throw failure }
+        return reservation.sequence
     }
 
     /// Whether `ino` has records not settled yet.
@@ -265,12 +262,11 @@ final class WriteJournal: @unchecked Sendable {
         var entries: [(sequence: UInt64, entry: Entry)] = []
         var highest: UInt64 = 0
         var settledThrough: [Int64: UInt64] = [:]
-        let boot = bootID()
         for name in segmentNames(in: directory) {
             guard let data = FileManager.default.contents(atPath: directory + "/" + name) else { continue }
             let bytes = [UInt8](data)
             guard bytes.count >= segmentHeaderSize, Array(bytes[0..<8]) == magic,
-                  Array(bytes[8..<44]) == boot + [UInt8](repeating: 0, count: 36 - boot.count) else { continue }
+                  Array(bytes[8..<44]) == bootField else { continue }
             let nonce = load(bytes, 44, UInt64.self)
             var at = segmentHeaderSize
             while at + recordHeaderSize <= bytes.count {
@@ -336,8 +332,7 @@ final class WriteJournal: @unchecked Sendable {
         let path = directory + "/segment-\(number)"
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw Self.failure("create \(path)") }
-        let boot = Self.bootID()
-        var header = Self.magic + boot + [UInt8](repeating: 0, count: 36 - boot.count)
+        var header = Self.magic + Self.bootField
         header += withUnsafeBytes(of: nonce.littleEndian) { Array($0) }
         header += [UInt8](repeating: 0, count: Self.segmentHeaderSize - header.count)
         guard header.withUnsafeBytes({ Self.pwrite(descriptor, [$0], at: 0) }) else {
@@ -385,10 +380,12 @@ final class WriteJournal: @unchecked Sendable {
         return true
     }
 
-    private static func bootID() -> [UInt8] {
+    /// This boot's id as a segment header holds it: 36 bytes, zero-padded.
+    private static let bootField: [UInt8] = {
         let id = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? ""
-        return Array(id.trimmingCharacters(in: .whitespacesAndNewlines).utf8.prefix(36))
-    }
+        let bytes = Array(id.trimmingCharacters(in: .whitespacesAndNewlines).utf8.prefix(36))
+        return bytes + [UInt8](repeating: 0, count: 36 - bytes.count)
+    }()
 
     struct Failure: Error, CustomStringConvertible {
         var description: String

@@ -119,7 +119,7 @@ enum PostgresMigrations {
     /// a session-level advisory lock taken before the transaction (so that its snapshot sees
     /// what another daemon's migration committed just before).
     static func migrate(_ pool: PostgresPool) throws {
-        try pool.withSession { session in
+        try pool.read { session in
             try session.query("SELECT pg_advisory_lock(7011955301)")
             defer { _ = try? session.query("SELECT pg_advisory_unlock(7011955301)") }
             try session.query("CREATE TABLE IF NOT EXISTS berth_migration (name TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)")

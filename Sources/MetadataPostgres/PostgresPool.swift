@@ -109,18 +109,10 @@ final class PostgresPool: @unchecked Sendable {
         }
     }
 
-    /// A read: one statement, its own snapshot.
+    /// Statements outside any transaction: a read (one statement, its own snapshot), or
+    /// session-level locks and the transactions of migrations.
     func read<T>(_ body: (Session) throws -> T) throws -> T {
-        do { return try withConnection(body) } catch let error as MetadataError { throw error } catch {
-            throw Self.described(error, "postgres")
-        }
-    }
-
-    /// Statements outside any transaction (session-level locks, migrations).
-    func withSession<T>(_ body: (Session) throws -> T) throws -> T {
-        do { return try withConnection(body) } catch let error as MetadataError { throw error } catch {
-            throw Self.described(error, "postgres")
-        }
+        do { return try withConnection(body) } catch { throw Self.described(error, "postgres") }
     }
 
     /// A write transaction, all or nothing, retried on a serialization failure.

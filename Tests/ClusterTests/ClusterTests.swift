@@ -21,10 +21,8 @@ struct ClusterTests {
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 
-    /// Runs a command (posix_spawn + waitpid: Foundation's Process missed this script's
-    /// exit here once its background daemons were started); its standard output, or a
-    /// failure with its output. Output goes through files, so no pipe can be held open by
-    /// a daemon the command leaves running.
+    /// Runs a command in the repository (`Spawned`: this script's daemons live on after
+    /// it); its standard output, or a failure with its output.
     @discardableResult
     static func run(_ arguments: [String], environment extra: [String: String] = [:], allowFailure: Bool = false,
                     timeoutSeconds: Double = 600) throws -> String {
@@ -32,40 +30,17 @@ struct ClusterTests {
         environment["BERTH_CLUSTER_DIR"] = directory
         environment["BERTH_BIN"] = URL(fileURLWithPath: BuiltProduct.path("VolumeDriver")).deletingLastPathComponent().path
         for (k, v) in extra { environment[k] = v }
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("berth-cluster-run-\(UUID().uuidString)").path
-        let (outPath, errPath) = (base + ".out", base + ".err")
-        defer { unlink(outPath); unlink(errPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        // In the repository (env --chdir).
-        let argv = (["/usr/bin/env", "-C", repository] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in argv + envp { free(p) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/usr/bin/env", &actions, nil, argv, envp)
-        guard spawned == 0 else { throw Failure(description: "cannot run \(arguments): \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if Date() > deadline {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                throw Failure(description: "\(arguments.joined(separator: " ")) did not finish in \(timeoutSeconds) s")
-            }
-            usleep(20_000)
+        let finished: Spawned.Finished
+        do {
+            // In the repository (env --chdir).
+            finished = try Spawned.run(["/usr/bin/env", "-C", repository] + arguments, environment: environment, timeoutSeconds: timeoutSeconds)
+        } catch let error as Spawned.Failure {
+            throw Failure(description: error.description)
         }
-        let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        let errors = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-        let exited = (status & 0x7f) == 0
-        let code = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        if code != 0 && !allowFailure {
-            throw Failure(description: "\(arguments.joined(separator: " ")) exited \(code): \(errors.suffix(2000)) \(output.suffix(1000))")
+        if finished.code != 0 && !allowFailure {
+            throw Failure(description: "\(arguments.joined(separator: " ")) exited \(finished.code): \(finished.errors.suffix(2000)) \(finished.output.suffix(1000))")
         }
-        return output
+        return finished.output
     }
 
     static func cluster(_ arguments: String...) throws -> String { try run(["bash", "scripts/cluster.sh"] + arguments) }

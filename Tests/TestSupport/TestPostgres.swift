@@ -91,29 +91,11 @@ public enum TestPostgres {
             }
         }
 
-        /// Runs `program` and waits for it (posix_spawn and waitpid: Foundation's Process can
-        /// miss the exit of a child whose own child — the server — lives on); its output goes
-        /// to a file, so a server that inherits it holds no pipe open.
+        /// Runs `program` and waits for it (`Spawned`: the server it starts lives on).
         static func run(_ program: String, _ arguments: [String]) throws {
-            let output = "/tmp/berth-test-pg-\(getpid())-\(UUID().uuidString).out"
-            defer { unlink(output) }
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-            let argv = ([program] + arguments).map { strdup($0) } + [nil]
-            defer { for case let p? in argv { free(p) } }
-            var pid: pid_t = 0
-            let spawned = posix_spawn(&pid, program, &actions, nil, argv, environ)
-            guard spawned == 0 else { throw Failure("cannot run \(program): \(String(cString: strerror(spawned)))") }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            let exited = status & 0x7f == 0, code = (status >> 8) & 0xff
-            guard exited && code == 0 else {
-                let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-                throw Failure("\(program) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+            let finished = try Spawned.run([program] + arguments, mergeErrors: true)
+            guard finished.code == 0 else {
+                throw Failure("\(program) \(arguments.joined(separator: " ")) failed (exit \(finished.code)): \(finished.output)")
             }
         }
 
