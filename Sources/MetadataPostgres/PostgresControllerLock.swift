@@ -25,7 +25,13 @@ final class PostgresControllerLock: @unchecked Sendable {
     }
 
     deinit {
-        if let connection { try? (connection.close() as EventLoopFuture<Void>).wait() }
+        guard let connection else { return }
+        // Let go of it now, not when the server notices the connection is gone: the next
+        // daemon (a restart) takes it at once.
+        var binds = PostgresBindings()
+        binds.append(Self.key)
+        _ = try? connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock($1)", binds: binds), logger: PostgresPool.logger).wait()
+        try? (connection.close() as EventLoopFuture<Void>).wait()
     }
 
     /// Still held (taken again after its connection broke), or an error saying why not.
