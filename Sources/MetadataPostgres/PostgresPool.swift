@@ -17,9 +17,9 @@ import PostgresNIO
 /// - A read is one statement: its own snapshot, one round trip.
 /// - A connection that broke (the server restarted, the network failed) is replaced at its
 ///   next use: the call in flight fails (its transaction is rolled back by the server —
-///   never half applied) and the next one reconnects. A statement that takes longer than
-///   `statementDeadline` (a silent network: a partition, a failover) closes its connection,
-///   so no call waits forever and the pool never runs dry of connections.
+///   never half applied) and the next one reconnects. A statement not answered within
+///   `statementDeadline` (a silent network, a connection that died under it) fails and its
+///   connection is given up, so no call waits forever and the pool never runs dry.
 final class PostgresPool: @unchecked Sendable {
     let settings: MetadataLocation.PostgresSettings
     private let tls: PostgresConnection.Configuration.TLS
@@ -98,15 +98,28 @@ final class PostgresPool: @unchecked Sendable {
         private func run(_ sql: String, _ binding: (inout PostgresBindings) throws -> Void) throws -> PostgresQueryResult {
             var binds = PostgresBindings()
             try binding(&binds)
-            let connection = connection
-            // Past the deadline the connection is closed: the statement fails, the slot is
-            // freed, the next call reconnects.
-            let deadline = connection.eventLoop.scheduleTask(in: PostgresPool.statementDeadline) {
-                let _: EventLoopFuture<Void> = connection.close()
+            // The deadline is kept here, not left to the driver: a statement written to a
+            // connection that closed meanwhile (the server killed under it) never completes
+            // there, and closing it again does nothing (seen in CI: an unstage waited for
+            // minutes after PostgreSQL was SIGKILLed and started again).
+            let done = DispatchSemaphore(value: 0)
+            let outcome = Outcome()
+            connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: PostgresPool.logger).whenComplete { result in
+                outcome.result = result
+                done.signal()
             }
-            defer { deadline.cancel() }
-            return try connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: PostgresPool.logger).wait()
+            guard done.wait(timeout: .now() + .seconds(Int(PostgresPool.statementDeadline.nanoseconds / 1_000_000_000))) == .success,
+                  let result = outcome.result else {
+                let _: EventLoopFuture<Void> = connection.close()
+                throw MetadataError.database("postgres: no answer within \(PostgresPool.statementDeadline.nanoseconds / 1_000_000_000) s (the connection is given up)")
+            }
+            return try result.get()
         }
+    }
+
+    /// A statement's result, handed from the event loop to the waiting thread.
+    private final class Outcome: @unchecked Sendable {
+        var result: Result<PostgresQueryResult, any Error>?
     }
 
     /// Statements outside any transaction: a read (one statement, its own snapshot), or
