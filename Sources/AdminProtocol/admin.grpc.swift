@@ -198,6 +198,19 @@ public enum Berth_Admin_V1_Admin: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ReleaseVolume" metadata.
+        public enum ReleaseVolume: Sendable {
+            /// Request type for "ReleaseVolume".
+            public typealias Input = Berth_Admin_V1_NameRequest
+            /// Response type for "ReleaseVolume".
+            public typealias Output = Berth_Admin_V1_Report
+            /// Descriptor for "ReleaseVolume".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "berth.admin.v1.Admin"),
+                method: "ReleaseVolume",
+                type: .unary
+            )
+        }
         /// Namespace for "ListSnapshots" metadata.
         public enum ListSnapshots: Sendable {
             /// Request type for "ListSnapshots".
@@ -291,6 +304,7 @@ public enum Berth_Admin_V1_Admin: Sendable {
             CreateVolume.descriptor,
             DeleteVolume.descriptor,
             ExpandVolume.descriptor,
+            ReleaseVolume.descriptor,
             ListSnapshots.descriptor,
             CreateSnapshot.descriptor,
             DeleteSnapshot.descriptor,
@@ -522,6 +536,25 @@ extension Berth_Admin_V1_Admin {
         /// - Returns: A streaming response of `Berth_Admin_V1_Report` messages.
         func expandVolume(
             request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_ExpandVolumeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report>
+
+        /// Handle the "ReleaseVolume" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Breaks the lease of a volume whose namespace the cluster's store keeps (docs/cluster.md):
+        /// > the node holding it is fenced off at once and another node may mount it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Berth_Admin_V1_NameRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Berth_Admin_V1_Report` messages.
+        func releaseVolume(
+            request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_NameRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report>
 
@@ -835,6 +868,25 @@ extension Berth_Admin_V1_Admin {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report>
 
+        /// Handle the "ReleaseVolume" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Breaks the lease of a volume whose namespace the cluster's store keeps (docs/cluster.md):
+        /// > the node holding it is fenced off at once and another node may mount it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Berth_Admin_V1_Report` message.
+        func releaseVolume(
+            request: GRPCCore.ServerRequest<Berth_Admin_V1_NameRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report>
+
         /// Handle the "ListSnapshots" method.
         ///
         /// > Source IDL Documentation:
@@ -1143,6 +1195,25 @@ extension Berth_Admin_V1_Admin {
             context: GRPCCore.ServerContext
         ) async throws -> Berth_Admin_V1_Report
 
+        /// Handle the "ReleaseVolume" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Breaks the lease of a volume whose namespace the cluster's store keeps (docs/cluster.md):
+        /// > the node holding it is fenced off at once and another node may mount it.
+        ///
+        /// - Parameters:
+        ///   - request: A `Berth_Admin_V1_NameRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Berth_Admin_V1_Report` to respond with.
+        func releaseVolume(
+            request: Berth_Admin_V1_NameRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Berth_Admin_V1_Report
+
         /// Handle the "ListSnapshots" method.
         ///
         /// > Source IDL Documentation:
@@ -1392,6 +1463,17 @@ extension Berth_Admin_V1_Admin.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Berth_Admin_V1_Admin.Method.ReleaseVolume.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_NameRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_Report>(),
+            handler: { request, context in
+                try await self.releaseVolume(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Berth_Admin_V1_Admin.Method.ListSnapshots.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_NameRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_Report>(),
@@ -1600,6 +1682,17 @@ extension Berth_Admin_V1_Admin.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report> {
         let response = try await self.expandVolume(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func releaseVolume(
+        request: GRPCCore.StreamingServerRequest<Berth_Admin_V1_NameRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Berth_Admin_V1_Report> {
+        let response = try await self.releaseVolume(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1838,6 +1931,19 @@ extension Berth_Admin_V1_Admin.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report> {
         return GRPCCore.ServerResponse<Berth_Admin_V1_Report>(
             message: try await self.expandVolume(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func releaseVolume(
+        request: GRPCCore.ServerRequest<Berth_Admin_V1_NameRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Berth_Admin_V1_Report> {
+        return GRPCCore.ServerResponse<Berth_Admin_V1_Report>(
+            message: try await self.releaseVolume(
                 request: request.message,
                 context: context
             ),
@@ -2195,6 +2301,30 @@ extension Berth_Admin_V1_Admin {
         func expandVolume<Result>(
             request: GRPCCore.ClientRequest<Berth_Admin_V1_ExpandVolumeRequest>,
             serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_ExpandVolumeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ReleaseVolume" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Breaks the lease of a volume whose namespace the cluster's store keeps (docs/cluster.md):
+        /// > the node holding it is fenced off at once and another node may mount it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+        ///   - serializer: A serializer for `Berth_Admin_V1_NameRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Admin_V1_Report` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func releaseVolume<Result>(
+            request: GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_NameRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result
@@ -2756,6 +2886,41 @@ extension Berth_Admin_V1_Admin {
             )
         }
 
+        /// Call the "ReleaseVolume" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Breaks the lease of a volume whose namespace the cluster's store keeps (docs/cluster.md):
+        /// > the node holding it is fenced off at once and another node may mount it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+        ///   - serializer: A serializer for `Berth_Admin_V1_NameRequest` messages.
+        ///   - deserializer: A deserializer for `Berth_Admin_V1_Report` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func releaseVolume<Result>(
+            request: GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>,
+            serializer: some GRPCCore.MessageSerializer<Berth_Admin_V1_NameRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Berth_Admin_V1_Report>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Berth_Admin_V1_Admin.Method.ReleaseVolume.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "ListSnapshots" method.
         ///
         /// > Source IDL Documentation:
@@ -3295,6 +3460,36 @@ extension Berth_Admin_V1_Admin.ClientProtocol {
         try await self.expandVolume(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_ExpandVolumeRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_Report>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ReleaseVolume" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Breaks the lease of a volume whose namespace the cluster's store keeps (docs/cluster.md):
+    /// > the node holding it is fenced off at once and another node may mount it.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Berth_Admin_V1_NameRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func releaseVolume<Result>(
+        request: GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.releaseVolume(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Berth_Admin_V1_NameRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Berth_Admin_V1_Report>(),
             options: options,
             onResponse: handleResponse
@@ -3861,6 +4056,40 @@ extension Berth_Admin_V1_Admin.ClientProtocol {
             metadata: metadata
         )
         return try await self.expandVolume(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ReleaseVolume" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Breaks the lease of a volume whose namespace the cluster's store keeps (docs/cluster.md):
+    /// > the node holding it is fenced off at once and another node may mount it.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func releaseVolume<Result>(
+        _ message: Berth_Admin_V1_NameRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Berth_Admin_V1_Report>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Berth_Admin_V1_NameRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.releaseVolume(
             request: request,
             options: options,
             onResponse: handleResponse

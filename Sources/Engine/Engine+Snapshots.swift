@@ -160,6 +160,12 @@ extension Engine {
 
     func letGoLocked(_ held: [(id: String, pool: UInt32)], of holder: String, _ vdb: VolumeDatabase) throws(EngineError) {
         if held.isEmpty { return }
+        // With the namespace kept in the cluster's store, the change that freed these lands
+        // there first, under this node's lease: a node that lost the volume to another
+        // never deletes shards the other's namespace still names.
+        do { try vdb.shipNamespace() } catch {
+            throw .io("volume \(vdb.volumeID): its namespace could not be shipped (\(vdb.mirror?.isFenced == true ? "another node took it over" : "the store did not answer")); no object deleted")
+        }
         let ids = held.map(\.id)
         let kept = try keptElsewhere(ids, holder: holder)
         var byPool: [UInt32: [ObjectID]] = [:]

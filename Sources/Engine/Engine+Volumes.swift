@@ -270,12 +270,12 @@ extension Engine {
 
     /// The class of a volume.
     public func storageClass(ofVolume volume: String) throws(EngineError) -> StorageClass {
-        try volumeAndClass(volume).1.storageClass
+        try classEntry(ofVolume: volume).storageClass
     }
 
     /// The pool holding a volume's objects (for reads that go to `objects` directly).
     public func pool(ofVolume volume: String) throws(EngineError) -> UInt32 {
-        try volumeAndClass(volume).1.poolID
+        try classEntry(ofVolume: volume).poolID
     }
 
     /// Reads a live object of the volume.
@@ -303,6 +303,13 @@ extension Engine {
     /// it is remembered (a cluster-database read per object was a tenth of a put's
     /// overhead); `deleteVolume` forgets it.
     func volumeAndClass(_ volume: String) throws(EngineError) -> (VolumeDatabase, ClassEntry) {
+        let entry = try classEntry(ofVolume: volume)
+        return (try volumeDatabase(volume), entry)
+    }
+
+    /// An available volume's class, without opening its database (which, with namespaces
+    /// in the cluster's store, takes the volume's lease).
+    func classEntry(ofVolume volume: String) throws(EngineError) -> ClassEntry {
         let className: String
         if let known = volumeClassNames.withLock({ $0[volume] }) {
             className = known
@@ -314,6 +321,6 @@ extension Engine {
             volumeClassNames.withLock { $0[volume] = className }
         }
         guard let entry = state.withLock({ $0.classes[className] }) else { throw .unknownClass(className) }
-        return (try volumeDatabase(volume), entry)
+        return entry
     }
 }

@@ -209,18 +209,20 @@ public final class Engine: Sendable {
                 try abandonCopy(volume)
             } else if volume.state == .deleting {
                 try deleteVolumeData(volume)
-            } else {
-                try reconcile(volume)
+            } else if database.namespaceStore == nil {
+                try reconcile(volume, try temporaryVolumeDatabase(volume.id))
             }
+            // With namespaces in the cluster's store, this node's copy of the volume may be
+            // stale or absent (another node mounts it now): the node that takes its lease
+            // next reconciles it, from the store's copy (`openVolumeDatabase`).
         }
         try processCleanups()
     }
 
     /// A volume that was open when the engine stopped: objects caught mid-write are settled
     /// or collected, then its index entries and usage are made exact from its database.
-    private func reconcile(_ volume: VolumeRecord) throws(EngineError) {
+    private func reconcile(_ volume: VolumeRecord, _ vdb: VolumeDatabase) throws(EngineError) {
         guard let entry = state.withLock({ $0.classes[volume.className] }) else { return }
-        let vdb = try temporaryVolumeDatabase(volume.id)
         let undecided = try settleInterruptedWrites(vdb)
         let interrupted = try EngineError.wrap { try vdb.objects(state: .writing) + vdb.objects(state: .deleting) }
         // Never acknowledged ('writing') or being deleted: shards (unless another namespace
@@ -287,7 +289,21 @@ public final class Engine: Sendable {
         defer { volumeOpening.unlock() }
         if let raced = volumeDatabases.withLock({ $0[id] }) { return raced }
         if keepOpen { try EngineError.wrap { try database.markInUse(volumeID: id) } }
-        let opened = try EngineError.wrap { try VolumeDatabase(path: volumesDirectory + "/" + id + ".sqlite", volumeID: id) }
+        // A volume mounted here with namespaces kept in the cluster's store: under its lease,
+        // the local file made the store's copy if another node wrote it since.
+        let mirror = keepOpen ? database.namespaceStore.map {
+            NamespaceMirror.Settings(store: $0, holder: configuration.nodeName, ttl: configuration.leaseTTL)
+        } : nil
+        let opened = try EngineError.wrap {
+            do {
+                return try VolumeDatabase(path: volumesDirectory + "/" + id + ".sqlite", volumeID: id, mirror: mirror)
+            } catch let held as NamespaceLeaseHeld { throw EngineError.busy("\(held)") }
+        }
+        // Whoever had it last may have died mid-write: its objects caught so are settled or
+        // collected, and the index made exact, from the copy this node now holds the lease of.
+        if mirror != nil, let record = try EngineError.wrap({ try database.volume(id: id) }), record.state == .available {
+            try reconcile(record, opened)
+        }
         if keepOpen { volumeDatabases.withLock { $0[id] = opened } }
         return opened
     }
@@ -299,6 +315,9 @@ public final class Engine: Sendable {
         volumeOpening.lock()
         defer { volumeOpening.unlock() }
         guard let vdb = volumeDatabases.withLock({ $0.removeValue(forKey: id) }) else { return }
+        // The store gets what is left and another node may take the volume at once (a
+        // failure leaves the lease to run out by itself).
+        try? vdb.closeMirror()
         guard let record = try? database.volume(id: id), let entry = state.withLock({ $0.classes[record.className] }),
               let usage = try? Self.measure(vdb, entry) else { return }
         usageTable.setUsage(id, usage)
@@ -386,13 +405,21 @@ public struct EngineConfiguration: Sendable {
     /// devices only, and a cluster database naming remote devices is refused.
     public var connector: (any DeviceConnector)?
     /// Where the cluster state lives (`--metadata`); nil: `cluster.sqlite` in the state
-    /// directory. Volumes' namespaces stay in `volumes/` under the state directory.
+    /// directory. Each volume's database stays in `volumes/` under the state directory; with
+    /// a store that keeps namespaces (PostgreSQL), it is this node's working copy of it.
     public var metadata: MetadataLocation?
+    /// This node's name: the holder of the leases of the volumes it mounts (stable across
+    /// its restarts, different from every other node's).
+    public var nodeName: String
+    /// How long a volume's lease runs without renewal (with a store that keeps namespaces):
+    /// the longest another node waits to mount a volume whose node died.
+    public var leaseTTL: Duration = .seconds(8)
 
     public init(stateDirectory: String, nodeID: UInt16 = 1, fullRatio: Double = 0.95, nearFullRatio: Double = 0.85,
                 moverBytesPerSecond: Int64? = nil, moverConcurrency: Int = 2, objectIndexWindowMs: Int = 50) {
         self.stateDirectory = stateDirectory
         self.nodeID = nodeID
+        self.nodeName = "node-\(nodeID)"
         self.fullRatio = fullRatio
         self.nearFullRatio = nearFullRatio
         self.moverBytesPerSecond = moverBytesPerSecond

@@ -669,7 +669,14 @@ public final class FuseMount: @unchecked Sendable {
             }
         }
         ops.releasedir = { req, _, _ in fuse_reply_err(req, 0) }
-        ops.fsyncdir = { req, _, _, _ in fuse_reply_err(req, 0) }
+        // A directory's fsync makes its entries durable: every namespace change so far (and,
+        // with a cluster store, shipped there).
+        ops.fsyncdir = { req, _, _, _ in
+            FuseMount.handle(req) { m throws(FSError) in
+                try m.fileSystem.syncNamespace()
+                fuse_reply_err(req, 0)
+            }
+        }
         ops.statfs = { req, _ in
             FuseMount.handle(req) { m throws(FSError) in
                 let usage = try m.fileSystem.statfs()

@@ -191,7 +191,12 @@ public final class VolumeFileSystem: @unchecked Sendable {
         if !leftovers.isEmpty { do { try engine.purgeObjects(volume: volume, ids: leftovers) } catch { throw .io } }
         space = SpaceAccount(usedBytes: try namespace.allocatedBytes(chunkSize: chunkSize))
         entries = SpaceAccount(usedBytes: try namespace.usage().entries)
-        if let journalDirectory { try startJournal(journalDirectory, journaling: journaling) }
+        if let journalDirectory {
+            // Writes this node journaled before another node wrote the volume: replaying
+            // them would undo the other's (they were never fsynced, so never promised).
+            if namespace.mirror?.takeWrittenElsewhere() == true { try? FileManager.default.removeItem(atPath: journalDirectory) }
+            try startJournal(journalDirectory, journaling: journaling)
+        }
     }
 
     /// Counts one more inode or name against the volume's `EntryLimit` (ENOSPC past it);
@@ -1054,6 +1059,11 @@ public final class VolumeFileSystem: @unchecked Sendable {
             return (used, taken)
         }
         return (capacity, min(capacity, used), taken, EntryLimit.entries(capacityBytes: capacity))
+    }
+
+    /// Makes every namespace change so far durable (a directory's fsync): names, not data.
+    public func syncNamespace() throws(FSError) {
+        try namespace.syncNamespace()
     }
 
     /// Commits every file's buffered bytes and makes data and namespace durable, as an

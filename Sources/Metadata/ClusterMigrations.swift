@@ -350,6 +350,27 @@ enum VolumeMigrations {
                 ALTER TABLE xattr_v5 RENAME TO xattr;
                 """)
         }
+        // A volume whose namespace a `NamespaceStore` keeps (the cluster's PostgreSQL):
+        // the keys of rows changed since the last shipment (written by triggers that only a
+        // mirrored volume's connection has, `NamespaceMirror`), and the version of the
+        // store's copy this database last matched, with the lease generation it was
+        // written under. Empty and unused in the embedded default.
+        migrator.registerMigration("v6-namespace-mirror") { db in
+            try db.execute(sql: """
+                CREATE TABLE mirror_change (
+                    seq INTEGER PRIMARY KEY,
+                    tbl INTEGER NOT NULL CHECK (tbl BETWEEN 0 AND 5),
+                    k1 NOT NULL,
+                    k2
+                );
+                CREATE TABLE mirror_state (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    version INTEGER NOT NULL CHECK (version >= 0),
+                    generation INTEGER NOT NULL CHECK (generation >= 0)
+                );
+                INSERT INTO mirror_state (id, version, generation) VALUES (1, 0, 0);
+                """)
+        }
         return migrator
     }
 }

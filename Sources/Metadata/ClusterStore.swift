@@ -69,9 +69,15 @@ public protocol ClusterStore: AnyObject, Sendable {
     func pgsNeedingRecovery() throws -> [(poolID: UInt32, pg: Int, generation: Int64)]
     @discardableResult
     func clearRecovery(poolID: UInt32, pg: Int, generation: Int64?) throws -> Bool
+
+    /// Where volumes' namespaces are kept beyond the node that mounts them, under leases
+    /// (nil: each volume's database on its node is the only copy, as in the embedded default).
+    var namespaceStore: (any NamespaceStore)? { get }
 }
 
 extension ClusterStore {
+    public var namespaceStore: (any NamespaceStore)? { nil }
+
     public func finishCopy(_ record: VolumeRecord, sharing objects: [String], with sourceID: String, usage: VolumeUsageRecord) throws {
         try finishCopy(record, sharing: objects, with: sourceID, usage: usage, copyData: false)
     }

@@ -113,6 +113,8 @@ extension VolumeDatabase {
     /// `commitIf`: see `batched`.
     func fs<T>(immediate: Bool = false, commitIf: (T) -> Bool = { _ in false },
                _ body: (Database) throws -> T) throws(FSError) -> T {
+        // Another node took the volume over: nothing more of this node's may commit.
+        if let mirror, mirror.isFenced { throw .io }
         do {
             let change = { (db: Database) throws -> T in
                 let result = try body(db)

@@ -40,6 +40,9 @@ public final class VolumeDatabase: Sendable {
     let nextIno = Mutex<Int64?>(nil)
     /// Checkpoints the WAL off the writer's thread (nil in memory).
     let checkpointer: WalCheckpointer?
+    /// The store that keeps the namespace beyond this node, and the lease it is written
+    /// under (nil: the embedded default, where this file is the only copy).
+    public let mirror: NamespaceMirror?
     /// Write transactions ended so far (namespace batches when they commit): one who read
     /// the count, then the database, knows that nothing committed since while the count
     /// stays the same.
@@ -48,8 +51,10 @@ public final class VolumeDatabase: Sendable {
 
     /// `batchWindow`: see the property (tests that watch a batch stay open choose a longer one);
     /// `checkpointFrames`: the WAL's size, in frames, that asks for a checkpoint.
+    /// `mirror`: keep the namespace in that store too, under the volume's lease (taken
+    /// here, waiting for another node's to run out; see `NamespaceMirror`).
     public init(path: String, volumeID: String, batchWindow: DispatchTimeInterval = .milliseconds(10),
-                checkpointFrames: Int32 = WalCheckpointer.defaultThreshold) throws {
+                checkpointFrames: Int32 = WalCheckpointer.defaultThreshold, mirror: NamespaceMirror.Settings? = nil) throws {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
@@ -62,6 +67,8 @@ public final class VolumeDatabase: Sendable {
         let checkpointer = WalCheckpointer(path: path, threshold: checkpointFrames)
         writer.writeWithoutTransaction { db in checkpointer.install(on: db) }
         self.checkpointer = checkpointer
+        self.mirror = mirror.map(NamespaceMirror.init)
+        if let opened = self.mirror { try openMirror(opened) }
         try prepare()
     }
 
@@ -73,6 +80,7 @@ public final class VolumeDatabase: Sendable {
         batchWindow = nil
         inodeWatcher = InodeCache.Invalidator(inodes)
         checkpointer = nil
+        mirror = nil
         writer = try DatabaseQueue()
         try VolumeMigrations.migrator.migrate(writer)
         try prepare()
@@ -198,6 +206,7 @@ public final class VolumeDatabase: Sendable {
                 result = try body(db)
                 return .commit
             }
+            scheduleShipment()
             return result!
         }
     }
@@ -255,6 +264,7 @@ public final class VolumeDatabase: Sendable {
             try? db.rollback()
             throw error
         }
+        scheduleShipment()
     }
 
     /// Commits the open namespace batch now (not fsynced), as at unmount.
@@ -268,11 +278,13 @@ public final class VolumeDatabase: Sendable {
     }
 
     /// Makes every commit so far durable (the filesystem's fsync).
+    /// With a mirror, the store has every change when this returns (`shipNamespace`).
     public func syncNamespace() throws(FSError) {
         do { try makeCommitsDurable() } catch { throw .io }
         // Changes acknowledged earlier and lost to a failed batch commit: this sync cannot
         // promise them (reported once).
         if batch.withLock({ b in defer { b.lost = false }; return b.lost }) { throw .io }
+        try shipNamespace()
     }
 
     /// The current `PRAGMA synchronous` of the writer (1 = NORMAL, 2 = FULL), for tests.

@@ -13,6 +13,9 @@ import PostgresNIO
 public final class PostgresClusterStore: ClusterStore {
     let pool: PostgresPool
     let controllerLock: PostgresControllerLock
+    /// Volumes' namespaces and leases, in the same database.
+    public let namespaces: PostgresNamespaceStore
+    public var namespaceStore: (any NamespaceStore)? { namespaces }
 
     /// Connects, takes the controller lock (`PostgresControllerLock`) and migrates; fails
     /// with the reason if it cannot.
@@ -20,6 +23,7 @@ public final class PostgresClusterStore: ClusterStore {
         pool = try PostgresPool(settings: settings)
         let lock = try PostgresControllerLock(pool: pool)
         controllerLock = lock
+        namespaces = PostgresNamespaceStore(pool: pool)
         pool.beforeWrite = { [weak lock] in try lock?.ensure() }  // weak: the lock holds the pool
         try PostgresMigrations.migrate(pool)
     }

@@ -113,6 +113,84 @@ enum PostgresMigrations {
                 volume_id TEXT PRIMARY KEY REFERENCES volume(id) ON DELETE CASCADE
             );
             """),
+        // Volumes' namespaces (`PostgresNamespaceStore`): each volume database's mirrored
+        // tables (`VolumeMigrations`, as they stand at v5) with the volume's id in front of
+        // every key, the same CHECKs, and foreign keys checked at commit (a shipment applies
+        // one table after another). `namespace_head`: the volume's lease (holder,
+        // generation, expiry by the server's clock) and the version of this copy.
+        ("v2-namespaces", """
+            CREATE TABLE namespace_head (
+                volume_id TEXT PRIMARY KEY REFERENCES volume(id) ON DELETE CASCADE,
+                holder TEXT CHECK (holder IS NULL OR length(holder) BETWEEN 1 AND 300),
+                generation BIGINT NOT NULL CHECK (generation >= 0),
+                expires_at TIMESTAMPTZ NOT NULL,
+                version BIGINT NOT NULL DEFAULT 0 CHECK (version >= 0),
+                shipped_generation BIGINT NOT NULL DEFAULT 0 CHECK (shipped_generation >= 0)
+            );
+            CREATE TABLE ns_inode (
+                volume_id TEXT NOT NULL REFERENCES volume(id) ON DELETE CASCADE,
+                ino BIGINT NOT NULL,
+                kind BIGINT NOT NULL CHECK (kind = 1 OR (kind BETWEEN 2 AND 12 AND kind % 2 = 0)),
+                mode BIGINT NOT NULL CHECK (mode BETWEEN 0 AND 4095),
+                uid BIGINT NOT NULL,
+                gid BIGINT NOT NULL,
+                size BIGINT NOT NULL DEFAULT 0 CHECK (size >= 0),
+                nlink BIGINT NOT NULL CHECK (nlink >= 0),
+                rdev BIGINT NOT NULL DEFAULT 0,
+                atime_ns BIGINT NOT NULL,
+                mtime_ns BIGINT NOT NULL,
+                ctime_ns BIGINT NOT NULL,
+                target BYTEA,
+                PRIMARY KEY (volume_id, ino)
+            );
+            CREATE TABLE ns_object (
+                volume_id TEXT NOT NULL REFERENCES volume(id) ON DELETE CASCADE,
+                id TEXT NOT NULL CHECK (length(id) = 32),
+                pool_id BIGINT NOT NULL CHECK (pool_id > 0),
+                pg BIGINT NOT NULL CHECK (pg >= 0),
+                size_bytes BIGINT NOT NULL CHECK (size_bytes >= 0),
+                state TEXT NOT NULL CHECK (state IN ('writing', 'live', 'deleting')),
+                created_ms BIGINT NOT NULL,
+                PRIMARY KEY (volume_id, id)
+            );
+            CREATE TABLE ns_dentry (
+                volume_id TEXT NOT NULL REFERENCES volume(id) ON DELETE CASCADE,
+                parent BIGINT NOT NULL,
+                name BYTEA NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
+                ino BIGINT NOT NULL,
+                PRIMARY KEY (volume_id, parent, name),
+                FOREIGN KEY (volume_id, parent) REFERENCES ns_inode (volume_id, ino) DEFERRABLE INITIALLY DEFERRED,
+                FOREIGN KEY (volume_id, ino) REFERENCES ns_inode (volume_id, ino) DEFERRABLE INITIALLY DEFERRED
+            );
+            CREATE INDEX ns_dentry_by_ino ON ns_dentry (volume_id, ino);
+            CREATE TABLE ns_slice (
+                volume_id TEXT NOT NULL REFERENCES volume(id) ON DELETE CASCADE,
+                id BIGINT NOT NULL,
+                ino BIGINT NOT NULL,
+                chunk BIGINT NOT NULL CHECK (chunk >= 0),
+                pos BIGINT NOT NULL CHECK (pos >= 0),
+                len BIGINT NOT NULL CHECK (len > 0),
+                object TEXT,
+                object_off BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (volume_id, id),
+                FOREIGN KEY (volume_id, ino) REFERENCES ns_inode (volume_id, ino) DEFERRABLE INITIALLY DEFERRED
+            );
+            CREATE INDEX ns_slice_by_ino ON ns_slice (volume_id, ino);
+            CREATE TABLE ns_xattr (
+                volume_id TEXT NOT NULL REFERENCES volume(id) ON DELETE CASCADE,
+                ino BIGINT NOT NULL,
+                name BYTEA NOT NULL,
+                value BYTEA NOT NULL,
+                PRIMARY KEY (volume_id, ino, name),
+                FOREIGN KEY (volume_id, ino) REFERENCES ns_inode (volume_id, ino) DEFERRABLE INITIALLY DEFERRED
+            );
+            CREATE TABLE ns_settling_object (
+                volume_id TEXT NOT NULL REFERENCES volume(id) ON DELETE CASCADE,
+                id TEXT NOT NULL,
+                PRIMARY KEY (volume_id, id),
+                FOREIGN KEY (volume_id, id) REFERENCES ns_object (volume_id, id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED
+            );
+            """),
     ]
 
     /// Applies the migrations not applied yet, each in the transaction that records it, under

@@ -125,7 +125,9 @@ final class PostgresPool: @unchecked Sendable {
     /// Statements outside any transaction: a read (one statement, its own snapshot), or
     /// session-level locks and the transactions of migrations.
     func read<T>(_ body: (Session) throws -> T) throws -> T {
-        do { return try withConnection(body) } catch { throw Self.described(error, "postgres") }
+        do { return try withConnection(body) } catch let refusal as any NamespaceRefusal { throw refusal } catch {
+            throw Self.described(error, "postgres")
+        }
     }
 
     /// A write transaction, all or nothing, retried on a serialization failure.
@@ -147,6 +149,8 @@ final class PostgresPool: @unchecked Sendable {
                 }
             } catch let error as MetadataError {
                 throw error
+            } catch let refusal as any NamespaceRefusal {
+                throw refusal
             } catch {
                 attempt += 1
                 if Self.isConflict(error) && attempt < Self.retries {
@@ -191,6 +195,8 @@ final class PostgresPool: @unchecked Sendable {
             return try body(Session(connection: connection!))
         } catch let error as MetadataError {
             throw error
+        } catch let refusal as any NamespaceRefusal {
+            throw refusal
         } catch where Self.isConflict(error) {
             throw error
         } catch {

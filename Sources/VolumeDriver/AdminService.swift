@@ -156,6 +156,14 @@ struct AdminService: Berth_Admin_V1_Admin.SimpleServiceProtocol {
         return try report(["deleted": request.name])
     }
 
+    func releaseVolume(request: Berth_Admin_V1_NameRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
+        let holder = try await run { () throws -> String? in
+            let record = try volume(idOrName: request.name)
+            return try engine.releaseVolume(id: record.id)
+        }
+        return try report(["released": request.name, "held_by": holder ?? ""])
+    }
+
     func expandVolume(request: Berth_Admin_V1_ExpandVolumeRequest, context _: ServerContext) async throws -> Berth_Admin_V1_Report {
         guard request.capacityBytes > 0 else { throw Failures.invalid("capacity_bytes must be positive") }
         let found = try await run { try volume(idOrName: request.id) }

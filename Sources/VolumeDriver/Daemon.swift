@@ -39,6 +39,7 @@ struct Daemon {
             throw DaemonError("\(error)")
         }
         var engineConfiguration = EngineConfiguration(stateDirectory: c.stateDirectory, nodeID: NodeNumber.of(c.nodeID))
+        engineConfiguration.nodeName = c.nodeID
         engineConfiguration.metadata = metadata
         let fresh: Bool
         switch metadata {

@@ -5,7 +5,7 @@ import Foundation
 struct VolumeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "volume", abstract: "Volumes: list, show, and create/delete/expand for testing without an orchestrator.",
-        subcommands: [List.self, Show.self, Create.self, Delete.self, Expand.self])
+        subcommands: [List.self, Show.self, Create.self, Delete.self, Expand.self, Release.self])
 
     static func row(_ v: JSON, into table: inout Table) {
         table.add(v["id"]?.string ?? "", v["name"]?.string ?? "", v["class_name"]?.string ?? "", human(v["capacity_bytes"]?.int64 ?? 0),
@@ -50,6 +50,13 @@ struct VolumeCommand: AsyncParsableCommand {
                 if let copying = report["copying_objects"]?.string, copying != "0" {
                     table.add("copying", "\(copying) objects still in the source's class")
                 }
+                if let lease = report["lease"], lease["generation"] != nil {
+                    let holder = lease["holder"]?.string ?? ""
+                    let remaining = lease["remaining_s"]?.double ?? 0
+                    let generation = lease["generation"]?.string ?? ""
+                    table.add("mounted by", holder.isEmpty || remaining <= 0 ? "nobody (lease \(generation) free)"
+                              : "\(holder) (lease \(generation), \(String(format: "%.1f", remaining)) s left)")
+                }
                 emit(table.render())
             }
         }
@@ -91,6 +98,26 @@ struct VolumeCommand: AsyncParsableCommand {
                 request.name = id
                 let report = try await Daemon.report(common) { [request] in try await $0.deleteVolume(request) }
                 emit(common.json ? report.text : "deleted: \(id)")
+            }
+        }
+    }
+
+    struct Release: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Break a volume's lease: the node mounting it read-write is fenced off (its writes fail with EIO) and another node may mount it at once.",
+            discussion: "For a node known dead or cut off, to move its volumes without waiting for their leases to run out. Only with the cluster state on PostgreSQL.")
+        @Argument(help: "Volume id or name.") var id: String
+        @Flag(help: "Do not ask for confirmation.") var yes = false
+        @OptionGroup var common: Common
+        func run() async throws {
+            try await Self.guarded {
+                try confirm("Fence off the node mounting volume \(id)? Its writes not yet synced are lost.", yes: yes)
+                var request = Berth_Admin_V1_NameRequest()
+                request.name = id
+                let report = try await Daemon.report(common) { [request] in try await $0.releaseVolume(request) }
+                if common.json { return emit(report.text) }
+                let holder = report["held_by"]?.string ?? ""
+                emit(holder.isEmpty ? "released: \(id) (nobody held it)" : "released: \(id) (node \(holder) is fenced off)")
             }
         }
     }
