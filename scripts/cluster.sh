@@ -15,7 +15,9 @@
 #   scripts/cluster.sh down          stop everything, unmount, remove namespaces and state
 #
 # n1's daemon serves CSI and the admin API; other hosts run their agent only (their
-# csi_endpoint and admin_socket are null). Processes of a host run in its network namespace
+# csi_endpoint and admin_socket are null), and with BERTH_METADATA=postgres also a CSI node
+# (`VolumeDriver --role csi-node`: csi_endpoint set, admin_socket null) that mounts any
+# volume, its namespace under a lease in PostgreSQL. Processes of a host run in its network namespace
 # only (nsenter --net), so the mounts its daemon makes are visible from the root namespace.
 #
 # With BERTH_METADATA=postgres, the cluster state lives in PostgreSQL (Debian's) running in a
@@ -26,7 +28,8 @@
 # Environment: BERTH_CLUSTER_DIR (default /tmp/berth-cluster), BERTH_BIN (directory of the
 # built VolumeDriver and provisionctl; default the newer of .build/release and .build/debug),
 # BERTH_DEVICE_SIZE (default 4Gi per device), BERTH_DAEMON_ARGS (extra daemon flags),
-# BERTH_METADATA (postgres: the cluster state in PostgreSQL, above; default cluster.sqlite).
+# BERTH_METADATA (postgres: the cluster state in PostgreSQL, above; default cluster.sqlite),
+# BERTH_NODE_ARGS (extra flags of the CSI nodes).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -113,6 +116,20 @@ start_daemon() {
   wait_ready "$home/daemon.log" "$!" "the daemon of n1"
 }
 
+# Host I's CSI node (--role csi-node: CSI Node and FUSE, volumes' namespaces under leases in
+# PostgreSQL), on every host but n1 when the cluster state is in PostgreSQL.
+start_node_daemon() {
+  local i=$1 b; b=$(bin_dir)
+  local home="$DIR/n$i"
+  : > "$home/node.log"
+  # shellcheck disable=SC2086
+  nsenter --net="/run/netns/$(ns "$i")" -- "$b/VolumeDriver" --role csi-node --metadata "$(metadata_url)" --tls-dir "$home/tls" \
+    --state-dir "$home/state" --node-id "n$i" --endpoint "unix://$home/csi.sock" --metrics-address off \
+    ${BERTH_NODE_ARGS:-} >> "$home/node.log" 2>&1 < /dev/null &
+  echo $! > "$home/node.pid"
+  wait_ready "$home/node.log" "$!" "the CSI node of n$i"
+}
+
 print_json() {
   local n; n=$(count)
   [ "$n" -gt 0 ] || die "no cluster is up (scripts/cluster.sh up N)"
@@ -120,6 +137,7 @@ print_json() {
   for i in $(seq 1 "$n"); do
     local csi=null admin=null
     if [ "$i" = 1 ]; then csi="\"unix://$DIR/n1/csi.sock\""; admin="\"$DIR/n1/admin.sock\""; fi
+    if [ "$i" != 1 ] && [ -d "$DIR/pg" ]; then csi="\"unix://$DIR/n$i/csi.sock\""; fi
     out+="$sep{\"id\":\"n$i\",\"netns\":\"$(ns "$i")\",\"address\":\"$(ip_of "$i")\",\"agent\":\"$(ip_of "$i"):$AGENT_PORT\",\"csi_endpoint\":$csi,\"admin_socket\":$admin}"
     sep=","
   done
@@ -211,6 +229,7 @@ up() {
     done
   } > "$DIR/daemon.yaml"
   start_daemon
+  if [ -d "$DIR/pg" ]; then for i in $(seq 2 "$n"); do start_node_daemon "$i"; done; fi
   UP_DONE=1
   print_json
 }
@@ -228,10 +247,13 @@ start_node() {
   [ -z "$(ip netns pids "$(ns "$i")" 2>/dev/null)" ] || die "$1 is running"
   if [ "$i" = pg ]; then start_postgres; echo "started pg"; return; fi
   start_agent "$i"
+  # What a killed daemon left mounted is dead: its successor mounts the volumes again.
   if [ "$i" = 1 ]; then
-    # What a killed daemon left mounted is dead: its successor mounts the volumes again.
     unmount_dead
     start_daemon
+  elif [ -d "$DIR/pg" ]; then
+    unmount_dead
+    start_node_daemon "$i"
   fi
   echo "started n$i"
 }
@@ -278,12 +300,13 @@ unmount_dead() {
 down() {
   local n; n=$(count)
   if [ "$n" -gt 0 ]; then
-    # The daemon first, gracefully: it unmounts what it mounted.
-    if [ -f "$DIR/n1/daemon.pid" ] && kill -0 "$(cat "$DIR/n1/daemon.pid")" 2>/dev/null; then
-      local pid; pid=$(cat "$DIR/n1/daemon.pid")
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    fi
+    # The daemons first, gracefully: they unmount what they mounted.
+    local pids="" pid
+    for f in "$DIR"/n*/daemon.pid "$DIR"/n*/node.pid; do
+      [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && pids+=" $(cat "$f")"
+    done
+    for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in $pids; do for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done; done
     for i in $(seq 1 "$n"); do
       local pids; pids=$(ip netns pids "$(ns "$i")" 2>/dev/null || true)
       [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true

@@ -201,7 +201,8 @@ public struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         v.volumeID = record.id
         v.capacityBytes = record.capacityBytes
         v.volumeContext = [Self.classContextKey: record.className]
-        v.accessibleTopology = [context.topology]
+        // Mountable on any node (namespaces in the cluster's store): no constraint at all.
+        v.accessibleTopology = context.anyNode ? [] : [context.topology]
         if let id = record.source(.snapshot) {
             v.contentSource.snapshot.snapshotID = id
         } else if let id = record.source(.volume) {

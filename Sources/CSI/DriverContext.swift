@@ -20,18 +20,27 @@ public final class DriverContext: Sendable {
     public let stateDirectory: String
     public let vendorVersion: String
     public let logger: Logger
+    /// Whether this daemon serves CSI Controller (false: `--role csi-node`).
+    public let servesController: Bool
+    /// Whether a volume mounts on any node of the cluster (namespaces in PostgreSQL), not
+    /// only on the node holding its engine: its accessible topology is then every node.
+    public let anyNode: Bool
     /// Create, delete, expand and the per-volume lock: the rules CSI and the admin API share.
     public let operations: VolumeOperations
     let resolver: ClassResolver
 
     public init(engine: Engine, mounts: NodeMounts, nodeID: String, extraSegments: [String: String] = [:],
                 defaultClass: String = "replicated-3", defaultVolumeBytes: Int64 = 1 << 30,
-                stateDirectory: String, vendorVersion: String, logger: Logger) {
+                stateDirectory: String, vendorVersion: String, logger: Logger, servesController: Bool = true) {
         self.engine = engine
+        self.servesController = servesController
+        // Namespaces in the cluster's store: a volume mounts on any node (its lease decides
+        // which one at a time), so no volume is tied to this node's key.
+        anyNode = engine.namespacesAreShared
         self.mounts = mounts
         self.nodeID = nodeID
         var segments = extraSegments
-        segments[Self.nodeTopologyKey] = nodeID
+        if !anyNode { segments[Self.nodeTopologyKey] = nodeID }
         self.segments = segments
         self.defaultClass = defaultClass
         self.defaultVolumeBytes = defaultVolumeBytes
@@ -50,7 +59,7 @@ public final class DriverContext: Sendable {
 
     /// Whether a topology names this node: every segment it gives must be one of ours.
     func accepts(_ topology: Csi_V1_Topology) -> Bool {
-        topology.segments.allSatisfy { segments[$0.key] == $0.value }
+        anyNode || topology.segments.allSatisfy { segments[$0.key] == $0.value }
     }
 
 

@@ -27,7 +27,7 @@ public struct IdentityService: Csi_V1_Identity.SimpleServiceProtocol {
         var expansion = Csi_V1_PluginCapability()
         expansion.volumeExpansion.type = .online
         var r = Csi_V1_GetPluginCapabilitiesResponse()
-        r.capabilities = [service(.controllerService), service(.volumeAccessibilityConstraints), expansion]
+        r.capabilities = (context.servesController ? [service(.controllerService)] : []) + [service(.volumeAccessibilityConstraints), expansion]
         return r
     }
 

@@ -90,9 +90,14 @@ public final class Engine: Sendable {
         } catch {
             throw .io("cannot create the state directory \(configuration.stateDirectory): \(error.localizedDescription)")
         }
+        if configuration.role == .node {
+            guard case .postgres? = configuration.metadata else {
+                throw .invalidArgument("a node role mounts volumes of a cluster whose state is shared: it needs --metadata postgres://…")
+            }
+        }
         let database: any ClusterStore = try EngineError.wrap {
             switch configuration.metadata {
-            case .postgres(let settings)?: try PostgresClusterStore(settings: settings)
+            case .postgres(let settings)?: try PostgresClusterStore(settings: settings, controller: configuration.role == .all)
             case .sqlite(let path)?: try ClusterDatabase(path: path)
             case nil: try ClusterDatabase(path: configuration.stateDirectory + "/cluster.sqlite")
             }
@@ -107,6 +112,24 @@ public final class Engine: Sendable {
 
         let map = try EngineError.wrap { try database.latestMap() } ?? ClusterMap()
         let placer = try EngineError.wrap { try Placer(map: map) }
+        let (classes, locations) = try Self.loadClasses(database)
+        var stores: [any ShardDevice] = []
+        for record in try EngineError.wrap({ try database.devices() }) {
+            if let store = try Self.openDevice(record, connector: configuration.connector) { stores.append(store) }
+        }
+        let targets = try Self.targets(of: map, placer: placer)
+        let initial = State(map: map, placer: placer, classes: classes, locations: locations, targets: targets)
+        state = Mutex(initial)
+        objects = ObjectStore(layout: Self.layout(initial), devices: stores, codecs: classes.values.map(\.codec))
+        throttle = Throttle(bytesPerSecond: configuration.moverBytesPerSecond, adaptive: configuration.adaptiveMoverBudget,
+                            latency: objects.clientLatency)
+        // Finishing what a stop interrupted is the controller's; a node reconciles the
+        // volumes it mounts when it takes their leases.
+        if configuration.role == .all { try recoverAfterRestart() }
+    }
+
+    /// Every class, and where each of its pool's PGs' shards are.
+    static func loadClasses(_ database: any ClusterStore) throws(EngineError) -> (classes: [String: ClassEntry], locations: [UInt32: [[DeviceID]]]) {
         var classes: [String: ClassEntry] = [:]
         var locations: [UInt32: [[DeviceID]]] = [:]
         for record in try EngineError.wrap({ try database.classes() }) {
@@ -116,30 +139,22 @@ public final class Engine: Sendable {
             classes[record.name] = ClassEntry(storageClass: storageClass, poolID: poolID, codec: codec)
             locations[poolID] = try EngineError.wrap { try database.locations(poolID: poolID) }
         }
-        var stores: [any ShardDevice] = []
-        for record in try EngineError.wrap({ try database.devices() }) {
-            if let agent = record.agent {
-                guard let connector = configuration.connector else {
-                    throw .invalidArgument("device \(record.id) is served by the node agent at \(agent); "
-                        + "this daemon needs the cluster's TLS directory (--tls-dir) to reach it")
-                }
-                // Unreachable until its agent answers: reads degrade meanwhile.
-                stores.append(try EngineError.wrap { try connector.device(id: DeviceID(record.id), host: record.host, address: agent,
-                                                                       capacityBytes: Int(record.capacityBytes), verify: false) })
-                continue
+        return (classes, locations)
+    }
+
+    /// The device a record names: its agent's (unreachable until the agent answers: reads
+    /// degrade meanwhile), or a directory of this machine (nil if it is gone: it stays in
+    /// the map, reads degrade, until failed).
+    static func openDevice(_ record: DeviceRecord, connector: (any DeviceConnector)?) throws(EngineError) -> (any ShardDevice)? {
+        if let agent = record.agent {
+            guard let connector else {
+                throw .invalidArgument("device \(record.id) is served by the node agent at \(agent); "
+                    + "this daemon needs the cluster's TLS directory (--tls-dir) to reach it")
             }
-            // A device whose directory is gone stays in the map (reads degrade) until failed.
-            if let store = try? ShardStore(id: DeviceID(record.id), root: record.path, capacityBytes: Int(record.capacityBytes), create: false) {
-                stores.append(store)
-            }
+            return try EngineError.wrap { try connector.device(id: DeviceID(record.id), host: record.host, address: agent,
+                                                               capacityBytes: Int(record.capacityBytes), verify: false) }
         }
-        let targets = try Self.targets(of: map, placer: placer)
-        let initial = State(map: map, placer: placer, classes: classes, locations: locations, targets: targets)
-        state = Mutex(initial)
-        objects = ObjectStore(layout: Self.layout(initial), devices: stores, codecs: classes.values.map(\.codec))
-        throttle = Throttle(bytesPerSecond: configuration.moverBytesPerSecond, adaptive: configuration.adaptiveMoverBudget,
-                            latency: objects.clientLatency)
-        try recoverAfterRestart()
+        return try? ShardStore(id: DeviceID(record.id), root: record.path, capacityBytes: Int(record.capacityBytes), create: false)
     }
 
     // MARK: layout
@@ -380,6 +395,19 @@ public final class Engine: Sendable {
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 }
 
+/// What an engine does for the cluster.
+public enum EngineRole: String, Sendable {
+    /// Everything: the cluster state's writer (classes, devices, epochs, the mover, health,
+    /// recovery after a stop) and this node's mounts. The embedded default, and a cluster's
+    /// controller.
+    case all
+    /// A node of a cluster whose state is in PostgreSQL: mounts volumes (their namespaces
+    /// under leases) and writes their objects by the map the controller made, which it
+    /// reads again every few seconds (`refreshClusterState`); it never changes the map,
+    /// classes or devices, and takes no controller lock.
+    case node
+}
+
 /// Settings of one engine.
 public struct EngineConfiguration: Sendable {
     /// Where `cluster.sqlite`, `volumes/` and (by default) `devices/` live.
@@ -414,6 +442,8 @@ public struct EngineConfiguration: Sendable {
     /// How long a volume's lease runs without renewal (with a store that keeps namespaces):
     /// the longest another node waits to mount a volume whose node died.
     public var leaseTTL: Duration = .seconds(8)
+    /// What this engine does for the cluster (`EngineRole`).
+    public var role: EngineRole = .all
 
     public init(stateDirectory: String, nodeID: UInt16 = 1, fullRatio: Double = 0.95, nearFullRatio: Double = 0.85,
                 moverBytesPerSecond: Int64? = nil, moverConcurrency: Int = 2, objectIndexWindowMs: Int = 50) {

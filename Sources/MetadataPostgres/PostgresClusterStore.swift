@@ -12,19 +12,26 @@ import PostgresNIO
 /// byte (`COLLATE "C"`), as SQLite's do, whatever the database's collation.
 public final class PostgresClusterStore: ClusterStore {
     let pool: PostgresPool
-    let controllerLock: PostgresControllerLock
+    /// nil: a node's store (`controller: false`).
+    let controllerLock: PostgresControllerLock?
     /// Volumes' namespaces and leases, in the same database.
     public let namespaces: PostgresNamespaceStore
     public var namespaceStore: (any NamespaceStore)? { namespaces }
 
     /// Connects, takes the controller lock (`PostgresControllerLock`) and migrates; fails
-    /// with the reason if it cannot.
-    public init(settings: MetadataLocation.PostgresSettings) throws {
+    /// with the reason if it cannot. `controller: false`: a node's store, which mounts
+    /// volumes and records their objects but never changes the map, classes or devices:
+    /// no controller lock, so any number of nodes share the database with the controller.
+    public init(settings: MetadataLocation.PostgresSettings, controller: Bool = true) throws {
         pool = try PostgresPool(settings: settings)
-        let lock = try PostgresControllerLock(pool: pool)
-        controllerLock = lock
         namespaces = PostgresNamespaceStore(pool: pool)
-        pool.beforeWrite = { [weak lock] in try lock?.ensure() }  // weak: the lock holds the pool
+        if controller {
+            let lock = try PostgresControllerLock(pool: pool)
+            controllerLock = lock
+            pool.beforeWrite = { [weak lock] in try lock?.ensure() }  // weak: the lock holds the pool
+        } else {
+            controllerLock = nil
+        }
         try PostgresMigrations.migrate(pool)
     }
 

@@ -41,6 +41,8 @@ struct Daemon {
         var engineConfiguration = EngineConfiguration(stateDirectory: c.stateDirectory, nodeID: NodeNumber.of(c.nodeID))
         engineConfiguration.nodeName = c.nodeID
         engineConfiguration.metadata = metadata
+        engineConfiguration.role = c.role
+        let controller = c.role == .all
         let fresh: Bool
         switch metadata {
         case .postgres?: fresh = false  // decided below, once the engine has read the cluster state
@@ -60,7 +62,7 @@ struct Daemon {
         // A PostgreSQL database with nothing in it yet is a new cluster (there is no file to look for).
         var isPostgres = false
         if case .postgres? = metadata { isPostgres = true }
-        if fresh || (isPostgres && engine.map.devices.isEmpty && engine.classes().isEmpty) {
+        if controller && (fresh || (isPostgres && engine.map.devices.isEmpty && engine.classes().isEmpty)) {
             try EmbeddedCluster.bootstrap(engine, configuration: c, logger: log)
         }
         if let metadata { log.info("cluster state", metadata: ["metadata": "\(metadata)"]) }
@@ -69,22 +71,31 @@ struct Daemon {
         mounts.reconcile()
         let context = DriverContext(engine: engine, mounts: mounts, nodeID: c.nodeID, extraSegments: c.topology,
                                     defaultClass: c.defaultClass, stateDirectory: c.stateDirectory,
-                                    vendorVersion: BerthVersion.current, logger: log)
+                                    vendorVersion: BerthVersion.current, logger: log, servesController: controller)
         let metrics = DaemonMetrics(engine: engine)
         let interceptor = MetricsInterceptor(metrics: metrics, log: log)
 
         let csiDescriptor = try UnixSocket.listen(path: csiPath, mode: 0o660, gid: c.csiSocketGroup)
-        let adminDescriptor = try UnixSocket.listen(path: adminPath, mode: 0o600)
-        let allowed = Set([0] + c.adminAllowedUIDs)
-        let gate = PeerCredentials.gate(allowedUIDs: allowed) { peer in
-            log.warning("admin socket: refused a caller", metadata: ["uid": "\(peer.uid)", "pid": "\(peer.pid)"])
+        // A node (`--role csi-node`) serves CSI Identity and Node only; the admin API is the
+        // controller's.
+        let csiServices: [any RegistrableRPCService] = controller
+            ? [IdentityService(context: context), ControllerService(context: context), NodeService(context: context)]
+            : [IdentityService(context: context), NodeService(context: context)]
+        let csiServer = GRPCServer(transport: Transports.server(descriptor: csiDescriptor), services: csiServices, interceptors: [interceptor])
+        // The controller's parts: the admin API, the mover, the health check.
+        var controllerServices: [any Service] = []
+        if controller {
+            let adminDescriptor = try UnixSocket.listen(path: adminPath, mode: 0o600)
+            let allowed = Set([0] + c.adminAllowedUIDs)
+            let gate = PeerCredentials.gate(allowedUIDs: allowed) { peer in
+                log.warning("admin socket: refused a caller", metadata: ["uid": "\(peer.uid)", "pid": "\(peer.pid)"])
+            }
+            let adminServer = GRPCServer(transport: Transports.server(descriptor: adminDescriptor, onAccept: gate),
+                                         services: [AdminService(context: context), IdentityService(context: context)],
+                                         interceptors: [interceptor])
+            controllerServices = [MoverService(engine: engine, log: log), GRPCServerService(server: adminServer)]
+            if agents != nil { controllerServices.append(HealthService(engine: engine, policy: c.health, log: log)) }
         }
-        let csiServer = GRPCServer(transport: Transports.server(descriptor: csiDescriptor),
-                                   services: [IdentityService(context: context), ControllerService(context: context), NodeService(context: context)],
-                                   interceptors: [interceptor])
-        let adminServer = GRPCServer(transport: Transports.server(descriptor: adminDescriptor, onAccept: gate),
-                                     services: [AdminService(context: context), IdentityService(context: context)],
-                                     interceptors: [interceptor])
 
         var metricsServer: MetricsServer?
         if !c.metricsAddress.isEmpty && c.metricsAddress != "off" {
@@ -94,13 +105,8 @@ struct Daemon {
             metricsServer = try await MetricsServer(host: host, port: port) { metrics.render() }
         }
 
-        var services: [any Service] = [
-            MountsService(mounts: mounts),
-            MoverService(engine: engine, log: log),
-            GRPCServerService(server: csiServer),
-            GRPCServerService(server: adminServer),
-        ]
-        if agents != nil { services.append(HealthService(engine: engine, policy: c.health, log: log)) }
+        var services: [any Service] = [MountsService(mounts: mounts), GRPCServerService(server: csiServer)]
+        services += controller ? controllerServices : [ClusterRefreshService(engine: engine, log: log)]
         if let metricsServer { services.append(MetricsService(server: metricsServer)) }
         // A part that fails or ends early takes the daemon down gracefully, in order.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services.map {
@@ -116,11 +122,11 @@ struct Daemon {
         log.info("serving", metadata: ["csi": "\(csiPath)", "admin": "\(adminPath)", "metrics": "\(metricsServer?.port.map { "\(c.metricsAddress.split(separator: ":").dropLast().joined(separator: ":")):\($0)" } ?? "off")",
                                        "state_dir": "\(c.stateDirectory)", "new_cluster": "\(fresh)"])
         // Readiness line for scripts and tests.
-        FileHandle.standardOutput.write(Data("READY csi=\(csiPath) admin=\(adminPath) metrics=\(metricsServer?.port.map(String.init) ?? "off")\n".utf8))
+        FileHandle.standardOutput.write(Data("READY csi=\(csiPath) admin=\(controller ? adminPath : "none") metrics=\(metricsServer?.port.map(String.init) ?? "off")\n".utf8))
 
         do { try await group.run() } catch { log.error("a part of the daemon failed", metadata: ["error": "\(error)"]) }
         unlink(csiPath)
-        unlink(adminPath)
+        if controller { unlink(adminPath) }
         log.info("stopped")
     }
 }

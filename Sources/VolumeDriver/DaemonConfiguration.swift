@@ -51,6 +51,9 @@ struct DaemonConfiguration: Sendable {
     /// Where the cluster state lives (`--metadata`, `metadata:`): nil, `cluster.sqlite` in
     /// the state directory; else `sqlite:///PATH` or `postgres://…` (`MetadataLocation`).
     var metadata: String?
+    /// `all`, or `node` for `--role csi-node`: CSI Node and FUSE only, on a cluster whose
+    /// state a controller keeps in PostgreSQL.
+    var role: EngineRole = .all
     /// When a silent host's devices go down, and out (rebuilt elsewhere).
     var health = HealthPolicy()
     /// The node's object cache, shared by all its mounts (0: none).

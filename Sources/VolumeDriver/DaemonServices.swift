@@ -95,3 +95,28 @@ struct HealthService: Service {
         }
     }
 }
+
+/// A node's view of the cluster state, read again every two seconds (`--role csi-node`):
+/// the controller's epochs, moves, devices and classes.
+struct ClusterRefreshService: Service {
+    let engine: Engine
+    let log: Logger
+
+    func run() async throws {
+        let engine = engine
+        var failing = false
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                if try await blocking({ try engine.refreshClusterState() }) {
+                    log.info("cluster map", metadata: ["epoch": "\(engine.map.epoch)"])
+                }
+                if failing { log.notice("cluster state readable again") }
+                failing = false
+            } catch {
+                if !failing { log.warning("cannot read the cluster state", metadata: ["error": "\(error)"]) }
+                failing = true
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(2)) }
+        }
+    }
+}

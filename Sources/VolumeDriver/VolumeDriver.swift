@@ -42,7 +42,7 @@ struct VolumeDriverCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
-    @Option(help: "all (default: CSI, admin API, cluster state, local devices) or node (the node agent serving --device over TCP).")
+    @Option(help: "all (default: CSI, admin API, cluster state, local devices), node (the node agent serving --device over TCP), or csi-node (CSI Node and FUSE mounts of a cluster whose state is in PostgreSQL, --metadata postgres://…: volumes mount on any node).")
     var role: Role = .all
 
     @Option(name: .customLong("tls-dir"), help: "This node's cluster certificates (ca.pem, node.pem, node-key.pem from `provisionctl cluster cert`). Needed by --role node, and by a daemon whose devices include other hosts'.")
@@ -74,6 +74,7 @@ struct VolumeDriverCommand: AsyncParsableCommand {
 
     enum Role: String, ExpressibleByArgument {
         case all, node
+        case csiNode = "csi-node"
     }
 
     mutating func run() async throws {
@@ -94,6 +95,12 @@ struct VolumeDriverCommand: AsyncParsableCommand {
         if let defaultClass { c.defaultClass = defaultClass }
         if let tlsDir { c.tlsDirectory = tlsDir }
         if let metadata { c.metadata = metadata }
+        if role == .csiNode {
+            guard c.metadata?.hasPrefix("postgres") == true else {
+                throw ValidationError("--role csi-node serves volumes of a cluster whose state is shared: it needs --metadata postgres://…")
+            }
+            c.role = .node
+        }
         var down = c.health.downAfterMs, out = c.health.outAfterMs
         if let downAfter {
             guard let ms = DurationText.milliseconds(downAfter) else { throw ValidationError("--down-after takes a duration such as 5s, not \(downAfter)") }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 
@@ -242,6 +243,91 @@ struct ClusterTests {
         #expect(listed.contains(volume.id))
         #expect(try Self.readBack(volume.path + "/f") == data)
         try Self.unmountAndDelete("pg-r3", id: volume.id)
+    }
+
+    /// Issue 29's acceptance on the namespace cluster, PostgreSQL on a host of its own and
+    /// a CSI node (`--role csi-node`) on every host but the controller's: a volume written
+    /// and fsynced on n2 follows its pod to n3 after all of n2 is SIGKILLed (every fsynced
+    /// byte, within 15 s of the calls); then n3 is partitioned while it writes, n4 takes
+    /// the volume over, and once healed n3 lands nothing: its later fsync fails with EIO and
+    /// nothing it wrote after losing the lease ever appears on n4.
+    @Test func aVolumeFollowsItsPodAndAPartitionedNodeIsFenced() throws {
+        _ = try? Self.cluster("down")
+        defer { _ = try? Self.cluster("down") }
+        let up = try Self.run(["bash", "scripts/cluster.sh", "up", "4"],
+                              environment: ["BERTH_METADATA": "postgres", "BERTH_DEVICE_SIZE": "1Gi", "BERTH_DAEMON_ARGS": "--object-cache 0",
+                                            "BERTH_NODE_ARGS": "--object-cache 0"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(up.split(separator: "\n").last!.utf8)) as? [String: Any])
+        let nodes = try #require(json["nodes"] as? [[String: Any]])
+        #expect(nodes.allSatisfy { $0["csi_endpoint"] is String })
+        #expect(nodes.dropFirst().allSatisfy { $0["admin_socket"] is NSNull })
+        func endpoint(_ node: String) -> String { "unix://\(Self.directory)/\(node)/csi.sock" }
+        func csi(_ node: String, _ arguments: String...) throws {
+            try Self.run([BuiltProduct.path("berth-csi")] + arguments + ["--endpoint", endpoint(node)], timeoutSeconds: 120)
+        }
+        func publish(_ id: String, on node: String) throws -> String {
+            let stage = Self.directory + "/mnt/\(node)-stage", target = Self.directory + "/mnt/\(node)"
+            try FileManager.default.createDirectory(atPath: stage, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            try csi(node, "stage", id, stage)
+            try csi(node, "publish", id, stage, target)
+            return target
+        }
+        let created = try Self.run([BuiltProduct.path("berth-csi"), "create", "follow", "--size", "1Gi", "--endpoint", Self.csi,
+                                    "--parameter", "redundancy=replicated", "--parameter", "copies=3"])
+        let volume = try #require(((try JSONSerialization.jsonObject(with: Data(created.utf8)) as? [String: Any])?["volume"] as? [String: Any]))
+        let id = try #require(volume["volume_id"] as? String)
+        #expect((volume["accessible_topology"] as? [Any] ?? []).isEmpty)  // any node
+
+        // n2 writes and fsyncs, then dies whole: agent, CSI node, FUSE session.
+        let onN2 = try publish(id, on: "n2")
+        let data = Self.bytes(5 << 20, seed: 41)
+        try FileManager.default.createDirectory(atPath: onN2 + "/dir", withIntermediateDirectories: true)
+        try Self.writeSynced(onN2 + "/dir/f", data)
+        _ = try Self.cluster("kill", "n2")
+        umount2(onN2, Int32(MNT_DETACH))
+        umount2(Self.directory + "/mnt/n2-stage", Int32(MNT_DETACH))
+
+        // Its pod moves to n3: the volume stages there once n2's lease has run out.
+        let moved = Date()
+        let onN3 = try publish(id, on: "n3")
+        #expect(Date().timeIntervalSince(moved) < 15)
+        #expect(try Self.readBack(onN3 + "/dir/f") == data)  // two of three copies' hosts alive
+        // n2 comes back (its agent; its CSI node mounts nothing now).
+        _ = try Self.cluster("start", "n2")
+
+        // n3 writes on, is partitioned mid-way, and n4 takes the volume over.
+        try Self.writeSynced(onN3 + "/before-partition", Self.bytes(100_000, seed: 42))
+        _ = try Self.cluster("partition", "n3")
+        let late = Mutex<Int32?>(nil)
+        let writer = Thread {
+            // Blocks while n3 cannot reach anything; its outcome is read after the heal.
+            let fd = open(onN3 + "/after-partition", O_WRONLY | O_CREAT, 0o644)
+            let outcome: Int32 = fd < 0 ? errno : write(fd, "late", 4) != 4 ? errno : fsync(fd) != 0 ? errno : 0
+            if fd >= 0 { close(fd) }
+            late.withLock { $0 = outcome }
+        }
+        writer.start()
+        let onN4 = try publish(id, on: "n4")
+        #expect(try Self.readBack(onN4 + "/before-partition") == Self.bytes(100_000, seed: 42))
+        #expect(try Self.readBack(onN4 + "/dir/f") == data)
+        try Self.writeSynced(onN4 + "/from-n4", Self.bytes(1000, seed: 43))
+
+        _ = try Self.cluster("heal", "n3")
+        try Self.waitFor("n3's write to finish after the heal", seconds: 90) { late.withLock { $0 } != nil }
+        #expect(late.withLock { $0 } != 0, "n3 landed a write after losing its lease")
+        // Whatever n3 still tries fails, and nothing of it reaches n4's view.
+        let again = open(onN3 + "/after-heal", O_WRONLY | O_CREAT, 0o644)
+        let outcome: Int32 = again < 0 ? errno : fsync(again) != 0 ? errno : 0
+        if again >= 0 { close(again) }
+        #expect(outcome == EIO)
+        Thread.sleep(forTimeInterval: 2)
+        let seen = try FileManager.default.contentsOfDirectory(atPath: onN4).sorted()
+        #expect(seen == ["before-partition", "dir", "from-n4"])
+
+        try csi("n4", "unpublish", id, onN4)
+        try csi("n4", "unstage", id, Self.directory + "/mnt/n4-stage")
+        try Self.run([BuiltProduct.path("berth-csi"), "delete", id, "--endpoint", Self.csi])
     }
 
     @Test func clusterScriptRefusesBadArguments() throws {
