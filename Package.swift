@@ -138,7 +138,7 @@ let package = Package(
                                                              .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                                                              .product(name: "GRPCCore", package: "grpc-swift-2")]),
         .executableTarget(name: "PlacementBench", dependencies: ["Placement"]),
-        .executableTarget(name: "EngineTool", dependencies: ["Engine", "FileSystem", "Placement", "StorageClasses"]),
+        .executableTarget(name: "EngineTool", dependencies: ["Engine", "FileSystem", "Metadata", "Placement", "StorageClasses"]),
         // agent-bench: one shard operation between hosts (a real agent on loopback, mutual TLS).
         .executableTarget(name: "AgentBench", dependencies: ["NodeAgent", "ClusterTLS", "Placement", "Storage"]),
         .executableTarget(name: "StorageBench", dependencies: ["Engine", "Codec", "Placement", "Storage", "StorageClasses"]),

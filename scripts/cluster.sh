@@ -21,7 +21,8 @@
 # only (nsenter --net), so the mounts its daemon makes are visible from the root namespace.
 #
 # With BERTH_METADATA=postgres, the cluster state lives in PostgreSQL (Debian's) running in a
-# namespace of its own, host "pg" (berth-npg, 10.77.0.9:5432, database berth): the daemon gets
+# namespace of its own, host "pg" (berth-npg, 10.77.0.9:5432, database berth, and an empty
+# berth_scratch for tools and benchmarks): the daemon gets
 # --metadata postgres://berth@10.77.0.9:5432/berth, the JSON line a "metadata" field, and
 # kill/start/partition/heal/throttle take "pg" as a NODE too.
 #
@@ -181,8 +182,11 @@ start_postgres() {
     -o "-p $PG_PORT -k $home -c listen_addresses=$(ip_of pg)" start) > /dev/null 2>&1 < /dev/null \
     || { tail -20 "$home/log" >&2; die "PostgreSQL did not start"; }
   if [ "${1:-}" = --new ]; then
-    (cd /tmp && runuser -u postgres -- "$bin/psql" -h "$(ip_of pg)" -p "$PG_PORT" -U berth -d postgres -qc "CREATE DATABASE berth") \
-      || die "cannot create the database"
+    # berth: the cluster's; berth_scratch: for tools and benchmarks beside it.
+    for db in berth berth_scratch; do
+      (cd /tmp && runuser -u postgres -- "$bin/psql" -h "$(ip_of pg)" -p "$PG_PORT" -U berth -d postgres -qc "CREATE DATABASE $db") \
+        || die "cannot create the database $db"
+    done
   fi
 }
 

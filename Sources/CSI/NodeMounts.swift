@@ -316,7 +316,8 @@ public final class NodeMounts: Sendable {
                 log.warning("a kept FUSE session did not stop in time", metadata: ["volume": "\(session.volumeID)"])
                 continue
             }
-            engine.closeVolume(session.volumeID)
+            // Its session lives on in the keeper: the lease stays this node's for the next daemon.
+            engine.closeVolume(session.volumeID, keepLease: true)
         }
         if !kept.isEmpty { log.info("sessions kept mounted for the next daemon", metadata: ["volumes": "\(kept.sorted())"]) }
         let (targets, volumes) = state.withLock { s in

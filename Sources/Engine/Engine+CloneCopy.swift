@@ -41,7 +41,12 @@ extension Engine {
         }
         // Not kept open (nor marked in use) for this: `clone_copy` sends start-up to it.
         guard let entry = state.withLock({ $0.classes[record.className] }) else { throw .unknownClass(record.className) }
-        let vdb = try temporaryVolumeDatabase(id)
+        // With namespaces in the cluster's store, under the clone's lease (busy while a node
+        // mounts it elsewhere: tried again later), so its swaps are shipped like a mount's.
+        return try withLeasedVolumeDatabase(id) { (vdb) throws(EngineError) in try copyClone(id, entry, vdb, maxBytes: maxBytes) }
+    }
+
+    private func copyClone(_ id: String, _ entry: ClassEntry, _ vdb: VolumeDatabase, maxBytes: Int64) throws(EngineError) -> (bytes: Int64, done: Bool) {
         var copied: Int64 = 0
         // Old objects a failed step swapped out but did not let go of.
         let stale = try EngineError.wrap { try vdb.objects(state: .deleting) }.filter { $0.poolID != Int64(entry.poolID) }

@@ -168,6 +168,15 @@ extension Engine {
     /// The record of an indexed object in its volume's database (nil: gone, or its volume is).
     private func objectRecord(_ object: IndexedObject) throws(EngineError) -> ObjectRecord? {
         guard let volume = try EngineError.wrap({ try database.volume(id: object.volumeID) }), volume.state == .available else { return nil }
+        if let store = database.namespaceStore, volumeDatabases.withLock({ $0[object.volumeID] }) == nil {
+            // Mounted on another node (or nowhere): this node's copy may be stale or absent;
+            // the store's is what its last writer shipped. An object it does not know yet may
+            // be one written since: not skipped, the move is tried again later.
+            guard let state = try EngineError.wrap({ try store.objectState(volumeID: object.volumeID, objectID: object.id) }) else {
+                throw .busy("object \(object.id) of volume \(object.volumeID) is unreadable and not shipped yet")
+            }
+            return ObjectRecord(id: object.id, poolID: object.poolID, pg: object.pg, sizeBytes: object.sizeBytes, state: state, createdMs: 0)
+        }
         return try EngineError.wrap { try temporaryVolumeDatabase(object.volumeID).object(id: object.id) }
     }
 

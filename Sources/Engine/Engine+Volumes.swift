@@ -155,13 +155,16 @@ extension Engine {
     func deleteVolumeData(_ record: VolumeRecord) throws(EngineError) {
         // A clone's copy step in progress finishes first; later ones see it deleting.
         shareLocks.withLock(record.id) {}
-        let vdb = try temporaryVolumeDatabase(record.id)
         // Its index entries, usage and in-use mark go with its row at the end (ON DELETE
         // CASCADE), after every shard: the index still lists them meanwhile, as it must.
-        // Entries of objects others still hold pass to one of them (`deleteHolder`).
-        let held = try EngineError.wrap { try vdb.objects() }
-        for start in stride(from: 0, to: held.count, by: 512) {
-            try letGo(Array(held[start..<min(held.count, start + 512)]), of: record.id, vdb)
+        // Entries of objects others still hold pass to one of them (`deleteHolder`). With
+        // namespaces in the cluster's store, under the volume's lease (the objects its last
+        // writer shipped, not what this node last saw).
+        try withLeasedVolumeDatabase(record.id) { (vdb) throws(EngineError) in
+            let held = try EngineError.wrap { try vdb.objects() }
+            for start in stride(from: 0, to: held.count, by: 512) {
+                try letGo(Array(held[start..<min(held.count, start + 512)]), of: record.id, vdb)
+            }
         }
         volumeDatabases.withLock { _ = $0.removeValue(forKey: record.id) }
         volumeClassNames.withLock { _ = $0.removeValue(forKey: record.id) }  // one learnt while deleting

@@ -27,9 +27,10 @@ public final class Engine: Sendable {
     let volumeDatabases = Mutex<[String: VolumeDatabase]>([:])
     /// Class names of available volumes met so far (`volumeAndClass`).
     let volumeClassNames = Mutex<[String: String]>([:])
-    /// Held while a volume database is opened: two connections opening a new file at once
-    /// would both run its migrations (and one fail with "table already exists").
-    let volumeOpening = NSLock()
+    /// Held per volume while its database is opened or closed: two connections opening a
+    /// new file at once would both run its migrations (and one fail with "table already
+    /// exists"); an open waiting for another node's lease holds up only that volume.
+    let volumeOpening = StripedLocks()
     /// Per volume: class, provisioned bytes and usage, with totals per class. Only an open
     /// (mounted) volume's usage changes, so closed volumes' values are kept here instead of
     /// opening every volume's database for each capacity question.
@@ -285,54 +286,103 @@ public final class Engine: Sendable {
     }
 
     func volumeDatabase(_ id: String) throws(EngineError) -> VolumeDatabase {
-        try openVolumeDatabase(id, keepOpen: true)
+        try openVolumeDatabase(id, .mounted)
     }
 
     /// The volume's database: the open one if the volume is in use, else opened for this
     /// call only (so that thousands of idle volumes do not hold thousands of files open).
+    /// With namespaces in the cluster's store, a volume not mounted here may be stale or
+    /// empty here: for reading figures only (`withLeasedVolumeDatabase` to change it).
     func temporaryVolumeDatabase(_ id: String) throws(EngineError) -> VolumeDatabase {
-        try openVolumeDatabase(id, keepOpen: false)
+        try openVolumeDatabase(id, .temporary)
     }
 
-    /// The open database of the volume, or a new connection (under `volumeOpening`, so two
-    /// never migrate one file at once), remembered if `keepOpen`. A volume kept open is
-    /// recorded as in use (durably, before any of its objects can change), so that a crash
-    /// while it is open sends start-up to reconcile it.
-    private func openVolumeDatabase(_ id: String, keepOpen: Bool) throws(EngineError) -> VolumeDatabase {
+    /// Runs `body` with the volume's database for work that changes it while no mount holds
+    /// it here (deleting it, finishing a clone's copy): the open one if mounted here; else,
+    /// with namespaces in the cluster's store, one under the volume's lease (made current
+    /// from the store; `busy` while another node mounts the volume), whose changes are
+    /// shipped and lease given back after `body`; else a temporary one.
+    func withLeasedVolumeDatabase<T>(_ id: String, _ body: (VolumeDatabase) throws(EngineError) -> T) throws(EngineError) -> T {
+        if let open = volumeDatabases.withLock({ $0[id] }) { return try body(open) }
+        guard database.namespaceStore != nil else { return try body(try temporaryVolumeDatabase(id)) }
+        let vdb = try openVolumeDatabase(id, .leased)
+        let result = try body(vdb)
+        do { try vdb.closeMirror() } catch { throw .io("volume \(id): its namespace could not be shipped: \(error)") }
+        return result
+    }
+
+    enum VolumeOpening {
+        /// Opened for one call, not kept, no lease.
+        case temporary
+        /// Kept open while mounted here, marked in use, under the volume's lease (with a
+        /// store that keeps namespaces) and reconciled when taken over.
+        case mounted
+        /// Opened for one piece of work under the volume's lease (`withLeasedVolumeDatabase`).
+        case leased
+    }
+
+    /// The open database of the volume, or a new connection (under the volume's lock in
+    /// `volumeOpening`, so two never migrate one file at once), remembered if `.mounted`. A
+    /// mounted volume is recorded as in use (durably, before any of its objects can change),
+    /// so that a crash while it is open sends start-up to reconcile it.
+    private func openVolumeDatabase(_ id: String, _ opening: VolumeOpening) throws(EngineError) -> VolumeDatabase {
         if let open = volumeDatabases.withLock({ $0[id] }) { return open }
-        volumeOpening.lock()
-        defer { volumeOpening.unlock() }
-        if let raced = volumeDatabases.withLock({ $0[id] }) { return raced }
-        if keepOpen { try EngineError.wrap { try database.markInUse(volumeID: id) } }
-        // A volume mounted here with namespaces kept in the cluster's store: under its lease,
-        // the local file made the store's copy if another node wrote it since.
-        let mirror = keepOpen ? database.namespaceStore.map {
-            NamespaceMirror.Settings(store: $0, holder: configuration.nodeName, ttl: configuration.leaseTTL)
-        } : nil
-        let opened = try EngineError.wrap {
-            do {
-                return try VolumeDatabase(path: volumesDirectory + "/" + id + ".sqlite", volumeID: id, mirror: mirror)
-            } catch let held as NamespaceLeaseHeld { throw EngineError.busy("\(held)") }
+        return try volumeOpening.withLock(id) { () throws(EngineError) -> VolumeDatabase in
+            if let raced = volumeDatabases.withLock({ $0[id] }) { return raced }
+            if opening == .mounted { try EngineError.wrap { try database.markInUse(volumeID: id) } }
+            // With namespaces kept in the cluster's store: under the volume's lease, the local
+            // file made the store's copy if another node wrote it since.
+            let mirror = opening == .temporary ? nil : database.namespaceStore.map {
+                NamespaceMirror.Settings(store: $0, holder: configuration.nodeName, ttl: configuration.leaseTTL,
+                                         acquireWait: opening == .leased ? .seconds(1) : nil)
+            }
+            let opened = try EngineError.wrap {
+                do {
+                    return try VolumeDatabase(path: volumesDirectory + "/" + id + ".sqlite", volumeID: id, mirror: mirror)
+                } catch let held as NamespaceLeaseHeld { throw EngineError.busy("\(held)") }
+            }
+            // Whoever had it last may have died mid-write: its objects caught so are settled or
+            // collected, and the index made exact, from the copy this node now holds the lease of.
+            if opening == .mounted, mirror != nil, let record = try EngineError.wrap({ try database.volume(id: id) }), record.state == .available {
+                try reconcile(record, opened)
+            }
+            if opening == .mounted { volumeDatabases.withLock { $0[id] = opened } }
+            return opened
         }
-        // Whoever had it last may have died mid-write: its objects caught so are settled or
-        // collected, and the index made exact, from the copy this node now holds the lease of.
-        if mirror != nil, let record = try EngineError.wrap({ try database.volume(id: id) }), record.state == .available {
-            try reconcile(record, opened)
-        }
-        if keepOpen { volumeDatabases.withLock { $0[id] = opened } }
-        return opened
     }
 
     /// Lets go of a volume's open database once nothing uses it (its mount ended): its
     /// index changes are committed and its usage recorded, and then it is no longer in use
-    /// (under `volumeOpening`, so an open racing with it marks it in use again after).
-    public func closeVolume(_ id: String) {
-        volumeOpening.lock()
-        defer { volumeOpening.unlock() }
-        guard let vdb = volumeDatabases.withLock({ $0.removeValue(forKey: id) }) else { return }
-        // The store gets what is left and another node may take the volume at once (a
-        // failure leaves the lease to run out by itself).
-        try? vdb.closeMirror()
+    /// (under the volume's lock in `volumeOpening`, so an open racing with it marks it in
+    /// use again after). With namespaces in the cluster's store, what is left is shipped
+    /// and the lease given back, so another node may mount the volume at once; `keepLease`:
+    /// the mount lives on without this daemon (its keeper holds the session for the next
+    /// one, which takes the lease back at once), so no other node may take it meanwhile.
+    /// If the store cannot take the last changes, the volume stays open here (its lease
+    /// renewed, its shipments retried) and closing is tried again every few seconds.
+    public func closeVolume(_ id: String, keepLease: Bool = false) {
+        let shipped = volumeOpening.withLock(id) { () -> Bool in
+            guard let vdb = volumeDatabases.withLock({ $0[id] }) else { return true }
+            if vdb.mirror != nil {
+                do {
+                    try vdb.settleDeferred()
+                    try vdb.closeMirror(release: !keepLease)
+                } catch {
+                    // Fenced: nothing of it may land any more; anything else: try again.
+                    guard let mirror = vdb.mirror, mirror.isFenced else { return false }
+                    _ = mirror.close()
+                }
+            }
+            volumeDatabases.withLock { _ = $0.removeValue(forKey: id) }
+            closeVolumeLocked(id, vdb)
+            return true
+        }
+        if !shipped {
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(3)) { [weak self] in self?.closeVolume(id, keepLease: keepLease) }
+        }
+    }
+
+    private func closeVolumeLocked(_ id: String, _ vdb: VolumeDatabase) {
         guard let record = try? database.volume(id: id), let entry = state.withLock({ $0.classes[record.className] }),
               let usage = try? Self.measure(vdb, entry) else { return }
         usageTable.setUsage(id, usage)

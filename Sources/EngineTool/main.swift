@@ -11,9 +11,13 @@
 //   berth-engine snapshots STATE --class NAME [--rounds N]              snapshot/clone/delete work; prints "STEP n" after each step
 //   berth-engine mount STATE VOLUME MOUNTPOINT [--class NAME] [--size BYTES] [--ro] [--journal]
 //                                     creates the volume if needed; serves it until SIGTERM
+// Every command takes --metadata URL (sqlite:///PATH or postgres://…, as VolumeDriver's):
+// the cluster state there instead of STATE/cluster.sqlite; with postgres, volumes'
+// namespaces too, under leases (docs/cluster.md).
 import Engine
 import FileSystem
 import Foundation
+import Metadata
 import Placement
 import StorageClasses
 
@@ -41,6 +45,19 @@ let stateDirectory = arguments.removeFirst()
     return arguments[i + 1]
 }
 
+let metadataURL = stringOption("--metadata")
+
+/// Settings for the engine on STATE, with `--metadata URL` if given.
+@MainActor func configured(moverBytesPerSecond: Int64? = nil, moverConcurrency: Int = 2) -> EngineConfiguration {
+    var configuration = EngineConfiguration(stateDirectory: stateDirectory, moverBytesPerSecond: moverBytesPerSecond, moverConcurrency: moverConcurrency)
+    if let url = metadataURL {
+        do { configuration.metadata = try MetadataLocation.parse(url, environment: ProcessInfo.processInfo.environment) } catch {
+            fail("--metadata: \(error)")
+        }
+    }
+    return configuration
+}
+
 /// The deterministic bytes of object `index` (the crash tests recompute them).
 func content(_ index: Int, size: Int) -> [UInt8] {
     var state = UInt64(index) &+ 0x9e37_79b9_7f4a_7c15
@@ -60,7 +77,7 @@ do {
     case "init":
         let hosts = option("--hosts", 7), perHost = option("--devices-per-host", 2)
         let capacity = option("--capacity", 1 << 30), chunk = option("--chunk", 64 << 10), pgs = option("--pgs", 32)
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let engine = try Engine(configuration: configured())
         try engine.addDevices((0..<hosts).flatMap { h in
             (0..<perHost).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: capacity) }
         })
@@ -73,7 +90,7 @@ do {
     case "write":
         guard let className = stringOption("--class") else { fail("write needs --class") }
         let count = option("--count", 100), size = option("--size", 4096)
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let engine = try Engine(configuration: configured())
         let name = "crash-\(className)"
         let volume = try engine.volume(named: name) ?? engine.createVolume(name: name, className: className, capacityBytes: 1 << 30)
         let start = try engine.objectIDs(volume: volume.id).count
@@ -82,20 +99,19 @@ do {
             say("ACK \(volume.id) \(id) \(index)")
         }
     case "fail":
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let engine = try Engine(configuration: configured())
         for device in arguments { try engine.failDevice(device) }
         say("epoch \(engine.map.epoch)")
     case "add-host":
         guard let host = arguments.first else { fail("add-host needs a host name") }
         arguments.removeFirst()
         let devices = option("--devices", 2), capacity = option("--capacity", 1 << 30)
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let engine = try Engine(configuration: configured())
         try engine.addDevices((0..<devices).map { DeviceSpec(id: "\(host)-d\($0)", host: host, capacityBytes: capacity) })
         say("epoch \(engine.map.epoch)")
     case "move":
         let rate = option("--rate", 0), concurrency = option("--concurrency", 2)
-        let engine = try Engine(configuration: EngineConfiguration(
-            stateDirectory: stateDirectory, moverBytesPerSecond: rate > 0 ? rate : nil, moverConcurrency: Int(concurrency)))
+        let engine = try Engine(configuration: configured(moverBytesPerSecond: rate > 0 ? rate : nil, moverConcurrency: Int(concurrency)))
         while true {
             let result = engine.move(maxPositions: 1)
             for failure in result.failures { say("FAILED \(failure)") }
@@ -103,12 +119,12 @@ do {
             if result.remaining == 0 || result.positions == 0 { break }
         }
     case "status":
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let engine = try Engine(configuration: configured())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         say(String(decoding: try encoder.encode(engine.status()), as: UTF8.self))
     case "capacity":
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let engine = try Engine(configuration: configured())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         say(String(decoding: try encoder.encode(engine.capacity()), as: UTF8.self))
@@ -118,7 +134,7 @@ do {
         // change, and the oldest snapshots and clones go.
         guard let className = stringOption("--class") else { fail("snapshots needs --class") }
         let rounds = option("--rounds", 100_000)
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let engine = try Engine(configuration: configured())
         let name = "snapshot-source-\(className)"
         let source = try engine.volume(named: name) ?? engine.createVolume(name: name, className: className, capacityBytes: 64 << 20)
         var step = 0
@@ -167,7 +183,7 @@ do {
         let journaled = arguments.contains("--journal")
         arguments.removeAll { $0 == "--ro" || $0 == "--journal" }
         let (name, mountpoint) = (arguments[0], arguments[1])
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: stateDirectory))
+        let engine = try Engine(configuration: configured())
         let volume = try engine.volume(named: name) ?? engine.createVolume(name: name, className: className, capacityBytes: size)
         let fileSystem = try VolumeFileSystem(engine: engine, volume: volume.id,
                                               journal: stateDirectory + "/journal/" + volume.id, journaling: journaled)

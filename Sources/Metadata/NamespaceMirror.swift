@@ -42,6 +42,8 @@ public final class NamespaceMirror: @unchecked Sendable {
     /// One shipment at a time (the timer's and an fsync's).
     let shipping = NSLock()
     let queue = DispatchQueue(label: "berth.namespace-mirror")
+    /// The renewal's own queue: a shipment waiting on a slow store never holds it up.
+    private let renewalQueue = DispatchQueue(label: "berth.namespace-lease")
 
     private struct State {
         var lease: NamespaceLease?
@@ -100,7 +102,7 @@ public final class NamespaceMirror: @unchecked Sendable {
     /// Renews the lease every third of its time, until closed; `renew` says false once the
     /// lease is lost.
     func startRenewal(_ renew: @escaping @Sendable () -> Void) {
-        let timer = DispatchSource.makeTimerSource(queue: queue)
+        let timer = DispatchSource.makeTimerSource(queue: renewalQueue)
         let every = (settings.ttl / 3).dispatchInterval
         timer.schedule(deadline: .now() + every, repeating: every)
         timer.setEventHandler(handler: renew)
@@ -109,7 +111,8 @@ public final class NamespaceMirror: @unchecked Sendable {
     }
 
     /// Stops the timers; returns the lease to give up (nil if fenced or never held).
-    func close() -> NamespaceLease? {
+    @discardableResult
+    public func close() -> NamespaceLease? {
         timerLock.withLock {
             renewal?.cancel()
             renewal = nil

@@ -31,6 +31,8 @@ public protocol NamespaceStore: AnyObject, Sendable {
     func ship(_ lease: NamespaceLease, _ changes: NamespaceChanges) throws -> Int64
     /// The store's whole copy of the volume's namespace.
     func load(volumeID: String) throws -> NamespaceImage
+    /// The state of one object in the store's copy (nil: not in it).
+    func objectState(volumeID: String, objectID: String) throws -> ObjectRecord.State?
 }
 
 /// A lease taken: what shipments present, and how the store's copy stood when it was taken.

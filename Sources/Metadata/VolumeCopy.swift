@@ -30,6 +30,10 @@ extension VolumeDatabase {
             try db.inTransaction {
                 try db.execute(sql: "DELETE FROM settling_object")
                 try db.execute(sql: "DELETE FROM object WHERE state <> 'live'")
+                // A new namespace, never shipped: its first mount under a lease ships it whole
+                // (the source's version would make that mount take the store's empty copy).
+                try db.execute(sql: "DELETE FROM mirror_change")
+                try db.execute(sql: "UPDATE mirror_state SET version = 0, generation = 0")
                 return .commit
             }
             return try String.fetchAll(db, sql: "SELECT id FROM object ORDER BY id")

@@ -11,6 +11,8 @@ extension VolumeDatabase {
         let settings = mirror.settings
         let lease = try Self.acquire(settings, volumeID: volumeID)
         mirror.setLease(lease)
+        // Renewed from now on: loading and restoring a large copy must not let it lapse.
+        mirror.startRenewal { [weak self] in self?.renewLease() }
         let local = try writer.read { db in
             try Row.fetchOne(db, sql: "SELECT version, generation FROM mirror_state WHERE id = 1").map { (version: $0[0] as Int64, generation: $0[1] as Int64) }
         } ?? (0, 0)
@@ -29,7 +31,6 @@ extension VolumeDatabase {
             mirror.writtenElsewhere = local.generation != lease.shippedGeneration
         }
         try writer.writeWithoutTransaction { db in try Self.installTriggers(db) }
-        mirror.startRenewal { [weak self] in self?.renewLease() }
         scheduleShipment()
     }
 
@@ -161,13 +162,14 @@ extension VolumeDatabase {
         } catch {}  // unreachable store: the next renewal tries again
     }
 
-    /// Ships what is left and gives the lease up (the volume's last mount here ended).
-    /// Unshipped changes keep the lease (it runs out by itself) and fail the call.
-    public func closeMirror() throws {
+    /// Ships what is left and, `release`, gives the lease up (the volume's last mount here
+    /// ended). If the shipment fails, nothing is closed: the lease is still renewed and
+    /// shipments retried, and the call fails (the caller tries again later).
+    public func closeMirror(release: Bool = true) throws {
         guard let mirror else { return }
         try commitNamespaceChanges()
         try ship(mirror)
-        if let lease = mirror.close() { try mirror.settings.store.releaseLease(lease) }
+        if let lease = mirror.close(), release { try mirror.settings.store.releaseLease(lease) }
     }
 }
 

@@ -125,6 +125,13 @@ public final class PostgresNamespaceStore: NamespaceStore {
         }
     }
 
+    public func objectState(volumeID: String, objectID: String) throws -> ObjectRecord.State? {
+        try pool.read { s in
+            try s.query("SELECT state FROM ns_object WHERE volume_id = $1 AND id = $2", [volumeID, objectID]).first
+                .map { try $0.decode(String.self) }.flatMap(ObjectRecord.State.init(rawValue:))
+        }
+    }
+
     // MARK: statements
 
     private static func delete(_ table: NamespaceTable, _ keys: [NamespaceRow], _ volumeID: String, _ s: PostgresPool.Session) throws {

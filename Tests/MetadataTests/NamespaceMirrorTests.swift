@@ -236,6 +236,22 @@ import Testing
         #expect(made.ino > (try b.lookup(parent: 1, name: Self.n("from-b")).ino))
     }
 
+    /// A copy of a mirrored volume (a snapshot's or clone's start) is a new namespace: its
+    /// first mount under its own lease ships it whole, never takes the store's empty copy.
+    @Test func aCopyOfAMirroredVolumeKeepsItsFiles() throws {
+        let cluster = try Cluster(volumes: ["v1", "v2"])
+        let a = try cluster.open("a")
+        try a.ensureRoot(uid: 0, gid: 0, mode: 0o755, nowNs: 1)
+        _ = try a.create(parent: 1, name: Self.n("f"), kind: InodeRecord.regular, mode: 0o644, uid: 0, gid: 0, nowNs: 2)
+        try a.syncNamespace()
+        _ = try a.copy(to: "\(cluster.directory)/a/v2.sqlite")
+        let copy = try cluster.open("a", "v2")
+        #expect(copy.mirror?.restored == false)
+        _ = try copy.lookup(parent: 1, name: Self.n("f"))
+        try copy.syncNamespace()
+        #expect(try cluster.store().load(volumeID: "v2").rows == (try Self.dump(copy)))
+    }
+
     /// Deleting the volume deletes its namespace and lease with it.
     @Test func aDeletedVolumeTakesItsNamespaceAlong() throws {
         let cluster = try Cluster(volumes: ["v1", "v2"])
