@@ -144,14 +144,16 @@ let package = Package(
         .executableTarget(name: "StorageBench", dependencies: ["Engine", "Codec", "Placement", "Storage", "StorageClasses"]),
         // Helpers shared by the test targets (finding built executables).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Engines of the engine and filesystem suites, on the backend BERTH_TEST_METADATA names.
+        .target(name: "TestEngines", dependencies: ["Engine", "Metadata", "TestSupport"], path: "Tests/TestEngines"),
         // An application writing through a mount while its daemon restarts (CSITests).
         .executableTarget(name: "berth-file-loop", path: "Tests/FileLoop"),
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "TestSupport"]),
         .testTarget(name: "CodecTests", dependencies: ["Codec"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "MetadataPostgres", "TestSupport"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineTool", "TestSupport"]),
-        .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "FuseHandoff", "FuseKeeper", "EngineTool", "CFuse3", "CLinux", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineTool", "TestSupport", "TestEngines"]),
+        .testTarget(name: "FileSystemTests", dependencies: ["FileSystem", "FuseHandoff", "FuseKeeper", "EngineTool", "CFuse3", "CLinux", "TestSupport", "TestEngines"]),
         .testTarget(name: "StorageClassesTests", dependencies: ["StorageClasses"]),
         .testTarget(name: "ClusterTests", dependencies: ["TestSupport"]),
         .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "AgentProtocol", "ClusterTLS", "Storage", "Placement", "StorageClasses", "TestSupport",

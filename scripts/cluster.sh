@@ -30,7 +30,8 @@
 # built VolumeDriver and provisionctl; default the newer of .build/release and .build/debug),
 # BERTH_DEVICE_SIZE (default 4Gi per device), BERTH_DAEMON_ARGS (extra daemon flags),
 # BERTH_METADATA (postgres: the cluster state in PostgreSQL, above; default cluster.sqlite),
-# BERTH_NODE_ARGS (extra flags of the CSI nodes).
+# BERTH_NODE_ARGS (extra flags of the CSI nodes), BERTH_CONTROLLERS (with postgres: N
+# controllers, n1 leading and standbys on n2..nN, listed in the JSON line's "controllers").
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -79,11 +80,11 @@ PG_PORT=5432
 metadata_url() { echo "postgres://berth@$(ip_of pg):$PG_PORT/berth?sslmode=disable"; }
 in_ns() { local i=$1; shift; nsenter --net="/run/netns/$(ns "$i")" -- "$@"; }
 
-# Waits for "READY" in a log; fails with the log's tail.
+# Waits for "READY" (or PATTERN) in a log; fails with the log's tail.
 wait_ready() {
-  local log=$1 pid=$2 what=$3
+  local log=$1 pid=$2 what=$3 pattern=${4:-^READY}
   for _ in $(seq 1 600); do
-    grep -q '^READY' "$log" 2>/dev/null && return 0
+    grep -qE "$pattern" "$log" 2>/dev/null && return 0
     kill -0 "$pid" 2>/dev/null || { tail -20 "$log" >&2; die "$what exited before it was ready"; }
     sleep 0.1
   done
@@ -114,7 +115,25 @@ start_daemon() {
     --endpoint "unix://$home/csi.sock" --admin-socket "$home/admin.sock" --metrics-address "$(ip_of 1):9810" \
     ${BERTH_DAEMON_ARGS:-} >> "$home/daemon.log" 2>&1 < /dev/null &
   echo $! > "$home/daemon.pid"
-  wait_ready "$home/daemon.log" "$!" "the daemon of n1"
+  # (Started again while a standby has taken the lead, it waits as a standby itself.)
+  wait_ready "$home/daemon.log" "$!" "the daemon of n1" '^(READY|STANDBY)'
+
+}
+
+# A standby controller on host I (BERTH_CONTROLLERS=N: on n2..nN): the same configuration
+# as n1's, a state directory and sockets of its own; it prints STANDBY and leads once n1's
+# controller is gone (the controller lock in PostgreSQL).
+start_standby() {
+  local i=$1 b; b=$(bin_dir)
+  local home="$DIR/n$i"
+  : > "$home/controller.log"
+  sed "s|$DIR/n1/tls|$home/tls|" "$DIR/daemon.yaml" > "$home/controller.yaml"
+  # shellcheck disable=SC2086
+  nsenter --net="/run/netns/$(ns "$i")" -- "$b/VolumeDriver" --config "$home/controller.yaml" --state-dir "$home/controller" \
+    --node-id "n$i" --endpoint "unix://$home/controller.sock" --admin-socket "$home/controller-admin.sock" --metrics-address off \
+    ${BERTH_DAEMON_ARGS:-} >> "$home/controller.log" 2>&1 < /dev/null &
+  echo $! > "$home/controller.pid"
+  wait_ready "$home/controller.log" "$!" "the controller of n$i" '^(READY|STANDBY)'
 }
 
 # Host I's CSI node (--role csi-node: CSI Node and FUSE, volumes' namespaces under leases in
@@ -144,6 +163,16 @@ print_json() {
   done
   out+="]"
   if [ -d "$DIR/pg" ]; then out+=",\"metadata\":\"$(metadata_url)\""; fi
+  if [ -f "$DIR/controllers" ] && [ "$(cat "$DIR/controllers")" -gt 1 ]; then
+    out+=',"controllers":[' sep=""
+    for i in $(seq 1 "$(cat "$DIR/controllers")"); do
+      local sock="$DIR/n$i/controller.sock" admin="$DIR/n$i/controller-admin.sock"
+      [ "$i" = 1 ] && { sock="$DIR/n1/csi.sock"; admin="$DIR/n1/admin.sock"; }
+      out+="$sep{\"node\":\"n$i\",\"csi_endpoint\":\"unix://$sock\",\"admin_socket\":\"$admin\"}"
+      sep=","
+    done
+    out+="]"
+  fi
   echo "$out}"
 }
 
@@ -234,6 +263,11 @@ up() {
   } > "$DIR/daemon.yaml"
   start_daemon
   if [ -d "$DIR/pg" ]; then for i in $(seq 2 "$n"); do start_node_daemon "$i"; done; fi
+  local controllers=${BERTH_CONTROLLERS:-1}
+  [[ "$controllers" =~ ^[0-9]+$ ]] && [ "$controllers" -ge 1 ] && [ "$controllers" -le "$n" ] || die "BERTH_CONTROLLERS takes 1..$n"
+  [ "$controllers" = 1 ] || [ -d "$DIR/pg" ] || die "BERTH_CONTROLLERS > 1 needs BERTH_METADATA=postgres (leadership is by a lock in PostgreSQL)"
+  echo "$controllers" > "$DIR/controllers"
+  for i in $(seq 2 "$controllers"); do start_standby "$i"; done
   UP_DONE=1
   print_json
 }
@@ -258,6 +292,7 @@ start_node() {
   elif [ -d "$DIR/pg" ]; then
     unmount_dead
     start_node_daemon "$i"
+    if [ "$i" -le "$(cat "$DIR/controllers" 2>/dev/null || echo 1)" ]; then start_standby "$i"; fi
   fi
   echo "started n$i"
 }
@@ -306,7 +341,7 @@ down() {
   if [ "$n" -gt 0 ]; then
     # The daemons first, gracefully: they unmount what they mounted.
     local pids="" pid
-    for f in "$DIR"/n*/daemon.pid "$DIR"/n*/node.pid; do
+    for f in "$DIR"/n*/daemon.pid "$DIR"/n*/node.pid "$DIR"/n*/controller.pid; do
       [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && pids+=" $(cat "$f")"
     done
     for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done

@@ -197,6 +197,12 @@ public final class NodeMounts: Sendable {
             FuseMount.clearStaleMount(path)
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
+        // The volume's database first, so that a refusal says why (another node holds its
+        // lease: ABORTED, tried again by kubelet) rather than the filesystem's bare errno.
+        do { _ = try engine.namespace(volume: volumeID) } catch {
+            if let resuming { close(resuming.descriptor) }
+            throw error
+        }
         let fileSystem: VolumeFileSystem
         let resumed: VolumeFileSystem.Resumed? = resuming.map { held in
             held.session.clean ? .handles(held.session.openHandles ?? [:]) : .unknown

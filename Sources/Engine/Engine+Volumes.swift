@@ -117,8 +117,10 @@ extension Engine {
         var devices: [CapacityModel.DeviceState] = []
         for device in s.map.devices where device.isEligible {
             guard let store = objects.device(device.id) else { continue }
-            let used = store.isReachable ? Int64(store.usedBytes) : Int64(store.capacityBytes)
-            devices.append(.init(id: device.id, capacityBytes: Int64(store.capacityBytes), usedBytes: used))
+            // An unreachable device (its host down, or not answered yet) counts with what it
+            // last reported: nothing lands on it while it is away, and a host down must not
+            // stop every new volume of the classes that place on it.
+            devices.append(.init(id: device.id, capacityBytes: Int64(store.capacityBytes), usedBytes: Int64(store.usedBytes)))
         }
         let c = entry.storageClass
         let usable = CapacityModel.usableBytes(shardCounts: counts, pgCount: c.pgCount, width: c.rule.width, overhead: c.overhead,

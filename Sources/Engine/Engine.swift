@@ -98,7 +98,9 @@ public final class Engine: Sendable {
         }
         let database: any ClusterStore = try EngineError.wrap {
             switch configuration.metadata {
-            case .postgres(let settings)?: try PostgresClusterStore(settings: settings, controller: configuration.role == .all)
+            case .postgres(let settings)?:
+                try PostgresClusterStore(settings: settings, controller: configuration.role == .all && configuration.controllerLock,
+                                         standby: configuration.leadership?.standby, lost: configuration.leadership?.lost)
             case .sqlite(let path)?: try ClusterDatabase(path: path)
             case nil: try ClusterDatabase(path: configuration.stateDirectory + "/cluster.sqlite")
             }
@@ -227,17 +229,24 @@ public final class Engine: Sendable {
                 try deleteVolumeData(volume)
             } else if database.namespaceStore == nil {
                 try reconcile(volume, try temporaryVolumeDatabase(volume.id))
+            } else {
+                // With namespaces in the cluster's store, under the volume's lease, from the
+                // store's copy. A volume another node mounts now is that node's to reconcile
+                // (when it takes the lease again after its own restart).
+                do {
+                    try withLeasedVolumeDatabase(volume.id, wait: .zero) { (vdb) throws(EngineError) in try reconcile(volume, vdb) }
+                } catch .busy {
+                    continue
+                }
             }
-            // With namespaces in the cluster's store, this node's copy of the volume may be
-            // stale or absent (another node mounts it now): the node that takes its lease
-            // next reconciles it, from the store's copy (`openVolumeDatabase`).
         }
         try processCleanups()
     }
 
     /// A volume that was open when the engine stopped: objects caught mid-write are settled
     /// or collected, then its index entries and usage are made exact from its database.
-    private func reconcile(_ volume: VolumeRecord, _ vdb: VolumeDatabase) throws(EngineError) {
+    /// `open`: the volume stays open (mounted here): it stays in use.
+    private func reconcile(_ volume: VolumeRecord, _ vdb: VolumeDatabase, open: Bool = false) throws(EngineError) {
         guard let entry = state.withLock({ $0.classes[volume.className] }) else { return }
         let undecided = try settleInterruptedWrites(vdb)
         let interrupted = try EngineError.wrap { try vdb.objects(state: .writing) + vdb.objects(state: .deleting) }
@@ -254,7 +263,7 @@ public final class Engine: Sendable {
         try EngineError.wrap {
             try database.replaceIndex(volumeID: volume.id, objects: rows,
                                       usage: VolumeUsageRecord(volumeID: volume.id, storedBytes: usage.storedBytes, liveBytes: usage.liveBytes),
-                                      keepInUse: !undecided.isEmpty)
+                                      keepInUse: open || !undecided.isEmpty)
         }
     }
 
@@ -302,23 +311,25 @@ public final class Engine: Sendable {
     /// with namespaces in the cluster's store, one under the volume's lease (made current
     /// from the store; `busy` while another node mounts the volume), whose changes are
     /// shipped and lease given back after `body`; else a temporary one.
-    func withLeasedVolumeDatabase<T>(_ id: String, _ body: (VolumeDatabase) throws(EngineError) -> T) throws(EngineError) -> T {
+    func withLeasedVolumeDatabase<T>(_ id: String, wait: Duration = .seconds(1),
+                                     _ body: (VolumeDatabase) throws(EngineError) -> T) throws(EngineError) -> T {
         if let open = volumeDatabases.withLock({ $0[id] }) { return try body(open) }
         guard database.namespaceStore != nil else { return try body(try temporaryVolumeDatabase(id)) }
-        let vdb = try openVolumeDatabase(id, .leased)
+        let vdb = try openVolumeDatabase(id, .leased(wait: wait))
         let result = try body(vdb)
         do { try vdb.closeMirror() } catch { throw .io("volume \(id): its namespace could not be shipped: \(error)") }
         return result
     }
 
-    enum VolumeOpening {
+    enum VolumeOpening: Equatable {
         /// Opened for one call, not kept, no lease.
         case temporary
         /// Kept open while mounted here, marked in use, under the volume's lease (with a
         /// store that keeps namespaces) and reconciled when taken over.
         case mounted
-        /// Opened for one piece of work under the volume's lease (`withLeasedVolumeDatabase`).
-        case leased
+        /// Opened for one piece of work under the volume's lease (`withLeasedVolumeDatabase`),
+        /// waiting at most `wait` for another node's to run out.
+        case leased(wait: Duration)
     }
 
     /// The open database of the volume, or a new connection (under the volume's lock in
@@ -332,9 +343,10 @@ public final class Engine: Sendable {
             if opening == .mounted { try EngineError.wrap { try database.markInUse(volumeID: id) } }
             // With namespaces kept in the cluster's store: under the volume's lease, the local
             // file made the store's copy if another node wrote it since.
+            var acquireWait: Duration?
+            if case .leased(let wait) = opening { acquireWait = wait }
             let mirror = opening == .temporary ? nil : database.namespaceStore.map {
-                NamespaceMirror.Settings(store: $0, holder: configuration.nodeName, ttl: configuration.leaseTTL,
-                                         acquireWait: opening == .leased ? .seconds(1) : nil)
+                NamespaceMirror.Settings(store: $0, holder: configuration.nodeName, ttl: configuration.leaseTTL, acquireWait: acquireWait)
             }
             let opened = try EngineError.wrap {
                 do {
@@ -344,7 +356,7 @@ public final class Engine: Sendable {
             // Whoever had it last may have died mid-write: its objects caught so are settled or
             // collected, and the index made exact, from the copy this node now holds the lease of.
             if opening == .mounted, mirror != nil, let record = try EngineError.wrap({ try database.volume(id: id) }), record.state == .available {
-                try reconcile(record, opened)
+                try reconcile(record, opened, open: true)
             }
             if opening == .mounted { volumeDatabases.withLock { $0[id] = opened } }
             return opened
@@ -494,6 +506,24 @@ public struct EngineConfiguration: Sendable {
     public var leaseTTL: Duration = .seconds(8)
     /// What this engine does for the cluster (`EngineRole`).
     public var role: EngineRole = .all
+    /// Whether a controller on PostgreSQL takes the controller lock (one leader per
+    /// database). Off only where one process opens the same cluster state twice on purpose
+    /// (tests), as SQLite allows.
+    public var controllerLock = true
+    /// A controller on PostgreSQL that finds another leading: wait for the lead (`standby`,
+    /// told once why) rather than fail; `lost`: told if another takes the lead later. nil:
+    /// fail at once.
+    public var leadership: Leadership?
+
+    public struct Leadership: Sendable {
+        public var standby: @Sendable (String) -> Void
+        public var lost: @Sendable () -> Void
+
+        public init(standby: @escaping @Sendable (String) -> Void, lost: @escaping @Sendable () -> Void) {
+            self.standby = standby
+            self.lost = lost
+        }
+    }
 
     public init(stateDirectory: String, nodeID: UInt16 = 1, fullRatio: Double = 0.95, nearFullRatio: Double = 0.85,
                 moverBytesPerSecond: Int64? = nil, moverConcurrency: Int = 2, objectIndexWindowMs: Int = 50) {

@@ -22,11 +22,14 @@ public final class PostgresClusterStore: ClusterStore {
     /// with the reason if it cannot. `controller: false`: a node's store, which mounts
     /// volumes and records their objects but never changes the map, classes or devices:
     /// no controller lock, so any number of nodes share the database with the controller.
-    public init(settings: MetadataLocation.PostgresSettings, controller: Bool = true) throws {
+    /// `standby`: a controller that finds another leading waits for the lock, told once why
+    /// (nil: it fails at once); `lost`: called if it finds later that another took the lead.
+    public init(settings: MetadataLocation.PostgresSettings, controller: Bool = true,
+                standby: (@Sendable (String) -> Void)? = nil, lost: (@Sendable () -> Void)? = nil) throws {
         pool = try PostgresPool(settings: settings)
         namespaces = PostgresNamespaceStore(pool: pool)
         if controller {
-            let lock = try PostgresControllerLock(pool: pool)
+            let lock = try PostgresControllerLock(pool: pool, standby: standby, lost: lost)
             controllerLock = lock
             pool.beforeWrite = { [weak lock] in try lock?.ensure() }  // weak: the lock holds the pool
         } else {

@@ -3,13 +3,15 @@ import Metadata
 import NIOCore
 import PostgresNIO
 
-/// One daemon at a time keeps a cluster's state in a database: the engine caches the
+/// One controller at a time keeps a cluster's state in a database: the engine caches the
 /// cluster map, classes and devices in memory and runs the mover and the health check, so a
-/// second daemon writing beside it would undo its work (its own volumes' index, its epochs).
-/// Until controllers elect a leader (issue 29), the store holds a session-level advisory lock
-/// on a connection of its own for as long as it lives, and a second daemon is refused at
-/// start with that reason. A lock whose connection broke (the server restarted) is taken
-/// again before the next write — or the write fails, if another daemon has it by then.
+/// second one writing beside it would undo its work (its epochs, its moves). The leader
+/// holds a session-level advisory lock on a connection of its own for as long as it lives.
+/// Another controller either is refused at start (`standby` nil) or waits as a standby,
+/// trying every second, and leads once the lock is free: the leader stopped, or died and
+/// the server closed its connection. A lock whose connection broke (the server restarted)
+/// is taken again before the next write; if another controller has it by then, the write
+/// fails and `lost` is called: this one no longer leads.
 final class PostgresControllerLock: @unchecked Sendable {
     /// The advisory lock's key: "berth" and a version, spelled as a number.
     static let key: Int64 = 7_011_955_302
@@ -18,10 +20,31 @@ final class PostgresControllerLock: @unchecked Sendable {
     private let pool: PostgresPool
     private let lock = NSLock()
     private var connection: PostgresConnection?
+    /// Called once if the lock is found taken by another controller after this one had it.
+    private let lost: (@Sendable () -> Void)?
 
-    init(pool: PostgresPool) throws {
+    /// `standby`: wait for the lock while another controller holds it, told once with the
+    /// reason (nil: fail at once).
+    init(pool: PostgresPool, standby: (@Sendable (String) -> Void)? = nil, lost: (@Sendable () -> Void)? = nil) throws {
         self.pool = pool
-        try lock.withLock { try acquireLocked() }
+        self.lost = lost
+        var told = false
+        while true {
+            do {
+                try lock.withLock { try acquireLocked() }
+                return
+            } catch let taken as Taken {
+                guard let standby else { throw MetadataError.database(taken.description) }
+                if !told { standby(taken.description) }
+                told = true
+                sleep(1)
+            }
+        }
+    }
+
+    /// Another controller holds the lock.
+    struct Taken: Error, CustomStringConvertible {
+        let description: String
     }
 
     deinit {
@@ -36,9 +59,14 @@ final class PostgresControllerLock: @unchecked Sendable {
 
     /// Still held (taken again after its connection broke), or an error saying why not.
     func ensure() throws {
-        try lock.withLock {
-            if let connection, !connection.isClosed { return }
-            try acquireLocked()
+        do {
+            try lock.withLock {
+                if let connection, !connection.isClosed { return }
+                try acquireLocked()
+            }
+        } catch let taken as Taken {
+            lost?()
+            throw MetadataError.database("this controller no longer leads: " + taken.description)
         }
     }
 
@@ -66,8 +94,8 @@ final class PostgresControllerLock: @unchecked Sendable {
         }
         guard held else {
             try? (fresh.close() as EventLoopFuture<Void>).wait()
-            throw MetadataError.database("the cluster state at \(MetadataLocation.postgres(pool.settings)) is kept by another Berth daemon "
-                                         + "(it holds the controller lock): one daemon per cluster state until controllers elect a leader")
+            throw Taken(description: "the cluster state at \(MetadataLocation.postgres(pool.settings)) is kept by another Berth controller "
+                        + "(it holds the controller lock)")
         }
         connection = fresh
     }

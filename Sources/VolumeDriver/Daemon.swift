@@ -43,6 +43,18 @@ struct Daemon {
         engineConfiguration.metadata = metadata
         engineConfiguration.role = c.role
         let controller = c.role == .all
+        // Controllers on PostgreSQL: one leads (the controller lock); another waits as a
+        // standby and leads once the lock is free. One that finds it lost the lead stops.
+        let stepDown = Mutex<(@Sendable () -> Void)?>(nil)
+        if controller, case .postgres? = metadata {
+            engineConfiguration.leadership = .init(standby: { reason in
+                log.notice("standby: waiting to lead", metadata: ["reason": "\(reason)"])
+                FileHandle.standardOutput.write(Data("STANDBY \(reason)\n".utf8))
+            }, lost: {
+                log.error("another controller took the lead: stopping")
+                stepDown.withLock { $0 }?()
+            })
+        }
         let fresh: Bool
         switch metadata {
         case .postgres?: fresh = false  // decided below, once the engine has read the cluster state
@@ -118,6 +130,7 @@ struct Daemon {
             log.info("shutting down: finishing in-flight calls")
             Task { await group.triggerGracefulShutdown() }
         }
+        stepDown.withLock { $0 = { Task { await group.triggerGracefulShutdown() } } }
 
         log.info("serving", metadata: ["csi": "\(csiPath)", "admin": "\(adminPath)", "metrics": "\(metricsServer?.port.map { "\(c.metricsAddress.split(separator: ":").dropLast().joined(separator: ":")):\($0)" } ?? "off")",
                                        "state_dir": "\(c.stateDirectory)", "new_cluster": "\(fresh)"])

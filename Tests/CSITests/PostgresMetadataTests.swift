@@ -54,9 +54,9 @@ import Testing
             _ = try await n.nodeUnstageVolume(Requests.unstage(id, at: staging))
         }
 
-        // A second daemon (its own state directory) on the same database is refused while
-        // the first keeps the cluster state (the controller lock) …
-        #expect(throws: (any Error).self) { _ = try RunningDaemon(nodeID: "node-b", arguments: ["--metadata", url]) }
+        // A second daemon (its own state directory) on the same database does not serve while
+        // the first leads (the controller lock): it says STANDBY, not READY …
+        #expect { _ = try RunningDaemon(nodeID: "node-b", arguments: ["--metadata", url], standbyIsFailure: true) } throws: { "\($0)".contains("STANDBY") }
         // … and once it stops, finds the same cluster (it bootstraps nothing: the database is not empty).
         daemon.stop()
         let other = try RunningDaemon(nodeID: "node-b", arguments: ["--metadata", url])

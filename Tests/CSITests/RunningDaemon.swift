@@ -25,7 +25,11 @@ final class RunningDaemon: @unchecked Sendable {
     static func binary(_ name: String) -> String { BuiltProduct.path(name) }
 
     /// Devices of 512 MiB: plenty for tests, small enough that "too big" is easy to ask for.
-    init(nodeID: String = "node-a", arguments: [String] = [], deviceCapacity: String = "512Mi") throws {
+    /// Whether a STANDBY line fails the start (else it waits for READY, within 120 s).
+    let standbyIsFailure: Bool
+
+    init(nodeID: String = "node-a", arguments: [String] = [], deviceCapacity: String = "512Mi", standbyIsFailure: Bool = false) throws {
+        self.standbyIsFailure = standbyIsFailure
         // Short paths: a Unix socket address holds at most 107 bytes.
         root = "/tmp/bt-" + UUID().uuidString.prefix(8).lowercased()
         stateDirectory = root + "/state"
@@ -34,7 +38,8 @@ final class RunningDaemon: @unchecked Sendable {
         self.nodeID = nodeID
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         try "embeddedDeviceCapacity: \(deviceCapacity)\n".write(toFile: root + "/config.yaml", atomically: true, encoding: .utf8)
-        extraArguments = arguments
+        // On the suites' metadata backend (TestMetadata), unless the test chose one.
+        extraArguments = arguments.contains("--metadata") ? arguments : arguments + TestMetadata.arguments(forStateDirectory: stateDirectory)
         try start()
     }
 
@@ -70,13 +75,23 @@ final class RunningDaemon: @unchecked Sendable {
         defer { started.signal() }
         var line = Data()
         let handle = out.fileHandleForReading
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
+        // A controller on PostgreSQL says STANDBY first while another holds the lead (a
+        // predecessor's connection not closed yet): it leads once that one is gone.
+        while true {
+            while !line.contains(UInt8(ascii: "\n")) {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                line.append(chunk)
+            }
+            guard !standbyIsFailure, line.starts(with: Data("STANDBY".utf8)), let end = line.firstIndex(of: UInt8(ascii: "\n")) else { break }
+            line = Data(line[(end + 1)...])
         }
         let text = String(decoding: line, as: UTF8.self)
         guard text.hasPrefix("READY") else {
+            // Not left running (a standby controller would lead once the first one stops).
+            kill(p.processIdentifier, SIGKILL)
+            _ = Self.waitForExit(p.processIdentifier, seconds: 10)
+            process = nil
             throw DaemonFailure("daemon did not start: \(text) \(log(tail: 20))")
         }
         metricsPort = text.split(separator: " ").first { $0.hasPrefix("metrics=") }.flatMap { Int($0.dropFirst(8).trimmingCharacters(in: .whitespacesAndNewlines)) }

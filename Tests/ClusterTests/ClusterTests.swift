@@ -233,6 +233,22 @@ struct ClusterTests {
         let data = Self.bytes(5 << 20, seed: 29)
         try Self.writeSynced(volume.path + "/f", data)
 
+        // Under load: a writer creating and fsyncing small files throughout the outage. Each
+        // fsync either fails (the namespace cannot reach the database) or was kept.
+        let synced = Mutex<[String]>([]), stop = Atomic<Bool>(false)
+        let writer = Thread {
+            var n = 0
+            while !stop.load(ordering: .relaxed) {
+                n += 1
+                let name = "load-\(n)"
+                if (try? Self.writeSynced(volume.path + "/" + name, Self.bytes(4096, seed: UInt64(n)))) != nil {
+                    synced.withLock { $0.append(name) }
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+        writer.start()
+        Thread.sleep(forTimeInterval: 1)
         _ = try Self.cluster("kill", "pg")
         let create = [BuiltProduct.path("berth-csi"), "create", "while-away", "--size", "64Mi", "--endpoint", Self.csi, "--parameter", "redundancy=single"]
         #expect(throws: Failure.self) { try Self.run(create, timeoutSeconds: 120) }
@@ -242,6 +258,23 @@ struct ClusterTests {
         let listed = try Self.run([BuiltProduct.path("berth-csi"), "list", "--endpoint", Self.csi])
         #expect(listed.contains(volume.id))
         #expect(try Self.readBack(volume.path + "/f") == data)
+        // The writer's fsyncs succeed again once the database is back (the mount reconnects).
+        let before = synced.withLock { $0.count }
+        try Self.waitFor("fsyncs through the namespace again", seconds: 30) { synced.withLock { $0.count } > before + 3 }
+        stop.store(true, ordering: .relaxed)
+        while !writer.isFinished { Thread.sleep(forTimeInterval: 0.05) }
+        // Every fsynced file is there with its bytes, and the database's copy of the namespace
+        // names each of them: nothing acknowledged was lost or half applied.
+        let names = synced.withLock { $0 }
+        #expect(names.count > 10)
+        for name in names {
+            let n = UInt64(name.dropFirst(5))!
+            #expect(try Self.readBack(volume.path + "/" + name) == Self.bytes(4096, seed: n), "\(name)")
+        }
+        let shipped = try Self.run(["psql", "-h", "10.77.0.9", "-U", "berth", "-d", "berth", "-Atc",
+                                    "SELECT convert_from(name, 'UTF8') FROM ns_dentry WHERE volume_id = '\(volume.id)'"])
+        let inDatabase = Set(shipped.split(separator: "\n").map(String.init))
+        #expect(Set(names).isSubset(of: inDatabase))
         try Self.unmountAndDelete("pg-r3", id: volume.id)
     }
 
@@ -253,10 +286,20 @@ struct ClusterTests {
     /// nothing it wrote after losing the lease ever appears on n4.
     @Test func aVolumeFollowsItsPodAndAPartitionedNodeIsFenced() throws {
         _ = try? Self.cluster("down")
-        defer { _ = try? Self.cluster("down") }
+        defer {
+            // The CSI nodes' and controllers' logs, for a failure's diagnosis.
+            for node in ["n2", "n3", "n4"] {
+                for log in ["node.log", "controller.log"] {
+                    if let text = try? String(contentsOfFile: Self.directory + "/\(node)/\(log)", encoding: .utf8) {
+                        try? text.write(toFile: "/tmp/berth-cluster-test-\(node)-\(log)", atomically: true, encoding: .utf8)
+                    }
+                }
+            }
+            _ = try? Self.cluster("down")
+        }
         let up = try Self.run(["bash", "scripts/cluster.sh", "up", "4"],
                               environment: ["BERTH_METADATA": "postgres", "BERTH_DEVICE_SIZE": "1Gi", "BERTH_DAEMON_ARGS": "--object-cache 0",
-                                            "BERTH_NODE_ARGS": "--object-cache 0"])
+                                            "BERTH_NODE_ARGS": "--object-cache 0", "BERTH_CONTROLLERS": "2"])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(up.split(separator: "\n").last!.utf8)) as? [String: Any])
         let nodes = try #require(json["nodes"] as? [[String: Any]])
         #expect(nodes.allSatisfy { $0["csi_endpoint"] is String })
@@ -327,7 +370,21 @@ struct ClusterTests {
 
         try csi("n4", "unpublish", id, onN4)
         try csi("n4", "unstage", id, Self.directory + "/mnt/n4-stage")
-        try Self.run([BuiltProduct.path("berth-csi"), "delete", id, "--endpoint", Self.csi])
+
+        // The leading controller's host dies: the standby on n2 takes the lead, and
+        // CreateVolume works again through it within 15 s.
+        let controllers = try #require(json["controllers"] as? [[String: Any]])
+        let standby = try #require(controllers.first { $0["node"] as? String == "n2" }?["csi_endpoint"] as? String)
+        _ = try Self.cluster("kill", "n1")
+        let killed = Date()
+        try Self.waitFor("CreateVolume through the new leader", seconds: 15) {
+            (try? Self.run([BuiltProduct.path("berth-csi"), "create", "after-failover", "--size", "64Mi", "--endpoint", standby,
+                            "--parameter", "redundancy=replicated", "--parameter", "copies=3"], timeoutSeconds: 10)) != nil
+        }
+        #expect(Date().timeIntervalSince(killed) < 15)
+        let leader = try String(contentsOfFile: Self.directory + "/n2/controller.log", encoding: .utf8)
+        #expect(leader.contains("STANDBY") && leader.contains("READY"))
+        try Self.run([BuiltProduct.path("berth-csi"), "delete", id, "--endpoint", standby])
     }
 
     @Test func clusterScriptRefusesBadArguments() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import TestEngines
 import Placement
 import Storage
 import TestSupport
@@ -18,7 +19,7 @@ import Testing
     func run(_ args: [String]) throws -> [String] {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.tool)
-        process.arguments = args
+        process.arguments = args + TestMetadata.arguments(forStateDirectory: args[1])  // args[1]: STATE
         let out = Pipe()
         process.standardOutput = out
         try process.run()
@@ -32,7 +33,7 @@ import Testing
     func runAndKill(_ args: [String], enough: ([String]) -> Bool) throws -> [String] {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.tool)
-        process.arguments = args
+        process.arguments = args + TestMetadata.arguments(forStateDirectory: args[1])  // args[1]: STATE
         let out = Pipe()
         process.standardOutput = out
         try process.run()
@@ -75,7 +76,7 @@ import Testing
         }
         let acknowledged = acks(lines)
         #expect(acknowledged.count >= 25)
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: state))
+        let engine = try Engine(configuration: EngineConfiguration.testing(state))
         for ack in acknowledged {
             let result = try engine.readObject(volume: ack.volume, id: ack.object)
             expectSame(result.bytes, Fixture.bytes(size, seed: UInt64(ack.index)), "acknowledged object \(ack.index)")
@@ -108,7 +109,7 @@ import Testing
             $0.filter { $0.hasPrefix("MOVED 1 ") }.count >= 3
         }
         #expect(lines.contains { $0.hasPrefix("MOVED 1 ") })
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: state))
+        let engine = try Engine(configuration: EngineConfiguration.testing(state))
         let before = engine.pendingPositions().count
         #expect(before > 0)
         let result = engine.move()
@@ -143,7 +144,7 @@ import Testing
             steps += try runAndKill(["snapshots", state, "--class", className]) { $0.count >= wanted }.count
         }
         #expect(steps >= 8)
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: state))
+        let engine = try Engine(configuration: EngineConfiguration.testing(state))
         let namespaces = try engine.database.volumes()
         #expect(namespaces.allSatisfy { $0.state == .available }, "\(namespaces.filter { $0.state != .available })")
         #expect(namespaces.contains { $0.kind == .snapshot })

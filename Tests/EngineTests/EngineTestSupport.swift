@@ -1,4 +1,5 @@
 import Foundation
+import TestEngines
 import Testing
 import Placement
 import StorageClasses
@@ -29,7 +30,7 @@ enum Fixture {
 
     /// An engine on a fresh state directory with `hosts` hosts and the three classes.
     static func engine(_ dir: TemporaryDirectory, hosts: Int = 7, configuration: (inout EngineConfiguration) -> Void = { _ in }) throws -> Engine {
-        var config = EngineConfiguration(stateDirectory: dir.path + "/state")
+        var config = EngineConfiguration.testing(dir.path + "/state")
         configuration(&config)
         let engine = try Engine(configuration: config)
         try engine.addDevices(devices(hosts: 0..<hosts))

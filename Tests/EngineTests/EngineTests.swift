@@ -1,4 +1,5 @@
 import Foundation
+import TestEngines
 import Metadata
 import Placement
 @testable import Storage
@@ -43,7 +44,7 @@ import TestSupport
             try verify(engine, written)
             #expect(engine.map.epoch == 2)  // devices, then classes
         }
-        let reopened = try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state"))
+        let reopened = try Engine(configuration: EngineConfiguration.testing(dir.path + "/state"))
         #expect(reopened.classes().map(\.storageClass.name) == Fixture.classes.map(\.name))
         #expect(try reopened.volumes().count == 3)
         try verify(reopened, written)
@@ -71,7 +72,7 @@ import TestSupport
     }
 
     @Test func shippedManifestsApply() throws {
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state"))
+        let engine = try Engine(configuration: EngineConfiguration.testing(dir.path + "/state"))
         try engine.addDevices(Fixture.devices(hosts: 0..<6))
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         var classes: [StorageClass] = []
@@ -227,7 +228,7 @@ import TestSupport
         let even = try Fixture.engine(dir)
         let evenReport = try even.capacity()
         let dir2 = TemporaryDirectory()
-        let uneven = try Engine(configuration: EngineConfiguration(stateDirectory: dir2.path + "/state"))
+        let uneven = try Engine(configuration: EngineConfiguration.testing(dir2.path + "/state"))
         // Six hosts, one of them four times bigger: 3-copy cannot use most of it.
         try uneven.addDevices(Fixture.devices(hosts: 0..<5) + [DeviceSpec(id: "big-d0", host: "big", capacityBytes: 2 << 30)])
         try uneven.applyClasses(Fixture.classes)
@@ -311,7 +312,7 @@ import TestSupport
             try verify(engine, written.withLock { $0 })
         }
         #expect(written.withLock { $0.count } == 48)
-        try verify(try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state")), written.withLock { $0 })
+        try verify(try Engine(configuration: EngineConfiguration.testing(dir.path + "/state")), written.withLock { $0 })
     }
 
     /// Records a write as a crash would leave it: the row (settling, or staged as the
@@ -362,7 +363,7 @@ import TestSupport
             let (volume, id, _, _) = try interrupted("replicated-3", seed: 8, settling: false) { _ in true }
             collected.append((volume, id))
         }
-        let reopened = try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state"))
+        let reopened = try Engine(configuration: EngineConfiguration.testing(dir.path + "/state"))
         try verify(reopened, kept, allowDegraded: true)  // two lack a shard
         for (volume, id) in collected {
             #expect(try reopened.namespace(volume: volume).object(id: id.description) == nil, "\(id) should be collected")
@@ -385,11 +386,11 @@ import TestSupport
         let state = dir.path + "/state"
         try FileManager.default.moveItem(atPath: deviceRoot, toPath: deviceRoot + ".away")
         do {
-            let reopened = try Engine(configuration: EngineConfiguration(stateDirectory: state))
+            let reopened = try Engine(configuration: EngineConfiguration.testing(state))
             #expect(try reopened.namespace(volume: waiting.0).settlingObjects().map(\.id) == [waiting.1.description])
         }
         try FileManager.default.moveItem(atPath: deviceRoot + ".away", toPath: deviceRoot)
-        let reopened = try Engine(configuration: EngineConfiguration(stateDirectory: state))
+        let reopened = try Engine(configuration: EngineConfiguration.testing(state))
         try verify(reopened, [waiting])
         #expect(try reopened.namespace(volume: waiting.0).settlingObjects().isEmpty)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestEngines
 import Placement
 import Storage
 import Synchronization
@@ -54,7 +55,7 @@ import Testing
     }
 
     static func engine(_ dir: TemporaryDirectory, _ hosts: Hosts) throws -> Engine {
-        var config = EngineConfiguration(stateDirectory: dir.path + "/state")
+        var config = EngineConfiguration.testing(dir.path + "/state")
         config.connector = hosts
         return try Engine(configuration: config)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestEngines
 import Metadata
 import Placement
 @testable import Storage
@@ -118,7 +119,7 @@ import TestSupport
             }
             #expect(engine.index.pendingCount == written.count)
         }  // dropped without closing a volume or flushing: as a crash leaves it
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state"))
+        let engine = try Engine(configuration: EngineConfiguration.testing(dir.path + "/state"))
         try Self.expectIndexMatchesScan(engine, "after the restart")
         try engine.addDevices(Fixture.devices(hosts: 7..<8))
         let moved = engine.move()
@@ -152,7 +153,7 @@ import TestSupport
             try FileManager.default.moveItem(atPath: volumes + volume + ".sqlite", toPath: volumes + volume + ".saved")
             try Data("not a database".utf8).write(to: URL(fileURLWithPath: volumes + volume + ".sqlite"))
         }
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state"))
+        let engine = try Engine(configuration: EngineConfiguration.testing(dir.path + "/state"))
         let report = try engine.capacity()
         for c in Fixture.classes {
             #expect(report.classes.first { $0.name == c.name }?.dataBytes == dataBytes[c.name], "\(c.name)")

@@ -1,4 +1,5 @@
 import Foundation
+import TestEngines
 import Metadata
 import Storage
 import Testing
@@ -136,7 +137,7 @@ import Testing
         try vdb.setState(object: object.description, .deleting)
         #expect(try engine!.database.release([object.description], holder: volume.id) == [object.description])
         engine = nil
-        let restarted = try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state"))
+        let restarted = try Engine(configuration: EngineConfiguration.testing(dir.path + "/state"))
         #expect(try restarted.objectIDs(volume: volume.id).isEmpty, "start-up finished the let-go")
         #expect(try shards(restarted) == 3, "the snapshot's object kept its shards")
         let clone = try restarted.createVolume(name: "c", className: "replicated-3", capacityBytes: 8 << 20, source: .snapshot(snapshot.id))
@@ -154,7 +155,7 @@ import Testing
         try engine!.database.commit([.saveVolume(halfMade)])
         _ = try engine!.temporaryVolumeDatabase(snapshot.id).copy(to: dir.path + "/state/volumes/\(halfMade.id).sqlite")
         engine = nil
-        let restarted = try Engine(configuration: EngineConfiguration(stateDirectory: dir.path + "/state"))
+        let restarted = try Engine(configuration: EngineConfiguration.testing(dir.path + "/state"))
         #expect(try restarted.database.volume(id: halfMade.id) == nil)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/state/volumes/\(halfMade.id).sqlite"))
         #expect(try restarted.snapshot(id: snapshot.id)?.state == .available)

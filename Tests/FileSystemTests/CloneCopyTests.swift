@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import TestEngines
 import Metadata
 import StorageClasses
 import Testing
@@ -12,7 +13,7 @@ import Testing
     @Test func aReadThatKnewTheCopiedObjectReadsItsCopy() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-clone-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let engine = try Engine(configuration: EngineConfiguration(stateDirectory: directory))
+        let engine = try Engine(configuration: EngineConfiguration.testing(directory))
         try engine.addDevices((0..<7).flatMap { h in (0..<2).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: 256 << 20) } })
         try engine.applyClasses([
             StorageClass(name: "replicated-3", redundancy: .replicated(copies: 3), chunkSizeBytes: 64 << 10, pgCount: 32),

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import TestEngines
 import Metadata
 import Placement
 import StorageClasses
@@ -29,7 +30,7 @@ import Testing
         init(_ className: String, hosts: Int = 7, devicesPerHost: Int = 2, deviceCapacity: Int64 = 256 << 20,
              volumeCapacity: Int64 = 64 << 20) throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-lock-\(UUID().uuidString)").path
-            engine = try Engine(configuration: EngineConfiguration(stateDirectory: directory))
+            engine = try Engine(configuration: EngineConfiguration.testing(directory))
             try engine.addDevices((0..<hosts).flatMap { h in
                 (0..<devicesPerHost).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: deviceCapacity) }
             })

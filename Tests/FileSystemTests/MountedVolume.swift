@@ -41,7 +41,7 @@ final class MountedVolume: @unchecked Sendable {
     static func run(_ args: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
+        p.arguments = args + TestMetadata.arguments(forStateDirectory: args[1])  // args[1]: STATE
         let out = Pipe()
         p.standardOutput = out
         try p.run()
@@ -64,6 +64,7 @@ final class MountedVolume: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.tool)
         p.arguments = ["mount", state, volume, mountpoint, "--class", storageClass, "--size", "\(size)"] + (readOnly ? ["--ro"] : [])
+            + TestMetadata.arguments(forStateDirectory: state)
         p.standardOutput = FileHandle.nullDevice
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         if let daemonLog {

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import TestEngines
 import Metadata
 import StorageClasses
 @testable import Storage
@@ -158,7 +159,7 @@ import Testing
         var journal: String { state + "/journal/" + id }
 
         init(_ className: String, capacity: Int64 = 64 << 20) throws {
-            engine = try Engine(configuration: EngineConfiguration(stateDirectory: state))
+            engine = try Engine(configuration: EngineConfiguration.testing(state))
             try engine.addDevices((0..<6).flatMap { h in (0..<2).map { DeviceSpec(id: "h\(h)-d\($0)", host: "h\(h)", capacityBytes: 256 << 20) } })
             try engine.applyClasses([
                 StorageClass(name: className, redundancy: className == "replicated-3" ? .replicated(copies: 3)
