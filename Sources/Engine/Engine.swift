@@ -503,7 +503,7 @@ public struct EngineConfiguration: Sendable {
     public var nodeName: String
     /// How long a volume's lease runs without renewal (with a store that keeps namespaces):
     /// the longest another node waits to mount a volume whose node died.
-    public var leaseTTL: Duration = .seconds(8)
+    public var leaseTTL: Duration = .seconds(6)
     /// What this engine does for the cluster (`EngineRole`).
     public var role: EngineRole = .all
     /// Whether a controller on PostgreSQL takes the controller lock (one leader per

@@ -6,6 +6,13 @@
 import FuseHandoff
 import Foundation
 
+// Nothing of the daemon that started it but the standard streams: a socket it inherited
+// would outlive the daemon here (a PostgreSQL connection holding the controller lock kept
+// the next daemon waiting as a standby for good).
+for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+    if let fd = Int32(entry), fd > 2 { close(fd) }
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 let stay = arguments.contains("--stay")
 let rest = arguments.filter { $0 != "--stay" }
