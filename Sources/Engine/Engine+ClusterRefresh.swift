@@ -36,4 +36,26 @@ extension Engine {
         }
         return newEpoch
     }
+
+    /// With namespaces in the cluster's store, the controller's sweep (before each pass of
+    /// the mover): volumes left in use by a node that died — their lease ran out or was
+    /// broken, nobody mounts them — are reconciled under their lease, from the namespace
+    /// their node last shipped, so that the object index lists every object they hold
+    /// before their PGs move (a crash loses the index changes not yet committed). A volume
+    /// another node holds is that node's. Returns the volumes reconciled.
+    @discardableResult
+    public func reconcileAbandonedVolumes() throws(EngineError) -> [String] {
+        guard database.namespaceStore != nil, configuration.role == .all else { return [] }
+        var reconciled: [String] = []
+        for id in try EngineError.wrap({ try database.volumesInUse() }) where volumeDatabases.withLock({ $0[id] }) == nil {
+            guard let volume = try EngineError.wrap({ try database.volume(id: id) }), volume.state == .available, volume.kind == .volume else { continue }
+            do {
+                try withLeasedVolumeDatabase(id, wait: .zero) { (vdb) throws(EngineError) in try reconcile(volume, vdb) }
+                reconciled.append(id)
+            } catch .busy {
+                continue
+            }
+        }
+        return reconciled
+    }
 }

@@ -80,7 +80,14 @@ extension Engine {
     /// and copies already made are kept. Stops after `maxPositions` if given.
     @discardableResult
     public func move(maxPositions: Int? = nil) -> MoveResult {
-        moverLock.withLock { _ in
+        // Volumes a dead node left in use: their index made exact before anything moves
+        // (every 10 s at most: each is a lease to try).
+        let due = abandonedSweep.withLock { last in
+            defer { if last == nil || ContinuousClock.now - last! >= .seconds(10) { last = .now } }
+            return last == nil || ContinuousClock.now - last! >= .seconds(10)
+        }
+        if due { _ = try? reconcileAbandonedVolumes() }
+        return moverLock.withLock { _ in
             let s = state.withLock { $0 }
             // A put that took its placement from an older epoch may still be writing a
             // shard to a position's old device; listing the PG before it ends would miss it.

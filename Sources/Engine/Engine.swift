@@ -25,6 +25,8 @@ public final class Engine: Sendable {
     let moverLock = Mutex<Void>(())
     let state: Mutex<State>
     let volumeDatabases = Mutex<[String: VolumeDatabase]>([:])
+    /// When the mover last swept for volumes a dead node left in use (`reconcileAbandonedVolumes`).
+    let abandonedSweep = Mutex<ContinuousClock.Instant?>(nil)
     /// Class names of available volumes met so far (`volumeAndClass`).
     let volumeClassNames = Mutex<[String: String]>([:])
     /// Held per volume while its database is opened or closed: two connections opening a
@@ -246,7 +248,7 @@ public final class Engine: Sendable {
     /// A volume that was open when the engine stopped: objects caught mid-write are settled
     /// or collected, then its index entries and usage are made exact from its database.
     /// `open`: the volume stays open (mounted here): it stays in use.
-    private func reconcile(_ volume: VolumeRecord, _ vdb: VolumeDatabase, open: Bool = false) throws(EngineError) {
+    func reconcile(_ volume: VolumeRecord, _ vdb: VolumeDatabase, open: Bool = false) throws(EngineError) {
         guard let entry = state.withLock({ $0.classes[volume.className] }) else { return }
         let undecided = try settleInterruptedWrites(vdb)
         let interrupted = try EngineError.wrap { try vdb.objects(state: .writing) + vdb.objects(state: .deleting) }

@@ -132,6 +132,41 @@ import TestSupport
         }
     }
 
+    /// With namespaces in PostgreSQL: a node (another engine on the same database) writes
+    /// and dies before its index changes commit; once its lease runs out, the controller's
+    /// mover reconciles the volume from what the node shipped before it moves anything, so
+    /// every object moves and reads back whole.
+    @Test(.enabled(if: TestMetadata.postgres, "needs BERTH_TEST_METADATA=postgres"))
+    func aDeadNodesVolumeIsReconciledBeforeItsObjectsMove() throws {
+        let controller = try Fixture.engine(dir)
+        let volume = try controller.createVolume(name: "pvc-dead", className: "replicated-3", capacityBytes: 8 << 20).id
+        var written: [(id: ObjectID, seed: UInt64)] = []
+        do {
+            let nodeDirectory = TemporaryDirectory("berth-node")
+            var configuration = EngineConfiguration(stateDirectory: nodeDirectory.path + "/state")
+            configuration.metadata = controller.configuration.metadata
+            configuration.role = .node
+            configuration.nodeName = "dying-node"
+            configuration.leaseTTL = .seconds(1)
+            configuration.objectIndexWindowMs = 600_000  // nothing committed before the "crash"
+            let node = try Engine(configuration: configuration)
+            for i in 0..<6 {
+                written.append((try node.writeObject(volume: volume, bytes: Fixture.bytes(5000 + i, seed: UInt64(i))), UInt64(i)))
+            }
+            Thread.sleep(forTimeInterval: 1.0)  // its namespace shipped (0.5 s after the writes)
+        }  // the node dies: no close, no index flush, no release
+        Thread.sleep(forTimeInterval: 1.5)  // its lease runs out
+        try controller.addDevices(Fixture.devices(hosts: 7..<8))
+        let moved = controller.move()
+        #expect(moved.failures.isEmpty && moved.remaining == 0, "\(moved.failures)")
+        #expect(try controller.database.volumesInUse().isEmpty)
+        for (id, seed) in written {
+            let result = try controller.readObject(volume: volume, id: id)
+            expectSame(result.bytes, Fixture.bytes(5000 + Int(seed), seed: seed))
+            #expect(!result.isDegraded, "\(result.problems)")
+        }
+    }
+
     /// Start-up reads no volume that was closed cleanly: their databases could be garbage
     /// and the engine would still start, with their usage from the cluster database.
     @Test func startReadsOnlyTheVolumesInUse() throws {
