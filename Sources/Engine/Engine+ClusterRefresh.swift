@@ -24,9 +24,7 @@ extension Engine {
             if let store = try Self.openDevice(record, connector: configuration.connector) { objects.attach(store) }
         }
         let windows = try EngineError.wrap { try database.maintenance() }
-        maintenanceWindows.withLock { w in
-            w = Dictionary(windows.map { (DeviceID($0.device), ($0.startedMs, $0.untilMs)) }, uniquingKeysWith: { a, _ in a })
-        }
+        maintenanceWindows.withLock { $0 = Self.maintenanceWindows(windows) }
         let fresh = State(map: latest, placer: placer, classes: classes, locations: locations,
                           targets: newEpoch ? try Self.targets(of: latest, placer: placer) : current.targets)
         state.withLock { st in

@@ -113,7 +113,7 @@ public final class Engine: Sendable {
         generator = ObjectIDGenerator(node: configuration.nodeID)
         sharingHolders = Mutex(try EngineError.wrap { try database.sharingHolders() })
         let windows = try EngineError.wrap { try database.maintenance() }
-        maintenanceWindows = Mutex(Dictionary(windows.map { (DeviceID($0.device), ($0.startedMs, $0.untilMs)) }, uniquingKeysWith: { a, _ in a }))
+        maintenanceWindows = Mutex(Self.maintenanceWindows(windows))
 
         let map = try EngineError.wrap { try database.latestMap() } ?? ClusterMap()
         let placer = try EngineError.wrap { try Placer(map: map) }
@@ -131,6 +131,11 @@ public final class Engine: Sendable {
         // Finishing what a stop interrupted is the controller's; a node reconciles the
         // volumes it mounts when it takes their leases.
         if configuration.role == .all { try recoverAfterRestart() }
+    }
+
+    /// Devices in maintenance, by id, as the store lists them.
+    static func maintenanceWindows(_ windows: [(device: String, startedMs: Int64, untilMs: Int64?)]) -> [DeviceID: (startedMs: Int64, untilMs: Int64?)] {
+        Dictionary(windows.map { (DeviceID($0.device), ($0.startedMs, $0.untilMs)) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// Every class, and where each of its pool's PGs' shards are.
